@@ -1,0 +1,1 @@
+"""Configuration: YAML in, frozen Settings out, every problem named by its key path."""

@@ -1,0 +1,187 @@
+"""The parsed configuration: frozen values only, no I/O, no defaults hidden elsewhere.
+
+`config/load.py` turns YAML into these; everything else reads them. A field's docstring is the
+user-facing meaning of its YAML key (same name unless said otherwise).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: RFC 7518 asymmetric algorithms. HMAC (`HS*`) is never accepted on provider tokens: its key would
+#: be the provider's public key, and `none` is not a signature at all.
+ASYMMETRIC_ALGORITHMS: Final = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class Secret:
+    """A string whose repr and str never show it, so it cannot leak through a log or traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OIDCSettings:
+    issuer: str
+    """Exact `iss` of the provider; discovery is fetched from `{issuer}/.well-known/openid-configuration`."""
+    client_id: str
+    """This proxy's client at the provider (browser sign-in)."""
+    client_secret: Secret | None = None
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    audiences: tuple[str, ...] = ()
+    """`aud` values accepted on bearer tokens; empty means `client_id` alone."""
+    user_claim: str = "sub"
+    """Claim naming the user; a dotted path reaches into nested objects (`realm_access.roles`)."""
+    email_claim: str = "email"
+    groups_claim: str = "groups"
+    jwks_uri: str | None = None
+    """Set for providers without discovery; then discovery is not fetched for bearer checks."""
+    algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
+    """Allowlist for the token header's `alg`; only asymmetric algorithms are valid here."""
+    leeway_seconds: int = 30
+    """Clock skew tolerated on `exp`, `nbf` and `iat`; at most 60."""
+    jwks_refresh_seconds: float = 300.0
+    """How often keys are re-fetched in the background."""
+    jwks_min_refresh_seconds: float = 10.0
+    """An unknown `kid` triggers a refresh at most this often (a flood of forged kids costs nothing)."""
+    http_timeout_seconds: float = 5.0
+    """Timeout for every call to the provider."""
+
+    @property
+    def accepted_audiences(self) -> tuple[str, ...]:
+        return self.audiences or (self.client_id,)
+
+
+class SessionStoreKind(StrEnum):
+    COOKIE = "cookie"
+    REDIS = "redis"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSettings:
+    secrets: tuple[Secret, ...]
+    """YAML `secret`: one string or a list, newest first. The newest seals; all are tried to open."""
+    store: SessionStoreKind = SessionStoreKind.COOKIE
+    redis_url: Secret | None = None
+    lifetime_seconds: int = 12 * 3600
+    idle_timeout_seconds: int = 3600
+    refresh_seconds: int = 300
+    """YAML `refresh_interval`: how often a session's tokens and groups are re-read from the provider."""
+    cookie_name: str = "_idgate"
+    cookie_domain: str | None = None
+
+
+class PolicyMode(StrEnum):
+    ENFORCE = "enforce"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """One `allow` or `deny` block: it matches when any one of its conditions matches."""
+
+    authenticated: bool = False
+    """`authenticated: true` matches any valid identity (allow blocks only)."""
+    groups: frozenset[str] = frozenset()
+    emails: frozenset[str] = frozenset()
+    """Exact addresses, compared case-insensitively."""
+    domains: frozenset[str] = frozenset()
+    """Email domains, compared exactly (lower case); `example.com` does not match `evil-example.com`."""
+    users: frozenset[str] = frozenset()
+    claims: tuple[tuple[str, frozenset[str]], ...] = ()
+    """(dotted claim path, accepted values): matches when the claim, or any element of it, is one."""
+    spiffe_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    public: bool = False
+    allow: Rule | None = None
+    deny: Rule | None = None
+    mode: PolicyMode = PolicyMode.ENFORCE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    name: str
+    """Unique; used as metric label, assertion audience and log field."""
+    path: str = "/"
+    """Prefix on the normalised path, on a segment boundary (`/api` matches `/api/x`, not `/apix`)."""
+    host: str | None = None
+    """Exact host (lower case, no port) or `*.example.com` for any subdomain; None matches any."""
+    methods: frozenset[str] | None = None
+    """Upper-case methods; None matches all."""
+    upstream: str | None = None
+    """`http(s)://host:port[/base]`; None for decision-only routes used through `/oauth2/auth`."""
+    allowed_origins: frozenset[str] = frozenset()
+    """Origins accepted on WebSocket upgrades, as `scheme://host[:port]`."""
+    pass_access_token: bool = False
+    """Forward the client's `Authorization` header upstream (stripped otherwise)."""
+    timeout_seconds: float = 30.0
+    """Upstream timeout: no response headers within this time gives 504."""
+    policy: Policy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    listen: ListenAddress | None = None
+    """Separate listener for `/metrics`; None disables it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSettings:
+    level: str = "INFO"
+    decisions: bool = True
+    """One JSON line per request on the `idgate.decision` logger."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    listen: ListenAddress
+    public_url: str
+    """External base URL of idgate (scheme + host [+ port]); login redirects and cookies derive from it."""
+    oidc: OIDCSettings
+    session: SessionSettings
+    routes: tuple[Route, ...]
+    workers: int | None = None
+    """Processes sharing the port; None means one per core."""
+    allowed_redirect_domains: tuple[str, ...] = ()
+    """Hosts (and with a leading dot, their subdomains) that post-login redirects may target."""
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    """Peers whose `X-Forwarded-*`/`Forwarded` headers are believed."""
+    prefix: str = "/oauth2"
+    """Path prefix of idgate's own endpoints."""
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log: LogSettings = field(default_factory=LogSettings)

@@ -1,0 +1,102 @@
+"""Every error idgate turns into a response, each with its HTTP status and its Reason.
+
+    IdgateError
+    ├── BadRequest                400  malformed path, header or parameter
+    │   └── RequestTooLarge       431  header or cookie over the bound, refused before any parsing
+    ├── Unauthenticated           401  no credentials, or credentials that did not verify
+    │   └── InvalidToken          401  a token was presented and failed (carries TokenFailure)
+    ├── Forbidden                 403  identified, and the route's policy says no
+    ├── NoRoute                   404  no route matches: nothing is open by default
+    ├── ProviderUnavailable       503  no provider keys yet: fail closed, retry later
+    └── UpstreamError             502  the upstream refused or broke the connection
+        └── UpstreamTimeout       504  the upstream did not answer in time
+
+Domain code raises these; `proxy/responses.py` is the one place that turns them into HTTP.
+Nothing here imports aiohttp.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from proxy.policy.decision import Decision, Reason
+
+
+class TokenFailure(StrEnum):
+    """Why a presented token was refused; the `reason` label of token-validation metrics."""
+
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    ALGORITHM = "algorithm"
+    UNKNOWN_KEY = "unknown_key"
+    SIGNATURE = "signature"
+    ISSUER = "issuer"
+    AUDIENCE = "audience"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    MISSING_CLAIM = "missing_claim"
+
+
+class IdgateError(Exception):
+    status: ClassVar[int] = 500
+    reason: Reason = Reason.INTERNAL_ERROR
+
+    def __init__(self, message: str = "", *, reason: Reason | None = None) -> None:
+        super().__init__(message or self.__class__.__name__)
+        if reason is not None:
+            self.reason = reason
+
+    @property
+    def public_message(self) -> str:
+        """What the client may read: the message, which never holds a token or internal detail."""
+        return str(self)
+
+
+class BadRequest(IdgateError):
+    status = 400
+    reason = Reason.BAD_REQUEST
+
+
+class RequestTooLarge(BadRequest):
+    status = 431
+
+
+class Unauthenticated(IdgateError):
+    status = 401
+    reason = Reason.NO_CREDENTIALS
+
+
+class InvalidToken(Unauthenticated):
+    reason = Reason.INVALID_TOKEN
+
+    def __init__(self, failure: TokenFailure, message: str = "") -> None:
+        super().__init__(message or f"token rejected: {failure.value}")
+        self.failure = failure
+
+
+class Forbidden(IdgateError):
+    status = 403
+    reason = Reason.NOT_ALLOWED
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__("access denied", reason=decision.reason)
+        self.decision = decision
+
+
+class NoRoute(IdgateError):
+    status = 404
+    reason = Reason.NO_ROUTE
+
+
+class ProviderUnavailable(IdgateError):
+    status = 503
+    reason = Reason.PROVIDER_UNAVAILABLE
+
+
+class UpstreamError(IdgateError):
+    status = 502
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504

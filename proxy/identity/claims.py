@@ -1,0 +1,59 @@
+"""Reading claims by dotted path, and mapping verified claims to a Principal.
+
+Shared by every identifier (bearer tokens now, ID tokens and sessions later) so that the
+configured claim names mean the same thing whichever way a user arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from proxy.config.model import OIDCSettings
+from proxy.identity.principal import CredentialSource, Principal
+
+_MISSING: Any = object()
+
+
+def claim_at(claims: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path (`realm_access.roles`), or None when any step is missing.
+
+    A key that itself contains dots (`https://example.com/groups`) is found first as a whole.
+    """
+    value = claims.get(path, _MISSING)
+    if value is not _MISSING:
+        return value
+    node: Any = claims
+    for step in path.split("."):
+        if not isinstance(node, Mapping) or step not in node:
+            return None
+        node = node[step]
+    return node
+
+
+def claim_strings(value: Any) -> frozenset[str]:
+    """A claim as a set of strings: a list of strings, one string, or nothing for anything else."""
+    if isinstance(value, str):
+        return frozenset((value,))
+    if isinstance(value, list | tuple):
+        return frozenset(item for item in value if isinstance(item, str))
+    return frozenset()
+
+
+def principal_from_claims(
+    claims: Mapping[str, Any], oidc: OIDCSettings, *, source: CredentialSource, expires_at: float
+) -> Principal | None:
+    """The Principal these verified claims describe, or None when the user claim is absent."""
+    user = claim_at(claims, oidc.user_claim)
+    if not isinstance(user, str) or not user:
+        return None
+    email = claim_at(claims, oidc.email_claim)
+    return Principal(
+        user=user,
+        email=email if isinstance(email, str) and email else None,
+        groups=claim_strings(claim_at(claims, oidc.groups_claim)),
+        claims=MappingProxyType(dict(claims)),
+        source=source,
+        expires_at=expires_at,
+    )

@@ -1,0 +1,1 @@
+"""The OpenID provider: its metadata and signing keys, fetched without blocking the loop."""

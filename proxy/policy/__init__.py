@@ -1,0 +1,1 @@
+"""Authorization: pure route matching and policy evaluation, no I/O, no aiohttp."""
