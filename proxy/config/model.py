@@ -55,7 +55,7 @@ class ListenAddress:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OIDCSettings:
     issuer: str
-    """Exact `iss` of the provider; discovery is fetched from `{issuer}/.well-known/openid-configuration`."""
+    """Exact `iss` of the provider; discovery: `{issuer}/.well-known/openid-configuration`."""
     client_id: str
     """This proxy's client at the provider (browser sign-in)."""
     client_secret: Secret | None = None
@@ -75,7 +75,7 @@ class OIDCSettings:
     jwks_refresh_seconds: float = 300.0
     """How often keys are re-fetched in the background."""
     jwks_min_refresh_seconds: float = 10.0
-    """An unknown `kid` triggers a refresh at most this often (a flood of forged kids costs nothing)."""
+    """An unknown `kid` refreshes keys at most this often (a flood of forged kids costs nothing)."""
     http_timeout_seconds: float = 5.0
     """Timeout for every call to the provider."""
 
@@ -92,13 +92,13 @@ class SessionStoreKind(StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionSettings:
     secrets: tuple[Secret, ...]
-    """YAML `secret`: one string or a list, newest first. The newest seals; all are tried to open."""
+    """YAML `secret`: one string or a list, newest first. The newest seals; all may open."""
     store: SessionStoreKind = SessionStoreKind.COOKIE
     redis_url: Secret | None = None
     lifetime_seconds: int = 12 * 3600
     idle_timeout_seconds: int = 3600
     refresh_seconds: int = 300
-    """YAML `refresh_interval`: how often a session's tokens and groups are re-read from the provider."""
+    """YAML `refresh_interval`: how often a session's tokens and groups are re-read."""
     cookie_name: str = "_idgate"
     cookie_domain: str | None = None
 
@@ -118,10 +118,10 @@ class Rule:
     emails: frozenset[str] = frozenset()
     """Exact addresses, compared case-insensitively."""
     domains: frozenset[str] = frozenset()
-    """Email domains, compared exactly (lower case); `example.com` does not match `evil-example.com`."""
+    """Email domains, compared exactly in lower case: `example.com` is not `evil-example.com`."""
     users: frozenset[str] = frozenset()
     claims: tuple[tuple[str, frozenset[str]], ...] = ()
-    """(dotted claim path, accepted values): matches when the claim, or any element of it, is one."""
+    """(dotted claim path, accepted values): matches when the claim or any element of it is one."""
     spiffe_ids: frozenset[str] = frozenset()
 
 
@@ -138,7 +138,7 @@ class Route:
     name: str
     """Unique; used as metric label, assertion audience and log field."""
     path: str = "/"
-    """Prefix on the normalised path, on a segment boundary (`/api` matches `/api/x`, not `/apix`)."""
+    """Prefix of the normalised path, on a segment boundary: `/api` has `/api/x`, not `/apix`."""
     host: str | None = None
     """Exact host (lower case, no port) or `*.example.com` for any subdomain; None matches any."""
     methods: frozenset[str] | None = None
@@ -169,12 +169,15 @@ class LogSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    listen: ListenAddress
     public_url: str
-    """External base URL of idgate (scheme + host [+ port]); login redirects and cookies derive from it."""
+    """External base URL of idgate (scheme, host, port); redirects and cookies derive from it."""
     oidc: OIDCSettings
     session: SessionSettings
     routes: tuple[Route, ...]
+    listen: ListenAddress = field(
+        default_factory=lambda: ListenAddress(host="127.0.0.1", port=4180)
+    )
+    """Address of the proxy listener (oauth2-proxy's default port)."""
     workers: int | None = None
     """Processes sharing the port; None means one per core."""
     allowed_redirect_domains: tuple[str, ...] = ()

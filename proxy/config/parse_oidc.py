@@ -1,0 +1,47 @@
+"""The `oidc` section: which provider, which client, and how its tokens are checked."""
+
+from __future__ import annotations
+
+from proxy.config.addresses import http_url
+from proxy.config.model import OIDCSettings
+from proxy.config.reader import Section, given
+from proxy.config.values import algorithm, duration, int_between, scope, secret, text
+
+
+def parse_oidc(section: Section) -> OIDCSettings:
+    scopes = section.get_list("scopes", scope)
+    algorithms = section.get_list("algorithms", algorithm)
+    oidc = OIDCSettings(
+        issuer=section.get("issuer", http_url, required=True) or "",
+        client_id=section.get("client_id", text, required=True) or "",
+        **given(
+            client_secret=section.get("client_secret", secret),
+            scopes=None if scopes is None else _unique(scopes),
+            audiences=section.get_list("audiences", text),
+            user_claim=section.get("user_claim", text),
+            email_claim=section.get("email_claim", text),
+            groups_claim=section.get("groups_claim", text),
+            jwks_uri=section.get("jwks_uri", http_url),
+            algorithms=None if algorithms is None else _unique(algorithms),
+            leeway_seconds=section.get(
+                "leeway_seconds",
+                int_between(0, 60, why=": a longer leeway keeps expired tokens usable"),
+            ),
+            jwks_refresh_seconds=section.get("jwks_refresh_interval", duration),
+            jwks_min_refresh_seconds=section.get("jwks_min_refresh_interval", duration),
+            http_timeout_seconds=section.get("http_timeout", duration),
+        ),
+    )
+    section.close()
+    # OIDC Core 3.1.2.1: "OpenID Connect requests MUST contain the openid scope value."
+    if scopes and "openid" not in scopes:
+        section.issue("must include openid", key="scopes")
+    if oidc.jwks_min_refresh_seconds > oidc.jwks_refresh_seconds:
+        section.issue(
+            "must not be longer than jwks_refresh_interval", key="jwks_min_refresh_interval"
+        )
+    return oidc
+
+
+def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))

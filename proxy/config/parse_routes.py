@@ -1,0 +1,80 @@
+"""The `routes` list: each route's match conditions, upstream and policy; names unique."""
+
+from __future__ import annotations
+
+import re
+
+from proxy.config.addresses import host_pattern, http_url, origin
+from proxy.config.model import Route
+from proxy.config.parse_policy import parse_policy
+from proxy.config.reader import Section, given
+from proxy.config.values import InvalidValueError, boolean, duration, http_method, text
+
+_ROUTE_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
+
+
+def parse_routes(top: Section) -> tuple[Route, ...]:
+    sections = top.sections("routes", required=True)
+    if sections is None:
+        return ()
+    if not sections:
+        top.issue("must list at least one route: with none, every request is a 404", key="routes")
+    routes: list[Route] = []
+    first_path: dict[str, str] = {}
+    for section in sections:
+        route = _route(section)
+        earlier = first_path.setdefault(route.name, section.path)
+        if route.name and earlier != section.path:
+            section.issue(f"{route.name!r} is already the name of {earlier}", key="name")
+        routes.append(route)
+    return tuple(routes)
+
+
+def _route(section: Section) -> Route:
+    methods = section.get_list("methods", http_method)
+    origins = section.get_list("allowed_origins", origin)
+    route = Route(
+        name=section.get("name", route_name, required=True) or "",
+        **given(
+            host=section.get("host", host_pattern),
+            path=section.get("path", route_path),
+            methods=None if methods is None else frozenset(methods),
+            upstream=section.get("upstream", http_url),
+            allowed_origins=None if origins is None else frozenset(origins),
+            pass_access_token=section.get("pass_access_token", boolean),
+            timeout_seconds=section.get("timeout", duration),
+        ),
+        policy=parse_policy(section),
+    )
+    section.close()
+    return route
+
+
+def route_name(value: object) -> str:
+    name = text(value)
+    if not _ROUTE_NAME.match(name):
+        raise InvalidValueError(
+            "use only letters, digits, '_', '.' and '-' (it becomes a metric label)"
+        )
+    if name.startswith("_"):
+        raise InvalidValueError(
+            "names starting with '_' are reserved for idgate's own metric labels"
+        )
+    return name
+
+
+def route_path(value: object) -> str:
+    """A path prefix as requests are matched: already normalised, so it can match at all."""
+    path = text(value)
+    if not path.startswith("/"):
+        raise InvalidValueError("must start with /")
+    if "?" in path or "#" in path or any(c.isspace() or not c.isprintable() for c in path):
+        raise InvalidValueError(
+            "a path prefix has no query, fragment, spaces or control characters"
+        )
+    # Requests are matched after dot segments and duplicate slashes are removed, so a prefix
+    # containing them would never match anything.
+    segments = path[1:].removesuffix("/").split("/")
+    if path != "/" and any(segment in ("", ".", "..") for segment in segments):
+        raise InvalidValueError("must be a normalised path: no empty, '.' or '..' segments")
+    return path
