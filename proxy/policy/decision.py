@@ -31,7 +31,7 @@ class Reason(StrEnum):
     NOT_ALLOWED = "not_allowed"
     # unauthenticated
     NO_CREDENTIALS = "no_credentials"
-    INVALID_TOKEN = "invalid_token"
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 (a reason label, not a credential)
     # request-level failures decided before policy
     NO_ROUTE = "no_route"
     BAD_REQUEST = "bad_request"
@@ -45,7 +45,7 @@ class Decision:
     reason: Reason
     route: Route
     matched: str | None = None
-    """The rule condition that decided (`group:admins`, `domain:example.com`) for logs and explain."""
+    """The condition that decided (`group:admins`, `domain:example.com`), for logs and explain."""
 
     @property
     def lets_through(self) -> bool:

@@ -1,0 +1,178 @@
+"""`idgate explain`: which route a request matches and what policy decides, without a server.
+
+It runs the very functions the server runs (normalize_path, RouteTable, evaluate), so what it
+prints is what the proxy would do for the same host, path, method and identity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from proxy.config.model import PolicyMode, Route, Settings
+from proxy.endpoints.paths import Endpoint, endpoint_paths
+from proxy.errors import BadRequest
+from proxy.identity.principal import CredentialSource, Principal
+from proxy.paths import NormalizedPath, normalize_path
+from proxy.policy.decision import Decision, Outcome
+from proxy.policy.evaluate import evaluate
+from proxy.policy.routes import RouteTable
+
+#: 9999-12-31T23:59:59Z: an explained identity never expires.
+_FAR_FUTURE: Final = 253402300799.0
+
+_STATUS_OF: Final = {
+    Outcome.ALLOW: 200,
+    Outcome.WOULD_DENY: 200,
+    Outcome.UNAUTHENTICATED: 401,
+    Outcome.DENY: 403,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Explanation:
+    method: str
+    url: str
+    """As given, without query and fragment: never matched, and a query may carry a token."""
+    host: str
+    """Lower case, no port; empty when the URL names no host (or is malformed)."""
+    path: NormalizedPath | None
+    """None when the URL or its path is malformed; `problem` says why."""
+    route: Route | None
+    decision: Decision | None
+    status: int
+    """What the proxy would answer; 202 for an allowed decision-only route (via /oauth2/auth)."""
+    problem: str | None = None
+    endpoint: Endpoint | None = None
+    """Set when the path is one of idgate's own endpoints, which no route or policy governs."""
+
+    def render(self) -> str:
+        lines = [f"request:   {self.method} {self.url}"]
+        if self.path is None:
+            lines.append(f"path:      malformed: {self.problem}")
+            lines.append(f"answer:    {self.status} (refused before any route is consulted)")
+            return "\n".join(lines)
+        lines.append(f"host:      {self.host or '(none)'}")
+        lines.append(f"path:      {self.path.decoded} (sent upstream as {self.path.encoded})")
+        if self.endpoint is not None:
+            lines.append(f"endpoint:  idgate's own `{self.endpoint}` endpoint; routes do not apply")
+            return "\n".join(lines)
+        if self.route is None or self.decision is None:
+            lines.append("route:     no route: 404")
+            lines.append(f"answer:    {self.status} (no route matches; nothing is open by default)")
+            return "\n".join(lines)
+        lines.append(f"route:     {_describe(self.route)}")
+        lines.append(f"decision:  {self.decision.outcome}")
+        lines.append(f"reason:    {self.decision.reason}")
+        lines.append(f"matched:   {self.decision.matched or '-'}")
+        lines.append(f"answer:    {self.status} ({_consequence(self.route, self.decision)})")
+        return "\n".join(lines)
+
+
+def explain(
+    settings: Settings, *, method: str, url: str, principal: Principal | None
+) -> Explanation:
+    """What the proxy would do with `method url` from `principal` under `settings`."""
+    method = method.upper()
+    url_shown = re.split(r"[?#]", url, maxsplit=1)[0]
+    try:
+        host, path = _split_url(url)
+    except BadRequest as error:
+        return Explanation(
+            method=method,
+            url=url_shown,
+            host="",
+            path=None,
+            route=None,
+            decision=None,
+            status=error.status,
+            problem=error.public_message,
+        )
+    endpoint = endpoint_paths(settings.prefix).get(path.decoded)
+    if endpoint is not None:
+        return Explanation(
+            method=method,
+            url=url_shown,
+            host=host,
+            path=path,
+            route=None,
+            decision=None,
+            status=200,
+            endpoint=endpoint,
+        )
+    route = RouteTable(settings.routes).match(host=host, path=path.decoded, method=method)
+    decision = None if route is None else evaluate(route, principal)
+    return Explanation(
+        method=method,
+        url=url_shown,
+        host=host,
+        path=path,
+        route=route,
+        decision=decision,
+        status=_status(route, decision),
+    )
+
+
+def principal_for_explain(
+    *, user: str | None, email: str | None, groups: Sequence[str], claims: Mapping[str, Any]
+) -> Principal | None:
+    """The identity given on the command line, as a bearer token would yield it; None: anonymous."""
+    if user is None:
+        return None
+    return Principal(
+        user=user,
+        email=email,
+        groups=frozenset(groups),
+        claims=MappingProxyType(dict(claims)),
+        source=CredentialSource.BEARER,
+        expires_at=_FAR_FUTURE,
+    )
+
+
+def _split_url(url: str) -> tuple[str, NormalizedPath]:
+    """(host, normalised path) of an absolute URL, or of a bare path (then no host)."""
+    # urlsplit silently drops tabs and newlines; the server would refuse them, so refuse here.
+    if any(char in url for char in "\t\r\n"):
+        raise BadRequest("control character in URL")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise BadRequest("malformed URL") from None
+    # The server keeps an IPv6 literal's brackets in the host it matches (`[::1]`).
+    if ":" in host:
+        host = f"[{host}]"
+    return host, normalize_path(parts.path or "/")
+
+
+def _status(route: Route | None, decision: Decision | None) -> int:
+    if route is None or decision is None:
+        return 404
+    if decision.lets_through and route.upstream is None:
+        return 202
+    return _STATUS_OF[decision.outcome]
+
+
+def _consequence(route: Route, decision: Decision) -> str:
+    if decision.outcome is Outcome.UNAUTHENTICATED:
+        return "not signed in"
+    if decision.outcome is Outcome.DENY:
+        return "forbidden"
+    target = f"forwarded to {route.upstream}" if route.upstream else "/oauth2/auth allows it"
+    if decision.outcome is Outcome.WOULD_DENY:
+        return f"audit mode: {target}; logged and counted as would_deny"
+    return target
+
+
+def _describe(route: Route) -> str:
+    methods = ",".join(sorted(route.methods)) if route.methods is not None else "any"
+    upstream = route.upstream or "none (decision-only)"
+    audit = ", audit mode" if route.policy.mode is PolicyMode.AUDIT else ""
+    return (
+        f"{route.name} (host {route.host or 'any'}, path {route.path}, methods {methods},"
+        f" upstream {upstream}{audit})"
+    )

@@ -1,0 +1,80 @@
+"""Policy evaluation: (route, principal) -> Decision, pure and total; anything unmatched denies.
+
+Order: public allows anyone; no identity is unauthenticated; a matching `deny` block denies even
+when `allow` would match; a matching `allow` block allows, naming the condition that matched;
+everything else is denied. In audit mode a denial becomes `would_deny` and the request goes through,
+but an anonymous request stays unauthenticated: audit never opens a route to nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from proxy.config.model import PolicyMode, Route, Rule
+from proxy.identity.claims import claim_at, claim_strings
+from proxy.identity.principal import Principal
+from proxy.policy.decision import Decision, Outcome, Reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Hit:
+    reason: Reason
+    matched: str
+
+
+def evaluate(route: Route, principal: Principal | None) -> Decision:
+    """The decision for `principal` asking for `route`; deny wins over allow."""
+    policy = route.policy
+    if policy.public:
+        return Decision(outcome=Outcome.ALLOW, reason=Reason.PUBLIC, route=route)
+    if principal is None:
+        return Decision(outcome=Outcome.UNAUTHENTICATED, reason=Reason.NO_CREDENTIALS, route=route)
+    denied = Outcome.WOULD_DENY if policy.mode is PolicyMode.AUDIT else Outcome.DENY
+    hit = None if policy.deny is None else next(_hits(policy.deny, principal), None)
+    if hit is not None:
+        return Decision(outcome=denied, reason=Reason.DENY_RULE, route=route, matched=hit.matched)
+    hit = None if policy.allow is None else next(_hits(policy.allow, principal), None)
+    if hit is not None:
+        return Decision(outcome=Outcome.ALLOW, reason=hit.reason, route=route, matched=hit.matched)
+    return Decision(outcome=denied, reason=Reason.NOT_ALLOWED, route=route)
+
+
+def _hits(rule: Rule, principal: Principal) -> Iterator[_Hit]:
+    """The conditions of `rule` that `principal` meets, most specific first."""
+    if principal.user in rule.users:
+        yield _Hit(reason=Reason.USER, matched=f"user:{principal.user}")
+    email = _email_parts(principal.email)
+    if email is not None:
+        address, domain = email
+        if address in _lowered(rule.emails):
+            yield _Hit(reason=Reason.EMAIL, matched=f"email:{address}")
+        if domain in _lowered(rule.domains):
+            yield _Hit(reason=Reason.DOMAIN, matched=f"domain:{domain}")
+    groups = rule.groups & principal.groups
+    if groups:
+        yield _Hit(reason=Reason.GROUP, matched=f"group:{min(groups)}")
+    for path, accepted in rule.claims:
+        values = claim_strings(claim_at(principal.claims, path)) & accepted
+        if values:
+            yield _Hit(reason=Reason.CLAIM, matched=f"claim:{path}={min(values)}")
+    if principal.spiffe_id is not None and principal.spiffe_id in rule.spiffe_ids:
+        yield _Hit(reason=Reason.SPIFFE_ID, matched=f"spiffe_id:{principal.spiffe_id}")
+    if rule.authenticated:
+        yield _Hit(reason=Reason.AUTHENTICATED, matched="authenticated")
+
+
+def _email_parts(email: str | None) -> tuple[str, str] | None:
+    """(address, domain), lower case, when the address has exactly one "@" with text either side."""
+    if email is None or email.count("@") != 1:
+        return None
+    address = email.lower()
+    local_part, domain = address.split("@")
+    return (address, domain) if local_part and domain else None
+
+
+@lru_cache(maxsize=1024)
+def _lowered(values: frozenset[str]) -> frozenset[str]:
+    """Config sets lower-cased once, not on every request (keyed by the config's own frozensets)."""
+    return frozenset(value.lower() for value in values)

@@ -1,0 +1,224 @@
+"""`idgate explain`: the route, decision and answer the proxy would give, without a server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from proxy.config.model import (
+    ListenAddress,
+    OIDCSettings,
+    Policy,
+    PolicyMode,
+    Route,
+    Rule,
+    Secret,
+    SessionSettings,
+    Settings,
+)
+from proxy.explain import explain, principal_for_explain
+from proxy.identity.principal import CredentialSource, Principal
+from proxy.policy.decision import Outcome, Reason
+
+ROUTES = (
+    Route(
+        name="admin",
+        host="tools.example.com",
+        path="/admin",
+        upstream="http://127.0.0.1:9001",
+        policy=Policy(allow=Rule(groups=frozenset({"admins"}))),
+    ),
+    Route(
+        name="audited",
+        host="tools.example.com",
+        path="/beta",
+        upstream="http://127.0.0.1:9002",
+        policy=Policy(allow=Rule(groups=frozenset({"beta"})), mode=PolicyMode.AUDIT),
+    ),
+    Route(
+        name="gate",
+        host="gate.example.com",
+        policy=Policy(allow=Rule(domains=frozenset({"example.com"}))),
+    ),
+    Route(
+        name="docs",
+        host="tools.example.com",
+        path="/docs",
+        upstream="http://127.0.0.1:9003",
+        policy=Policy(public=True),
+    ),
+)
+
+SETTINGS = Settings(
+    listen=ListenAddress(host="127.0.0.1", port=4180),
+    public_url="https://auth.example.com",
+    oidc=OIDCSettings(issuer="https://issuer.example.com", client_id="idgate"),
+    session=SessionSettings(secrets=(Secret("s" * 32),)),
+    routes=ROUTES,
+)
+
+ADMIN = principal_for_explain(
+    user="alice", email="alice@example.com", groups=["admins"], claims={"tier": "gold"}
+)
+GUEST = principal_for_explain(user="bob", email="bob@other.io", groups=[], claims={})
+
+
+def test_allowed_request_is_forwarded_with_its_reason() -> None:
+    """An allowed request names route, reason, matched condition and a 200 forward."""
+    result = explain(
+        SETTINGS,
+        method="get",
+        url="https://Tools.Example.com:8443/x/../admin//users",
+        principal=ADMIN,
+    )
+    assert result.route is not None
+    assert result.route.name == "admin"
+    assert result.decision is not None
+    assert (result.decision.outcome, result.decision.reason) == (Outcome.ALLOW, Reason.GROUP)
+    assert (result.host, result.method, result.status) == ("tools.example.com", "GET", 200)
+    text = result.render()
+    assert "/admin/users" in text
+    assert "admin (host tools.example.com" in text
+    assert "group:admins" in text
+    assert "200 (forwarded to http://127.0.0.1:9001)" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "who", "status", "phrase"),
+    [
+        ("https://tools.example.com/admin", GUEST, 403, "forbidden"),
+        ("https://tools.example.com/admin", None, 401, "not signed in"),
+        ("https://tools.example.com/docs/intro", None, 200, "forwarded to http://127.0.0.1:9003"),
+        ("https://tools.example.com/adminx", ADMIN, 404, "no route: 404"),
+        ("https://elsewhere.io/admin", ADMIN, 404, "no route: 404"),
+        ("https://gate.example.com/any", ADMIN, 202, "/oauth2/auth allows it"),
+        ("https://gate.example.com/any", GUEST, 403, "forbidden"),
+    ],
+)
+def test_answers_the_status_the_proxy_would(
+    url: str, who: Principal | None, status: int, phrase: str
+) -> None:
+    """Each outcome maps to the proxy's answer: 200, 202, 401, 403 or 404."""
+    result = explain(SETTINGS, method="GET", url=url, principal=who)
+    assert result.status == status
+    assert phrase in result.render()
+
+
+def test_audit_mode_says_the_request_goes_through_as_would_deny() -> None:
+    """A denial under audit mode is reported as allowed and logged as would_deny."""
+    result = explain(
+        SETTINGS, method="GET", url="https://tools.example.com/beta/x", principal=GUEST
+    )
+    assert result.decision is not None
+    assert result.decision.outcome is Outcome.WOULD_DENY
+    assert result.status == 200
+    text = result.render()
+    assert "would_deny" in text
+    assert "audit mode" in text
+    assert "not_allowed" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("https://tools.example.com/admin%2Fusers", 400),
+        ("https://tools.example.com/a%zz", 400),
+        ("https://tools.example.com/public/..;/admin", 400),
+        ("https://tools.example.com/a\tb", 400),
+        ("https://[tools.example.com/admin", 400),
+        ("tools.example.com/admin", 400),
+        ("https://tools.example.com/" + "a" * 9000, 431),
+    ],
+)
+def test_malformed_url_explains_the_refusal(url: str, status: int) -> None:
+    """A malformed path or URL gives the 400 (or 431) the proxy would answer, and why."""
+    result = explain(SETTINGS, method="GET", url=url, principal=ADMIN)
+    assert (result.status, result.route, result.decision) == (status, None, None)
+    assert result.problem
+    assert f"malformed: {result.problem}" in result.render()
+
+
+def test_a_bare_path_matches_only_host_less_routes() -> None:
+    """A URL without a host is explained against routes that match any host."""
+    result = explain(SETTINGS, method="GET", url="/admin", principal=ADMIN)
+    assert (result.host, result.status) == ("", 404)
+
+
+def test_an_ipv6_host_keeps_its_brackets_like_the_server() -> None:
+    """An IPv6 literal host is matched as `[::1]`, the form the proxy derives from Host."""
+    result = explain(SETTINGS, method="GET", url="http://[::1]:4180/admin", principal=None)
+    assert result.host == "[::1]"
+
+
+def test_query_and_fragment_are_not_part_of_the_path() -> None:
+    """The query and fragment never take part in route matching."""
+    result = explain(
+        SETTINGS, method="GET", url="https://tools.example.com/docs?x=/admin#/admin", principal=None
+    )
+    assert result.path is not None
+    assert result.path.decoded == "/docs"
+    assert result.status == 200
+
+
+def test_the_query_is_never_echoed() -> None:
+    """A query string (which may carry a token) does not appear in the explanation."""
+    result = explain(
+        SETTINGS,
+        method="GET",
+        url="https://tools.example.com/docs?access_token=s3cr3t",
+        principal=None,
+    )
+    assert "s3cr3t" not in result.render()
+
+
+def test_principal_for_explain_builds_a_non_expiring_bearer_identity() -> None:
+    """The command-line identity carries user, email, groups and claims, and does not expire."""
+    assert ADMIN is not None
+    assert (ADMIN.user, ADMIN.email) == ("alice", "alice@example.com")
+    assert ADMIN.groups == frozenset({"admins"})
+    assert dict(ADMIN.claims) == {"tier": "gold"}
+    assert ADMIN.source is CredentialSource.BEARER
+    assert ADMIN.expires_at > 4e9
+
+
+def test_principal_for_explain_without_a_user_is_anonymous() -> None:
+    """No user means an anonymous request, whatever else was given."""
+    assert principal_for_explain(user=None, email="a@b.c", groups=["x"], claims={}) is None
+
+
+def test_the_pure_core_runs_without_aiohttp() -> None:
+    """Explain and the modules it runs import nothing from aiohttp, so no server is involved."""
+    code = (
+        "import sys, proxy.explain, proxy.redirects\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'aiohttp'], 'aiohttp imported'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("url", ["https://tools.example.com/healthz", "https://x.test/oauth2/jwks"])
+def test_own_endpoints_are_reported_as_such(url: str) -> None:
+    """idgate's own endpoints are not routes; explain says so instead of naming a route."""
+    result = explain(SETTINGS, method="GET", url=url, principal=None)
+    assert result.endpoint is not None
+    assert result.route is None
+    assert "own" in result.render()
+
+
+def test_a_dot_segment_cannot_reach_a_route_through_an_endpoint_path() -> None:
+    """`/healthz/../admin` is the admin route after normalisation, not the health endpoint."""
+    result = explain(
+        SETTINGS, method="GET", url="https://tools.example.com/healthz/../admin", principal=None
+    )
+    assert result.endpoint is None
+    assert result.route is not None
+    assert result.route.name == "admin"
+    assert result.status == 401
