@@ -1,0 +1,133 @@
+"""Provider metadata (OpenID Connect Discovery 1.0), fetched with aiohttp and checked.
+
+Everything the provider sends is untrusted input: the size is bounded before parsing, and every
+failure becomes a `ProviderError` whose message never quotes the response body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import aiohttp
+
+WELL_KNOWN_PATH: Final = "/.well-known/openid-configuration"
+MAX_DOCUMENT_BYTES: Final = 1 << 20
+_CHUNK_BYTES: Final = 1 << 16
+
+
+class ProviderError(Exception):
+    """The provider could not be reached or sent something unusable; the message holds no body."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderMetadata:
+    issuer: str
+    jwks_uri: str
+    authorization_endpoint: str | None
+    """None for issuers that only sign tokens (workload identity); the code flow needs it."""
+    token_endpoint: str | None
+    userinfo_endpoint: str | None
+    end_session_endpoint: str | None
+    """Offered only by providers supporting RP-Initiated Logout."""
+    raw: Mapping[str, Any]
+    """The whole document, read-only, for fields nobody modelled yet."""
+
+    @classmethod
+    def parse(cls, document: Mapping[str, Any], *, issuer: str) -> ProviderMetadata:
+        """Metadata from a discovery document fetched for the configured `issuer`."""
+        # OIDC Discovery 4.3: "The issuer value returned MUST be identical to the Issuer URL that
+        # was used as the prefix to /.well-known/openid-configuration to retrieve the configuration
+        # information." Anything else lets one provider impersonate another.
+        found = document.get("issuer")
+        if found != issuer:
+            shown = repr(found)[:200] if isinstance(found, str) else "missing or not a string"
+            raise ProviderError(
+                f"discovery issuer {shown} is not identical to the configured {issuer!r}"
+            )
+        jwks_uri = _endpoint(document, "jwks_uri")
+        if jwks_uri is None:
+            raise ProviderError("discovery document has no jwks_uri")
+        return cls(
+            issuer=issuer,
+            jwks_uri=jwks_uri,
+            authorization_endpoint=_endpoint(document, "authorization_endpoint"),
+            token_endpoint=_endpoint(document, "token_endpoint"),
+            userinfo_endpoint=_endpoint(document, "userinfo_endpoint"),
+            end_session_endpoint=_endpoint(document, "end_session_endpoint"),
+            raw=MappingProxyType(dict(document)),
+        )
+
+
+def _endpoint(document: Mapping[str, Any], name: str) -> str | None:
+    value = document.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _is_http_url(value):
+        raise ProviderError(f"discovery {name} is not an http(s) URL")
+    return value
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+# ASYNC109: `timeout` is aiohttp's per-request ClientTimeout, not a cancel scope around the call.
+async def fetch_metadata(
+    http: aiohttp.ClientSession,
+    issuer: str,
+    *,
+    timeout: float,  # noqa: ASYNC109
+) -> ProviderMetadata:
+    """The provider's checked metadata from `{issuer}/.well-known/openid-configuration`."""
+    # OIDC Discovery 4: "If the Issuer value contains a path component, any terminating / MUST be
+    # removed before appending /.well-known/openid-configuration."
+    url = issuer.rstrip("/") + WELL_KNOWN_PATH
+    document = await fetch_json_object(http, url, timeout=timeout)
+    return ProviderMetadata.parse(document, issuer=issuer)
+
+
+async def fetch_json_object(
+    http: aiohttp.ClientSession,
+    url: str,
+    *,
+    timeout: float,  # noqa: ASYNC109 (see fetch_metadata)
+) -> dict[str, Any]:
+    """GET `url` and return its body as a JSON object of at most MAX_DOCUMENT_BYTES."""
+    try:
+        async with http.get(
+            url,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            headers={"Accept": "application/json"},
+        ) as response:
+            if response.status != 200:
+                raise ProviderError(f"{url} answered HTTP {response.status}")
+            body = await _read_bounded(response, url)
+    except TimeoutError as error:
+        raise ProviderError(f"{url} did not answer within {timeout:g}s") from error
+    except aiohttp.ClientError as error:
+        raise ProviderError(f"{url} unreachable: {type(error).__name__}: {error}") from error
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise ProviderError(f"{url} did not return valid JSON") from error
+    if not isinstance(document, dict):
+        raise ProviderError(f"{url} did not return a JSON object")
+    return document
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, url: str) -> bytes:
+    too_large = ProviderError(f"{url} returned more than {MAX_DOCUMENT_BYTES} bytes")
+    if response.content_length is not None and response.content_length > MAX_DOCUMENT_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+        body += chunk
+        if len(body) > MAX_DOCUMENT_BYTES:
+            raise too_large
+    return bytes(body)
