@@ -1,0 +1,149 @@
+"""The signed identity assertion (`X-Authenticated-Assertion`) and the keys that verify it.
+
+SPEC: "a short-lived JWT signed by idgate (its keys at `/oauth2/jwks`) that names the user, groups,
+audience = the route". The ES256 keys are derived from the session secrets, so every worker and
+every replica sharing the config signs and publishes the same keys with no key file, and rotating
+the session secret rotates them. The newest secret signs; the older ones stay published so
+assertions signed just before a rotation still verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import jwt
+from cachetools import TTLCache
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from proxy.config.model import Route, Secret
+from proxy.identity.principal import CredentialSource, Principal
+
+ALGORITHM: Final = "ES256"
+_HKDF_INFO: Final = b"idgate assertion signing key v1"
+#: Order n of the P-256 base point (SEC 2, secp256r1).
+_P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+#: FIPS 186-4 B.4.1 ("Key Pair Generation Using Extra Random Bits"): take N + 64 bits, then
+#: d = (c mod (n - 1)) + 1, which keeps the bias towards small scalars below 2**-64.
+_SCALAR_BYTES: Final = (256 + 64) // 8
+#: An assertion is re-signed once this share of its lifetime has passed (less than 60% left).
+_REUSE_SHARE: Final = 0.4
+_CACHE_SIZE: Final = 10_000
+
+_CacheKey = tuple[str, str | None, frozenset[str], CredentialSource, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Signed:
+    token: str
+    expires_at: int
+    reuse_until: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _SigningKey:
+    kid: str
+    private: ec.EllipticCurvePrivateKey
+    jwk: dict[str, str]
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _signing_key(secret: Secret) -> _SigningKey:
+    material = HKDF(
+        algorithm=hashes.SHA256(), length=_SCALAR_BYTES, salt=None, info=_HKDF_INFO
+    ).derive(secret.reveal().encode())
+    scalar = int.from_bytes(material, "big") % (_P256_ORDER - 1) + 1
+    private = ec.derive_private_key(scalar, ec.SECP256R1())
+    numbers = private.public_key().public_numbers()
+    public = {
+        "crv": "P-256",
+        "kty": "EC",
+        "x": _b64url(numbers.x.to_bytes(32, "big")),
+        "y": _b64url(numbers.y.to_bytes(32, "big")),
+    }
+    # RFC 7638 3: the required members in lexicographic order, no whitespace, hashed with SHA-256.
+    canonical = json.dumps(public, sort_keys=True, separators=(",", ":")).encode("ascii")
+    kid = _b64url(hashlib.sha256(canonical).digest())
+    return _SigningKey(
+        kid=kid, private=private, jwk={**public, "kid": kid, "alg": ALGORITHM, "use": "sig"}
+    )
+
+
+class AssertionSigner:
+    """Signs assertions with the newest secret's key; publishes every secret's public key."""
+
+    def __init__(
+        self,
+        secrets: Sequence[Secret],
+        *,
+        issuer: str,
+        lifetime_seconds: int = 300,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not secrets:
+            raise ValueError("at least one session secret is needed to sign assertions")
+        if lifetime_seconds <= 0:
+            raise ValueError("assertion lifetime must be positive")
+        keys = {key.kid: key for key in map(_signing_key, secrets)}
+        self._current = next(iter(keys.values()))
+        self._jwks: dict[str, Any] = {"keys": [key.jwk for key in keys.values()]}
+        self._issuer = issuer
+        self._lifetime = lifetime_seconds
+        self._clock = clock
+        self._cache: TTLCache[_CacheKey, _Signed] = TTLCache(
+            maxsize=_CACHE_SIZE, ttl=lifetime_seconds * _REUSE_SHARE, timer=clock
+        )
+
+    def jwks(self) -> dict[str, Any]:
+        """The JWK Set for `/oauth2/jwks`: public parts only, newest key first. Do not mutate."""
+        return self._jwks
+
+    def sign(self, principal: Principal, route: Route) -> str:
+        """An assertion for this identity at this route, reused for the first part of its life."""
+        key: _CacheKey = (
+            principal.user,
+            principal.email,
+            principal.groups,
+            principal.source,
+            route.name,
+        )
+        now = self._clock()
+        cached = self._cache.get(key)
+        if (
+            cached is not None
+            and now < cached.reuse_until
+            and cached.expires_at <= principal.expires_at
+        ):
+            return cached.token
+        issued_at = int(now)
+        expires_at = int(min(issued_at + self._lifetime, principal.expires_at))
+        claims: dict[str, Any] = {
+            "iss": self._issuer,
+            "aud": route.name,
+            "sub": principal.user,
+            "groups": sorted(principal.groups),
+            "iat": issued_at,
+            "exp": expires_at,
+            "idgate_src": principal.source.value,
+        }
+        if principal.email is not None:
+            claims["email"] = principal.email
+        token = jwt.encode(
+            claims, self._current.private, algorithm=ALGORITHM, headers={"kid": self._current.kid}
+        )
+        self._cache[key] = _Signed(
+            token=token,
+            expires_at=expires_at,
+            reuse_until=issued_at + (expires_at - issued_at) * _REUSE_SHARE,
+        )
+        return token

@@ -1,0 +1,122 @@
+"""Which headers cross idgate towards an upstream and back: pure filtering, no I/O.
+
+Both directions drop hop-by-hop headers, which describe one connection and never the message.
+Towards the upstream idgate also drops what only it may see (its session cookie, the client's
+bearer token unless a route asks for it), then adds `X-Forwarded-*` and the identity headers last,
+so nothing copied from the client can stand in for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+# RFC 9110 7.6.1: "Intermediaries MUST parse a received Connection header field before a message
+# is forwarded and, for each connection-option in this field, remove any header or trailer field(s)
+# from the message with the same name as the connection-option, and then remove the Connection
+# header field itself". The fixed names are the ones that section and RFC 9112 list as
+# connection-specific; Proxy-Connection is the pre-standard alias some clients still send.
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "trailer",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+
+#: Request headers never copied upstream: the client session names the upstream's own Host, and
+#: idgate's server already answered any `Expect: 100-continue` itself.
+_NOT_COPIED_UPSTREAM: Final = HOP_BY_HOP | {"host", "expect"}
+_NOT_COPIED_UPSTREAM_NOR_TOKEN: Final = _NOT_COPIED_UPSTREAM | {"authorization"}
+
+#: Cookie-name prefixes (RFC 6265bis 4.1.3) under which a session cookie may also be set.
+_COOKIE_PREFIXES: Final = ("__Host-", "__Secure-")
+
+
+def connection_options(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """Lower-case names listed in every `Connection` header: hop-by-hop for this message only."""
+    return frozenset(
+        token.strip().lower()
+        for value in headers.getall("Connection", ())
+        for token in value.split(",")
+        if token.strip()
+    )
+
+
+def _copy_except(headers: CIMultiDictProxy[str], fixed: frozenset[str]) -> CIMultiDict[str]:
+    """All of `headers` but the `fixed` names and those their own Connection header names."""
+    options = connection_options(headers)
+    drop = fixed | options if options else fixed
+    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
+
+
+def is_session_cookie(name: str, session_cookie_name: str) -> bool:
+    """True for idgate's session cookie, its chunks (`name_0`, `name_1`, …) and prefixed forms."""
+    for prefix in _COOKIE_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+            break
+    if name == session_cookie_name:
+        return True
+    stem, _, index = name.rpartition("_")
+    return stem == session_cookie_name and index.isascii() and index.isdigit()
+
+
+def without_session_cookies(cookie_headers: Iterable[str], session_cookie_name: str) -> str | None:
+    """One `Cookie` value holding every other cookie byte for byte, or None when none remain.
+
+    Several `Cookie` headers are joined as RFC 9113 8.2.3 prescribes for HTTP/1.1 ("; ").
+    """
+    kept = [
+        pair.strip()
+        for value in cookie_headers
+        for pair in value.split(";")
+        if pair.strip()
+        and not is_session_cookie(pair.partition("=")[0].strip(), session_cookie_name)
+    ]
+    return "; ".join(kept) or None
+
+
+def upstream_request_headers(
+    received: CIMultiDictProxy[str],
+    *,
+    pass_authorization: bool,
+    session_cookie_name: str,
+    peer: str,
+    scheme: str,
+    host: str,
+    identity_headers: Mapping[str, str],
+) -> CIMultiDict[str]:
+    """The header set sent to an upstream for a request idgate `received` from `peer`.
+
+    `received` must already be what accept kept: forwarding headers only from trusted proxies.
+    """
+    headers = _copy_except(
+        received, _NOT_COPIED_UPSTREAM if pass_authorization else _NOT_COPIED_UPSTREAM_NOR_TOKEN
+    )
+    if "Cookie" in headers:
+        cookie = without_session_cookies(headers.popall("Cookie"), session_cookie_name)
+        if cookie is not None:
+            headers["Cookie"] = cookie
+    # Each proxy appends the address it received the request from (the peer), as nginx's
+    # $proxy_add_x_forwarded_for does; the chain before it came from trusted proxies only.
+    chain = headers.getall("X-Forwarded-For", ())
+    headers["X-Forwarded-For"] = ", ".join((*chain, peer))
+    headers["X-Forwarded-Proto"] = scheme
+    headers.setdefault("X-Forwarded-Host", received.get("Host") or host)
+    for name, value in identity_headers.items():
+        headers[name] = value
+    return headers
+
+
+def downstream_response_headers(received: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The upstream's response headers as the client gets them (Set-Cookie duplicates kept)."""
+    return _copy_except(received, HOP_BY_HOP)
