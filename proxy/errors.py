@@ -7,6 +7,7 @@
     │   └── InvalidToken          401  a token was presented and failed (carries TokenFailure)
     ├── Forbidden                 403  identified, and the route's policy says no
     ├── NoRoute                   404  no route matches: nothing is open by default
+    ├── MethodNotAllowed          405  a method idgate's own endpoint does not serve
     ├── ProviderUnavailable       503  no provider keys yet: fail closed, retry later
     └── UpstreamError             502  the upstream refused or broke the connection
         └── UpstreamTimeout       504  the upstream did not answer in time
@@ -87,6 +88,11 @@ class Forbidden(IdgateError):
 class NoRoute(IdgateError):
     status = 404
     reason = Reason.NO_ROUTE
+
+
+class MethodNotAllowed(IdgateError):
+    status = 405
+    reason = Reason.BAD_REQUEST
 
 
 class ProviderUnavailable(IdgateError):

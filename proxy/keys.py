@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import ClientSession, web
 
+from proxy.metrics import Metrics
+from proxy.runtime import RuntimeHolder
+
 if TYPE_CHECKING:
     from proxy.config.model import Route
     from proxy.errors import TokenFailure
     from proxy.identity.principal import Principal
-    from proxy.metrics import Metrics
     from proxy.policy.decision import Decision
-    from proxy.runtime import RuntimeHolder
 
 
 @dataclass(slots=True, kw_only=True)
@@ -35,13 +36,16 @@ class RequestContext:
     """The same normalised path, re-encoded: what the upstream receives."""
     query: str
     """Raw query string, never matched against policy, forwarded unchanged."""
+    own_endpoint: bool = False
+    """The path is one of idgate's own endpoints (metrics label `_idgate`), not a route."""
     route: Route | None = None
     principal: Principal | None = None
     decision: Decision | None = None
     token_failure: TokenFailure | None = None
 
 
-RUNTIME_KEY = web.AppKey["RuntimeHolder"]("runtime")
-METRICS_KEY = web.AppKey["Metrics"]("metrics")
+RUNTIME_KEY = web.AppKey[RuntimeHolder]("runtime")
+METRICS_KEY = web.AppKey[Metrics]("metrics")
 UPSTREAM_CLIENT_KEY = web.AppKey[ClientSession]("upstream_client")
+PROVIDER_CLIENT_KEY = web.AppKey[ClientSession]("provider_client")
 CONTEXT_KEY = web.RequestKey[RequestContext]("context")

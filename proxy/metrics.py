@@ -91,7 +91,7 @@ class Metrics:
         )
         self.forwarded_without_decision = Counter(
             "idgate_forwarded_without_decision",
-            "Requests that reached an upstream with no allow decision: must stay zero.",
+            "Forwards attempted without an allow decision (refused): must stay zero.",
             registry=registry,
         )
         self.jwks_refreshes = Counter(

@@ -1,0 +1,61 @@
+"""build_app: the aiohttp application for one Settings: middleware order, resources, limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Final
+
+from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, web
+from prometheus_client import CollectorRegistry
+
+from proxy.accept import accept_middleware
+from proxy.config.model import Settings
+from proxy.dispatch import dispatch
+from proxy.forward import create_upstream_client
+from proxy.http_log import http_logger
+from proxy.keys import METRICS_KEY, PROVIDER_CLIENT_KEY, RUNTIME_KEY, UPSTREAM_CLIENT_KEY
+from proxy.metrics import Metrics
+from proxy.observe import observe_middleware
+from proxy.runtime import RuntimeHolder, build_runtime, retire_runtime
+
+#: Bounds on what a client may send before any token parsing (SPEC: "Request line, header and
+#: cookie sizes are bounded"). aiohttp answers a breach with 400 before a handler runs; the
+#: field bound sits above the token bound (16 KiB) so an oversize token normally gets idgate's
+#: own clean 401 rather than the parser's refusal, which quotes the start of the header.
+#: `auto_decompress=False`: a proxy passes request bodies on as sent.
+SERVER_LIMITS: Final = {
+    "max_line_size": 8190,
+    "max_field_size": 32768,
+    "max_headers": 100,
+    "auto_decompress": False,
+    "logger": http_logger(),
+}
+
+
+def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
+    """The proxy application; its runtime is built (and provider keys first fetched) at startup."""
+    app = web.Application(
+        middlewares=[observe_middleware, accept_middleware], handler_args=SERVER_LIMITS
+    )
+    app[METRICS_KEY] = Metrics(registry if registry is not None else CollectorRegistry())
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        provider_client = ClientSession(
+            timeout=ClientTimeout(total=settings.oidc.http_timeout_seconds),
+            cookie_jar=DummyCookieJar(),
+            trust_env=False,
+        )
+        upstream_client = create_upstream_client()
+        app[PROVIDER_CLIENT_KEY] = provider_client
+        app[UPSTREAM_CLIENT_KEY] = upstream_client
+        runtime = await build_runtime(settings, http=provider_client, metrics=app[METRICS_KEY])
+        app[RUNTIME_KEY] = RuntimeHolder(runtime)
+        app[METRICS_KEY].config_last_reload_success.set_to_current_time()
+        yield
+        await retire_runtime(app[RUNTIME_KEY].current, None)
+        await upstream_client.close()
+        await provider_client.close()
+
+    app.cleanup_ctx.append(resources)
+    return app

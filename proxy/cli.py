@@ -1,0 +1,94 @@
+"""The `idgate` command: argument parsing and exit codes only; the work lives elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from proxy import __version__
+from proxy.config.load import ConfigError, load_settings
+from proxy.config.model import Settings
+
+EXIT_OK = 0
+EXIT_CONFIG = 1
+EXIT_USAGE = 2
+
+
+def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="idgate", description="Identity-aware reverse proxy for OpenID Connect."
+    )
+    parser.add_argument("--version", action="version", version=f"idgate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        default = environ.get("IDGATE_CONFIG")
+        command.add_argument(
+            "-c",
+            "--config",
+            type=Path,
+            default=Path(default) if default else None,
+            required=default is None,
+            help="config file (default: $IDGATE_CONFIG)",
+        )
+        return command
+
+    with_config(commands.add_parser("serve", help="run the proxy"))
+    with_config(commands.add_parser("check", help="validate the config; exit 1 on any problem"))
+    explain = with_config(
+        commands.add_parser("explain", help="which route matches a request and what is decided")
+    )
+    explain.add_argument("--method", default="GET")
+    explain.add_argument("--url", required=True, help="full URL, e.g. https://tools.example.com/x")
+    explain.add_argument("--user", help="the caller's user claim (omit for an anonymous request)")
+    explain.add_argument("--email")
+    explain.add_argument("--group", action="append", default=[], help="repeat for several")
+    explain.add_argument(
+        "--claim", action="append", default=[], metavar="NAME=VALUE", help="an extra claim"
+    )
+    return parser
+
+
+def _load(path: Path, environ: Mapping[str, str]) -> Settings | None:
+    try:
+        return load_settings(path, environ)
+    except ConfigError as error:
+        for issue in error.issues:
+            print(f"{path}: {issue}", file=sys.stderr)
+        return None
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    args = _parser(env).parse_args(argv)
+    settings = _load(args.config, env)
+    if settings is None:
+        return EXIT_CONFIG
+
+    if args.command == "check":
+        print(f"{args.config}: ok ({len(settings.routes)} routes)")
+        return EXIT_OK
+
+    if args.command == "explain":
+        from proxy.explain import explain, principal_for_explain  # noqa: PLC0415 (keeps serve lean)
+
+        claims: dict[str, str] = {}
+        for item in args.claim:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                print(f"--claim {item!r}: expected NAME=VALUE", file=sys.stderr)
+                return EXIT_USAGE
+            claims[name] = value
+        principal = principal_for_explain(
+            user=args.user, email=args.email, groups=args.group, claims=claims
+        )
+        print(explain(settings, method=args.method, url=args.url, principal=principal).render())
+        return EXIT_OK
+
+    from proxy.serve import run  # noqa: PLC0415 (check and explain must not import the server)
+
+    run(settings, config_path=args.config, environ=env)
+    return EXIT_OK

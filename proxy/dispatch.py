@@ -1,0 +1,72 @@
+"""The single terminal handler: idgate's own endpoints by exact normalised path, else the proxy.
+
+aiohttp's router sees one catch-all route; the real dispatch happens here, on the path accept
+normalised, so `/oauth2/../admin` can never be one thing to the router and another to policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import web
+
+from proxy.authorize import authorize
+from proxy.endpoints import info
+from proxy.endpoints.paths import Endpoint, endpoint_paths
+from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
+from proxy.forward import forward
+from proxy.keys import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY, UPSTREAM_CLIENT_KEY
+from proxy.upstream_identity import identity_headers
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_READ_ONLY = frozenset({"GET", "HEAD"})
+
+
+_HANDLERS: Final[dict[Endpoint, Handler]] = {
+    Endpoint.HEALTHZ: info.healthz,
+    Endpoint.READYZ: info.readyz,
+    Endpoint.JWKS: info.jwks,
+    Endpoint.USERINFO: info.userinfo,
+}
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    ctx = request[CONTEXT_KEY]
+    runtime = request.app[RUNTIME_KEY].current
+    endpoint = endpoint_paths(runtime.settings.prefix).get(ctx.path)
+    if endpoint is not None:
+        ctx.own_endpoint = True
+        if request.method not in _READ_ONLY:
+            raise MethodNotAllowed("method not allowed")
+        return await _HANDLERS[endpoint](request)
+    return await proxy_request(request)
+
+
+async def proxy_request(request: web.Request) -> web.StreamResponse:
+    ctx = request[CONTEXT_KEY]
+    runtime = request.app[RUNTIME_KEY].current
+    decision = await authorize(
+        request, ctx, runtime, method=ctx.method, host=ctx.host, path=ctx.path
+    )
+    metrics = request.app[METRICS_KEY]
+    if not decision.lets_through or ctx.decision is not decision:
+        # Unreachable by construction; counted so an alert fires if a change ever makes it not so.
+        metrics.forwarded_without_decision.inc()
+        raise IdgateError("refusing to forward without an allow decision")
+    route = decision.route
+    if route.upstream is None:
+        # Decision-only routes serve /oauth2/auth; there is nothing behind them to forward to.
+        raise NoRoute("this route only answers forward-auth checks")
+    principal = ctx.principal
+    headers = identity_headers(principal, route, runtime.signer) if principal is not None else {}
+    return await forward(
+        request,
+        ctx=ctx,
+        route=route,
+        client=request.app[UPSTREAM_CLIENT_KEY],
+        identity_headers=headers,
+        session_cookie_name=runtime.settings.session.cookie_name,
+        metrics=metrics,
+    )

@@ -1,0 +1,43 @@
+"""`/healthz`, `/readyz`, `{prefix}/jwks` and `{prefix}/userinfo`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxy.errors import Unauthenticated
+from proxy.identify import identify
+from proxy.keys import CONTEXT_KEY, RUNTIME_KEY
+from proxy.responses import json_response
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    """Liveness: the process serves requests. Says nothing about the provider on purpose, so an
+    orchestrator does not restart every replica when the provider has an outage."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    """Readiness: configuration loaded and the provider's metadata and keys fetched."""
+    ready = request.app[RUNTIME_KEY].current.ready
+    return json_response({"ready": ready}, status=200 if ready else 503)
+
+
+async def jwks(request: web.Request) -> web.StreamResponse:
+    """Public keys that verify `X-Authenticated-Assertion`."""
+    return json_response(request.app[RUNTIME_KEY].current.signer.jwks())
+
+
+async def userinfo(request: web.Request) -> web.StreamResponse:
+    """The caller's identity as idgate sees it: claims-derived fields only, never a token."""
+    runtime = request.app[RUNTIME_KEY].current
+    principal = await identify(request, request[CONTEXT_KEY], runtime)
+    if principal is None:
+        raise Unauthenticated("sign in required")
+    return json_response(
+        {
+            "user": principal.user,
+            "email": principal.email,
+            "groups": sorted(principal.groups),
+            "source": principal.source.value,
+        }
+    )

@@ -1,0 +1,24 @@
+"""Identify: the request's credentials, in order, become a Principal, or None when there are none.
+
+Identifiers return None for "no credentials of my kind" and raise for "credentials of my kind
+that do not verify": a bad bearer token is never rescued by a valid session cookie.
+Bearer tokens come first (services), then client certificates and the session cookie (later).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxy.identity.bearer import bearer_token
+from proxy.identity.principal import Principal
+from proxy.keys import RequestContext
+from proxy.runtime import Runtime
+
+
+async def identify(request: web.Request, ctx: RequestContext, runtime: Runtime) -> Principal | None:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        return None
+    principal = await runtime.verifier.verify(token)
+    ctx.principal = principal
+    return principal

@@ -1,0 +1,78 @@
+"""Observe: the outermost stage. Times every request, maps every error to its one response,
+counts it, and writes its decision-log line.
+
+An error that is not an IdgateError is a bug: it is logged with its traceback and answered with
+a bare 500 that says nothing about the cause (fail closed: nothing was forwarded).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from proxy.audit import decision_record, log_decision
+from proxy.errors import BadRequest, IdgateError, RequestTooLarge
+from proxy.keys import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY, RequestContext
+from proxy.metrics import ROUTE_IDGATE, ROUTE_NONE, method_label, status_class
+from proxy.responses import error_response
+
+_log = logging.getLogger("idgate.observe")
+
+
+def _from_http_exception(exc: web.HTTPException) -> IdgateError:
+    if exc.status in (413, 431):
+        return RequestTooLarge("request too large")
+    return BadRequest("bad request")
+
+
+def _route_label(ctx: RequestContext | None) -> str:
+    if ctx is None:
+        return ROUTE_NONE
+    if ctx.route is not None:
+        return ctx.route.name
+    return ROUTE_IDGATE if ctx.own_endpoint else ROUTE_NONE
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    error: IdgateError | None = None
+    try:
+        response = await handler(request)
+    except IdgateError as exc:
+        error = exc
+    except web.HTTPException as exc:
+        # aiohttp's own refusals (body too large, bad multipart): always a client error here.
+        error = _from_http_exception(exc)
+    except Exception:  # noqa: BLE001 (a bug must still get a response; it is logged in full)
+        _log.exception("unhandled error while serving a request")
+        error = IdgateError("internal error")
+    ctx = request.get(CONTEXT_KEY)
+    if error is not None:
+        response = error_response(error, request_id=ctx.request_id if ctx else None)
+
+    latency = time.perf_counter() - started
+    route = _route_label(ctx)
+    metrics = request.app[METRICS_KEY]
+    metrics.requests.labels(
+        route=route, method=method_label(request.method), status_class=status_class(response.status)
+    ).inc()
+    metrics.request_duration.labels(route=route).observe(latency)
+    if ctx is not None and ctx.decision is not None:
+        metrics.decisions.labels(
+            route=route, decision=ctx.decision.outcome.value, reason=ctx.decision.reason.value
+        ).inc()
+    if request.app[RUNTIME_KEY].current.settings.log.decisions:
+        log_decision(
+            decision_record(
+                ctx,
+                status=response.status,
+                route=route,
+                latency=latency,
+                reason=error.reason.value if error is not None else None,
+            )
+        )
+    return response

@@ -1,0 +1,16 @@
+"""Fixtures shared by every test directory."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_idgate_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own IDGATE_* variables must never change what a test sees."""
+    for name in [
+        name for name in os.environ if name.startswith("IDGATE_") and name != "IDGATE_E2E"
+    ]:
+        monkeypatch.delenv(name)

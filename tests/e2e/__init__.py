@@ -1,0 +1,1 @@
+"""End-to-end tests against real external programs (see README.md here)."""

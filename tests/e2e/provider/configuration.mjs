@@ -1,0 +1,98 @@
+// One oidc-provider instance from the current state (keys, web client); rebuilt whole on change.
+import { Provider } from 'oidc-provider';
+// Not a public export; package.json pins the exact version this path exists in.
+import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
+
+import {
+  MINTER,
+  SERVICES,
+  USER_GRANT,
+  extraTokenClaims,
+  findAccount,
+  getResourceServerInfo,
+  userGrant,
+} from './accounts.mjs';
+
+/** One store for every instance, so sessions, grants and refresh tokens survive a key rotation. */
+const adapter = createMemoryAdapter();
+
+/** Placeholder until a test sets the real callback: a web client needs a redirect URI. */
+const UNCONFIGURED_REDIRECT_URI = 'http://127.0.0.1/oauth2/callback';
+
+/** The confidential browser client "idgate": code + PKCE, refresh tokens, both logouts. */
+function webClient({ redirectUris, postLogoutRedirectUris, backchannelLogoutUri }) {
+  return {
+    client_id: 'idgate',
+    client_secret: 'idgate-secret',
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: redirectUris.length > 0 ? redirectUris : [UNCONFIGURED_REDIRECT_URI],
+    post_logout_redirect_uris: postLogoutRedirectUris,
+    ...(backchannelLogoutUri && {
+      backchannel_logout_uri: backchannelLogoutUri,
+      backchannel_logout_session_required: true,
+    }),
+  };
+}
+
+function serviceClients() {
+  return [...SERVICES].map(([clientId, { secret }]) => ({
+    client_id: clientId,
+    client_secret: secret,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  }));
+}
+
+/**
+ * A ready provider for `state` ({issuer, keys, cookieKeys, web}); throws if oidc-provider rejects
+ * any client, which it otherwise would only do at that client's first request.
+ */
+export async function buildProvider({ issuer, keys, cookieKeys, web }) {
+  const clients = [
+    webClient(web),
+    { ...MINTER, grant_types: [USER_GRANT], response_types: [], redirect_uris: [] },
+    ...serviceClients(),
+  ];
+  const provider = new Provider(issuer, {
+    adapter,
+    // oidc-provider signs with the first matching key, so keys[0] is the current signing key.
+    jwks: { keys },
+    cookies: { keys: cookieKeys },
+    clients,
+    findAccount,
+    extraTokenClaims,
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      groups: ['groups'],
+    },
+    scopes: ['openid', 'offline_access'],
+    // Put email and groups in the ID token too, as Keycloak, Okta and Entra ID do.
+    conformIdTokenClaims: false,
+    clientBasedCORS: () => false,
+    pkce: { required: () => true },
+    features: {
+      clientCredentials: { enabled: true },
+      devInteractions: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      backchannelLogout: { enabled: true },
+      resourceIndicators: { enabled: true, getResourceServerInfo },
+    },
+    ttl: {
+      AccessToken: 300,
+      AuthorizationCode: 60,
+      ClientCredentials: 300,
+      Grant: 3600,
+      IdToken: 300,
+      Interaction: 600,
+      RefreshToken: 3600,
+      Session: 3600,
+    },
+  });
+  provider.registerGrantType(USER_GRANT, userGrant, ['username', 'resource']);
+  provider.on('server_error', (_ctx, error) => console.error('oidc-provider server_error:', error));
+  await Promise.all(clients.map(({ client_id: clientId }) => provider.Client.find(clientId)));
+  return provider;
+}

@@ -1,0 +1,17 @@
+// Signing keys for the test provider: generated in memory at start, never written anywhere.
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
+
+/** A fresh RS256 private JWK with a random kid. */
+export function generateSigningKey() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'RS256', use: 'sig' };
+}
+
+const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+/** A compact RS256 JWS over `payload`, for tokens the endpoints never issue (expired, foreign). */
+export function signJwt(jwk, payload) {
+  const input = `${encode({ alg: 'RS256', typ: 'at+jwt', kid: jwk.kid })}.${encode(payload)}`;
+  const signature = sign('sha256', Buffer.from(input), { key: jwk, format: 'jwk' });
+  return `${input}.${signature.toString('base64url')}`;
+}

@@ -1,0 +1,1 @@
+"""Helpers shared by test directories: fake upstreams, fake issuer, settings builders."""

@@ -1,0 +1,42 @@
+"""An upstream that answers with what it received, so tests can see exactly what idgate sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from pytest_aiohttp import AiohttpServer
+
+
+@dataclass(kw_only=True)
+class EchoUpstream:
+    url: str = ""
+    received: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def calls(self) -> int:
+        return len(self.received)
+
+    def last(self) -> dict[str, object]:
+        return self.received[-1]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        seen: dict[str, object] = {
+            "method": request.method,
+            "raw_path": request.raw_path,
+            "headers": {name.lower(): value for name, value in request.headers.items()},
+            "header_names": list(request.headers),
+            "body_length": len(body),
+        }
+        self.received.append(seen)
+        return web.json_response(seen)
+
+
+async def serve_echo(aiohttp_server: AiohttpServer) -> EchoUpstream:
+    upstream = EchoUpstream()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", upstream.handle)
+    server = await aiohttp_server(app)
+    upstream.url = f"http://{server.host}:{server.port}"
+    return upstream
