@@ -1,5 +1,9 @@
 """Every Prometheus metric idgate exports, declared once.
 
+With several workers, prometheus-client's multiprocess mode sums counters and histograms over
+the workers; gauges say how to combine (`livemin`: the most pessimistic live worker, which is
+what a staleness alert wants).
+
 Label values come only from config names (route names) and fixed enums (Outcome, Reason,
 TokenFailure, the method set below): never from anything a client sends, so a scanner cannot
 blow up cardinality and no token can end up in a label.
@@ -104,11 +108,13 @@ class Metrics:
             "idgate_jwks_keys",
             "Signing keys currently loaded from the provider.",
             registry=registry,
+            multiprocess_mode="livemin",
         )
         self.jwks_last_success = Gauge(
             "idgate_jwks_last_success_timestamp_seconds",
             "Unix time of the last successful key fetch (0 before the first).",
             registry=registry,
+            multiprocess_mode="livemin",
         )
         self.logins = Counter(
             "idgate_logins",
@@ -138,4 +144,5 @@ class Metrics:
             "idgate_config_last_reload_success_timestamp_seconds",
             "Unix time the running configuration was loaded.",
             registry=registry,
+            multiprocess_mode="livemin",
         )

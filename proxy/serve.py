@@ -1,4 +1,9 @@
-"""`idgate serve`: the proxy and its metrics listener until SIGTERM or SIGINT; SIGHUP reloads."""
+"""`idgate serve`: one process, or a supervisor and a worker per core; SIGHUP reloads.
+
+With `workers: 1` the one process serves the proxy and `/metrics`. With more, each worker serves
+the proxy on the shared port and the supervisor serves `/metrics` for all of them
+(proxy/supervisor.py).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,12 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from proxy.app import build_app
@@ -19,16 +24,15 @@ from proxy.audit import start_log_writer
 from proxy.config.model import ListenAddress, Settings
 from proxy.config.reload import reload_config
 from proxy.keys import METRICS_KEY
-from proxy.metrics import Metrics
 
 _log = logging.getLogger("idgate.serve")
 
 
-def build_metrics_app(metrics: Metrics) -> web.Application:
+def build_metrics_app(registry: CollectorRegistry) -> web.Application:
     """`/metrics` on its own listener, so the public port never exposes it."""
 
     async def scrape(request: web.Request) -> web.Response:
-        body = generate_latest(metrics.registry)
+        body = await asyncio.to_thread(generate_latest, registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()
@@ -45,41 +49,103 @@ async def _start_site(app: web.Application, listen: ListenAddress) -> web.AppRun
     return runner
 
 
-async def serve(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) -> None:
-    app = build_app(settings)
-    runner = await _start_site(app, settings.listen)
-    runners = [runner]
-    if settings.metrics.listen is not None:
-        runners.append(
-            await _start_site(build_metrics_app(app[METRICS_KEY]), settings.metrics.listen)
-        )
-    _log.info("idgate listening on %s (pid %d)", settings.listen, os.getpid())
-
+def _stop_event(on_hup: Callable[[], None]) -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT; SIGHUP calls `on_hup`."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    return stop
+
+
+async def serve(
+    settings: Settings, *, config_path: Path, environ: Mapping[str, str], with_metrics: bool
+) -> None:
+    """Serve the proxy (and, when `with_metrics`, its metrics listener) until told to stop."""
+    app = build_app(settings)
+    runners = [await _start_site(app, settings.listen)]
+    if with_metrics and settings.metrics.listen is not None:
+        metrics_app = build_metrics_app(app[METRICS_KEY].registry)
+        runners.append(await _start_site(metrics_app, settings.metrics.listen))
+    _log.info("idgate listening on %s (pid %d)", settings.listen, os.getpid())
+
     background: set[asyncio.Task[Any]] = set()
 
     def spawn(coroutine: Coroutine[Any, Any, Any]) -> None:
-        task = loop.create_task(coroutine)
+        task = asyncio.get_running_loop().create_task(coroutine)
         background.add(task)
         task.add_done_callback(background.discard)
 
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(reload_config(app, config_path, environ)))
+    stop = _stop_event(lambda: spawn(reload_config(app, config_path, environ)))
     try:
         await stop.wait()
     finally:
-        _log.info("idgate stopping")
+        _log.info("idgate stopping (pid %d)", os.getpid())
         for task in background:
             task.cancel()
-        for each in reversed(runners):
-            await each.cleanup()
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+async def _supervise(
+    settings: Settings, *, config_path: Path, environ: Mapping[str, str], count: int
+) -> None:
+    from prometheus_client import multiprocess  # noqa: PLC0415 (needs the env var set first)
+
+    from proxy.supervisor import Supervisor  # noqa: PLC0415
+
+    supervisor = Supervisor(settings, config_path=config_path, environ=environ, count=count)
+    stop = _stop_event(lambda: supervisor.signal_workers(signal.SIGHUP))
+    runner = None
+    if settings.metrics.listen is not None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        runner = await _start_site(build_metrics_app(registry), settings.metrics.listen)
+    try:
+        await supervisor.run(stop)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+def worker_count(settings: Settings) -> int:
+    if settings.workers is not None:
+        return settings.workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def run(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) -> None:
+    """`idgate serve`: blocks until SIGTERM or SIGINT."""
+    listener = start_log_writer(settings.log.level)
+    count = worker_count(settings)
+    try:
+        if count == 1:
+            asyncio.run(
+                serve(settings, config_path=config_path, environ=environ, with_metrics=True)
+            )
+            return
+        from proxy.supervisor import (  # noqa: PLC0415
+            prepare_multiprocess_metrics,
+            remove_multiprocess_metrics,
+        )
+
+        directory = prepare_multiprocess_metrics()
+        try:
+            asyncio.run(_supervise(settings, config_path=config_path, environ=environ, count=count))
+        finally:
+            remove_multiprocess_metrics(directory)
+    finally:
+        listener.stop()
+
+
+def run_worker(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) -> None:
+    """One worker under the supervisor: the proxy only; the supervisor serves metrics."""
     listener = start_log_writer(settings.log.level)
     try:
-        asyncio.run(serve(settings, config_path=config_path, environ=environ))
+        asyncio.run(serve(settings, config_path=config_path, environ=environ, with_metrics=False))
     finally:
         listener.stop()
