@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from proxy.config.model import OIDCSettings
 from proxy.identity.principal import CredentialSource, Principal
@@ -32,10 +32,16 @@ def claim_at(claims: Mapping[str, Any], path: str) -> Any:
     return node
 
 
-def claim_strings(value: Any) -> frozenset[str]:
-    """A claim as a set of strings: a list of strings, one string, or nothing for anything else."""
+#: RFC 9068 2.2.3 / RFC 8693 4.2: "The value of the scope claim is a JSON string containing a
+#: space-separated list of scopes". Okta and Azure AD send the same list as `scp`.
+SPACE_SEPARATED_CLAIMS: Final = frozenset({"scope", "scp"})
+
+
+def claim_strings(value: Any, *, space_separated: bool = False) -> frozenset[str]:
+    """A claim as a set of strings: a list of strings, one string (split on spaces when the claim
+    is a space-separated list), or nothing for anything else."""
     if isinstance(value, str):
-        return frozenset((value,))
+        return frozenset(value.split()) if space_separated else frozenset((value,))
     if isinstance(value, list | tuple):
         return frozenset(item for item in value if isinstance(item, str))
     return frozenset()

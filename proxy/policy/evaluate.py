@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from proxy.config.model import PolicyMode, Route, Rule
-from proxy.identity.claims import claim_at, claim_strings
+from proxy.identity.claims import SPACE_SEPARATED_CLAIMS, claim_at, claim_strings
 from proxy.identity.principal import Principal
 from proxy.policy.decision import Decision, Outcome, Reason
 
@@ -56,7 +56,8 @@ def _hits(rule: Rule, principal: Principal) -> Iterator[_Hit]:
     if groups:
         yield _Hit(reason=Reason.GROUP, matched=f"group:{min(groups)}")
     for path, accepted in rule.claims:
-        values = claim_strings(claim_at(principal.claims, path)) & accepted
+        value = claim_at(principal.claims, path)
+        values = claim_strings(value, space_separated=path in SPACE_SEPARATED_CLAIMS) & accepted
         if values:
             yield _Hit(reason=Reason.CLAIM, matched=f"claim:{path}={min(values)}")
     if principal.spiffe_id is not None and principal.spiffe_id in rule.spiffe_ids:

@@ -196,3 +196,21 @@ def test_audit_mode_still_allows_as_allow() -> None:
     route = route_with(allow=Rule(users=frozenset({"alice"})), mode=PolicyMode.AUDIT)
     decision = evaluate(route, principal())
     assert (decision.outcome, decision.reason) == (Outcome.ALLOW, Reason.USER)
+
+
+@pytest.mark.parametrize("claim", ["scope", "scp"])
+def test_space_separated_scope_claims_match_one_scope(claim: str) -> None:
+    """A `scope` claim is a space-separated list (RFC 9068): one listed scope satisfies the rule."""
+    rule = Rule(claims=((claim, frozenset({"billing:read"})),))
+    decision = evaluate(
+        route_with(allow=rule), principal(claims={claim: "openid billing:read profile"})
+    )
+    assert decision.outcome is Outcome.ALLOW
+    assert decision.matched == f"claim:{claim}=billing:read"
+
+
+def test_other_string_claims_are_not_split() -> None:
+    """Only scope lists are split: a name with a space must match whole."""
+    rule = Rule(claims=(("name", frozenset({"Alice"})),))
+    decision = evaluate(route_with(allow=rule), principal(claims={"name": "Alice Smith"}))
+    assert decision.outcome is Outcome.DENY
