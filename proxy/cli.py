@@ -57,7 +57,8 @@ def _load(path: Path, environ: Mapping[str, str]) -> Settings | None:
         return load_settings(path, environ)
     except ConfigError as error:
         for issue in error.issues:
-            print(f"{path}: {issue}", file=sys.stderr)
+            # File-level problems (unreadable, not YAML) are already reported at the file name.
+            print(issue if issue.path == str(path) else f"{path}: {issue}", file=sys.stderr)
         return None
 
 

@@ -7,9 +7,7 @@ a machine that cannot run the end-to-end suite must not pass by skipping all of 
 from __future__ import annotations
 
 import json
-import os
 import select
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,7 +18,11 @@ from typing import Any, Literal
 import aiohttp
 import pytest
 
-E2E_REQUIRED = os.environ.get("IDGATE_E2E") == "required"
+from tests.e2e.redis_fixture import redis_server
+from tests.e2e.tools import E2E_REQUIRED, require_tool
+
+__all__ = ["E2E_REQUIRED", "redis_server", "require_tool"]
+
 E2E_DIR = Path(__file__).parent
 PROVIDER_DIR = E2E_DIR / "provider"
 API_AUDIENCE = "https://api.idgate.test"
@@ -36,20 +38,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(E2E_DIR):
             item.add_marker(pytest.mark.e2e)
-
-
-def require_tool(name_or_path: str, reason: str) -> str:
-    """Path of a program on PATH (or of a given path); skip, or fail under IDGATE_E2E=required."""
-    if os.sep in name_or_path:
-        found = name_or_path if Path(name_or_path).exists() else None
-    else:
-        found = shutil.which(name_or_path)
-    if found is None:
-        message = f"{name_or_path} not found: {reason}"
-        if E2E_REQUIRED:
-            pytest.fail(f"{message} (IDGATE_E2E=required)", pytrace=False)
-        pytest.skip(message)
-    return found
 
 
 class ProviderError(Exception):

@@ -33,10 +33,11 @@ class EchoUpstream:
         return web.json_response(seen)
 
 
-async def serve_echo(aiohttp_server: AiohttpServer) -> EchoUpstream:
+async def serve_echo(aiohttp_server: AiohttpServer, *, port: int | None = None) -> EchoUpstream:
+    """An echo upstream on 127.0.0.1 (`port`, or an ephemeral one); the fixture stops it."""
     upstream = EchoUpstream()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", upstream.handle)
-    server = await aiohttp_server(app)
+    server = await aiohttp_server(app, port=port)
     upstream.url = f"http://{server.host}:{server.port}"
     return upstream

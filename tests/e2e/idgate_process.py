@@ -1,0 +1,304 @@
+"""`idgate serve` as a real process: its own config file and ports, captured output, signals.
+
+The config is a YAML document written to the test's directory; `listen`, `metrics.listen`,
+`public_url` and `workers` are filled in here (free loopback ports), secrets come from the
+environment through `${VAR}`, as an operator would write them. stdout goes to a file; stderr (JSON
+lines, see proxy/audit.py) is read line by line by a thread that copies it to a file and wakes
+whoever waits for a line, so readiness and reloads are waited for on the log, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Final
+
+import aiohttp
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.conftest import API_AUDIENCE
+
+SESSION_SECRET: Final = "e2e-session-secret-0123456789abcdefghij"
+CLIENT_SECRET: Final = "idgate-secret"
+#: Both reach idgate only through the environment; neither may ever appear in its output.
+SECRET_ENVIRONMENT: Final = {
+    "IDGATE_SESSION_SECRET": SESSION_SECRET,
+    "IDGATE_CLIENT_SECRET": CLIENT_SECRET,
+}
+START_TIMEOUT: Final = 20.0
+LOG_TIMEOUT: Final = 10.0
+STOP_TIMEOUT: Final = 5.0
+LISTENING: Final = "idgate listening on"
+
+Entry = dict[str, Any]
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct loopback ports nothing listens on right now (the kernel's picks for port 0).
+
+    All probes are bound at once, so the kernel cannot hand out the same port twice.
+    """
+    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def base_document(issuer: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A config for bearer tokens from `issuer` (audience API_AUDIENCE) with these routes.
+
+    Any new kid refreshes the provider keys at once (`jwks_min_refresh_interval`), so a rotation
+    test never depends on how long ago the last fetch happened.
+    """
+    return {
+        "oidc": {
+            "issuer": issuer,
+            "client_id": "idgate",
+            "client_secret": "${IDGATE_CLIENT_SECRET}",
+            "audiences": [API_AUDIENCE],
+            "jwks_min_refresh_interval": "1ms",
+            "http_timeout": "2s",
+        },
+        "session": {"secret": "${IDGATE_SESSION_SECRET}"},
+        "routes": routes,
+    }
+
+
+def parse_entry(line: str) -> Entry | None:
+    """A JSON log line as a mapping; None for anything else (a traceback, a stray print)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def is_decision(entry: Entry) -> bool:
+    """Decision lines are the idgate.decision logger's own JSON, without the `logger` envelope."""
+    return "logger" not in entry and "status" in entry and "latency_ms" in entry
+
+
+def sample(exposition: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition; 0.0 when it is absent."""
+    for family in text_string_to_metric_families(exposition):
+        for each in family.samples:
+            if each.name == name and each.labels == labels:
+                return float(each.value)
+    return 0.0
+
+
+class _Lines:
+    """A pipe's lines as they arrive: copied to a file, kept in order, waited for by predicate."""
+
+    def __init__(self, pipe: IO[bytes], copy: Path) -> None:
+        self._pipe = pipe
+        self._copy = copy
+        self._lines: list[str] = []
+        self._ended = False
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, name=f"read {copy.name}", daemon=True)
+        self._thread.start()
+
+    def snapshot(self) -> list[str]:
+        with self._changed:
+            return list(self._lines)
+
+    def wait_for(self, predicate: Callable[[str], bool], *, start: int, timeout: float) -> str:
+        """The first line from index `start` on that satisfies `predicate`.
+
+        Raises LookupError when the pipe ends or `timeout` passes first.
+        """
+        found: list[str] = []
+
+        def ready() -> bool:
+            for line in self._lines[start:]:
+                if predicate(line):
+                    found.append(line)
+                    return True
+            return self._ended
+
+        with self._changed:
+            self._changed.wait_for(ready, timeout)
+        if not found:
+            raise LookupError("no such line")
+        return found[0]
+
+    def join(self) -> None:
+        self._thread.join(STOP_TIMEOUT)
+        self._pipe.close()
+
+    def _read(self) -> None:
+        with self._copy.open("wb") as copy:
+            for raw in iter(self._pipe.readline, b""):
+                copy.write(raw)
+                copy.flush()
+                with self._changed:
+                    self._lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+                    self._changed.notify_all()
+        with self._changed:
+            self._ended = True
+            self._changed.notify_all()
+
+
+class IdgateProcess:
+    """A running `python -m proxy serve -c FILE`; create it with `running_idgate`."""
+
+    def __init__(self, workdir: Path, document: Mapping[str, Any]) -> None:
+        self.workdir = workdir
+        self.config_path = workdir / "idgate.yaml"
+        self.port, self.metrics_port = free_ports(2)
+        self.write_config(document)
+        self._stdout_path = workdir / "idgate.stdout.log"
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("IDGATE_")}
+        with self._stdout_path.open("wb") as stdout:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "proxy", "serve", "-c", str(self.config_path)],
+                cwd=workdir,
+                env=environment | SECRET_ENVIRONMENT,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+            )
+        assert self._process.stderr is not None
+        self._stderr = _Lines(self._process.stderr, workdir / "idgate.stderr.log")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def write_config(self, document: Mapping[str, Any]) -> None:
+        """Write `document` as the config file, on this process's ports (for a later reload)."""
+        completed = {
+            **document,
+            "listen": f"127.0.0.1:{self.port}",
+            "public_url": self.url,
+            "workers": 1,
+            "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
+        }
+        self.config_path.write_text(yaml.safe_dump(completed, sort_keys=False), encoding="utf-8")
+
+    def wait_until_ready(self) -> None:
+        """Block until idgate logs that it listens, then require `/readyz` to say ready.
+
+        The listeners start only after the first provider key fetch has finished (proxy/serve.py
+        builds the runtime first), so one `/readyz` answer after that line is the real state.
+        """
+        try:
+            self._stderr.wait_for(
+                lambda line: (parse_entry(line) or {}).get("msg", "").startswith(LISTENING),
+                start=0,
+                timeout=START_TIMEOUT,
+            )
+        except LookupError:
+            code = self._process.poll()
+            why = f"not listening within {START_TIMEOUT}s" if code is None else f"exited {code}"
+            pytest.fail(f"idgate {why}; its stderr:\n{self._tail()}", pytrace=False)
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=LOG_TIMEOUT):  # noqa: S310 (our own http URL)
+                pass
+        except urllib.error.HTTPError as refused:
+            pytest.fail(
+                f"idgate listens but /readyz is {refused.code}; its stderr:\n{self._tail()}",
+                pytrace=False,
+            )
+
+    def send_hup(self) -> None:
+        self._process.send_signal(signal.SIGHUP)
+
+    def log_mark(self) -> int:
+        """How many stderr lines there are now: pass it as `after` to wait for later ones."""
+        return len(self._stderr.snapshot())
+
+    def log_entries(self) -> list[Entry]:
+        """Every JSON line written to stderr so far, in order."""
+        return [e for e in map(parse_entry, self._stderr.snapshot()) if e is not None]
+
+    def decision_log(self) -> list[Entry]:
+        """The decision-log lines written so far, in order."""
+        return [entry for entry in self.log_entries() if is_decision(entry)]
+
+    async def wait_for_entry(self, predicate: Callable[[Entry], bool], *, after: int = 0) -> Entry:
+        """The first JSON stderr line from index `after` on that satisfies `predicate`.
+
+        idgate writes its log from a thread of its own, so a request's line may reach stderr a
+        moment after the client has its response.
+        """
+
+        def matches(line: str) -> bool:
+            entry = parse_entry(line)
+            return entry is not None and predicate(entry)
+
+        try:
+            line = await asyncio.to_thread(
+                self._stderr.wait_for, matches, start=after, timeout=LOG_TIMEOUT
+            )
+        except LookupError:
+            pytest.fail(f"idgate never logged the expected line; its stderr:\n{self._tail()}")
+        entry = parse_entry(line)
+        assert entry is not None
+        return entry
+
+    async def wait_for_decision(self, path: str) -> Entry:
+        """The decision-log line of the (one) request for `path`."""
+        return await self.wait_for_entry(lambda e: is_decision(e) and e.get("path") == path)
+
+    async def scrape(self) -> str:
+        async with aiohttp.ClientSession() as session, session.get(self.metrics_url) as resp:
+            assert resp.status == 200
+            return await resp.text()
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """One sample from `/metrics` right now; 0.0 when it is absent."""
+        return sample(await self.scrape(), name, **labels)
+
+    def output(self) -> str:
+        """Everything idgate wrote to stdout and stderr so far."""
+        stdout = self._stdout_path.read_text(encoding="utf-8", errors="replace")
+        return stdout + "\n".join(self._stderr.snapshot())
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT; the exit code (idempotent)."""
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._stderr.join()
+        return self._process.returncode
+
+    def _tail(self) -> str:
+        return "\n".join(self._stderr.snapshot()[-30:])
+
+
+@contextmanager
+def running_idgate(workdir: Path, document: Mapping[str, Any]) -> Iterator[IdgateProcess]:
+    """A ready idgate serving `document`, stopped when the block ends, whatever happens."""
+    process = IdgateProcess(workdir, document)
+    try:
+        process.wait_until_ready()
+        yield process
+    finally:
+        process.stop()

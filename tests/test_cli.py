@@ -1,0 +1,290 @@
+"""`idgate check` and `idgate explain` in process: exit codes, and what they print where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.cli import EXIT_CONFIG, EXIT_OK, EXIT_USAGE, main
+
+SECRET = "cli-test-session-secret-0123456789abcdef"
+ENVIRON = {"IDGATE_SESSION_SECRET": SECRET}
+
+VALID = """\
+public_url: https://idgate.example.com
+oidc:
+  issuer: https://login.example.com
+  client_id: idgate
+session:
+  secret: ${IDGATE_SESSION_SECRET}
+routes:
+  - name: status
+    host: status.example.com
+    upstream: http://status.internal:8080
+    public: true
+  - name: admin
+    path: /admin
+    upstream: http://admin.internal:8080
+    allow:
+      groups: [admins]
+    deny:
+      users: [mallory]
+  - name: beta
+    path: /beta
+    upstream: http://beta.internal:8080
+    mode: audit
+    allow:
+      groups: [beta]
+  - name: api
+    path: /api
+    upstream: http://api.internal:8080
+    allow:
+      claims:
+        scope: admin:read
+"""
+
+BROKEN = """\
+public_url: https://idgate.example.com/some/path
+oidc:
+  issuer: https://login.example.com
+  client_id: idgate
+  algorithms: [HS256]
+session:
+  secret: too-short
+routes:
+  - name: admin
+    upstream: http://admin.internal:8080
+    allow:
+      groups: []
+  - name: admin
+    upstream: http://other.internal:8080
+    alow:
+      users: [alice]
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "idgate.yaml"
+    path.write_text(VALID, encoding="utf-8")
+    return path
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], *argv: str, environ: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `idgate ARGV` with ENVIRON unless another one is given."""
+    code = main(list(argv), ENVIRON if environ is None else environ)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_accepts_a_valid_config(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A valid config exits 0 and says how many routes it has."""
+    code, out, err = run(capsys, "check", "-c", str(config))
+
+    assert code == EXIT_OK
+    assert out == f"{config}: ok (4 routes)\n"
+    assert err == ""
+
+
+def test_check_prints_every_issue_with_its_key_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every problem, not just the first, is one stderr line: file, key path, message; exit 1."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN, encoding="utf-8")
+
+    code, out, err = run(capsys, "check", "-c", str(broken), environ={})
+
+    assert code == EXIT_CONFIG
+    assert out == ""
+    lines = err.splitlines()
+    paths = [line.removeprefix(f"{broken}: ").split(":", 1)[0] for line in lines]
+    assert sorted(paths) == sorted(
+        [
+            "public_url",
+            "oidc.algorithms[0]",
+            "session.secret",
+            "routes[0].allow.groups",
+            "routes[1].name",
+            "routes[1].alow",
+            "routes[1].allow",
+        ]
+    )
+    assert all(line.startswith(f"{broken}: ") for line in lines)
+    assert f"{broken}: routes[1].alow: unknown key; did you mean allow?" in lines
+
+
+def test_check_never_prints_a_secret_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A secret that is refused (too short) is named by its key path, never shown."""
+    short = "short-but-secret-value"
+    path = tmp_path / "idgate.yaml"
+    path.write_text(VALID.replace("${IDGATE_SESSION_SECRET}", short), encoding="utf-8")
+
+    code, _, err = run(capsys, "check", "-c", str(path))
+
+    assert code == EXIT_CONFIG
+    assert f"{path}: session.secret: must be at least 32 characters" in err
+    assert short not in err
+
+
+def test_check_names_an_unset_environment_variable(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `${VAR}` that is not set is an error at the key that uses it."""
+    code, _, err = run(capsys, "check", "-c", str(config), environ={})
+
+    assert code == EXIT_CONFIG
+    assert err == (
+        f"{config}: session.secret: environment variable IDGATE_SESSION_SECRET is not set\n"
+    )
+
+
+def test_check_reports_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config file that cannot be read is exit 1 with the file named."""
+    missing = tmp_path / "nope.yaml"
+
+    code, _, err = run(capsys, "check", "-c", str(missing))
+
+    assert code == EXIT_CONFIG
+    assert err.startswith(f"{missing}: ")
+    assert "cannot read" in err
+
+
+def test_config_defaults_to_idgate_config(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without -c, IDGATE_CONFIG names the file."""
+    code, out, _ = run(capsys, "check", environ=ENVIRON | {"IDGATE_CONFIG": str(config)})
+
+    assert code == EXIT_OK
+    assert out == f"{config}: ok (4 routes)\n"
+
+
+def test_missing_config_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Neither -c nor IDGATE_CONFIG: exit 2 with argparse's usage message."""
+    with pytest.raises(SystemExit) as exited:
+        main(["check"], {})
+
+    assert exited.value.code == EXIT_USAGE
+    assert "-c/--config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            [
+                "--url",
+                "https://idgate.example.com/admin/users",
+                "--user",
+                "ann",
+                "--group",
+                "admins",
+            ],
+            ["route:     admin (", "decision:  allow", "reason:    group", "answer:    200"],
+        ),
+        (
+            ["--url", "https://idgate.example.com/admin", "--user", "mallory", "--group", "admins"],
+            ["route:     admin (", "decision:  deny", "reason:    deny_rule", "answer:    403"],
+        ),
+        (
+            ["--url", "https://idgate.example.com/admin"],
+            ["route:     admin (", "decision:  unauthenticated", "answer:    401"],
+        ),
+        (
+            ["--method", "POST", "--url", "https://idgate.example.com/beta/x", "--user", "ann"],
+            ["route:     beta (", "decision:  would_deny", "answer:    200 (audit mode"],
+        ),
+        (
+            ["--url", "https://status.example.com/"],
+            ["route:     status (", "decision:  allow", "reason:    public"],
+        ),
+        (
+            ["--url", "https://idgate.example.com/nothing-here"],
+            ["route:     no route: 404", "answer:    404"],
+        ),
+    ],
+)
+def test_explain_prints_route_and_decision(
+    config: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: list[str]
+) -> None:
+    """explain prints the matching route, the decision and its reason, and exits 0."""
+    code, out, err = run(capsys, "explain", "-c", str(config), *args)
+
+    assert code == EXIT_OK
+    assert err == ""
+    for line in expected:
+        assert line in out
+
+
+def test_explain_never_prints_the_query(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The URL's query (which may carry a token or code) is left out of the output."""
+    code, out, _ = run(
+        capsys, "explain", "-c", str(config), "--url", "https://status.example.com/?code=s3cret"
+    )
+
+    assert code == EXIT_OK
+    assert "s3cret" not in out
+
+
+def test_explain_with_claims(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--claim NAME=VALUE (repeatable) gives the identity claims that a claims rule matches."""
+    code, out, _ = run(
+        capsys,
+        "explain",
+        "-c",
+        str(config),
+        "--url",
+        "https://idgate.example.com/api/v1",
+        "--user",
+        "ann",
+        "--claim",
+        "scope=admin:read",
+        "--claim",
+        "tenant=acme",
+    )
+
+    assert code == EXIT_OK
+    assert "decision:  allow" in out
+    assert "matched:   claim:scope=admin:read" in out
+
+
+def test_explain_refuses_a_malformed_claim(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --claim without `=` is a usage error, exit 2."""
+    code, out, err = run(
+        capsys,
+        "explain",
+        "-c",
+        str(config),
+        "--url",
+        "https://idgate.example.com/admin",
+        "--user",
+        "ann",
+        "--claim",
+        "scope",
+    )
+
+    assert code == EXIT_USAGE
+    assert out == ""
+    assert "--claim 'scope': expected NAME=VALUE" in err
+
+
+def test_explain_with_a_broken_config_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """explain validates the config first: issues on stderr, exit 1, nothing explained."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN, encoding="utf-8")
+
+    code, out, err = run(
+        capsys, "explain", "-c", str(broken), "--url", "https://idgate.example.com/"
+    )
+
+    assert code == EXIT_CONFIG
+    assert out == ""
+    assert f"{broken}: routes[0].allow.groups: must not be empty" in err.splitlines()
