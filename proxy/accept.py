@@ -179,6 +179,7 @@ def accept_request(request: web.Request, trusted: Sequence[IPNetwork]) -> Accept
         path=path.decoded,
         upstream_path=path.encoded,
         query=query,
+        authority=raw_host,
     )
     return AcceptedRequest(context, cleaned)
 

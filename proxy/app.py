@@ -13,7 +13,13 @@ from proxy.config.model import Settings
 from proxy.dispatch import dispatch
 from proxy.forward import create_upstream_client
 from proxy.http_log import http_logger
-from proxy.keys import METRICS_KEY, PROVIDER_CLIENT_KEY, RUNTIME_KEY, UPSTREAM_CLIENT_KEY
+from proxy.keys import (
+    CONTEXT_KEY,
+    METRICS_KEY,
+    PROVIDER_CLIENT_KEY,
+    RUNTIME_KEY,
+    UPSTREAM_CLIENT_KEY,
+)
 from proxy.metrics import Metrics
 from proxy.observe import observe_middleware
 from proxy.runtime import RuntimeHolder, build_runtime, retire_runtime
@@ -58,4 +64,16 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
         await provider_client.close()
 
     app.cleanup_ctx.append(resources)
+    app.on_response_prepare.append(_finish_response)
     return app
+
+
+async def _finish_response(request: web.Request, response: web.StreamResponse) -> None:
+    """Whatever response a request ends with (page, redirect, error, streamed upstream answer),
+    it carries the request id of its decision-log line and the session cookie changes it earned."""
+    ctx = request.get(CONTEXT_KEY)
+    if ctx is None:
+        return
+    response.headers["X-Request-Id"] = ctx.request_id
+    if ctx.set_cookies:
+        request.app[RUNTIME_KEY].current.cookies.apply(response, ctx.set_cookies)

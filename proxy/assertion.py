@@ -19,12 +19,11 @@ from typing import Any, Final
 
 import jwt
 from cachetools import TTLCache
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from proxy.config.model import Route, Secret
 from proxy.identity.principal import CredentialSource, Principal
+from proxy.keyderive import derive_key
 
 ALGORITHM: Final = "ES256"
 _HKDF_INFO: Final = b"idgate assertion signing key v1"
@@ -59,9 +58,7 @@ def _b64url(data: bytes) -> str:
 
 
 def _signing_key(secret: Secret) -> _SigningKey:
-    material = HKDF(
-        algorithm=hashes.SHA256(), length=_SCALAR_BYTES, salt=None, info=_HKDF_INFO
-    ).derive(secret.reveal().encode())
+    material = derive_key(secret, _HKDF_INFO, _SCALAR_BYTES)
     scalar = int.from_bytes(material, "big") % (_P256_ORDER - 1) + 1
     private = ec.derive_private_key(scalar, ec.SECP256R1())
     numbers = private.public_key().public_numbers()

@@ -12,7 +12,7 @@ from typing import Final
 from aiohttp import web
 
 from proxy.authorize import authorize
-from proxy.endpoints import info
+from proxy.endpoints import callback, info, login, logout
 from proxy.endpoints.paths import Endpoint, endpoint_paths
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
 from proxy.forward import forward
@@ -21,14 +21,21 @@ from proxy.upstream_identity import identity_headers
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_READ_ONLY = frozenset({"GET", "HEAD"})
 
+_READ: Final = frozenset({"GET", "HEAD"})
+_READ_OR_POST: Final = _READ | {"POST"}
 
-_HANDLERS: Final[dict[Endpoint, Handler]] = {
-    Endpoint.HEALTHZ: info.healthz,
-    Endpoint.READYZ: info.readyz,
-    Endpoint.JWKS: info.jwks,
-    Endpoint.USERINFO: info.userinfo,
+#: Each endpoint's handler and the methods it serves (others: 405).
+_HANDLERS: Final[dict[Endpoint, tuple[Handler, frozenset[str]]]] = {
+    Endpoint.HEALTHZ: (info.healthz, _READ),
+    Endpoint.READYZ: (info.readyz, _READ),
+    Endpoint.JWKS: (info.jwks, _READ),
+    Endpoint.USERINFO: (info.userinfo, _READ),
+    Endpoint.START: (login.start, _READ),
+    Endpoint.SIGN_IN: (login.start, _READ),
+    Endpoint.CALLBACK: (callback.callback, _READ),
+    Endpoint.SIGN_OUT: (logout.sign_out, _READ_OR_POST),
+    Endpoint.BACKCHANNEL_LOGOUT: (logout.backchannel_logout, frozenset({"POST"})),
 }
 
 
@@ -38,9 +45,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     endpoint = endpoint_paths(runtime.settings.prefix).get(ctx.path)
     if endpoint is not None:
         ctx.own_endpoint = True
-        if request.method not in _READ_ONLY:
+        handler, methods = _HANDLERS[endpoint]
+        if request.method not in methods:
             raise MethodNotAllowed("method not allowed")
-        return await _HANDLERS[endpoint](request)
+        return await handler(request)
     return await proxy_request(request)
 
 
@@ -61,6 +69,7 @@ async def proxy_request(request: web.Request) -> web.StreamResponse:
         raise NoRoute("this route only answers forward-auth checks")
     principal = ctx.principal
     headers = identity_headers(principal, route, runtime.signer) if principal is not None else {}
+    headers["X-Request-Id"] = ctx.request_id
     return await forward(
         request,
         ctx=ctx,

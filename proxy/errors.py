@@ -4,7 +4,8 @@
     ├── BadRequest                400  malformed path, header or parameter
     │   └── RequestTooLarge       431  header or cookie over the bound, refused before any parsing
     ├── Unauthenticated           401  no credentials, or credentials that did not verify
-    │   └── InvalidToken          401  a token was presented and failed (carries TokenFailure)
+    │   ├── InvalidToken          401  a token was presented and failed (carries TokenFailure)
+    │   └── SignInFailed          401  the browser sign-in did not complete; offer to start again
     ├── Forbidden                 403  identified, and the route's policy says no
     ├── NoRoute                   404  no route matches: nothing is open by default
     ├── MethodNotAllowed          405  a method idgate's own endpoint does not serve
@@ -37,6 +38,12 @@ class TokenFailure(StrEnum):
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
     MISSING_CLAIM = "missing_claim"
+    NONCE = "nonce"
+    """An ID token that does not carry this sign-in's nonce."""
+    REPLAYED = "replayed"
+    """A logout token whose `jti` was already used."""
+    SUBJECT = "subject"
+    """A refreshed ID token that names another user."""
 
 
 class IdgateError(Exception):
@@ -74,6 +81,10 @@ class InvalidToken(Unauthenticated):
     def __init__(self, failure: TokenFailure, message: str = "") -> None:
         super().__init__(message or f"token rejected: {failure.value}")
         self.failure = failure
+
+
+class SignInFailed(Unauthenticated):
+    reason = Reason.SIGN_IN_FAILED
 
 
 class Forbidden(IdgateError):

@@ -143,7 +143,9 @@ async def forward(
         response = web.StreamResponse(
             status=upstream.status,
             reason=upstream.reason,
-            headers=downstream_response_headers(upstream.headers),
+            headers=downstream_response_headers(
+                upstream.headers, session_cookie_name=session_cookie_name
+            ),
         )
         await response.prepare(request)
         await _relay_body(upstream, response, request, ctx=ctx, route=route)

@@ -59,12 +59,13 @@ def _copy_except(headers: CIMultiDictProxy[str], fixed: frozenset[str]) -> CIMul
 
 
 def is_session_cookie(name: str, session_cookie_name: str) -> bool:
-    """True for idgate's session cookie, its chunks (`name_0`, `name_1`, …) and prefixed forms."""
+    """True for idgate's cookies: the session cookie, its chunks (`name_0`, `name_1`, …), its
+    login-state cookies (`name_state_…`), and their prefixed forms."""
     for prefix in _COOKIE_PREFIXES:
         if name.startswith(prefix):
             name = name[len(prefix) :]
             break
-    if name == session_cookie_name:
+    if name == session_cookie_name or name.startswith(f"{session_cookie_name}_state_"):
         return True
     stem, _, index = name.rpartition("_")
     return stem == session_cookie_name and index.isascii() and index.isdigit()
@@ -117,6 +118,16 @@ def upstream_request_headers(
     return headers
 
 
-def downstream_response_headers(received: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    """The upstream's response headers as the client gets them (Set-Cookie duplicates kept)."""
-    return _copy_except(received, HOP_BY_HOP)
+def downstream_response_headers(
+    received: CIMultiDictProxy[str], *, session_cookie_name: str
+) -> CIMultiDict[str]:
+    """The upstream's response headers as the client gets them (Set-Cookie duplicates kept),
+    except a Set-Cookie for one of idgate's own cookies: an upstream must not be able to plant,
+    overwrite or clear the session."""
+    headers = _copy_except(received, HOP_BY_HOP)
+    if "Set-Cookie" in headers:
+        for value in headers.popall("Set-Cookie"):
+            name = value.partition("=")[0].strip()
+            if not is_session_cookie(name, session_cookie_name):
+                headers.add("Set-Cookie", value)
+    return headers

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aiohttp import ClientSession, web
 
 from proxy.metrics import Metrics
 from proxy.runtime import RuntimeHolder
+from proxy.sessions.store import CookieChange
 
 if TYPE_CHECKING:
     from proxy.config.model import Route
@@ -36,12 +37,16 @@ class RequestContext:
     """The same normalised path, re-encoded: what the upstream receives."""
     query: str
     """Raw query string, never matched against policy, forwarded unchanged."""
+    authority: str
+    """Host and port as the client addressed them (`Host`, or a trusted `X-Forwarded-Host`)."""
     own_endpoint: bool = False
     """The path is one of idgate's own endpoints (metrics label `_idgate`), not a route."""
     route: Route | None = None
     principal: Principal | None = None
     decision: Decision | None = None
     token_failure: TokenFailure | None = None
+    set_cookies: list[CookieChange] = field(default_factory=list)
+    """Session cookie changes to send with whatever response this request gets."""
 
 
 RUNTIME_KEY = web.AppKey[RuntimeHolder]("runtime")

@@ -51,8 +51,9 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         _log.exception("unhandled error while serving a request")
         error = IdgateError("internal error")
     ctx = request.get(CONTEXT_KEY)
+    settings = request.app[RUNTIME_KEY].current.settings
     if error is not None:
-        response = error_response(error, request_id=ctx.request_id if ctx else None)
+        response = error_response(error, request=request, ctx=ctx, settings=settings)
 
     latency = time.perf_counter() - started
     route = _route_label(ctx)
@@ -65,7 +66,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         metrics.decisions.labels(
             route=route, decision=ctx.decision.outcome.value, reason=ctx.decision.reason.value
         ).inc()
-    if request.app[RUNTIME_KEY].current.settings.log.decisions:
+    if settings.log.decisions:
         log_decision(
             decision_record(
                 ctx,

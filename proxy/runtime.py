@@ -12,11 +12,18 @@ from dataclasses import dataclass
 from aiohttp import ClientSession
 
 from proxy.assertion import AssertionSigner
-from proxy.config.model import Settings
+from proxy.config.model import SessionStoreKind, Settings
 from proxy.identity.bearer import BearerVerifier
 from proxy.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
+from proxy.oidc.logout_token import LogoutTokenVerifier
 from proxy.policy.routes import RouteTable
+from proxy.sessions.cookie_store import CookieStore
+from proxy.sessions.cookies import CookieJar
+from proxy.sessions.login_state import LoginStates
+from proxy.sessions.manager import SessionManager
+from proxy.sessions.redis_store import RedisStore
+from proxy.sessions.store import SessionStore, StoreUnavailable
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,10 +33,20 @@ class Runtime:
     provider: ProviderKeys
     verifier: BearerVerifier
     signer: AssertionSigner
+    cookies: CookieJar
+    sessions: SessionManager
+    login_states: LoginStates
+    logout_tokens: LogoutTokenVerifier
 
-    @property
-    def ready(self) -> bool:
-        return self.provider.ready
+    async def ready(self) -> bool:
+        """Provider metadata and keys loaded, and the session store answering."""
+        if not self.provider.ready:
+            return False
+        try:
+            await self.sessions.store.ping()
+        except StoreUnavailable:
+            return False
+        return True
 
 
 class RuntimeHolder:
@@ -48,18 +65,46 @@ async def build_runtime(
     metrics: Metrics,
     previous: Runtime | None = None,
 ) -> Runtime:
-    """A started Runtime; reuses `previous`'s provider keys when `oidc` is unchanged."""
+    """A started Runtime; reuses `previous`'s provider keys when `oidc` is unchanged, and its
+    session store (with what it remembers) when the session settings and cookies are."""
     if previous is not None and previous.settings.oidc == settings.oidc:
         provider = previous.provider
     else:
         provider = ProviderKeys(settings.oidc, http, metrics)
         await provider.start()
+    cookies = CookieJar.from_settings(settings)
+    if (
+        previous is not None
+        and previous.settings.session == settings.session
+        and previous.cookies == cookies
+    ):
+        store = previous.sessions.store
+    else:
+        store = build_store(settings, cookies)
     return Runtime(
         settings=settings,
         routes=RouteTable(settings.routes),
         provider=provider,
         verifier=BearerVerifier(settings.oidc, provider, metrics),
         signer=AssertionSigner(settings.session.secrets, issuer=settings.public_url),
+        cookies=cookies,
+        sessions=SessionManager(
+            settings, store=store, provider=provider, http=http, metrics=metrics
+        ),
+        login_states=LoginStates(settings.session.secrets, cookie_prefix=cookies.state_prefix),
+        logout_tokens=LogoutTokenVerifier(settings.oidc, provider),
+    )
+
+
+def build_store(settings: Settings, cookies: CookieJar) -> SessionStore:
+    session = settings.session
+    if session.store is SessionStoreKind.REDIS:
+        assert session.redis_url is not None  # the config loader requires it with store: redis
+        return RedisStore(session.redis_url, cookie_name=cookies.session_name)
+    return CookieStore(
+        session.secrets,
+        cookie_name=cookies.session_name,
+        max_lifetime_seconds=session.lifetime_seconds,
     )
 
 
@@ -67,3 +112,5 @@ async def retire_runtime(old: Runtime, new: Runtime | None) -> None:
     """Release what `old` holds that `new` did not take over."""
     if new is None or new.provider is not old.provider:
         await old.provider.close()
+    if new is None or new.sessions.store is not old.sessions.store:
+        await old.sessions.store.close()

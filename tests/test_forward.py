@@ -183,6 +183,7 @@ def start_proxy(aiohttp_client: AiohttpClient, metrics: Metrics) -> StartProxy:
                 path=raw_path,
                 upstream_path=raw_path if upstream_path is None else upstream_path,
                 query=raw_query if query is None else query,
+                authority="app.example.com",
             )
             try:
                 return await forward(

@@ -17,8 +17,9 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 
 
 async def readyz(request: web.Request) -> web.StreamResponse:
-    """Readiness: configuration loaded and the provider's metadata and keys fetched."""
-    ready = request.app[RUNTIME_KEY].current.ready
+    """Readiness: configuration loaded, the provider's metadata and keys fetched, and the session
+    store answering."""
+    ready = await request.app[RUNTIME_KEY].current.ready()
     return json_response({"ready": ready}, status=200 if ready else 503)
 
 

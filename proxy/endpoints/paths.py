@@ -12,14 +12,21 @@ class Endpoint(StrEnum):
     READYZ = "readyz"
     JWKS = "jwks"
     USERINFO = "userinfo"
+    START = "start"
+    SIGN_IN = "sign_in"
+    CALLBACK = "callback"
+    SIGN_OUT = "sign_out"
+    BACKCHANNEL_LOGOUT = "backchannel_logout"
+
+
+#: Health paths sit at the root (where probes look); the rest under the prefix.
+_AT_ROOT = frozenset({Endpoint.HEALTHZ, Endpoint.READYZ})
 
 
 @lru_cache(maxsize=8)
 def endpoint_paths(prefix: str) -> dict[str, Endpoint]:
-    """Exact normalised path -> endpoint; health paths sit at the root, the rest under `prefix`."""
+    """Exact normalised path -> endpoint."""
     return {
-        "/healthz": Endpoint.HEALTHZ,
-        "/readyz": Endpoint.READYZ,
-        f"{prefix}/jwks": Endpoint.JWKS,
-        f"{prefix}/userinfo": Endpoint.USERINFO,
+        (f"/{endpoint}" if endpoint in _AT_ROOT else f"{prefix}/{endpoint}"): endpoint
+        for endpoint in Endpoint
     }

@@ -32,6 +32,8 @@ class Reason(StrEnum):
     # unauthenticated
     NO_CREDENTIALS = "no_credentials"
     INVALID_TOKEN = "invalid_token"  # noqa: S105 (a reason label, not a credential)
+    INVALID_SESSION = "invalid_session"
+    SIGN_IN_FAILED = "sign_in_failed"
     # request-level failures decided before policy
     NO_ROUTE = "no_route"
     BAD_REQUEST = "bad_request"

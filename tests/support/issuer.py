@@ -1,8 +1,10 @@
 """An in-process OpenID provider for tests, and the keys and tokens tests sign with.
 
-`await serve_issuer(aiohttp_server)` starts a provider on 127.0.0.1 (port 0) that serves discovery
-and a JWKS; tests switch its published keys, take it down (503), or replace its documents, and
-count what was fetched. Nothing here is used by idgate itself.
+`await serve_issuer(aiohttp_server)` starts a provider on 127.0.0.1 (port 0) that serves discovery,
+a JWKS, a token endpoint (authorization code with PKCE, refresh) and userinfo; tests switch its
+published keys, take it down (503), replace its documents, revoke its refresh tokens, and count
+what was fetched. `issuer.authorize(url)` plays the browser's visit to the authorization endpoint
+and returns the code. Nothing here is used by idgate itself.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ import functools
 import hashlib
 import hmac
 import json
+import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pytest_aiohttp import AiohttpServer
 
+from proxy.errors import InvalidToken, TokenFailure
 from proxy.oidc.discovery import WELL_KNOWN_PATH
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -92,6 +98,33 @@ def forge_hs256(header: dict[str, Any], claims: dict[str, Any], secret: bytes) -
     return f"{unsigned}.{_b64(mac)}"
 
 
+@dataclass(frozen=True, slots=True)
+class StaticKeys:
+    """A KeySource over signing keys' public halves, for checks that need no JWKS fetch."""
+
+    keys: tuple[SigningKey, ...]
+
+    async def key_for(self, kid: str | None, alg: str) -> jwt.PyJWK:
+        for key in self.keys:
+            if key.kid == kid and key.alg == alg:
+                return jwt.PyJWK(key.jwk, algorithm=alg)
+        raise InvalidToken(TokenFailure.UNKNOWN_KEY)
+
+
+def s256(verifier: str) -> str:
+    """RFC 7636 4.2: BASE64URL-ENCODE(SHA256(ASCII(code_verifier))), written out independently."""
+    return _b64(hashlib.sha256(verifier.encode("ascii")).digest())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grant:
+    """What the authorization endpoint bound a code to."""
+
+    redirect_uri: str
+    code_challenge: str
+    nonce: str | None
+
+
 @dataclass(kw_only=True)
 class FakeIssuer:
     """What the fake provider serves; mutate it between requests to change its behaviour."""
@@ -113,13 +146,62 @@ class FakeIssuer:
     url: str = ""
     discovery_fetches: int = 0
     jwks_fetches: int = 0
+    client_id: str = "idgate"
+    client_secret: str | None = None
+    """With a secret, /token requires client_secret_basic (RFC 6749 2.3.1); without, `client_id`."""
+    subject: str = "alice"
+    userinfo_claims: dict[str, Any] = field(default_factory=dict)
+    """Served by /userinfo beside `sub`."""
+    token_body: bytes | None = None
+    """Served verbatim (JSON, with `token_status`) by /token instead of tokens."""
+    token_status: int = 200
+    stream_token_body: bool = False
+    """Send `token_body` chunked, without a Content-Length."""
+    token_hang: asyncio.Event | None = None
+    """When set, /token waits for this event before answering."""
+    refresh_revoked: bool = False
+    """Refuse every refresh token with `invalid_grant`."""
+    rotate_refresh_tokens: bool = False
+    """Answer a refresh with a new refresh token (and forget the old one)."""
+    expires_in: Any = 300
+    """`expires_in` of issued tokens, sent as is (None leaves it out)."""
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    """Every /token form received, with its `Authorization` header under `authorization`."""
+    _grants: dict[str, Grant] = field(default_factory=dict)
+    _refresh_tokens: set[str] = field(default_factory=set)
+    _access_tokens: set[str] = field(default_factory=set)
     _fetched: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get(self.path + WELL_KNOWN_PATH, self._discovery)
         app.router.add_get(self.path + "/jwks", self._jwks)
+        app.router.add_post(self.path + "/token", self._token)
+        app.router.add_get(self.path + "/userinfo", self._userinfo)
         return app
+
+    def authorize(self, url: str) -> str:
+        """The code the authorization endpoint would redirect back with, for this request URL."""
+        query = {name: values[0] for name, values in parse_qs(urlsplit(url).query).items()}
+        assert query["response_type"] == "code"
+        assert query["client_id"] == self.client_id
+        assert query["code_challenge_method"] == "S256"
+        code = secrets.token_urlsafe(16)
+        self._grants[code] = Grant(
+            redirect_uri=query["redirect_uri"],
+            code_challenge=query["code_challenge"],
+            nonce=query.get("nonce"),
+        )
+        return code
+
+    def id_token(self, **claims: Any) -> str:
+        """An ID token for `subject` to `client_id`, signed with the first key; claims override."""
+        now = int(time.time())
+        base = {"iss": self.url, "aud": self.client_id, "sub": self.subject, "iat": now}
+        merged = {**base, "exp": now + 300, **claims}
+        return self.keys[0].sign(
+            {name: value for name, value in merged.items() if value is not None}
+        )
 
     @property
     def jwks_uri(self) -> str:
@@ -136,7 +218,7 @@ class FakeIssuer:
         if self.down:
             return web.Response(status=503, text="provider-down-body")
         if self.discovery_body is not None:
-            return await self._raw(request, self.discovery_body)
+            return await self._raw(request, self.discovery_body, stream=self.stream_discovery)
         document = {
             "issuer": self.url,
             "jwks_uri": self.jwks_uri,
@@ -148,10 +230,12 @@ class FakeIssuer:
         }
         return web.json_response(document)
 
-    async def _raw(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        if not self.stream_discovery:
-            return web.Response(body=body, content_type="application/json")
-        response = web.StreamResponse()
+    async def _raw(
+        self, request: web.Request, body: bytes, *, stream: bool, status: int = 200
+    ) -> web.StreamResponse:
+        if not stream:
+            return web.Response(status=status, body=body, content_type="application/json")
+        response = web.StreamResponse(status=status)
         response.enable_chunked_encoding()
         await response.prepare(request)
         for start in range(0, len(body), 1 << 16):
@@ -167,6 +251,87 @@ class FakeIssuer:
         if self.down:
             return web.Response(status=503, text="provider-down-body")
         return web.json_response({"keys": [key.jwk for key in self.keys] + self.extra_jwks})
+
+    async def _token(self, request: web.Request) -> web.StreamResponse:
+        if self.token_hang is not None:
+            await self.token_hang.wait()
+        if self.down:
+            return web.Response(status=503, text="provider-down-body")
+        form = {name: str(value) for name, value in (await request.post()).items()}
+        self.token_requests.append(
+            {**form, "authorization": request.headers.get("Authorization", "")}
+        )
+        if self.token_body is not None:
+            return await self._raw(
+                request, self.token_body, stream=self.stream_token_body, status=self.token_status
+            )
+        if not self._client_authenticated(request, form):
+            return _oauth_error("invalid_client", status=401)
+        if form.get("grant_type") == "authorization_code":
+            return self._exchange(form)
+        if form.get("grant_type") == "refresh_token":
+            return self._refresh(form)
+        return _oauth_error("unsupported_grant_type")
+
+    def _client_authenticated(self, request: web.Request, form: dict[str, str]) -> bool:
+        authorization = request.headers.get("Authorization")
+        if self.client_secret is None:
+            return authorization is None and form.get("client_id") == self.client_id
+        scheme, _, encoded = (authorization or "").partition(" ")
+        if scheme != "Basic":
+            return False
+        user, _, password = base64.b64decode(encoded).decode().partition(":")
+        return (unquote_plus(user), unquote_plus(password)) == (self.client_id, self.client_secret)
+
+    def _exchange(self, form: dict[str, str]) -> web.Response:
+        grant = self._grants.pop(form.get("code", ""), None)
+        if (
+            grant is None
+            or form.get("redirect_uri") != grant.redirect_uri
+            or s256(form.get("code_verifier", "")) != grant.code_challenge
+        ):
+            return _oauth_error("invalid_grant")
+        refresh_token = secrets.token_urlsafe(16)
+        self._refresh_tokens.add(refresh_token)
+        return self._tokens(refresh_token=refresh_token, id_token=self.id_token(nonce=grant.nonce))
+
+    def _refresh(self, form: dict[str, str]) -> web.Response:
+        presented = form.get("refresh_token", "")
+        if self.refresh_revoked or presented not in self._refresh_tokens:
+            return _oauth_error("invalid_grant")
+        if not self.rotate_refresh_tokens:
+            return self._tokens(refresh_token=None, id_token=None)
+        self._refresh_tokens.discard(presented)
+        rotated = secrets.token_urlsafe(16)
+        self._refresh_tokens.add(rotated)
+        return self._tokens(refresh_token=rotated, id_token=None)
+
+    def _tokens(self, *, refresh_token: str | None, id_token: str | None) -> web.Response:
+        access_token = secrets.token_urlsafe(16)
+        self._access_tokens.add(access_token)
+        body = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": refresh_token,
+            "id_token": id_token,
+        }
+        present = {name: value for name, value in body.items() if value is not None}
+        return web.json_response(present, headers={"Cache-Control": "no-store"})
+
+    async def _userinfo(self, request: web.Request) -> web.Response:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or token not in self._access_tokens:
+            return web.Response(
+                status=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            )
+        return web.json_response({"sub": self.subject, **self.userinfo_claims})
+
+
+def _oauth_error(error: str, *, status: int = 400) -> web.Response:
+    return web.json_response(
+        {"error": error, "error_description": "details-the-provider-wrote"}, status=status
+    )
 
 
 async def serve_issuer(

@@ -1,0 +1,75 @@
+"""`/oauth2/sign_out` and `/oauth2/backchannel_logout`: ending sessions from either side."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from aiohttp import web
+
+from proxy.errors import BadRequest, InvalidToken
+from proxy.keys import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY
+from proxy.pages import NO_STORE, post_form_page
+from proxy.redirects import vet_redirect
+from proxy.responses import json_response
+
+_log = logging.getLogger("idgate.logout")
+
+#: A logout token is a few KB; anything near this is not one.
+_MAX_LOGOUT_BODY: Final = 64 * 1024
+
+
+async def sign_out(request: web.Request) -> web.StreamResponse:
+    """SPEC: "end the session (and the provider session through RP-initiated logout when
+    offered)". Cookies and the server-side record go first, whatever happens at the provider."""
+    runtime = request.app[RUNTIME_KEY].current
+    ctx = request[CONTEXT_KEY]
+    settings = runtime.settings
+    record, deletions = await runtime.sessions.end(request.cookies)
+    ctx.set_cookies.extend(deletions)
+    request.app[METRICS_KEY].logouts.labels(result="sign_out").inc()
+    home = settings.public_url.rstrip("/") + "/"
+    target = (
+        vet_redirect(
+            request.query.get("rd") or home,
+            public_url=settings.public_url,
+            allowed_domains=settings.allowed_redirect_domains,
+        )
+        or home
+    )
+    metadata = runtime.provider.metadata
+    if record is not None and metadata is not None and metadata.end_session_endpoint:
+        fields = {"client_id": settings.oidc.client_id, "post_logout_redirect_uri": target}
+        if record.id_token is not None:
+            fields["id_token_hint"] = record.id_token
+        return post_form_page(
+            action=metadata.end_session_endpoint, fields=fields, request_id=ctx.request_id
+        )
+    response = web.Response(status=302, headers={"Location": target})
+    response.headers["Cache-Control"] = NO_STORE
+    return response
+
+
+async def backchannel_logout(request: web.Request) -> web.StreamResponse:
+    """OIDC Back-Channel Logout 1.0 2.8: "If the logout succeeded, the RP MUST respond with HTTP
+    200 OK. ... If the logout request was invalid or the logout failed, the RP MUST respond with
+    400 Bad Request"."""
+    runtime = request.app[RUNTIME_KEY].current
+    metrics = request.app[METRICS_KEY]
+    if request.content_length is not None and request.content_length > _MAX_LOGOUT_BODY:
+        raise BadRequest("logout request too large")
+    form = await request.post()
+    token = form.get("logout_token")
+    if not isinstance(token, str):
+        metrics.logouts.labels(result="backchannel_invalid").inc()
+        raise BadRequest("logout_token is required")
+    try:
+        logout = await runtime.logout_tokens.verify(token)
+    except InvalidToken as error:
+        metrics.logouts.labels(result="backchannel_invalid").inc()
+        _log.warning("back-channel logout refused: %s", error.failure.value)
+        raise BadRequest("logout_token is not valid") from None
+    ended = await runtime.sessions.store.end_sessions(sid=logout.sid, sub=logout.sub)
+    metrics.logouts.labels(result="backchannel").inc()
+    _log.info("back-channel logout ended %d sessions", ended)
+    return json_response({}, status=200)

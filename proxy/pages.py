@@ -1,0 +1,136 @@
+"""The few HTML pages idgate shows a person: access denied, sign-in problems, errors.
+
+Self-contained (no external assets, inline styles only) and served with a Content-Security-Policy
+that allows nothing else to load. Every dynamic value is HTML-escaped; none is ever a token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from html import escape
+from string import Template
+from typing import Final
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+NO_STORE: Final = "no-store"
+
+#: Pages load nothing: inline styles only, no frames, no forms but the provider's sign-out.
+_CSP: Final = (
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action {form_action}; script-src {script_src}"
+)
+#: The one script idgate ever serves, allowed by its hash: it submits the sign-out form.
+_SUBMIT_SCRIPT: Final = "document.forms[0].submit();"
+_SUBMIT_SCRIPT_HASH: Final = (
+    "'sha256-" + base64.b64encode(hashlib.sha256(_SUBMIT_SCRIPT.encode()).digest()).decode() + "'"
+)
+
+_LAYOUT: Final = Template("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>$title · idgate</title>
+<style>
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+color:#1f2933;background:#f4f6f8;display:flex;min-height:100vh;align-items:center;
+justify-content:center}
+main{background:#fff;max-width:28rem;margin:1rem;padding:2rem 2.25rem;border-radius:10px;
+box-shadow:0 1px 3px rgba(0,0,0,.12)}
+h1{font-size:1.35rem;margin:0 0 .75rem}
+p{margin:.5rem 0}
+.meta{color:#616e7c;font-size:.85rem;margin-top:1.5rem}
+a.button,button{display:inline-block;margin-top:1rem;padding:.55rem 1.1rem;border-radius:6px;
+background:#2f5fd0;color:#fff;text-decoration:none;border:0;font:inherit;cursor:pointer}
+code{background:#f0f2f5;padding:0 .25rem;border-radius:3px}
+</style></head>
+<body><main>
+<h1>$heading</h1>
+$body
+<p class="meta">idgate$request_id</p>
+</main></body></html>
+""")
+
+
+def page(
+    *,
+    status: int,
+    title: str,
+    heading: str,
+    body_html: str,
+    request_id: str | None,
+    form_action: str = "'none'",
+    script_src: str = "'none'",
+) -> web.Response:
+    """`body_html` must already be built from escaped values."""
+    text = _LAYOUT.substitute(
+        title=escape(title),
+        heading=escape(heading),
+        body=body_html,
+        request_id=f" · request {escape(request_id)}" if request_id else "",
+    )
+    response = web.Response(status=status, text=text, content_type="text/html")
+    response.headers["Cache-Control"] = NO_STORE
+    response.headers["Content-Security-Policy"] = _CSP.format(
+        form_action=form_action, script_src=script_src
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def denied_page(
+    *, route: str, user: str | None, sign_out_url: str, request_id: str | None
+) -> web.Response:
+    who = f"You are signed in as <strong>{escape(user)}</strong>." if user else ""
+    body = (
+        f"<p>{who} Your account is not allowed to use <code>{escape(route)}</code>.</p>"
+        "<p>If you need access, ask the tool's owners to add you to the right group, "
+        "or sign in with another account.</p>"
+        f'<a class="button" href="{escape(sign_out_url)}">Sign out</a>'
+    )
+    return page(
+        status=403,
+        title="Access denied",
+        heading="Access denied",
+        body_html=body,
+        request_id=request_id,
+    )
+
+
+def problem_page(
+    *, status: int, heading: str, message: str, retry_url: str | None, request_id: str | None
+) -> web.Response:
+    body = f"<p>{escape(message)}</p>"
+    if retry_url is not None:
+        body += f'<a class="button" href="{escape(retry_url)}">Sign in again</a>'
+    return page(
+        status=status, title=heading, heading=heading, body_html=body, request_id=request_id
+    )
+
+
+def post_form_page(*, action: str, fields: dict[str, str], request_id: str | None) -> web.Response:
+    """A form the browser posts to the provider at once (RP-Initiated Logout allows POST), so
+    `id_token_hint` never stands in a URL, a browser history or an access log."""
+    inputs = "".join(
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+        for name, value in fields.items()
+    )
+    body = (
+        "<p>You are signed out of idgate; signing you out at your identity provider.</p>"
+        f'<form method="post" action="{escape(action)}">{inputs}'
+        '<button type="submit">Continue</button></form>'
+        f"<script>{_SUBMIT_SCRIPT}</script>"
+    )
+    target = urlsplit(action)
+    return page(
+        status=200,
+        title="Signing out",
+        heading="Signing out",
+        body_html=body,
+        request_id=request_id,
+        form_action=f"{target.scheme}://{target.netloc}",
+        script_src=_SUBMIT_SCRIPT_HASH,
+    )

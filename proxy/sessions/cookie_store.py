@@ -1,0 +1,137 @@
+"""The default store: the whole record sealed into the browser's cookie, split when too large.
+
+A sealed record that fits in `chunk_size` travels in the base cookie; a larger one in
+`<base>_0`, `<base>_1`, ... and the base cookie is deleted. The seal's associated data is the
+base cookie name, so a value copied into another idgate cookie (the login state, another
+deployment's session) does not open. Chunks are not numbered inside the seal: a missing,
+extra or foreign chunk changes the reassembled value, and the AEAD tag refuses it.
+
+Nothing is kept server side, so a back-channel logout can only be remembered in this process
+(see revocations.py), and a refresh lock only serialises this process's requests.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Final
+
+from proxy.config.model import Secret
+from proxy.sessions.crypto import Sealer, SealError
+from proxy.sessions.model import SessionFormatError, SessionRecord
+from proxy.sessions.revocations import Revocations
+from proxy.sessions.store import CookieChange, InvalidSession
+
+PURPOSE: Final = b"idgate session v1"
+
+
+class CookieStore:
+    def __init__(
+        self,
+        secrets: Sequence[Secret],
+        *,
+        cookie_name: str,
+        max_lifetime_seconds: float,
+        chunk_size: int = 3800,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if chunk_size <= 0:
+            raise ValueError("the cookie chunk size must be positive")
+        self._sealer = Sealer(secrets, purpose=PURPOSE)
+        self._name = cookie_name
+        self._aad = cookie_name.encode()
+        self._chunk_size = chunk_size
+        self._chunk_pattern = re.compile(re.escape(cookie_name) + r"_(0|[1-9][0-9]{0,3})")
+        self._revocations = Revocations(max_lifetime_seconds=max_lifetime_seconds, clock=clock)
+        self._refreshing: set[str] = set()
+
+    async def load(self, cookies: Mapping[str, str]) -> SessionRecord | None:
+        chunks = self._chunks(cookies)
+        if self._name in cookies:
+            if chunks:
+                raise InvalidSession("session cookie is both whole and chunked")
+            sealed = cookies[self._name]
+        elif chunks:
+            if sorted(chunks) != list(range(len(chunks))):
+                raise InvalidSession("session cookie chunks are missing")
+            sealed = "".join(chunks[index] for index in range(len(chunks)))
+        else:
+            return None
+        try:
+            record = SessionRecord.from_bytes(self._sealer.open(sealed, aad=self._aad))
+        except (SealError, SessionFormatError) as error:
+            raise InvalidSession(f"session cookie does not open: {error}") from None
+        if self._revocations.covers(record):
+            raise InvalidSession("session was ended by a back-channel logout")
+        return record
+
+    async def save(
+        self, record: SessionRecord, cookies: Mapping[str, str], *, max_age: int
+    ) -> list[CookieChange]:
+        sealed = self._sealer.seal(record.to_bytes(), aad=self._aad)
+        if len(sealed) <= self._chunk_size:
+            changes = [CookieChange(name=self._name, value=sealed, max_age=max_age)]
+            stale = set(self._chunks(cookies))
+        else:
+            parts = [
+                sealed[start : start + self._chunk_size]
+                for start in range(0, len(sealed), self._chunk_size)
+            ]
+            changes = [
+                CookieChange(name=self._chunk_name(index), value=part, max_age=max_age)
+                for index, part in enumerate(parts)
+            ]
+            if self._name in cookies:
+                changes.append(CookieChange(name=self._name, value=None))
+            stale = {index for index in self._chunks(cookies) if index >= len(parts)}
+        changes.extend(
+            CookieChange(name=self._chunk_name(index), value=None) for index in sorted(stale)
+        )
+        return changes
+
+    async def clear(self, cookies: Mapping[str, str]) -> list[CookieChange]:
+        return [CookieChange(name=self._name, value=None)] + [
+            CookieChange(name=self._chunk_name(index), value=None)
+            for index in sorted(self._chunks(cookies))
+        ]
+
+    async def end_sessions(self, *, sid: str | None, sub: str | None) -> int:
+        # OpenID Connect Back-Channel Logout 1.0, 2.6: "If a sid Claim is not present, the intent
+        # is that all sessions at the RP for the End-User identified by the iss and sub Claims be
+        # logged out." With a sid, only that provider session ends.
+        if sid is not None:
+            self._revocations.revoke_sid(sid)
+        elif sub is not None:
+            self._revocations.revoke_subject(sub)
+        return 0
+
+    @asynccontextmanager
+    async def refresh_lock(self, session_id: str) -> AsyncIterator[bool]:
+        if session_id in self._refreshing:
+            yield False
+            return
+        self._refreshing.add(session_id)
+        try:
+            yield True
+        finally:
+            self._refreshing.discard(session_id)
+
+    async def ping(self) -> None:
+        """Always ready: there is nothing to reach."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+    def _chunks(self, cookies: Mapping[str, str]) -> dict[int, str]:
+        """The request's chunk cookies of this session, by index."""
+        found: dict[int, str] = {}
+        for name, value in cookies.items():
+            match = self._chunk_pattern.fullmatch(name)
+            if match is not None:
+                found[int(match[1])] = value
+        return found
+
+    def _chunk_name(self, index: int) -> str:
+        return f"{self._name}_{index}"

@@ -1,0 +1,225 @@
+"""The replica store: a ticket in the cookie, only ciphertext in Redis (oauth2-proxy's design).
+
+The cookie holds `v1.<session id>.<key>`: the session id names the Redis entry, and a random
+256-bit key, new for every session and never sent to Redis, decrypts it. Redis holds
+`<prefix>s:<sha256(session id)>` -> AES-256-GCM(record) with the Redis key as associated data, so
+a dump of Redis reveals no claim or token, and a ciphertext moved under another key does not open.
+Two sets per session let a back-channel logout find records without decrypting them:
+`<prefix>sid:<sha256(provider sid)>` and `<prefix>sub:<sha256(subject)>`, each holding record keys
+and living as long as the longest record it names.
+
+Every Redis failure becomes StoreUnavailable, named by its class only: the URL and its password
+stay out of messages and logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Final
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
+
+from proxy.config.model import Secret
+from proxy.sessions.crypto import KEY_BYTES, SealError, b64decode, b64encode, decrypt, encrypt
+from proxy.sessions.model import SessionFormatError, SessionRecord
+from proxy.sessions.store import CookieChange, InvalidSession, StoreUnavailable
+
+logger = logging.getLogger("idgate.sessions")
+
+_TICKET_VERSION: Final = "v1"
+LOCK_MILLISECONDS: Final = 15_000
+#: A blip is retried briefly; a Redis that stays down fails the request within about a second
+#: rather than holding it through redis-py's default ten retries.
+_RETRIES: Final = 2
+
+# KEYS[1] the record, KEYS[2..] its index sets; ARGV[1] ciphertext, ARGV[2] lifetime in seconds.
+# An index set keeps the longest lifetime of any record it names (TTL is -1 on a new set).
+_SAVE_SCRIPT: Final = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], KEYS[1])
+  if redis.call('TTL', KEYS[i]) < tonumber(ARGV[2]) then
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
+end
+"""
+# KEYS: index sets; deletes every record they name and the sets; returns the records deleted.
+_END_SCRIPT: Final = """
+local ended = 0
+for _, index in ipairs(KEYS) do
+  for _, record in ipairs(redis.call('SMEMBERS', index)) do
+    ended = ended + redis.call('DEL', record)
+  end
+  redis.call('DEL', index)
+end
+return ended
+"""
+# Compare-and-delete: a holder whose lock expired must not release the next holder's lock.
+_RELEASE_SCRIPT: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Ticket:
+    session_id: str
+    key: bytes = field(repr=False)
+
+    def encode(self) -> str:
+        return f"{_TICKET_VERSION}.{b64encode(self.session_id.encode())}.{b64encode(self.key)}"
+
+    @classmethod
+    def decode(cls, value: str) -> _Ticket:
+        try:
+            version, session_id, key = value.split(".")
+            if version != _TICKET_VERSION:
+                raise InvalidSession("session ticket has an unknown version")
+            ticket = cls(session_id=b64decode(session_id).decode(), key=b64decode(key))
+        except (ValueError, SealError):
+            raise InvalidSession("session ticket is malformed") from None
+        if len(ticket.key) != KEY_BYTES:
+            raise InvalidSession("session ticket is malformed")
+        return ticket
+
+
+@contextmanager
+def _reaching_redis() -> Iterator[None]:
+    try:
+        yield
+    except (RedisError, OSError) as error:
+        raise StoreUnavailable(f"session store unavailable ({type(error).__name__})") from None
+
+
+class RedisStore:
+    def __init__(
+        self,
+        redis_url: Secret,
+        *,
+        cookie_name: str,
+        key_prefix: str = "idgate:",
+        timeout_seconds: float = 2.0,
+    ) -> None:
+        try:
+            self._redis = Redis.from_url(
+                redis_url.reveal(),
+                socket_timeout=timeout_seconds,
+                socket_connect_timeout=timeout_seconds,
+                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), _RETRIES),
+            )
+        except ValueError:
+            raise ValueError("session redis_url is not a valid Redis URL") from None
+        self._name = cookie_name
+        self._prefix = key_prefix
+        self._save_script = self._redis.register_script(_SAVE_SCRIPT)
+        self._end_script = self._redis.register_script(_END_SCRIPT)
+        self._release_script = self._redis.register_script(_RELEASE_SCRIPT)
+
+    async def load(self, cookies: Mapping[str, str]) -> SessionRecord | None:
+        value = cookies.get(self._name)
+        if value is None:
+            return None
+        ticket = _Ticket.decode(value)
+        key = self._key("s", ticket.session_id)
+        with _reaching_redis():
+            sealed = await self._redis.get(key)
+        if not isinstance(sealed, bytes):
+            raise InvalidSession("session has ended")
+        try:
+            return SessionRecord.from_bytes(decrypt(AESGCM(ticket.key), sealed, aad=key.encode()))
+        except (SealError, SessionFormatError) as error:
+            raise InvalidSession(f"session record does not open: {error}") from None
+
+    async def save(
+        self, record: SessionRecord, cookies: Mapping[str, str], *, max_age: int
+    ) -> list[CookieChange]:
+        """Store `record` for `max_age` seconds. A ticket already naming this session keeps its
+        key (it opened the record in `load`); a ticket of another session ends that session."""
+        if max_age <= 0:
+            raise ValueError("a saved session needs a positive max_age")
+        previous = self._carried_ticket(cookies)
+        if previous is not None and previous.session_id == record.session_id:
+            ticket = previous
+        else:
+            ticket = _Ticket(session_id=record.session_id, key=os.urandom(KEY_BYTES))
+        key = self._key("s", record.session_id)
+        indexes = [self._key("sub", record.subject)]
+        if record.provider_sid is not None:
+            indexes.append(self._key("sid", record.provider_sid))
+        sealed = encrypt(AESGCM(ticket.key), record.to_bytes(), aad=key.encode())
+        with _reaching_redis():
+            if previous is not None and previous.session_id != record.session_id:
+                await self._redis.delete(self._key("s", previous.session_id))
+            await self._save_script(keys=[key, *indexes], args=[sealed, max_age])
+        return [CookieChange(name=self._name, value=ticket.encode(), max_age=max_age)]
+
+    async def clear(self, cookies: Mapping[str, str]) -> list[CookieChange]:
+        ticket = self._carried_ticket(cookies)
+        if ticket is not None:
+            with _reaching_redis():
+                await self._redis.delete(self._key("s", ticket.session_id))
+        return [CookieChange(name=self._name, value=None)]
+
+    async def end_sessions(self, *, sid: str | None, sub: str | None) -> int:
+        # OpenID Connect Back-Channel Logout 1.0, 2.6: "If a sid Claim is not present, the intent
+        # is that all sessions at the RP for the End-User identified by the iss and sub Claims be
+        # logged out." With a sid, only that provider session ends.
+        if sid is not None:
+            index = self._key("sid", sid)
+        elif sub is not None:
+            index = self._key("sub", sub)
+        else:
+            return 0
+        with _reaching_redis():
+            ended = await self._end_script(keys=[index])
+        return int(ended)
+
+    @asynccontextmanager
+    async def refresh_lock(self, session_id: str) -> AsyncIterator[bool]:
+        """Held for at most LOCK_MILLISECONDS: a refresh outliving it may overlap the next one."""
+        key = self._key("lock", session_id)
+        owner = os.urandom(16).hex()
+        with _reaching_redis():
+            acquired = await self._redis.set(key, owner, nx=True, px=LOCK_MILLISECONDS)
+        if not acquired:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            try:
+                await self._release_script(keys=[key], args=[owner])
+            except (RedisError, OSError) as error:
+                # The refresh itself is done; the lock expires on its own.
+                logger.warning("refresh lock not released (%s)", type(error).__name__)
+
+    async def ping(self) -> None:
+        with _reaching_redis():
+            await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    def _carried_ticket(self, cookies: Mapping[str, str]) -> _Ticket | None:
+        """The request's ticket, or None when it carries none or an unreadable one."""
+        value = cookies.get(self._name)
+        if value is None:
+            return None
+        try:
+            return _Ticket.decode(value)
+        except InvalidSession:
+            return None
+
+    def _key(self, kind: str, value: str) -> str:
+        return f"{self._prefix}{kind}:{hashlib.sha256(value.encode()).hexdigest()}"

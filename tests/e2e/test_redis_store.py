@@ -1,0 +1,300 @@
+"""The Redis store against a real redis-server: shared by replicas, ciphertext only, fail closed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+
+import pytest
+from redis.asyncio import Redis
+
+from proxy.sessions.redis_store import LOCK_MILLISECONDS, RedisStore
+from proxy.sessions.store import CookieChange, InvalidSession, SessionStore, StoreUnavailable
+from tests.e2e.redis_fixture import RedisServer
+from tests.sessions.records import ACCESS_TOKEN, ID_TOKEN, REFRESH_TOKEN, record
+
+NAME = "__Host-idgate"
+MAX_AGE = 3600
+
+
+@pytest.fixture
+async def replicas(redis_server: RedisServer) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+    """Two stores sharing one Redis, as two idgate replicas behind a load balancer would."""
+    first = RedisStore(redis_server.url, cookie_name=NAME)
+    second = RedisStore(redis_server.url, cookie_name=NAME)
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+@pytest.fixture
+async def raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """A plain client to look at what Redis actually holds."""
+    client = Redis.from_url(redis_server.url.reveal())
+    yield client
+    await client.aclose()
+
+
+def cookies_from(changes: list[CookieChange]) -> dict[str, str]:
+    [change] = changes
+    assert change.name == NAME
+    assert change.value is not None
+    return {NAME: change.value}
+
+
+async def record_keys(raw: Redis) -> list[bytes]:
+    return [key async for key in raw.scan_iter(match="idgate:s:*")]
+
+
+async def string_at(raw: Redis, key: bytes) -> bytes:
+    value = await raw.get(key)
+    assert isinstance(value, bytes)
+    return value
+
+
+async def test_redis_store_is_a_session_store(replicas: tuple[RedisStore, RedisStore]) -> None:
+    """RedisStore fits the SessionStore seam the session manager is written against."""
+    seam: SessionStore = replicas[0]
+    await seam.ping()
+
+
+async def test_session_saved_by_one_replica_loads_on_another(
+    replicas: tuple[RedisStore, RedisStore],
+) -> None:
+    """A browser signed in through one replica is signed in at every replica."""
+    first, second = replicas
+    session = record()
+    changes = await first.save(session, {}, max_age=MAX_AGE)
+    assert [(change.name, change.max_age) for change in changes] == [(NAME, MAX_AGE)]
+    assert await second.load(cookies_from(changes)) == session
+    assert await first.load(cookies_from(changes)) == session
+
+
+async def test_no_cookie_is_no_session(replicas: tuple[RedisStore, RedisStore]) -> None:
+    """A request without the ticket cookie has no session, and costs no error."""
+    assert await replicas[0].load({"_ga": "GA1.2.3"}) is None
+
+
+async def test_redis_holds_no_plaintext(
+    replicas: tuple[RedisStore, RedisStore], raw: Redis
+) -> None:
+    """No key or value in Redis shows the user's email, name, tokens, ids or the ticket's key."""
+    session = record(provider_sid="provider-sid-visible?")
+    cookies = cookies_from(await replicas[0].save(session, {}, max_age=MAX_AGE))
+    ticket = cookies[NAME]
+    secrets = [
+        b"alice",
+        b"Alice Liddell",
+        b"example.com",
+        ACCESS_TOKEN.encode(),
+        REFRESH_TOKEN.encode(),
+        ID_TOKEN.encode(),
+        session.session_id.encode(),
+        session.subject.encode(),
+        b"provider-sid-visible",
+        *(part.encode() for part in ticket.split(".")[1:]),
+    ]
+    contents: list[bytes] = []
+    async for key in raw.scan_iter():
+        contents.append(key)
+        kind = await raw.type(key)
+        if kind == b"string":
+            contents.append(await string_at(raw, key))
+        elif kind == b"set":
+            contents.extend(
+                member for member in await raw.smembers(key) if isinstance(member, bytes)
+            )
+        else:
+            pytest.fail(f"unexpected {kind!r} in Redis")
+    assert len(contents) >= 3
+    assert [secret for secret in secrets if any(secret in item for item in contents)] == []
+
+
+async def test_session_has_the_given_lifetime_in_redis(
+    replicas: tuple[RedisStore, RedisStore], raw: Redis
+) -> None:
+    """The record expires from Redis after max_age; its logout indexes live at least as long."""
+    await replicas[0].save(record(), {}, max_age=MAX_AGE)
+    [key] = await record_keys(raw)
+    assert MAX_AGE - 5 <= await raw.ttl(key) <= MAX_AGE
+    await replicas[0].save(record(session_id="short"), {}, max_age=60)
+    indexes = [key async for key in raw.scan_iter(match="idgate:s[iu][db]:*")]
+    assert len(indexes) == 2
+    for index in indexes:
+        assert MAX_AGE - 5 <= await raw.ttl(index) <= MAX_AGE
+
+
+async def test_saving_again_keeps_the_ticket_and_extends_its_life(
+    replicas: tuple[RedisStore, RedisStore], raw: Redis
+) -> None:
+    """Re-saving a session keeps the same ticket, updates the record and sets the new max-age."""
+    first, second = replicas
+    cookies = cookies_from(await first.save(record(), {}, max_age=60))
+    seen = record().seen(record().created_at + 30)
+    changes = await second.save(seen, cookies, max_age=MAX_AGE)
+    assert changes == [CookieChange(name=NAME, value=cookies[NAME], max_age=MAX_AGE)]
+    assert await first.load(cookies) == seen
+    [key] = await record_keys(raw)
+    assert await raw.ttl(key) > 60
+
+
+async def test_a_new_login_gets_a_new_ticket_and_ends_the_old_session(
+    replicas: tuple[RedisStore, RedisStore],
+) -> None:
+    """Signing in again replaces the ticket; the previous session cannot be loaded any more."""
+    first, second = replicas
+    old = cookies_from(await first.save(record(), {}, max_age=MAX_AGE))
+    new_session = record(session_id="session-alice-2")
+    new = cookies_from(await second.save(new_session, old, max_age=MAX_AGE))
+    assert new[NAME] != old[NAME]
+    assert await first.load(new) == new_session
+    with pytest.raises(InvalidSession, match="ended"):
+        await first.load(old)
+
+
+async def test_clear_on_one_replica_ends_the_session_everywhere(
+    replicas: tuple[RedisStore, RedisStore], raw: Redis
+) -> None:
+    """After sign-out through one replica, the old ticket is refused by every replica."""
+    first, second = replicas
+    cookies = cookies_from(await first.save(record(), {}, max_age=MAX_AGE))
+    assert await second.clear(cookies) == [CookieChange(name=NAME, value=None)]
+    assert await record_keys(raw) == []
+    for store in replicas:
+        with pytest.raises(InvalidSession, match="ended"):
+            await store.load(cookies)
+
+
+async def test_clear_without_a_readable_ticket_still_deletes_the_cookie(
+    replicas: tuple[RedisStore, RedisStore],
+) -> None:
+    """Sign-out with no or a garbled ticket deletes the cookie and touches no record."""
+    for cookies in ({}, {NAME: "garbage"}):
+        assert await replicas[0].clear(cookies) == [CookieChange(name=NAME, value=None)]
+
+
+async def test_back_channel_logout_by_sid_ends_that_provider_session(
+    replicas: tuple[RedisStore, RedisStore],
+) -> None:
+    """A logout token with a sid ends the sessions of that provider session, at every replica."""
+    first, second = replicas
+    laptop = cookies_from(await first.save(record(provider_sid="sid-laptop"), {}, max_age=MAX_AGE))
+    phone_session = record(session_id="s2", provider_sid="sid-phone")
+    phone = cookies_from(await first.save(phone_session, {}, max_age=MAX_AGE))
+    assert await second.end_sessions(sid="sid-laptop", sub="alice-sub") == 1
+    with pytest.raises(InvalidSession):
+        await first.load(laptop)
+    assert await first.load(phone) == phone_session
+    assert await second.end_sessions(sid="sid-laptop", sub=None) == 0
+
+
+async def test_back_channel_logout_by_sub_ends_every_session_of_the_user(
+    replicas: tuple[RedisStore, RedisStore],
+) -> None:
+    """A logout token with only a sub ends all that user's sessions and no one else's."""
+    first, second = replicas
+    alice = [
+        cookies_from(await first.save(record(session_id=f"s{n}"), {}, max_age=MAX_AGE))
+        for n in range(3)
+    ]
+    bob_session = record(session_id="bob-1", subject="bob-sub", provider_sid=None)
+    bob = cookies_from(await first.save(bob_session, {}, max_age=MAX_AGE))
+    await second.clear(alice[2])
+    assert await second.end_sessions(sid=None, sub="alice-sub") == 2
+    for cookies in alice:
+        with pytest.raises(InvalidSession):
+            await first.load(cookies)
+    assert await first.load(bob) == bob_session
+    assert await first.end_sessions(sid=None, sub=None) == 0
+
+
+async def test_forged_tickets_are_invalid_sessions(
+    replicas: tuple[RedisStore, RedisStore],
+) -> None:
+    """A ticket with another key, another session id or garbage does not open any record."""
+    store = replicas[0]
+    version, session_id, key = cookies_from(await store.save(record(), {}, max_age=MAX_AGE))[
+        NAME
+    ].split(".")
+    other_key = ("B" if key[0] == "A" else "A") + key[1:]
+    forged = [
+        f"{version}.{session_id}.{other_key}",
+        f"{version}.{session_id}.{key[:-2]}",
+        f"v2.{session_id}.{key}",
+        f"{version}.{session_id}",
+        f"{version}.{session_id}.{key}.x",
+        "",
+        "v1.!!.??",
+    ]
+    for ticket in forged:
+        with pytest.raises(InvalidSession) as caught:
+            await store.load({NAME: ticket})
+        assert key not in str(caught.value)
+
+
+async def test_a_record_moved_under_another_session_key_does_not_open(
+    replicas: tuple[RedisStore, RedisStore], raw: Redis
+) -> None:
+    """Someone with write access to Redis cannot swap one session's ciphertext into another's."""
+    store = replicas[0]
+    mine = cookies_from(await store.save(record(session_id="mine"), {}, max_age=MAX_AGE))
+    before = set(await record_keys(raw))
+    await store.save(replace(record(session_id="theirs"), user="mallory"), {}, max_age=MAX_AGE)
+    [mine_key] = before
+    [theirs_key] = set(await record_keys(raw)) - before
+    await raw.set(mine_key, await string_at(raw, theirs_key))
+    with pytest.raises(InvalidSession, match="does not open"):
+        await store.load(mine)
+
+
+async def test_refresh_lock_is_exclusive_across_replicas(
+    replicas: tuple[RedisStore, RedisStore],
+) -> None:
+    """While one replica refreshes a session, another is told so; afterwards it may refresh."""
+    first, second = replicas
+    async with first.refresh_lock("s1") as held:
+        async with second.refresh_lock("s1") as other:
+            assert (held, other) == (True, False)
+        async with second.refresh_lock("s2") as unrelated:
+            assert unrelated is True
+    async with second.refresh_lock("s1") as after:
+        assert after is True
+
+
+async def test_refresh_lock_expires_and_never_releases_another_holder(
+    replicas: tuple[RedisStore, RedisStore], raw: Redis
+) -> None:
+    """The lock carries an expiry, and a holder whose lock expired leaves the next one's alone."""
+    first, _ = replicas
+    async with first.refresh_lock("s1") as held:
+        assert held is True
+        [lock] = [key async for key in raw.scan_iter(match="idgate:lock:*")]
+        assert 0 < await raw.pttl(lock) <= LOCK_MILLISECONDS
+        await raw.set(lock, b"the-next-holder")
+    assert await raw.get(lock) == b"the-next-holder"
+
+
+async def test_redis_down_fails_closed(
+    replicas: tuple[RedisStore, RedisStore],
+    redis_server: RedisServer,
+) -> None:
+    """With Redis gone every operation raises StoreUnavailable, naming no URL or socket."""
+    store = replicas[0]
+    cookies = cookies_from(await store.save(record(), {}, max_age=MAX_AGE))
+    redis_server.stop()
+    attempts: list[Callable[[], Awaitable[object]]] = [
+        store.ping,
+        lambda: store.load(cookies),
+        lambda: store.save(record(), cookies, max_age=MAX_AGE),
+        lambda: store.clear(cookies),
+        lambda: store.end_sessions(sid="provider-sid-1", sub=None),
+    ]
+    for attempt in attempts:
+        with pytest.raises(StoreUnavailable) as caught:
+            await attempt()
+        assert str(redis_server.socket) not in str(caught.value)
+        assert "unix" not in str(caught.value)
+        assert caught.value.__suppress_context__
+    with pytest.raises(StoreUnavailable):
+        async with store.refresh_lock("s1"):
+            pytest.fail("the lock must not be granted without Redis")

@@ -1,0 +1,83 @@
+"""SessionRecord's wire form: lossless for this version, refused cleanly for anything else."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from proxy.sessions.model import FORMAT_VERSION, SessionFormatError, SessionRecord
+from tests.sessions.records import record
+
+
+def test_record_round_trips_through_bytes() -> None:
+    """A record read back from its bytes equals the record written, claims included."""
+    original = record(claims={"name": "Alice", "realm_access": {"roles": ["ops"]}})
+    restored = SessionRecord.from_bytes(original.to_bytes())
+    assert restored == replace(original, claims=restored.claims)
+    assert dict(restored.claims) == {"name": "Alice", "realm_access": {"roles": ["ops"]}}
+
+
+def test_optional_fields_round_trip_as_absent() -> None:
+    """A session without provider sid, email or tokens reads back without them."""
+    original = replace(
+        record(provider_sid=None),
+        email=None,
+        id_token=None,
+        access_token=None,
+        refresh_token=None,
+    )
+    restored = SessionRecord.from_bytes(original.to_bytes())
+    assert (restored.provider_sid, restored.email, restored.id_token) == (None, None, None)
+    assert (restored.access_token, restored.refresh_token) == (None, None)
+
+
+def test_restored_claims_are_read_only() -> None:
+    """Claims read from a cookie cannot be changed in place by a policy or handler."""
+    restored = SessionRecord.from_bytes(record().to_bytes())
+    with pytest.raises(TypeError):
+        restored.claims["name"] = "Mallory"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("version", [0, FORMAT_VERSION + 1, "1", None])
+def test_another_format_version_is_refused(version: object) -> None:
+    """A record written by another idgate version is refused rather than misread."""
+    raw = json.loads(record().to_bytes())
+    raw["v"] = version
+    with pytest.raises(SessionFormatError, match="unknown session format"):
+        SessionRecord.from_bytes(json.dumps(raw).encode())
+
+
+def _with(**changes: object) -> bytes:
+    raw = json.loads(record().to_bytes())
+    raw.update(changes)
+    return json.dumps(raw).encode()
+
+
+def _without(field: str) -> bytes:
+    raw = json.loads(record().to_bytes())
+    del raw[field]
+    return json.dumps(raw).encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\xff\xfe", id="not-utf8"),
+        pytest.param(b"{not json", id="not-json"),
+        pytest.param(b"[1]", id="array"),
+        pytest.param(_without("sub"), id="missing-sub"),
+        pytest.param(_with(sub=42), id="numeric-sub"),
+        pytest.param(_with(email=["a@example.com"]), id="list-email"),
+        pytest.param(_with(groups=[1, 2]), id="numeric-groups"),
+        pytest.param(_with(groups=None), id="null-groups"),
+        pytest.param(_with(claims=7), id="numeric-claims"),
+        pytest.param(_with(created="yesterday"), id="text-time"),
+    ],
+)
+def test_malformed_bytes_are_a_format_error(data: bytes) -> None:
+    """Bytes that are not a well-formed record raise SessionFormatError, nothing else."""
+    with pytest.raises(SessionFormatError, match="session"):
+        SessionRecord.from_bytes(data)
