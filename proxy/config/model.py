@@ -97,7 +97,7 @@ class SessionSettings:
     redis_url: Secret | None = None
     lifetime_seconds: int = 12 * 3600
     idle_timeout_seconds: int = 3600
-    refresh_seconds: int = 300
+    refresh_seconds: float = 300.0
     """YAML `refresh_interval`: how often a session's tokens and groups are re-read."""
     cookie_name: str = "_idgate"
     cookie_domain: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from proxy.config.addresses import hostname, redis_url
 from proxy.config.model import SessionSettings, SessionStoreKind
 from proxy.config.reader import Section, given
-from proxy.config.values import choice, cookie_name, session_secret, whole_seconds
+from proxy.config.values import choice, cookie_name, duration, session_secret, whole_seconds
 
 
 def parse_session(section: Section, *, public_host: str | None) -> SessionSettings:
@@ -19,7 +19,7 @@ def parse_session(section: Section, *, public_host: str | None) -> SessionSettin
             redis_url=section.get("redis_url", redis_url),
             lifetime_seconds=section.get("lifetime", whole_seconds),
             idle_timeout_seconds=section.get("idle_timeout", whole_seconds),
-            refresh_seconds=section.get("refresh_interval", whole_seconds),
+            refresh_seconds=section.get("refresh_interval", duration),
             cookie_name=section.get("cookie_name", cookie_name),
             cookie_domain=cookie_domain,
         ),

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from http.cookies import Morsel
+from typing import Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from proxy.config.model import Settings
 from proxy.sessions.store import CookieChange
+
+_EXPIRED: Final = "Thu, 01 Jan 1970 00:00:00 GMT"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,23 +64,19 @@ class CookieJar:
     def _set(
         self, response: web.StreamResponse, change: CookieChange, *, path: str, domain: str | None
     ) -> None:
+        # Written as a header rather than through response.set_cookie(): aiohttp serialises its
+        # cookie jar before on_response_prepare, where session changes are applied.
+        morsel: Morsel[str] = Morsel()
+        morsel.set(change.name, change.value or "", change.value or "")
+        morsel["path"] = path
+        if domain is not None:
+            morsel["domain"] = domain
         if change.value is None:
-            response.del_cookie(
-                change.name,
-                path=path,
-                domain=domain,
-                secure=self.secure,
-                httponly=True,
-                samesite="Lax",
-            )
-            return
-        response.set_cookie(
-            change.name,
-            change.value,
-            max_age=change.max_age,
-            path=path,
-            domain=domain,
-            secure=self.secure,
-            httponly=True,
-            samesite="Lax",
-        )
+            morsel["max-age"] = 0
+            morsel["expires"] = _EXPIRED
+        elif change.max_age is not None:
+            morsel["max-age"] = change.max_age
+        morsel["secure"] = self.secure
+        morsel["httponly"] = True
+        morsel["samesite"] = "Lax"
+        response.headers.add("Set-Cookie", morsel.OutputString())

@@ -1,0 +1,285 @@
+"""Browser sign-in in one process: the code flow against the fake issuer, sessions, sign-out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from http.cookies import SimpleCookie
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from aiohttp import ClientResponse
+from pytest_aiohttp import AiohttpClient, AiohttpServer
+
+from proxy.config.model import Secret, SessionSettings
+from tests.support.gate import Gate, start_gate
+from tests.support.issuer import FakeIssuer, SigningKey
+from tests.support.settings import SESSION_SECRET
+
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+SESSION = "__Host-_idgate"
+
+
+def set_cookies(response: ClientResponse) -> SimpleCookie:
+    jar: SimpleCookie = SimpleCookie()
+    for value in response.headers.getall("Set-Cookie", []):
+        jar.load(value)
+    return jar
+
+
+def cookie_header(jar: SimpleCookie) -> dict[str, str]:
+    live = [f"{name}={morsel.value}" for name, morsel in jar.items() if morsel.value]
+    return {"Cookie": "; ".join(live)}
+
+
+async def sign_in(gate: Gate, return_to: str = "/admin/tools?tab=1") -> SimpleCookie:
+    """Runs the whole code flow like a browser would; the session cookies it ends with."""
+    started = await gate.client.get(
+        f"/oauth2/start?rd={return_to}", allow_redirects=False, headers=HTML
+    )
+    assert started.status == 302
+    location = started.headers["Location"]
+    assert location.startswith(gate.issuer.url + "/authorize?")
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    code = gate.issuer.authorize(location)
+    finished = await gate.client.get(
+        f"/oauth2/callback?code={code}&state={state}",
+        allow_redirects=False,
+        headers={**HTML, **cookie_header(set_cookies(started))},
+    )
+    assert finished.status == 302, await finished.text()
+    assert finished.headers["Location"] == return_to
+    return set_cookies(finished)
+
+
+@pytest.fixture
+async def gate(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> Gate:
+    issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
+    issuer.userinfo_claims = {"email": "alice@example.com", "groups": ["admins"]}
+    return await start_gate(aiohttp_server, aiohttp_client, issuer=issuer)
+
+
+async def test_a_browser_without_a_session_is_sent_to_sign_in(gate: Gate) -> None:
+    """A page request without a session is redirected to sign-in with its URL kept."""
+    response = await gate.client.get("/admin/tools?tab=1", headers=HTML, allow_redirects=False)
+    assert response.status == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/oauth2/start"
+    assert parse_qs(location.query)["rd"] == [
+        f"http://{gate.client.host}:{gate.client.port}/admin/tools?tab=1"
+    ]
+
+
+async def test_an_api_client_without_credentials_gets_401_not_a_redirect(gate: Gate) -> None:
+    """Without `Accept: text/html` the same request is a plain 401."""
+    response = await gate.client.get("/admin/tools", allow_redirects=False)
+    assert response.status == 401
+
+
+async def test_start_binds_state_pkce_and_nonce_to_the_browser(gate: Gate) -> None:
+    """Sign-in starts the code flow with PKCE S256 and a state cookie scoped to the callback."""
+    response = await gate.client.get("/oauth2/start?rd=/x", allow_redirects=False)
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert len(query["state"][0]) >= 43
+    assert query["nonce"]
+    assert query["redirect_uri"] == ["https://idgate.test/oauth2/callback"]
+    ((name, morsel),) = set_cookies(response).items()
+    assert name.startswith("__Secure-_idgate_state_")
+    assert morsel["path"] == "/oauth2/callback"
+    assert morsel["httponly"]
+    assert morsel["secure"]
+    assert morsel["samesite"] == "Lax"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_signed_in_browser_reaches_upstream_with_identity(gate: Gate) -> None:
+    """After the code flow the session cookie carries the user; the upstream never sees it."""
+    cookies = await sign_in(gate)
+    morsel = cookies[SESSION]
+    assert morsel["httponly"]
+    assert morsel["secure"]
+    assert morsel["samesite"] == "Lax"
+    assert morsel["path"] == "/"
+    response = await gate.client.get("/admin/tools?tab=1", headers=cookie_header(cookies))
+    assert response.status == 200
+    seen = (await response.json())["headers"]
+    assert seen["x-authenticated-user"] == "alice"
+    assert seen["x-authenticated-groups"] == "admins"
+    assert seen["x-authenticated-email"] == "alice@example.com"
+    assert "cookie" not in seen
+    info = await gate.client.get("/oauth2/userinfo", headers=cookie_header(cookies))
+    assert (await info.json())["source"] == "session"
+
+
+async def test_every_login_gets_a_new_session_id(gate: Gate) -> None:
+    """Signing in again replaces the session cookie with a different one."""
+    first = await sign_in(gate)
+    second = await sign_in(gate)
+    assert first[SESSION].value != second[SESSION].value
+
+
+async def test_user_without_the_group_gets_the_denied_page(gate: Gate) -> None:
+    """A signed-in user outside the route's group sees a 403 page naming route and user."""
+    gate.issuer.userinfo_claims = {"email": "bob@example.com", "groups": ["eng"]}
+    gate.issuer.subject = "bob"
+    cookies = await sign_in(gate)
+    response = await gate.client.get("/admin", headers={**HTML, **cookie_header(cookies)})
+    assert response.status == 403
+    page = await response.text()
+    assert "admin" in page
+    assert "bob" in page
+    assert "/oauth2/sign_out" in page
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("state", ["forged", ""])
+async def test_a_forged_state_is_refused_and_cleared(gate: Gate, state: str) -> None:
+    """A callback whose state no cookie of this browser holds is refused."""
+    started = await gate.client.get("/oauth2/start?rd=/x", allow_redirects=False)
+    code = gate.issuer.authorize(started.headers["Location"])
+    response = await gate.client.get(
+        f"/oauth2/callback?code={code}&state={state}",
+        headers=cookie_header(set_cookies(started)),
+        allow_redirects=False,
+    )
+    assert response.status in (400, 401)
+    assert SESSION not in set_cookies(response)
+
+
+async def test_a_state_is_single_use(gate: Gate) -> None:
+    """Replaying a completed callback with the same state cookie is refused with 401."""
+    started = await gate.client.get("/oauth2/start?rd=/x", allow_redirects=False)
+    location = started.headers["Location"]
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    headers = cookie_header(set_cookies(started))
+    first = await gate.client.get(
+        f"/oauth2/callback?code={gate.issuer.authorize(location)}&state={state}",
+        headers=headers,
+        allow_redirects=False,
+    )
+    assert first.status == 302
+    replay = await gate.client.get(
+        f"/oauth2/callback?code={gate.issuer.authorize(location)}&state={state}",
+        headers=headers,
+        allow_redirects=False,
+    )
+    assert replay.status == 401
+    cleared = set_cookies(replay)
+    assert any(
+        name.startswith("__Secure-_idgate_state_") and not m.value for name, m in cleared.items()
+    )
+
+
+@pytest.mark.parametrize("mangle", [lambda v: v[:-10], lambda v: "A" + v[1:], lambda v: "x"])
+async def test_a_tampered_session_cookie_is_refused_and_cleared(
+    gate: Gate, mangle: Callable[[str], str]
+) -> None:
+    """A truncated or altered session cookie gets 401 and a Set-Cookie that deletes it."""
+    cookies = await sign_in(gate)
+    value = cookies[SESSION].value
+    response = await gate.client.get("/admin", headers={"Cookie": f"{SESSION}={mangle(value)}"})
+    assert response.status == 401
+    cleared = set_cookies(response)[SESSION]
+    assert cleared.value == ""
+    assert cleared["max-age"] == "0"
+
+
+async def test_sign_out_clears_the_session(gate: Gate) -> None:
+    """Sign-out deletes the session cookie and sends the browser home."""
+    cookies = await sign_in(gate)
+    response = await gate.client.get(
+        "/oauth2/sign_out", headers=cookie_header(cookies), allow_redirects=False
+    )
+    assert response.status == 302
+    assert response.headers["Location"] == "https://idgate.test/"
+    assert set_cookies(response)[SESSION].value == ""
+
+
+async def test_sign_out_never_redirects_off_site(gate: Gate) -> None:
+    """An `rd` outside public_url's host and the allowed domains is replaced by home."""
+    response = await gate.client.get(
+        "/oauth2/sign_out?rd=https://evil.test/", allow_redirects=False
+    )
+    assert response.headers["Location"] == "https://idgate.test/"
+
+
+async def test_refresh_keeps_the_session_and_rereads_groups(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> None:
+    """When the refresh interval has passed, the next request refreshes and re-reads groups."""
+    issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
+    issuer.userinfo_claims = {"groups": ["admins"]}
+    gate = await start_gate(
+        aiohttp_server,
+        aiohttp_client,
+        issuer=issuer,
+        session=SessionSettings(secrets=(Secret(SESSION_SECRET),), refresh_seconds=0.000001),
+    )
+    cookies = await sign_in(gate)
+    assert (await gate.client.get("/admin", headers=cookie_header(cookies))).status == 200
+    assert gate.metric("idgate_session_refreshes_total", result="success") == 1
+
+    issuer.userinfo_claims = {"groups": ["eng"]}
+    response = await gate.client.get("/admin", headers=cookie_header(cookies))
+    assert response.status == 403, "groups are re-read at the provider on refresh"
+
+
+async def test_revoked_user_is_refused_at_the_next_refresh(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> None:
+    """A refresh the provider refuses ends the session: 401 and the cookie cleared."""
+    issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
+    issuer.userinfo_claims = {"groups": ["admins"]}
+    gate = await start_gate(
+        aiohttp_server,
+        aiohttp_client,
+        issuer=issuer,
+        session=SessionSettings(secrets=(Secret(SESSION_SECRET),), refresh_seconds=0.000001),
+    )
+    cookies = await sign_in(gate)
+    issuer.refresh_revoked = True
+    response = await gate.client.get("/admin", headers=cookie_header(cookies))
+    assert response.status == 401
+    assert set_cookies(response)[SESSION].value == ""
+    assert gate.metric("idgate_session_refreshes_total", result="failure") == 1
+
+
+async def test_backchannel_logout_ends_the_session(gate: Gate) -> None:
+    """A provider-signed logout token naming the user's `sub` ends sessions created before it."""
+    cookies = await sign_in(gate)
+    logout_token = gate.issuer.keys[0].sign(
+        {
+            "iss": gate.issuer.url,
+            "aud": "idgate",
+            "iat": int(time.time()),
+            "jti": "logout-1",
+            "sub": "alice",
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        }
+    )
+    response = await gate.client.post(
+        "/oauth2/backchannel_logout", data={"logout_token": logout_token}
+    )
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert (await gate.client.get("/admin", headers=cookie_header(cookies))).status == 401
+    replay = await gate.client.post(
+        "/oauth2/backchannel_logout", data={"logout_token": logout_token}
+    )
+    assert replay.status == 400
+
+
+async def test_a_large_session_is_split_into_cookie_chunks(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> None:
+    """A session too large for one cookie travels in chunks and still opens."""
+    issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
+    issuer.userinfo_claims = {"groups": ["admins", *(f"team-{n:04}" for n in range(400))]}
+    gate = await start_gate(aiohttp_server, aiohttp_client, issuer=issuer)
+    cookies = await sign_in(gate)
+    names = sorted(name for name in cookies if cookies[name].value)
+    assert names[:2] == [f"{SESSION}_0", f"{SESSION}_1"]
+    assert all(len(cookies[name].value) <= 4000 for name in names)
+    response = await gate.client.get("/admin", headers=cookie_header(cookies))
+    assert response.status == 200
