@@ -12,7 +12,7 @@ from typing import Final
 from aiohttp import web
 
 from proxy.authorize import authorize
-from proxy.endpoints import callback, info, login, logout
+from proxy.endpoints import callback, forward_auth, info, login, logout
 from proxy.endpoints.paths import Endpoint, endpoint_paths
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
 from proxy.forward import forward
@@ -24,6 +24,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _READ: Final = frozenset({"GET", "HEAD"})
 _READ_OR_POST: Final = _READ | {"POST"}
+_ANY: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 #: Each endpoint's handler and the methods it serves (others: 405).
 _HANDLERS: Final[dict[Endpoint, tuple[Handler, frozenset[str]]]] = {
@@ -36,6 +37,8 @@ _HANDLERS: Final[dict[Endpoint, tuple[Handler, frozenset[str]]]] = {
     Endpoint.CALLBACK: (callback.callback, _READ),
     Endpoint.SIGN_OUT: (logout.sign_out, _READ_OR_POST),
     Endpoint.BACKCHANNEL_LOGOUT: (logout.backchannel_logout, frozenset({"POST"})),
+    # Gateways send their subrequest with the original method (Traefik, Caddy) or GET (nginx).
+    Endpoint.AUTH: (forward_auth.auth, _ANY),
 }
 
 

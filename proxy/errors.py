@@ -7,6 +7,7 @@
     │   ├── InvalidToken          401  a token was presented and failed (carries TokenFailure)
     │   └── SignInFailed          401  the browser sign-in did not complete; offer to start again
     ├── Forbidden                 403  identified, and the route's policy says no
+    ├── ForwardAuthRefused        403  /oauth2/auth for a target that is malformed or has no route
     ├── NoRoute                   404  no route matches: nothing is open by default
     ├── MethodNotAllowed          405  a method idgate's own endpoint does not serve
     ├── ProviderUnavailable       503  no provider keys yet: fail closed, retry later
@@ -94,6 +95,13 @@ class Forbidden(IdgateError):
     def __init__(self, decision: Decision) -> None:
         super().__init__("access denied", reason=decision.reason)
         self.decision = decision
+
+
+class ForwardAuthRefused(IdgateError):
+    """nginx's auth_request treats any status but 2xx, 401 and 403 as an error (500), so
+    forward-auth says 403 for targets the proxy itself would answer with 400 or 404."""
+
+    status = 403
 
 
 class NoRoute(IdgateError):

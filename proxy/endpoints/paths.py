@@ -17,6 +17,7 @@ class Endpoint(StrEnum):
     CALLBACK = "callback"
     SIGN_OUT = "sign_out"
     BACKCHANNEL_LOGOUT = "backchannel_logout"
+    AUTH = "auth"
 
 
 #: Health paths sit at the root (where probes look); the rest under the prefix.

@@ -1,0 +1,76 @@
+"""`/oauth2/auth`: the decision alone, for nginx `auth_request`, Traefik `forwardAuth` and Caddy
+`forward_auth`.
+
+The gateway passes the original request's method and URI in headers (`X-Forwarded-Method`/
+`-Uri` from Traefik and Caddy, `X-Original-Method`/`-URI` from nginx) and its host in `Host` or
+`X-Forwarded-Host`. accept has already removed all of these unless the gateway is a trusted
+proxy, so a client calling this endpoint directly cannot choose what is judged: without them the
+target is `GET /` on the request's host.
+
+Answers: 202 with the identity headers when allowed, 401 without valid credentials, 403 when
+denied. Never a redirect (nginx would turn it into a 500); the gateway sends browsers to
+`/oauth2/sign_in` on 401.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from proxy.authorize import authorize
+from proxy.errors import BadRequest, ForwardAuthRefused, NoRoute
+from proxy.keys import CONTEXT_KEY, RUNTIME_KEY
+from proxy.pages import NO_STORE
+from proxy.paths import normalize_path
+from proxy.upstream_identity import identity_headers
+
+_METHOD_HEADERS: Final = ("X-Forwarded-Method", "X-Original-Method")
+_URI_HEADERS: Final = ("X-Forwarded-Uri", "X-Original-URI", "X-Original-URL")
+
+#: The names nginx's `auth_request_set $user $upstream_http_x_auth_request_user;` reads.
+_AUTH_REQUEST_NAMES: Final = {
+    "X-Authenticated-User": "X-Auth-Request-User",
+    "X-Authenticated-Email": "X-Auth-Request-Email",
+    "X-Authenticated-Groups": "X-Auth-Request-Groups",
+}
+
+
+def _first(request: web.Request, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = request.headers.get(name)
+        if value:
+            return value
+    return None
+
+
+async def auth(request: web.Request) -> web.StreamResponse:
+    ctx = request[CONTEXT_KEY]
+    runtime = request.app[RUNTIME_KEY].current
+    method = (_first(request, _METHOD_HEADERS) or "GET").upper()
+    uri = _first(request, _URI_HEADERS) or "/"
+    raw_path, _, query = uri.partition("?")
+    if raw_path.startswith(("http://", "https://")):
+        # X-Original-URL (IIS, some ingresses) carries the absolute URL.
+        raw_path = "/" + raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else "/"
+    try:
+        path = normalize_path(raw_path)
+    except BadRequest as error:
+        raise ForwardAuthRefused("malformed original URI", reason=error.reason) from None
+    # The decision log and metrics describe the request that was judged, not this subrequest.
+    ctx.method, ctx.path, ctx.upstream_path, ctx.query = method, path.decoded, path.encoded, query
+    try:
+        decision = await authorize(
+            request, ctx, runtime, method=method, host=ctx.host, path=path.decoded
+        )
+    except NoRoute as error:
+        raise ForwardAuthRefused("no route for the original request", reason=error.reason) from None
+    headers = {"Cache-Control": NO_STORE}
+    principal = ctx.principal
+    if principal is not None:
+        identity = identity_headers(principal, decision.route, runtime.signer)
+        headers |= identity
+        headers |= {
+            alias: identity[name] for name, alias in _AUTH_REQUEST_NAMES.items() if name in identity
+        }
+    return web.Response(status=202, headers=headers)

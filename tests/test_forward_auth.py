@@ -1,0 +1,119 @@
+"""`/oauth2/auth`: the same decisions as the proxy path, in the answers gateways understand."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from pytest_aiohttp import AiohttpClient, AiohttpServer
+
+from proxy.config.model import Policy, Route, Rule
+from tests.support.gate import Gate, start_gate
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+@pytest.fixture
+async def gateway(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> Gate:
+    """idgate with the test client's address (loopback) as a trusted gateway."""
+    return await start_gate(aiohttp_server, aiohttp_client, trusted_proxies=LOOPBACK)
+
+
+def original(uri: str, method: str = "GET") -> dict[str, str]:
+    return {"X-Original-URI": uri, "X-Original-Method": method}
+
+
+async def test_allowed_is_202_with_identity_headers(gateway: Gate) -> None:
+    """An allowed original request gets 202 and the X-Auth-Request-* names nginx reads."""
+    response = await gateway.client.get(
+        "/oauth2/auth",
+        headers={
+            **original("/admin/panel?x=1"),
+            **gateway.bearer("alice", email="alice@example.com", groups=["admins", "eng"]),
+        },
+        allow_redirects=False,
+    )
+    assert response.status == 202
+    assert response.headers["X-Auth-Request-User"] == "alice"
+    assert response.headers["X-Auth-Request-Email"] == "alice@example.com"
+    assert response.headers["X-Auth-Request-Groups"] == "admins,eng"
+    assert response.headers["X-Authenticated-User"] == "alice"
+    assert response.headers["X-Authenticated-Assertion"].count(".") == 2
+    assert response.headers["Cache-Control"] == "no-store"
+    assert await response.read() == b""
+    assert gateway.upstream.calls == 0, "forward-auth decides; it never proxies"
+
+
+async def test_denied_is_403_and_unauthenticated_is_401_never_a_redirect(gateway: Gate) -> None:
+    """Denied gets 403; no credentials gets 401 even for a browser (nginx maps 302 to 500)."""
+    denied = await gateway.client.get(
+        "/oauth2/auth", headers={**original("/admin"), **gateway.bearer("bob", groups=[])}
+    )
+    assert denied.status == 403
+    browser = await gateway.client.get(
+        "/oauth2/auth",
+        headers={**original("/admin"), "Accept": "text/html"},
+        allow_redirects=False,
+    )
+    assert browser.status == 401
+
+
+async def test_the_original_method_is_judged(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> None:
+    """Traefik's X-Forwarded-Method decides which method-restricted route applies."""
+    routes = (
+        Route(name="read", methods=frozenset({"GET"}), policy=Policy(public=True)),
+        Route(name="write", policy=Policy(allow=Rule(groups=frozenset({"writers"})))),
+    )
+    gate = await start_gate(aiohttp_server, aiohttp_client, trusted_proxies=LOOPBACK, routes=routes)
+    read = await gate.client.get(
+        "/oauth2/auth", headers={"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/doc"}
+    )
+    write = await gate.client.get(
+        "/oauth2/auth", headers={"X-Forwarded-Method": "POST", "X-Forwarded-Uri": "/doc"}
+    )
+    assert read.status == 202
+    assert write.status == 401
+
+
+@pytest.mark.parametrize("uri", ["/nowhere", "/public/%2Fetc", "/public/a%00"])
+async def test_unroutable_or_malformed_targets_are_403(gateway: Gate, uri: str) -> None:
+    """What the proxy would answer 400 or 404 is 403 here: nginx accepts only 2xx/401/403."""
+    response = await gateway.client.get("/oauth2/auth", headers=original(uri))
+    assert response.status == 403
+
+
+async def test_dot_segments_in_the_original_uri_are_normalised(gateway: Gate) -> None:
+    """The original URI is normalised exactly like a proxied path before it is judged."""
+    response = await gateway.client.get("/oauth2/auth", headers=original("/public/../admin"))
+    assert response.status == 401
+
+
+async def test_spoofed_original_uri_from_an_untrusted_client_changes_nothing(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+) -> None:
+    """Outside trusted_proxies, X-Forwarded-Uri is dropped: the public route cannot be named."""
+    gate = await start_gate(aiohttp_server, aiohttp_client)  # loopback is not trusted here
+    spoofed = await gate.client.get(
+        "/oauth2/auth", headers={"X-Forwarded-Uri": "/public/x", **original("/public/x")}
+    )
+    plain = await gate.client.get("/oauth2/auth")
+    assert spoofed.status == plain.status == 403
+
+
+async def test_forward_auth_and_proxy_agree(gateway: Gate) -> None:
+    """For each identity and path, /oauth2/auth allows exactly what the proxy forwards."""
+    identities = {
+        "anonymous": {},
+        "admin": gateway.bearer("alice", groups=["admins"]),
+        "member": gateway.bearer("bob", groups=["eng"]),
+        "denied": gateway.bearer("mallory", groups=["admins"]),
+    }
+    for path in ("/public/a", "/admin", "/beta", "/api/v1", "/nowhere"):
+        for name, headers in identities.items():
+            proxied = await gateway.client.get(path, headers=headers)
+            decided = await gateway.client.get(
+                "/oauth2/auth", headers={**original(path), **headers}
+            )
+            assert (proxied.status == 200) == (decided.status == 202), (path, name)
