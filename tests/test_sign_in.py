@@ -204,18 +204,22 @@ async def test_sign_out_never_redirects_off_site(gate: Gate) -> None:
     assert response.headers["Location"] == "https://idgate.test/"
 
 
-async def test_refresh_keeps_the_session_and_rereads_groups(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
-) -> None:
-    """When the refresh interval has passed, the next request refreshes and re-reads groups."""
+@pytest.fixture
+async def refreshing(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> Gate:
+    """A gate whose sessions are due for a refresh at every request."""
     issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
     issuer.userinfo_claims = {"groups": ["admins"]}
-    gate = await start_gate(
+    return await start_gate(
         aiohttp_server,
         aiohttp_client,
         issuer=issuer,
         session=SessionSettings(secrets=(Secret(SESSION_SECRET),), refresh_seconds=0.000001),
     )
+
+
+async def test_refresh_keeps_the_session_and_rereads_groups(refreshing: Gate) -> None:
+    """When the refresh interval has passed, the next request refreshes and re-reads groups."""
+    gate, issuer = refreshing, refreshing.issuer
     cookies = await sign_in(gate)
     assert (await gate.client.get("/admin", headers=cookie_header(cookies))).status == 200
     assert gate.metric("idgate_session_refreshes_total", result="success") == 1
@@ -225,18 +229,9 @@ async def test_refresh_keeps_the_session_and_rereads_groups(
     assert response.status == 403, "groups are re-read at the provider on refresh"
 
 
-async def test_revoked_user_is_refused_at_the_next_refresh(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
-) -> None:
+async def test_revoked_user_is_refused_at_the_next_refresh(refreshing: Gate) -> None:
     """A refresh the provider refuses ends the session: 401 and the cookie cleared."""
-    issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
-    issuer.userinfo_claims = {"groups": ["admins"]}
-    gate = await start_gate(
-        aiohttp_server,
-        aiohttp_client,
-        issuer=issuer,
-        session=SessionSettings(secrets=(Secret(SESSION_SECRET),), refresh_seconds=0.000001),
-    )
+    gate, issuer = refreshing, refreshing.issuer
     cookies = await sign_in(gate)
     issuer.refresh_revoked = True
     response = await gate.client.get("/admin", headers=cookie_header(cookies))

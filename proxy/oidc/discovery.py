@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from proxy.oidc.bounded import ResponseTooLarge, read_bounded
+
 WELL_KNOWN_PATH: Final = "/.well-known/openid-configuration"
 MAX_DOCUMENT_BYTES: Final = 1 << 20
-_CHUNK_BYTES: Final = 1 << 16
 
 
 class ProviderError(Exception):
@@ -122,12 +123,7 @@ async def fetch_json_object(
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, url: str) -> bytes:
-    too_large = ProviderError(f"{url} returned more than {MAX_DOCUMENT_BYTES} bytes")
-    if response.content_length is not None and response.content_length > MAX_DOCUMENT_BYTES:
-        raise too_large
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-        body += chunk
-        if len(body) > MAX_DOCUMENT_BYTES:
-            raise too_large
-    return bytes(body)
+    try:
+        return await read_bounded(response, MAX_DOCUMENT_BYTES)
+    except ResponseTooLarge:
+        raise ProviderError(f"{url} returned more than {MAX_DOCUMENT_BYTES} bytes") from None

@@ -23,10 +23,10 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_r
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from proxy.config.model import OIDCSettings
+from proxy.oidc.bounded import ResponseTooLarge, read_bounded
 from proxy.oidc.discovery import ProviderMetadata
 
 MAX_RESPONSE_BYTES: Final = 1 << 18
-_CHUNK_BYTES: Final = 1 << 14
 # 43 characters of [A-Za-z0-9] carry 256 bits, double RFC 6749 10.10's floor of 128 for `state`.
 _RANDOM_CHARS: Final = 43
 # RFC 7636 4.1: code_verifier = high-entropy cryptographic random STRING ... "with a minimum
@@ -256,17 +256,12 @@ def _required(endpoint: str | None, name: str) -> str:
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, what: str) -> bytes:
-    too_large = FlowError(
-        FlowFailure.INVALID_RESPONSE, f"{what} sent more than {MAX_RESPONSE_BYTES} bytes"
-    )
-    if response.content_length is not None and response.content_length > MAX_RESPONSE_BYTES:
-        raise too_large
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-        body += chunk
-        if len(body) > MAX_RESPONSE_BYTES:
-            raise too_large
-    return bytes(body)
+    try:
+        return await read_bounded(response, MAX_RESPONSE_BYTES)
+    except ResponseTooLarge:
+        raise FlowError(
+            FlowFailure.INVALID_RESPONSE, f"{what} sent more than {MAX_RESPONSE_BYTES} bytes"
+        ) from None
 
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:
