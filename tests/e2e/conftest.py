@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.redis_fixture import redis_server
-from tests.e2e.tools import E2E_REQUIRED, require_tool
+from tests.e2e.tools import E2E_REQUIRED, require_tool, stop_process
 
 __all__ = ["E2E_REQUIRED", "redis_server", "require_tool"]
 
@@ -140,7 +140,7 @@ class OidcProvider:
     def stop(self) -> None:
         """Take the provider down (idempotent), killing it if it ignores SIGTERM."""
         self._require_own("stop")
-        _stop(self._process)
+        stop_process(self._process)
 
     async def _token(self, client_id: str, secret: str, **form: str) -> str:
         body = await _call(
@@ -154,19 +154,6 @@ class OidcProvider:
     def _require_own(self, action: str) -> None:
         if self._shared:
             raise RuntimeError(f"{action} on the shared oidc_provider: use fresh_oidc_provider")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    for stream in (process.stdin, process.stdout):
-        if stream is not None:
-            stream.close()
 
 
 def _read_ready_line(process: subprocess.Popen[bytes], log: Path) -> Ready:
@@ -197,7 +184,7 @@ def _running_provider(workdir: Path, *, shared: bool) -> Iterator[OidcProvider]:
     try:
         yield OidcProvider(process, _read_ready_line(process, log), shared=shared)
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import API_AUDIENCE
+from tests.e2e.tools import stop_process
 
 SESSION_SECRET: Final = "e2e-session-secret-0123456789abcdefghij"
 CLIENT_SECRET: Final = "idgate-secret"
@@ -279,15 +280,9 @@ class IdgateProcess:
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL after STOP_TIMEOUT; the exit code (idempotent)."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        code = stop_process(self._process, STOP_TIMEOUT)
         self._stderr.join()
-        return self._process.returncode
+        return code
 
     def _tail(self) -> str:
         return "\n".join(self._stderr.snapshot()[-30:])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from proxy.config.model import Secret
-from tests.e2e.tools import require_tool
+from tests.e2e.tools import require_tool, stop_process
 
 READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
@@ -33,15 +33,7 @@ class RedisServer:
 
     def stop(self) -> None:
         """Take the server down (idempotent), killing it if it ignores SIGTERM."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        stop_process(self._process, STOP_TIMEOUT)
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes]) -> None:

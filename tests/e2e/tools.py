@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,18 @@ def require_tool(name_or_path: str, reason: str) -> str:
             pytest.fail(f"{message} (IDGATE_E2E=required)", pytrace=False)
         pytest.skip(message)
     return found
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
+    """SIGTERM, then SIGKILL after `timeout`; closes its pipes; the exit code (idempotent)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            stream.close()
+    return process.returncode
