@@ -8,7 +8,8 @@ Every request passes the same stages, outermost first:
     dispatch   proxy/dispatch.py  idgate's own endpoints by exact normalised path, else the proxy
     authorize  proxy/authorize.py match the route (none: 404); public routes need no identity;
                                   else identify, then evaluate the policy (deny wins; audit mode)
-    identify   proxy/identify.py  bearer JWT (proxy/identity/bearer.py) -> Principal | None | error
+    identify   proxy/identify.py  bearer JWT -> client certificate -> session cookie
+                                  => Principal | None | error
     forward    proxy/forward.py   stream upstream with identity headers and a signed assertion
 
 observe and accept are aiohttp middlewares; authorize and identify are called by the handler

@@ -67,6 +67,16 @@ FORWARDING_HEADERS: Final = frozenset(
         "x-original-url",
         "x-original-method",
         "x-real-ip",
+        # Client certificates a TLS-terminating proxy verified (Envoy/Istio XFCC, nginx, Traefik,
+        # RFC 9440); proxy/identify.py reads the configured one only from trusted proxies, too.
+        "x-forwarded-client-cert",
+        "x-forwarded-tls-client-cert",
+        "x-forwarded-tls-client-cert-info",
+        "x-ssl-client-cert",
+        "x-client-cert",
+        "ssl-client-cert",
+        "client-cert",
+        "client-cert-chain",
     }
 )
 

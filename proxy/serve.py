@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from proxy.app import build_app
 from proxy.audit import start_log_writer
 from proxy.config.model import ListenAddress, Settings
 from proxy.config.reload import reload_config
+from proxy.config.tls_context import server_context
 from proxy.keys import METRICS_KEY
 
 _log = logging.getLogger("idgate.serve")
@@ -40,11 +42,15 @@ def build_metrics_app(registry: CollectorRegistry) -> web.Application:
     return app
 
 
-async def _start_site(app: web.Application, listen: ListenAddress) -> web.AppRunner:
+async def _start_site(
+    app: web.Application, listen: ListenAddress, *, tls: ssl.SSLContext | None = None
+) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     # reuse_port lets several worker processes accept on one port.
-    site = web.TCPSite(runner, listen.host, listen.port, reuse_port=True, backlog=1024)
+    site = web.TCPSite(
+        runner, listen.host, listen.port, reuse_port=True, backlog=1024, ssl_context=tls
+    )
     await site.start()
     return runner
 
@@ -64,7 +70,8 @@ async def serve(
 ) -> None:
     """Serve the proxy (and, when `with_metrics`, its metrics listener) until told to stop."""
     app = build_app(settings)
-    runners = [await _start_site(app, settings.listen)]
+    tls = None if settings.tls is None else server_context(settings.tls)
+    runners = [await _start_site(app, settings.listen, tls=tls)]
     if with_metrics and settings.metrics.listen is not None:
         metrics_app = build_metrics_app(app[METRICS_KEY].registry)
         runners.append(await _start_site(metrics_app, settings.metrics.listen))

@@ -24,6 +24,7 @@ from proxy.config.model import ListenAddress, LogSettings, MetricsSettings, Sett
 from proxy.config.parse_oidc import parse_oidc
 from proxy.config.parse_routes import parse_routes
 from proxy.config.parse_session import parse_session
+from proxy.config.parse_tls import parse_client_certificates, parse_tls
 from proxy.config.reader import Context, Section, given
 from proxy.config.values import InvalidValueError, boolean, int_between, text
 from proxy.config.yaml_file import read_yaml
@@ -64,6 +65,10 @@ def parse_settings(data: object, environ: Mapping[str, str]) -> Settings:
             prefix=prefix,
             metrics=_metrics(top.section("metrics")),
             log=_log(top.section("log")),
+            tls=parse_tls(top),
+            client_certificates=parse_client_certificates(
+                top, has_trusted_proxies=top.peek("trusted_proxies") is not None
+            ),
         ),
     )
     top.close()

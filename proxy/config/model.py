@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Final
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -155,6 +156,39 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TLSSettings:
+    """YAML `tls`: idgate itself serves HTTPS on `listen`. Paths are as written (a relative one
+    from the working directory); the files are read at startup."""
+
+    cert_file: Path
+    """PEM server certificate, followed by any intermediates the clients need."""
+    key_file: Path
+    """PEM private key of that certificate, unencrypted."""
+    client_ca_file: Path | None = None
+    """PEM CA certificates; when set, clients may present a certificate, verified against them."""
+
+
+class ForwardedCertificateFormat(StrEnum):
+    XFCC = "xfcc"
+    """Envoy/Istio `X-Forwarded-Client-Cert`: `Cert="<url-encoded PEM>"` or `URI=spiffe://...`."""
+    PEM = "pem"
+    """A url-encoded PEM certificate (nginx `$ssl_client_escaped_cert`), with or without its
+    BEGIN/END lines (Traefik `passTLSClientCert`)."""
+    RFC9440 = "rfc9440"
+    """RFC 9440 `Client-Cert`: the DER certificate as a structured-field byte sequence `:...:`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientCertificateSettings:
+    """YAML `client_certificates`: believe a client certificate a trusted proxy verified."""
+
+    forwarded_header: str
+    """The header a proxy in `trusted_proxies` puts the client certificate in; from any other
+    peer it is ignored."""
+    forwarded_format: ForwardedCertificateFormat = ForwardedCertificateFormat.XFCC
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSettings:
     listen: ListenAddress | None = None
     """Separate listener for `/metrics`; None disables it."""
@@ -186,5 +220,9 @@ class Settings:
     """Peers whose `X-Forwarded-*`/`Forwarded` headers are believed."""
     prefix: str = "/oauth2"
     """Path prefix of idgate's own endpoints."""
+    tls: TLSSettings | None = None
+    """None: plain HTTP on `listen` (TLS ends in front of idgate)."""
+    client_certificates: ClientCertificateSettings | None = None
+    """None: only certificates presented to idgate's own TLS listener identify a client."""
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)

@@ -1,7 +1,7 @@
 """Reload: read the config again, build a new Runtime, swap it in whole; on any issue keep the old.
 
-Keys that shape the listening sockets (`listen`, `workers`, `metrics.listen`) take effect at the
-next restart; a reload that changes them says so and applies everything else.
+Keys that shape the listening sockets (`listen`, `workers`, `metrics.listen`, `tls`) take effect
+at the next restart; a reload that changes them says so and applies everything else.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ async def reload_config(app: web.Application, path: Path, environ: Mapping[str, 
             ("listen", old.settings.listen, settings.listen),
             ("workers", old.settings.workers, settings.workers),
             ("metrics.listen", old.settings.metrics.listen, settings.metrics.listen),
+            ("tls", old.settings.tls, settings.tls),
         )
         if before != after
     ]

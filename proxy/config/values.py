@@ -152,6 +152,15 @@ def http_method(value: object) -> str:
     return name
 
 
+def header_name(value: object) -> str:
+    name = text(value)
+    if not _TOKEN.match(name):
+        raise InvalidValueError(
+            "a header name is an RFC 9110 token: letters, digits and !#$%&'*+-.^_`|~ only"
+        )
+    return name
+
+
 def cookie_name(value: object) -> str:
     name = text(value)
     if not _TOKEN.match(name):

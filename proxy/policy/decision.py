@@ -33,6 +33,7 @@ class Reason(StrEnum):
     NO_CREDENTIALS = "no_credentials"
     INVALID_TOKEN = "invalid_token"  # noqa: S105 (a reason label, not a credential)
     INVALID_SESSION = "invalid_session"
+    INVALID_CERTIFICATE = "invalid_certificate"
     SIGN_IN_FAILED = "sign_in_failed"
     # request-level failures decided before policy
     NO_ROUTE = "no_route"

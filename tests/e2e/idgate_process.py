@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -159,10 +160,21 @@ class _Lines:
 
 
 class IdgateProcess:
-    """A running `python -m proxy serve -c FILE`; create it with `running_idgate`."""
+    """A running `python -m proxy serve -c FILE`; create it with `running_idgate`.
 
-    def __init__(self, workdir: Path, document: Mapping[str, Any]) -> None:
+    With `ssl_context` (for a document with `tls`), idgate is reached over https with that
+    client context, which must trust idgate's certificate.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        document: Mapping[str, Any],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.ssl_context = ssl_context
         self.config_path = workdir / "idgate.yaml"
         self.port, self.metrics_port = free_ports(2)
         self.write_config(document)
@@ -182,7 +194,8 @@ class IdgateProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def metrics_url(self) -> str:
@@ -216,7 +229,9 @@ class IdgateProcess:
             why = f"not listening within {START_TIMEOUT}s" if code is None else f"exited {code}"
             pytest.fail(f"idgate {why}; its stderr:\n{self._tail()}", pytrace=False)
         try:
-            with urllib.request.urlopen(f"{self.url}/readyz", timeout=LOG_TIMEOUT):  # noqa: S310 (our own http URL)
+            with urllib.request.urlopen(  # noqa: S310 (our own http(s) URL)
+                f"{self.url}/readyz", timeout=LOG_TIMEOUT, context=self.ssl_context
+            ):
                 pass
         except urllib.error.HTTPError as refused:
             pytest.fail(
@@ -289,9 +304,11 @@ class IdgateProcess:
 
 
 @contextmanager
-def running_idgate(workdir: Path, document: Mapping[str, Any]) -> Iterator[IdgateProcess]:
+def running_idgate(
+    workdir: Path, document: Mapping[str, Any], *, ssl_context: ssl.SSLContext | None = None
+) -> Iterator[IdgateProcess]:
     """A ready idgate serving `document`, stopped when the block ends, whatever happens."""
-    process = IdgateProcess(workdir, document)
+    process = IdgateProcess(workdir, document, ssl_context=ssl_context)
     try:
         process.wait_until_ready()
         yield process
