@@ -80,11 +80,21 @@ def sign_in_url(settings: Settings, return_to: str) -> str:
     return f"{base}{settings.prefix}/start?rd={quote(return_to, safe='')}"
 
 
+def _requested_url(ctx: RequestContext | None) -> str:
+    """The URL the user asked for (for forward-auth: the gateway's original request), as the
+    place to return to after signing in; vetted again when sign-in starts."""
+    if ctx is None or not ctx.authority:
+        return "/"
+    query = f"?{ctx.query}" if ctx.query else ""
+    return f"{ctx.scheme}://{ctx.authority}{ctx.upstream_path}{query}"
+
+
 def _page(
     error: IdgateError, *, request: web.Request, ctx: RequestContext | None, settings: Settings
 ) -> web.Response:
     request_id = ctx.request_id if ctx is not None else None
-    start_again = sign_in_url(settings, "/")
+    here = _requested_url(ctx)
+    start_again = sign_in_url(settings, "/" if isinstance(error, SignInFailed) else here)
     if isinstance(error, SignInFailed):
         return problem_page(
             status=401,
@@ -101,8 +111,7 @@ def _page(
         and not ctx.own_endpoint
     ):
         # A browser without a (live) session: off to sign in, and back here afterwards.
-        here = f"{ctx.scheme}://{ctx.authority}{request.raw_path}" if ctx.authority else "/"
-        response = web.Response(status=302, headers={"Location": sign_in_url(settings, here)})
+        response = web.Response(status=302, headers={"Location": start_again})
         response.headers["Cache-Control"] = NO_STORE
         return response
     if isinstance(error, Forbidden):

@@ -117,3 +117,16 @@ async def test_forward_auth_and_proxy_agree(gateway: Gate) -> None:
                 "/oauth2/auth", headers={**original(path), **headers}
             )
             assert (proxied.status == 200) == (decided.status == 202), (path, name)
+
+
+async def test_a_client_cannot_add_the_other_header_family(gateway: Gate) -> None:
+    """nginx sets X-Original-URI and passes the client's X-Forwarded-Uri on: disagreement is 403."""
+    response = await gateway.client.get(
+        "/oauth2/auth",
+        headers={**original("/admin"), "X-Forwarded-Uri": "/public/x"},
+    )
+    assert response.status == 403
+    agreeing = await gateway.client.get(
+        "/oauth2/auth", headers={**original("/public/x"), "X-Forwarded-Uri": "/public/x"}
+    )
+    assert agreeing.status == 202

@@ -36,19 +36,24 @@ _AUTH_REQUEST_NAMES: Final = {
 }
 
 
-def _first(request: web.Request, names: tuple[str, ...]) -> str | None:
-    for name in names:
-        value = request.headers.get(name)
-        if value:
-            return value
-    return None
+def _agreed(request: web.Request, names: tuple[str, ...]) -> str | None:
+    """The one value the gateway sent under any of `names`.
+
+    A gateway sets one family (nginx `X-Original-*`, Traefik and Caddy `X-Forwarded-*`) and passes
+    the client's other headers through, so a client could add the other family itself. Two
+    different values mean one of them came from the client: refuse rather than guess.
+    """
+    values = {value for name in names if (value := request.headers.get(name))}
+    if len(values) > 1:
+        raise ForwardAuthRefused("conflicting original-request headers")
+    return values.pop() if values else None
 
 
 async def auth(request: web.Request) -> web.StreamResponse:
     ctx = request[CONTEXT_KEY]
     runtime = request.app[RUNTIME_KEY].current
-    method = (_first(request, _METHOD_HEADERS) or "GET").upper()
-    uri = _first(request, _URI_HEADERS) or "/"
+    method = (_agreed(request, _METHOD_HEADERS) or "GET").upper()
+    uri = _agreed(request, _URI_HEADERS) or "/"
     raw_path, _, query = uri.partition("?")
     if raw_path.startswith(("http://", "https://")):
         # X-Original-URL (IIS, some ingresses) carries the absolute URL.
