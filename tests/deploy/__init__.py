@@ -1,0 +1,1 @@
+"""Deployment files (image, compose, Kubernetes, alert rules) validate and match the code."""
