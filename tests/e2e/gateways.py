@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 import pytest
-import yaml
 
-from tests.e2e.idgate_process import IdgateProcess, _Lines, base_document, free_ports
-from tests.e2e.tools import require_tool
+from tests.e2e.idgate_process import (
+    LogLines,
+    base_document,
+    free_ports,
+    running_idgate,
+)
+from tests.e2e.tools import require_tool, stop_process
 
 REPOSITORY: Final = Path(__file__).resolve().parents[2]
 NGINX_EXAMPLE: Final = REPOSITORY / "deploy" / "nginx" / "idgate.conf"
@@ -68,34 +72,6 @@ def render(example: Path, replacements: Mapping[str, str]) -> str:
     return text
 
 
-class IdgateBehindGateway(IdgateProcess):
-    """An idgate whose `public_url` is the gateway's URL, so the provider sends the browser back
-    to the callback through the gateway (IdgateProcess would make it idgate's own URL)."""
-
-    def __init__(self, workdir: Path, document: Mapping[str, Any], *, public_url: str) -> None:
-        self.public_url = public_url
-        super().__init__(workdir, document)
-
-    def write_config(self, document: Mapping[str, Any]) -> None:
-        super().write_config(document)
-        written = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
-        written["public_url"] = self.public_url
-        self.config_path.write_text(yaml.safe_dump(written, sort_keys=False), encoding="utf-8")
-
-
-@contextmanager
-def running_idgate_behind(
-    workdir: Path, document: Mapping[str, Any], *, public_url: str
-) -> Iterator[IdgateBehindGateway]:
-    """A ready IdgateBehindGateway, stopped when the block ends, whatever happens."""
-    process = IdgateBehindGateway(workdir, document, public_url=public_url)
-    try:
-        process.wait_until_ready()
-        yield process
-    finally:
-        process.stop()
-
-
 class Gateway:
     """A running nginx or Caddy on a loopback port; create one with running_nginx/running_caddy."""
 
@@ -117,7 +93,7 @@ class Gateway:
             stderr=subprocess.PIPE,
         )
         assert self._process.stderr is not None
-        self._stderr = _Lines(self._process.stderr, workdir / "stderr.log")
+        self._stderr = LogLines(self._process.stderr, workdir / "stderr.log")
 
     @property
     def url(self) -> str:
@@ -134,13 +110,7 @@ class Gateway:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after STOP_TIMEOUT (idempotent)."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process, STOP_TIMEOUT)
         self._stderr.join()
 
 
@@ -240,7 +210,7 @@ def idgate_behind(
     (workdir / "idgate").mkdir()
     (workdir / "gateway").mkdir()
     with (
-        running_idgate_behind(
+        running_idgate(
             workdir / "idgate", document, public_url=f"http://127.0.0.1:{port}"
         ) as idgate,
         run(

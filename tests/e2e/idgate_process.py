@@ -106,7 +106,7 @@ def sample(exposition: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-class _Lines:
+class LogLines:
     """A pipe's lines as they arrive: copied to a file, kept in order, waited for by predicate."""
 
     def __init__(self, pipe: IO[bytes], copy: Path) -> None:
@@ -172,9 +172,13 @@ class IdgateProcess:
         document: Mapping[str, Any],
         *,
         ssl_context: ssl.SSLContext | None = None,
+        public_url: str | None = None,
     ) -> None:
+        """`public_url` defaults to idgate's own URL; behind a gateway it is the gateway's, so the
+        provider sends the browser back through the gateway."""
         self.workdir = workdir
         self.ssl_context = ssl_context
+        self.public_url = public_url
         self.config_path = workdir / "idgate.yaml"
         self.port, self.metrics_port = free_ports(2)
         self.write_config(document)
@@ -190,7 +194,7 @@ class IdgateProcess:
                 stderr=subprocess.PIPE,
             )
         assert self._process.stderr is not None
-        self._stderr = _Lines(self._process.stderr, workdir / "idgate.stderr.log")
+        self._stderr = LogLines(self._process.stderr, workdir / "idgate.stderr.log")
 
     @property
     def url(self) -> str:
@@ -206,7 +210,7 @@ class IdgateProcess:
         completed = {
             **document,
             "listen": f"127.0.0.1:{self.port}",
-            "public_url": self.url,
+            "public_url": self.public_url or self.url,
             "workers": 1,
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
         }
@@ -305,10 +309,14 @@ class IdgateProcess:
 
 @contextmanager
 def running_idgate(
-    workdir: Path, document: Mapping[str, Any], *, ssl_context: ssl.SSLContext | None = None
+    workdir: Path,
+    document: Mapping[str, Any],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    public_url: str | None = None,
 ) -> Iterator[IdgateProcess]:
     """A ready idgate serving `document`, stopped when the block ends, whatever happens."""
-    process = IdgateProcess(workdir, document, ssl_context=ssl_context)
+    process = IdgateProcess(workdir, document, ssl_context=ssl_context, public_url=public_url)
     try:
         process.wait_until_ready()
         yield process
