@@ -16,8 +16,10 @@ from proxy.endpoints import callback, forward_auth, info, login, logout
 from proxy.endpoints.paths import Endpoint, endpoint_paths
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
 from proxy.forward import forward
+from proxy.headers import is_websocket_upgrade
 from proxy.keys import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY, UPSTREAM_CLIENT_KEY
 from proxy.upstream_identity import identity_headers
+from proxy.websocket import open_websocket
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -73,6 +75,16 @@ async def proxy_request(request: web.Request) -> web.StreamResponse:
     principal = ctx.principal
     headers = identity_headers(principal, route, runtime.signer) if principal is not None else {}
     headers["X-Request-Id"] = ctx.request_id
+    if is_websocket_upgrade(request.method, request.headers):
+        return await open_websocket(
+            request,
+            ctx=ctx,
+            route=route,
+            client=request.app[UPSTREAM_CLIENT_KEY],
+            identity_headers=headers,
+            runtime=runtime,
+            metrics=metrics,
+        )
     return await forward(
         request,
         ctx=ctx,

@@ -8,6 +8,7 @@
     │   └── SignInFailed          401  the browser sign-in did not complete; offer to start again
     ├── Forbidden                 403  identified, and the route's policy says no
     ├── ForwardAuthRefused        403  /oauth2/auth for a target that is malformed or has no route
+    ├── OriginRefused             403  a WebSocket handshake from an origin the route refuses
     ├── NoRoute                   404  no route matches: nothing is open by default
     ├── MethodNotAllowed          405  a method idgate's own endpoint does not serve
     ├── ProviderUnavailable       503  no provider keys yet: fail closed, retry later
@@ -102,6 +103,13 @@ class ForwardAuthRefused(IdgateError):
     forward-auth says 403 for targets the proxy itself would answer with 400 or 404."""
 
     status = 403
+
+
+class OriginRefused(IdgateError):
+    """Cross-site WebSocket hijacking defence: browsers send cookies on cross-site handshakes."""
+
+    status = 403
+    reason = Reason.ORIGIN
 
 
 class NoRoute(IdgateError):

@@ -2,11 +2,15 @@
 
 The shared client must come from `create_upstream_client()`: it never decompresses (bodies and
 `Content-Encoding` pass through byte for byte), keeps no cookie jar (one user's upstream cookies
-must never reach another user) and ignores proxy environment variables.
+must never reach another user), ignores proxy environment variables, and hands back a refused
+WebSocket handshake as `UpgradeRefused` so that its answer reaches the client as sent.
 
 `route.timeout_seconds` bounds connecting and waiting for the response headers; while the client's
 request body is still flowing the wait restarts with every chunk, so a long upload is not cut off
-while the upstream keeps reading it. The response body has no time limit (streams, long polls).
+while the upstream keeps reading it. The response body has no time limit (streams, long polls) and
+is relayed as it arrives: each read returns what the upstream has sent so far, so server-sent
+events and chunked streams are never held back to fill a buffer, and nothing (no `Content-Length`,
+no compression) is added to them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Final
 
@@ -41,6 +46,29 @@ _NO_CLIENT_TIMEOUT: Final = aiohttp.ClientTimeout(
 _NO_AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
+class UpgradeRefused(Exception):
+    """The upstream answered a WebSocket handshake with something other than 101.
+
+    `response` has its headers read and its body unread: whoever catches this relays and releases
+    it.
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        super().__init__(f"upstream refused the upgrade with {response.status}")
+        self.response = response
+
+
+async def _surface_refused_upgrades(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    # `ws_connect` follows redirects and discards any other refusal's body, but a refused upgrade
+    # is an ordinary answer that must reach the client as the upstream sent it.
+    response = await handler(request)
+    if response.status != 101 and request.headers.get("Upgrade", "").lower() == "websocket":
+        raise UpgradeRefused(response)
+    return response
+
+
 def create_upstream_client() -> aiohttp.ClientSession:
     """The one pooled client for every upstream; open it in `app.cleanup_ctx` and close it there."""
     return aiohttp.ClientSession(
@@ -49,6 +77,7 @@ def create_upstream_client() -> aiohttp.ClientSession:
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
+        middlewares=(_surface_refused_upgrades,),
     )
 
 
@@ -63,6 +92,19 @@ def upstream_url(upstream: str, ctx: RequestContext) -> URL:
     """Where the request goes: the normalised path, still encoded, sent without re-quoting."""
     query = f"?{ctx.query}" if ctx.query else ""
     return URL(f"{_upstream_prefix(upstream)}{ctx.upstream_path}{query}", encoded=True)
+
+
+@contextmanager
+def upstream_errors() -> Iterator[None]:
+    """aiohttp's errors while reaching an upstream, as the 502 or 504 they mean to the client."""
+    try:
+        yield
+    except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
+        raise UpstreamTimeout("upstream timed out") from exc
+    except aiohttp.ClientConnectionError as exc:
+        raise UpstreamError("upstream unavailable") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError("invalid upstream response") from exc
 
 
 class _HeaderDeadline:
@@ -120,7 +162,7 @@ async def forward(
     )
     deadline = _HeaderDeadline(route.timeout_seconds)
     started = time.perf_counter()
-    try:
+    with upstream_errors():
         upstream = await deadline.wait(
             client.request(
                 ctx.method,
@@ -132,13 +174,21 @@ async def forward(
                 timeout=_NO_CLIENT_TIMEOUT,
             )
         )
-    except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
-        raise UpstreamTimeout("upstream timed out") from exc
-    except aiohttp.ClientConnectionError as exc:
-        raise UpstreamError("upstream unavailable") from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamError("invalid upstream response") from exc
     metrics.upstream_duration.labels(route=route.name).observe(time.perf_counter() - started)
+    return await relay_response(
+        upstream, request, ctx=ctx, route=route, session_cookie_name=session_cookie_name
+    )
+
+
+async def relay_response(
+    upstream: aiohttp.ClientResponse,
+    request: web.Request,
+    *,
+    ctx: RequestContext,
+    route: Route,
+    session_cookie_name: str,
+) -> web.StreamResponse:
+    """Send the client `upstream`'s status, headers and body (streamed), then release it."""
     async with upstream:
         response = web.StreamResponse(
             status=upstream.status,
@@ -162,6 +212,7 @@ async def _relay_body(
 ) -> None:
     while True:
         try:
+            # At most _CHUNK_BYTES, but whatever has arrived: an event is relayed when it is sent.
             chunk = await upstream.content.read(_CHUNK_BYTES)
         except (aiohttp.ClientError, TimeoutError) as exc:
             # The status line is already out, so no error response can follow. Closing the client

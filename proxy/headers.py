@@ -3,7 +3,8 @@
 Both directions drop hop-by-hop headers, which describe one connection and never the message.
 Towards the upstream idgate also drops what only it may see (its session cookie, the client's
 bearer token unless a route asks for it), then adds `X-Forwarded-*` and the identity headers last,
-so nothing copied from the client can stand in for them.
+so nothing copied from the client can stand in for them. A WebSocket handshake is recognised here,
+and its per-connection fields are never copied: idgate negotiates its own with the upstream.
 """
 
 from __future__ import annotations
@@ -37,17 +38,62 @@ HOP_BY_HOP: Final = frozenset(
 _NOT_COPIED_UPSTREAM: Final = HOP_BY_HOP | {"host", "expect"}
 _NOT_COPIED_UPSTREAM_NOR_TOKEN: Final = _NOT_COPIED_UPSTREAM | {"authorization"}
 
+#: RFC 6455 4.1 and 4.2.2: the handshake's key, version, subprotocols and extensions belong to one
+#: WebSocket connection. idgate ends the client's connection and opens its own to the upstream, so
+#: its client and server negotiate them afresh on each side and never copy them across.
+_WEBSOCKET_HANDSHAKE: Final = frozenset(
+    {
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "sec-websocket-accept",
+    }
+)
+
 #: Cookie-name prefixes (RFC 6265bis 4.1.3) under which a session cookie may also be set.
 _COOKIE_PREFIXES: Final = ("__Host-", "__Secure-")
 
 
-def connection_options(headers: CIMultiDictProxy[str]) -> frozenset[str]:
-    """Lower-case names listed in every `Connection` header: hop-by-hop for this message only."""
+def _tokens(headers: CIMultiDictProxy[str], name: str) -> frozenset[str]:
+    """The lower-case tokens of every `name` header (a comma-separated list)."""
     return frozenset(
         token.strip().lower()
-        for value in headers.getall("Connection", ())
+        for value in headers.getall(name, ())
         for token in value.split(",")
         if token.strip()
+    )
+
+
+def connection_options(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """Lower-case names listed in every `Connection` header: hop-by-hop for this message only."""
+    return _tokens(headers, "Connection")
+
+
+def is_websocket_upgrade(method: str, headers: CIMultiDictProxy[str]) -> bool:
+    """A WebSocket opening handshake, as RFC 6455 4.2.1 has the server recognise it: "An HTTP/1.1
+    or higher GET request", "An |Upgrade| header field containing the value "websocket"" and "A
+    |Connection| header field that includes the token "Upgrade"", both "treated as an ASCII
+    case-insensitive value"."""
+    return (
+        method == "GET"
+        and "upgrade" in connection_options(headers)
+        and "websocket" in _tokens(headers, "Upgrade")
+    )
+
+
+def websocket_subprotocols(headers: CIMultiDictProxy[str]) -> tuple[str, ...]:
+    """The subprotocols a handshake offers, in its order of preference. Only the first
+    `Sec-WebSocket-Protocol` header counts, as in aiohttp's own handshake that answers the client:
+    an offer the upstream took from a later header could not be confirmed to the client."""
+    offered = headers.get("Sec-WebSocket-Protocol", "")
+    return tuple(token.strip() for token in offered.split(",") if token.strip())
+
+
+def without_websocket_handshake(headers: CIMultiDict[str]) -> CIMultiDict[str]:
+    """`headers` (as built for the upstream) less the client's own handshake fields."""
+    return CIMultiDict(
+        (name, value) for name, value in headers.items() if name.lower() not in _WEBSOCKET_HANDSHAKE
     )
 
 

@@ -19,6 +19,9 @@ from proxy.identity.principal import CredentialSource, Principal
 ISSUER = "https://idgate.example.com"
 #: Whole seconds near the real time, because pyjwt checks `exp` against the real clock.
 NOW = float(int(time.time()))
+#: Tests run minutes after this module is imported (NOW) in a full suite: pyjwt's time checks
+#: get that much slack, so they never depend on how long the suite took to reach them.
+SLACK = 3600
 GRAFANA = Route(name="grafana", upstream="http://grafana:3000", policy=Policy(public=True))
 JENKINS = Route(name="jenkins", upstream="http://jenkins:8080", policy=Policy(public=True))
 SECRET = Secret("a-session-secret-of-enough-entropy-0123456789")
@@ -59,6 +62,7 @@ def verify(token: str, signer: AssertionSigner, route: Route) -> dict[str, Any]:
         issuer=ISSUER,
         # iat may lie ahead of the real clock when a test moves the signer's clock forward.
         options={"require": ["exp", "iat", "sub"], "verify_iat": False},
+        leeway=SLACK,
     )
     return claims
 
@@ -77,6 +81,7 @@ def test_assertion_verifies_against_the_published_keys() -> None:
         algorithms=["ES256"],
         audience="grafana",
         issuer=ISSUER,
+        leeway=SLACK,
     )
     assert claims == {
         "iss": ISSUER,
@@ -101,6 +106,7 @@ def test_audience_is_the_route() -> None:
             jwt.PyJWKSet.from_dict(signer.jwks()).keys[0],
             algorithms=["ES256"],
             audience="jenkins",
+            leeway=SLACK,
         )
 
 

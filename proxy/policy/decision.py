@@ -29,6 +29,7 @@ class Reason(StrEnum):
     # deny
     DENY_RULE = "deny_rule"
     NOT_ALLOWED = "not_allowed"
+    ORIGIN = "origin"
     # unauthenticated
     NO_CREDENTIALS = "no_credentials"
     INVALID_TOKEN = "invalid_token"  # noqa: S105 (a reason label, not a credential)

@@ -1,0 +1,137 @@
+"""A WebSocket tunnel: messages relayed both ways until one side closes or the identity ends.
+
+idgate is the server of the client's WebSocket and the client of the upstream's, and passes on
+everything either end sends: text and binary messages, pings and pongs (the far end answers them,
+not idgate) and the closing handshake with its code and reason. Whichever end goes away without
+closing, the other is closed with 1001 (going away).
+
+The identity that opened the tunnel is held to it: when its `expires_at` passes, or when a
+periodic re-check (sessions) finds it no longer valid, both ends are closed with 1008 (policy
+violation), which RFC 6455 7.4.1 defines as "an endpoint is terminating the connection because it
+has received a message that violates its policy".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+import aiohttp
+from aiohttp import WSCloseCode, WSMsgType, web
+
+_log = logging.getLogger("idgate.tunnel")
+
+Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+Recheck = Callable[[], Awaitable[float | None]]
+"""Verifies the identity again: its new `expires_at`, or None when it no longer holds."""
+
+EXPIRED: Final = "identity expired"
+REVOKED: Final = "identity no longer valid"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdentityWatch:
+    """How long the identity behind a tunnel holds, and how to find out again."""
+
+    expires_at: float
+    """Unix time (the principal's `expires_at`)."""
+    recheck: Recheck | None = None
+    interval: float = 0.0
+    """Seconds between rechecks."""
+    clock: Callable[[], float] = time.time
+
+    async def ended(self) -> str:
+        """Returns (why) once the identity no longer holds; never while it does."""
+        loop = asyncio.get_running_loop()
+        expires_at = self.expires_at
+        while True:
+            # Loop time, not wall time, so that a clock step does not move the deadline.
+            expiry = loop.time() + (expires_at - self.clock())
+            if self.recheck is None or expiry <= loop.time() + self.interval:
+                await asyncio.sleep(expiry - loop.time())
+                return EXPIRED
+            await asyncio.sleep(self.interval)
+            try:
+                renewed = await self.recheck()
+            except Exception:  # noqa: BLE001 (fail closed: a check that breaks ends the tunnel)
+                _log.exception("identity re-check failed")
+                return REVOKED
+            if renewed is None:
+                return REVOKED
+            expires_at = renewed
+
+
+async def run_tunnel(
+    client: web.WebSocketResponse,
+    upstream: aiohttp.ClientWebSocketResponse,
+    *,
+    watch: IdentityWatch | None,
+) -> str | None:
+    """Relay between two open WebSockets until both are closed.
+
+    Returns why the identity ended the tunnel, or None when one of the ends closed it.
+    """
+    loop = asyncio.get_running_loop()
+    pumps = {loop.create_task(_pump(client, upstream)), loop.create_task(_pump(upstream, client))}
+    watcher = loop.create_task(watch.ended()) if watch is not None else None
+    reason: str | None = None
+    try:
+        waiting = pumps if watcher is None else {*pumps, watcher}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if watcher in done:
+            reason = watcher.result()
+            message = reason.encode()
+            await asyncio.gather(
+                client.close(code=WSCloseCode.POLICY_VIOLATION, message=message),
+                upstream.close(code=WSCloseCode.POLICY_VIOLATION, message=message),
+            )
+        # Each pump ends once its source is closed, and closes its sink when its source broke.
+        await asyncio.wait(pumps)
+        for pump in pumps:
+            if (error := pump.exception()) is not None:
+                _log.error("websocket relay failed", exc_info=error)
+    finally:
+        for task in (*pumps, watcher):
+            if task is not None:
+                task.cancel()
+    return reason
+
+
+async def _pump(source: Socket, sink: Socket) -> None:
+    """Relay `source`'s messages to `sink` until `source` closes."""
+    while True:
+        message = await source.receive()
+        try:
+            match message.type:
+                case WSMsgType.TEXT:
+                    await sink.send_str(message.data)
+                case WSMsgType.BINARY:
+                    await sink.send_bytes(message.data)
+                case WSMsgType.PING:
+                    await sink.ping(message.data)
+                case WSMsgType.PONG:
+                    await sink.pong(message.data)
+                case WSMsgType.CLOSE:
+                    await _pass_close(source, sink, message.data, message.extra or "")
+                    return
+                case WSMsgType.CLOSING:
+                    return  # the other pump or the watcher is closing `source` right now
+                case _:  # CLOSED or ERROR: `source` is gone, without a closing handshake
+                    await sink.close(code=WSCloseCode.GOING_AWAY)
+                    return
+        except ConnectionError:
+            await source.close(code=WSCloseCode.GOING_AWAY)
+            return
+
+
+async def _pass_close(source: Socket, sink: Socket, code: int, reason: str) -> None:
+    # A Close frame without a code arrives as 0, which must not be sent on (RFC 6455 7.4.2).
+    code = code or WSCloseCode.OK
+    await sink.close(code=code, message=reason.encode())
+    # RFC 6455 5.5.1: "When sending a Close frame in response, the endpoint typically echos the
+    # status code it received."
+    await source.close(code=code)
