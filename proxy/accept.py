@@ -23,6 +23,7 @@ from multidict import CIMultiDict
 
 from proxy.config.model import IPNetwork
 from proxy.errors import BadRequest
+from proxy.headers import FORWARDED_CLIENT_CERT_HEADERS
 from proxy.keys import CONTEXT_KEY, RUNTIME_KEY, RequestContext
 from proxy.paths import normalize_path
 
@@ -67,17 +68,10 @@ FORWARDING_HEADERS: Final = frozenset(
         "x-original-url",
         "x-original-method",
         "x-real-ip",
-        # Client certificates a TLS-terminating proxy verified (Envoy/Istio XFCC, nginx, Traefik,
-        # RFC 9440); proxy/identify.py reads the configured one only from trusted proxies, too.
-        "x-forwarded-client-cert",
-        "x-forwarded-tls-client-cert",
-        "x-forwarded-tls-client-cert-info",
-        "x-ssl-client-cert",
-        "x-client-cert",
-        "ssl-client-cert",
-        "client-cert",
-        "client-cert-chain",
     }
+    # Client certificates a TLS-terminating proxy verified (Envoy/Istio XFCC, nginx, Traefik,
+    # RFC 9440); proxy/identify.py reads the configured one only from trusted proxies, too.
+    | FORWARDED_CLIENT_CERT_HEADERS
 )
 
 _HOST_RE: Final = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::[0-9]{1,5})?$")

@@ -33,9 +33,24 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 
+#: Client certificates a TLS-terminating proxy forwards to idgate: idgate turns them into the
+#: identity headers; passing the raw certificate on would give upstreams a second, unchecked path.
+FORWARDED_CLIENT_CERT_HEADERS: Final = frozenset(
+    {
+        "x-forwarded-client-cert",
+        "x-forwarded-tls-client-cert",
+        "x-forwarded-tls-client-cert-info",
+        "x-ssl-client-cert",
+        "x-client-cert",
+        "ssl-client-cert",
+        "client-cert",
+        "client-cert-chain",
+    }
+)
+
 #: Request headers never copied upstream: the client session names the upstream's own Host, and
 #: idgate's server already answered any `Expect: 100-continue` itself.
-_NOT_COPIED_UPSTREAM: Final = HOP_BY_HOP | {"host", "expect"}
+_NOT_COPIED_UPSTREAM: Final = HOP_BY_HOP | FORWARDED_CLIENT_CERT_HEADERS | {"host", "expect"}
 _NOT_COPIED_UPSTREAM_NOR_TOKEN: Final = _NOT_COPIED_UPSTREAM | {"authorization"}
 
 #: RFC 6455 4.1 and 4.2.2: the handshake's key, version, subprotocols and extensions belong to one
