@@ -6,26 +6,18 @@ that allows nothing else to load. Every dynamic value is HTML-escaped; none is e
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from html import escape
 from string import Template
 from typing import Final
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 NO_STORE: Final = "no-store"
 
-#: Pages load nothing: inline styles only, no frames, no forms but the provider's sign-out.
+#: Pages load nothing and run nothing: inline styles only, no frames, no forms.
 _CSP: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
-    "form-action {form_action}; script-src {script_src}"
-)
-#: The one script idgate ever serves, allowed by its hash: it submits the sign-out form.
-_SUBMIT_SCRIPT: Final = "document.forms[0].submit();"
-_SUBMIT_SCRIPT_HASH: Final = (
-    "'sha256-" + base64.b64encode(hashlib.sha256(_SUBMIT_SCRIPT.encode()).digest()).decode() + "'"
+    "form-action 'none'"
 )
 
 _LAYOUT: Final = Template("""<!doctype html>
@@ -61,8 +53,6 @@ def page(
     heading: str,
     body_html: str,
     request_id: str | None,
-    form_action: str = "'none'",
-    script_src: str = "'none'",
 ) -> web.Response:
     """`body_html` must already be built from escaped values."""
     text = _LAYOUT.substitute(
@@ -73,9 +63,7 @@ def page(
     )
     response = web.Response(status=status, text=text, content_type="text/html")
     response.headers["Cache-Control"] = NO_STORE
-    response.headers["Content-Security-Policy"] = _CSP.format(
-        form_action=form_action, script_src=script_src
-    )
+    response.headers["Content-Security-Policy"] = _CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
@@ -108,29 +96,4 @@ def problem_page(
         body += f'<a class="button" href="{escape(retry_url)}">Sign in again</a>'
     return page(
         status=status, title=heading, heading=heading, body_html=body, request_id=request_id
-    )
-
-
-def post_form_page(*, action: str, fields: dict[str, str], request_id: str | None) -> web.Response:
-    """A form the browser posts to the provider at once (RP-Initiated Logout allows POST), so
-    `id_token_hint` never stands in a URL, a browser history or an access log."""
-    inputs = "".join(
-        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
-        for name, value in fields.items()
-    )
-    body = (
-        "<p>You are signed out of idgate; signing you out at your identity provider.</p>"
-        f'<form method="post" action="{escape(action)}">{inputs}'
-        '<button type="submit">Continue</button></form>'
-        f"<script>{_SUBMIT_SCRIPT}</script>"
-    )
-    target = urlsplit(action)
-    return page(
-        status=200,
-        title="Signing out",
-        heading="Signing out",
-        body_html=body,
-        request_id=request_id,
-        form_action=f"{target.scheme}://{target.netloc}",
-        script_src=_SUBMIT_SCRIPT_HASH,
     )

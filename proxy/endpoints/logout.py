@@ -9,7 +9,7 @@ from aiohttp import web
 
 from proxy.errors import BadRequest, InvalidToken
 from proxy.keys import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY
-from proxy.pages import NO_STORE, post_form_page
+from proxy.pages import NO_STORE
 from proxy.redirects import vet_redirect
 from proxy.responses import json_response
 
@@ -21,7 +21,13 @@ _MAX_LOGOUT_BODY: Final = 64 * 1024
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
     """SPEC: "end the session (and the provider session through RP-initiated logout when
-    offered)". Cookies and the server-side record go first, whatever happens at the provider."""
+    offered)". Cookies and the server-side record go first, whatever happens at the provider.
+
+    The provider is reached by a GET redirect, as RP-Initiated Logout 1.0 defines it: a
+    cross-site POST would not carry the provider's SameSite=Lax session cookie, so the provider
+    could not tell whose session to end. `id_token_hint` rides on that redirect to the provider
+    that issued it and nowhere else; the `rd` target never sees a token.
+    """
     runtime = request.app[RUNTIME_KEY].current
     ctx = request[CONTEXT_KEY]
     settings = runtime.settings
@@ -37,16 +43,15 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
         )
         or home
     )
-    metadata = runtime.provider.metadata
-    if record is not None and metadata is not None and metadata.end_session_endpoint:
-        fields = {"client_id": settings.oidc.client_id, "post_logout_redirect_uri": target}
-        if record.id_token is not None:
-            fields["id_token_hint"] = record.id_token
-        return post_form_page(
-            action=metadata.end_session_endpoint, fields=fields, request_id=ctx.request_id
+    location = target
+    if record is not None and runtime.provider.metadata is not None:
+        provider_logout = runtime.sessions.flow().end_session_url(
+            id_token_hint=record.id_token, post_logout_redirect_uri=target
         )
-    response = web.Response(status=302, headers={"Location": target})
+        location = provider_logout or target
+    response = web.Response(status=302, headers={"Location": location})
     response.headers["Cache-Control"] = NO_STORE
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
