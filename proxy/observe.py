@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -20,6 +21,10 @@ from proxy.metrics import ROUTE_IDGATE, ROUTE_NONE, method_label, status_class
 from proxy.responses import error_response
 
 _log = logging.getLogger("idgate.observe")
+
+#: nginx's status for "client closed the connection before the response": counted and logged,
+#: never sent (there is no one to send it to).
+_CLIENT_CLOSED_REQUEST: Final = 499
 
 
 def _from_http_exception(exc: web.HTTPException) -> IdgateError:
@@ -40,10 +45,15 @@ def _route_label(ctx: RequestContext | None) -> str:
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     error: IdgateError | None = None
+    client_gone = False
     try:
         response = await handler(request)
     except IdgateError as exc:
         error = exc
+    except ConnectionResetError:
+        # The client hung up before its response could start (nginx logs this as 499): not an
+        # error of idgate's, and nothing more can be sent to it.
+        client_gone = True
     except web.HTTPException as exc:
         # aiohttp's own refusals (body too large, bad multipart): always a client error here.
         error = _from_http_exception(exc)
@@ -54,6 +64,8 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     settings = request.app[RUNTIME_KEY].current.settings
     if error is not None:
         response = error_response(error, request=request, ctx=ctx, settings=settings)
+    elif client_gone:
+        response = web.Response(status=_CLIENT_CLOSED_REQUEST)
 
     latency = time.perf_counter() - started
     route = _route_label(ctx)

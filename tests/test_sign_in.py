@@ -242,3 +242,15 @@ async def test_a_large_session_is_split_into_cookie_chunks(
     assert all(len(cookies[name].value) <= 4000 for name in names)
     response = await gate.client.get("/admin", headers=cookie_header(cookies))
     assert response.status == 200
+
+
+async def test_without_a_refresh_token_userinfo_vouches_until_refused(refreshing: Gate) -> None:
+    """A provider that grants no refresh token is asked at userinfo instead; once it refuses the
+    access token (revoked or expired), the session ends."""
+    refreshing.issuer.issue_refresh_tokens = False
+    cookies = await sign_in(refreshing)
+    assert (await refreshing.client.get("/admin", headers=cookie_header(cookies))).status == 200
+    refreshing.issuer.revoke_access_tokens()
+    response = await refreshing.client.get("/admin", headers=cookie_header(cookies))
+    assert response.status == 401
+    assert refreshing.metric("idgate_session_refreshes_total", result="failure") == 1

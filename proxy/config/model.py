@@ -61,6 +61,9 @@ class OIDCSettings:
     """This proxy's client at the provider (browser sign-in)."""
     client_secret: Secret | None = None
     scopes: tuple[str, ...] = ("openid", "email", "profile")
+    prompt: tuple[Prompt, ...] = ()
+    """`prompt` values sent at sign-in; OIDC Core 11 has some providers issue a refresh token for
+    `offline_access` only with `consent`."""
     audiences: tuple[str, ...] = ()
     """`aud` values accepted on bearer tokens; empty means `client_id` alone."""
     user_claim: str = "sub"
@@ -83,6 +86,15 @@ class OIDCSettings:
     @property
     def accepted_audiences(self) -> tuple[str, ...]:
         return self.audiences or (self.client_id,)
+
+
+class Prompt(StrEnum):
+    """OIDC Core 3.1.2.1 `prompt` values."""
+
+    NONE = "none"
+    LOGIN = "login"
+    CONSENT = "consent"
+    SELECT_ACCOUNT = "select_account"
 
 
 class SessionStoreKind(StrEnum):

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from proxy.config.addresses import http_url
-from proxy.config.model import OIDCSettings
+from proxy.config.model import OIDCSettings, Prompt
 from proxy.config.reader import Section, given
-from proxy.config.values import algorithm, duration, int_between, scope, secret, text
+from proxy.config.values import (
+    algorithm,
+    choice,
+    duration,
+    int_between,
+    scope,
+    secret,
+    text,
+)
 
 
 def parse_oidc(section: Section) -> OIDCSettings:
@@ -17,6 +25,7 @@ def parse_oidc(section: Section) -> OIDCSettings:
         **given(
             client_secret=section.get("client_secret", secret),
             scopes=None if scopes is None else _unique(scopes),
+            prompt=section.get_list("prompt", choice(Prompt), single=True),
             audiences=section.get_list("audiences", text),
             user_claim=section.get("user_claim", text),
             email_claim=section.get("email_claim", text),
@@ -36,6 +45,10 @@ def parse_oidc(section: Section) -> OIDCSettings:
     # OIDC Core 3.1.2.1: "OpenID Connect requests MUST contain the openid scope value."
     if scopes and "openid" not in scopes:
         section.issue("must include openid", key="scopes")
+    # OIDC Core 3.1.2.1: "If this parameter contains none with any other value, an error is
+    # returned."
+    if Prompt.NONE in oidc.prompt and len(oidc.prompt) > 1:
+        section.issue("none cannot be combined with other values", key="prompt")
     if oidc.jwks_min_refresh_seconds > oidc.jwks_refresh_seconds:
         section.issue(
             "must not be longer than jwks_refresh_interval", key="jwks_min_refresh_interval"

@@ -129,6 +129,7 @@ class CodeFlow:
             nonce=nonce,
             code_challenge=create_s256_code_challenge(verifier),
             code_challenge_method="S256",
+            **({"prompt": " ".join(self._oidc.prompt)} if self._oidc.prompt else {}),
         )
         return AuthorizationRequest(url=url, state=state, nonce=nonce, code_verifier=verifier)
 

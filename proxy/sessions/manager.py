@@ -212,12 +212,9 @@ class SessionManager:
             return await self._refresh(record)
 
     async def _refresh(self, record: SessionRecord) -> SessionRecord:
-        if record.refresh_token is None:
-            self._metrics.session_refreshes.labels(result="no_refresh_token").inc()
-            raise _RefreshRefused("the session has no refresh token")
         try:
             flow = self.flow()
-            tokens = await flow.refresh(record.refresh_token)
+            tokens = await self._renewed_tokens(flow, record)
             claims = dict(record.claims)
             if tokens.id_token is not None:
                 claims |= await verify_id_token(
@@ -229,7 +226,7 @@ class SessionManager:
                 )
             if tokens.access_token is not None:
                 claims = await self.userinfo_claims(flow, tokens.access_token, claims)
-        except (FlowError, Unauthenticated, ProviderUnavailable) as error:
+        except (FlowError, Unauthenticated, ProviderUnavailable, _RefreshRefused) as error:
             self._metrics.session_refreshes.labels(result="failure").inc()
             _log.info("session refresh refused for user %s: %s", record.user, error)
             raise _RefreshRefused("session refresh failed") from error
@@ -250,6 +247,18 @@ class SessionManager:
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token or record.refresh_token,
             verified_at=self._clock(),
+        )
+
+    async def _renewed_tokens(self, flow: CodeFlow, record: SessionRecord) -> TokenSet:
+        """New tokens from the refresh token. A provider that issued none (no `offline_access`
+        granted) is asked at userinfo whether the access token still stands: the session lasts
+        while it does, and ends when the provider refuses it (revoked, or simply expired)."""
+        if record.refresh_token is not None:
+            return await flow.refresh(record.refresh_token)
+        if record.access_token is None:
+            raise _RefreshRefused("the session has neither a refresh nor an access token")
+        return TokenSet(
+            access_token=record.access_token, refresh_token=None, id_token=None, expires_at=None
         )
 
     async def userinfo_claims(

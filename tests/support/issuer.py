@@ -159,6 +159,8 @@ class FakeIssuer:
     """Send `token_body` chunked, without a Content-Length."""
     token_hang: asyncio.Event | None = None
     """When set, /token waits for this event before answering."""
+    issue_refresh_tokens: bool = True
+    """False: like a provider that grants no offline_access."""
     refresh_revoked: bool = False
     """Refuse every refresh token with `invalid_grant`."""
     rotate_refresh_tokens: bool = False
@@ -291,9 +293,14 @@ class FakeIssuer:
             or s256(form.get("code_verifier", "")) != grant.code_challenge
         ):
             return _oauth_error("invalid_grant")
-        refresh_token = secrets.token_urlsafe(16)
-        self._refresh_tokens.add(refresh_token)
+        refresh_token = secrets.token_urlsafe(16) if self.issue_refresh_tokens else None
+        if refresh_token is not None:
+            self._refresh_tokens.add(refresh_token)
         return self._tokens(refresh_token=refresh_token, id_token=self.id_token(nonce=grant.nonce))
+
+    def revoke_access_tokens(self) -> None:
+        """Every access token issued so far is refused at userinfo from now on."""
+        self._access_tokens.clear()
 
     def _refresh(self, form: dict[str, str]) -> web.Response:
         presented = form.get("refresh_token", "")
