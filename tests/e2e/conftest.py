@@ -137,6 +137,12 @@ class OidcProvider:
             },
         )
 
+    async def revoke_user(self, username: str) -> None:
+        """End every grant, token and provider session of a test user, as disabling the account
+        would: the user's next refresh is refused, and the next sign-in asks for the password."""
+        self._require_own("revoke_user")
+        await _call("POST", f"{self._ready.admin}/revoke-user", json={"username": username})
+
     def stop(self) -> None:
         """Take the provider down (idempotent), killing it if it ignores SIGTERM."""
         self._require_own("stop")
@@ -191,6 +197,14 @@ def _running_provider(workdir: Path, *, shared: bool) -> Iterator[OidcProvider]:
 def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
     """One provider per test module, read-only (see OidcProvider)."""
     with _running_provider(tmp_path_factory.mktemp("oidc-provider"), shared=True) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def module_oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """A provider for one module's tests only, which may point the web client at their idgates
+    and revoke users; each test must expect what earlier ones left (grants, ended sessions)."""
+    with _running_provider(tmp_path_factory.mktemp("oidc-provider"), shared=False) as provider:
         yield provider
 
 

@@ -1,7 +1,10 @@
 // TEST-ONLY admin endpoints under /__admin: rotate signing keys, sign arbitrary tokens, point the
-// web client at a running idgate. Loopback-only like the rest of this provider; never deploy it.
+// web client at a running idgate, revoke a user. Loopback-only like the rest of this provider;
+// never deploy it.
 import { randomUUID } from 'node:crypto';
 
+import { USERS } from './accounts.mjs';
+import { revokeUser } from './configuration.mjs';
 import { generateSigningKey, signJwt } from './keys.mjs';
 
 export const ADMIN_PATH = '/__admin';
@@ -83,10 +86,17 @@ async function configureWebClient(host, body) {
   return {};
 }
 
+/** {username} -> {grants, sessions}: how many of the user's grants and sessions were ended. */
+async function revokeUserAccess(_host, { username }) {
+  if (!USERS.has(username)) throw new BadRequest('username must name a test user');
+  return revokeUser(username);
+}
+
 const ROUTES = new Map([
   ['POST /rotate-keys', rotateKeys],
   ['POST /sign', sign],
   ['PUT /web-client', configureWebClient],
+  ['POST /revoke-user', revokeUserAccess],
 ]);
 
 /** Errors have the OAuth shape ({error, error_description}), like the provider's own. */

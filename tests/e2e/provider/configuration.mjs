@@ -12,9 +12,14 @@ import {
   getResourceServerInfo,
   userGrant,
 } from './accounts.mjs';
+import { indexingAdapter, revokeAccount } from './revocation.mjs';
 
 /** One store for every instance, so sessions, grants and refresh tokens survive a key rotation. */
-const adapter = createMemoryAdapter();
+const memory = createMemoryAdapter();
+const adapter = indexingAdapter(memory);
+
+/** TEST-ONLY: end every grant and session of a user (see revocation.mjs). */
+export const revokeUser = (accountId) => revokeAccount(memory, accountId);
 
 /** Placeholder until a test sets the real callback: a web client needs a redirect URI. */
 const UNCONFIGURED_REDIRECT_URI = 'http://127.0.0.1/oauth2/callback';
@@ -71,7 +76,14 @@ export async function buildProvider({ issuer, keys, cookieKeys, web }) {
     scopes: ['openid', 'offline_access'],
     // Put email and groups in the ID token too, as Keycloak, Okta and Entra ID do.
     conformIdTokenClaims: false,
+    // A refresh token for every client allowed the grant, as Keycloak issues them. oidc-provider's
+    // default keeps OIDC Core 11 to the letter: offline_access is dropped, and no refresh token
+    // issued, unless the authorization request also says prompt=consent.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     clientBasedCORS: () => false,
+    // Back-channel logouts go to idgate on loopback, which oidc-provider's SSRF guard (a
+    // dispatcher refusing special-use addresses) would refuse: test-only, so without the guard.
+    fetch: (url, { dispatcher: _ssrfGuard, ...options }) => globalThis.fetch(url, options),
     pkce: { required: () => true },
     features: {
       clientCredentials: { enabled: true },
@@ -93,6 +105,9 @@ export async function buildProvider({ issuer, keys, cookieKeys, web }) {
   });
   provider.registerGrantType(USER_GRANT, userGrant, ['username', 'resource']);
   provider.on('server_error', (_ctx, error) => console.error('oidc-provider server_error:', error));
+  provider.on('backchannel.error', (_ctx, error, client) => {
+    console.error(`oidc-provider back-channel logout to ${client.clientId} failed:`, error.message);
+  });
   await Promise.all(clients.map(({ client_id: clientId }) => provider.Client.find(clientId)));
   return provider;
 }

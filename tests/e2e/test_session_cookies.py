@@ -1,0 +1,314 @@
+"""Session and sign-in state cookies against a real sign-in, without a browser.
+
+An aiohttp client with a cookie jar takes the browser's part: it follows idgate and the
+provider's redirects one by one and fills in the provider's forms, so a test can stop right
+before the callback, keep or alter any cookie, and replay what it kept. Every cookie idgate
+refuses gets a 401 and a Set-Cookie that clears it, so a broken cookie never lingers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from http.cookies import Morsel, SimpleCookie
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
+
+import aiohttp
+import pytest
+from pytest_aiohttp import AiohttpServer
+from yarl import URL
+
+from proxy.config.model import Secret
+from proxy.sessions.cookie_store import CookieStore
+from tests.e2e.browser import PASSWORD, SESSION_COOKIE, SignInSetup
+from tests.e2e.conftest import OidcProvider
+from tests.e2e.idgate_process import IdgateProcess
+from tests.e2e.redis_fixture import RedisServer
+from tests.sessions.records import record
+from tests.support.upstream import EchoUpstream, serve_echo
+
+STATE_COOKIE_PREFIX: Final = "_idgate_state_"
+CALLBACK_PATH: Final = "/oauth2/callback"
+PROTECTED_PATH: Final = "/builds"
+#: Redirects and forms between /oauth2/start and the callback: login and consent need eight.
+MAX_STEPS: Final = 20
+
+
+class _FirstForm(HTMLParser):
+    """The first form of a page: where it posts, and its inputs' names and values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self._inside = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "form" and self.action is None:
+            self.action, self._inside = found.get("action") or "", True
+        elif tag == "input" and self._inside and found.get("name"):
+            self.fields[str(found["name"])] = found.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._inside = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Authorization:
+    """A sign-in the provider has approved, stopped right before idgate's callback."""
+
+    callback_url: str
+    state_cookie: Morsel[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    status: int
+    body: Any
+    cookies: SimpleCookie
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: AiohttpServer) -> EchoUpstream:
+    return await serve_echo(aiohttp_server)
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Session settings of the store a test names (indirect parameter); the cookie store if none."""
+    if getattr(request, "param", "cookie") == "redis":
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        return {"store": "redis", "redis_url": redis.url.reveal()}
+    return {}
+
+
+@pytest.fixture
+def setup(
+    module_oidc_provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
+) -> Iterator[SignInSetup]:
+    """Idgates of the test's own, registered at the module's provider."""
+    setup = SignInSetup(module_oidc_provider, upstream=upstream.url, workdir=tmp_path)
+    try:
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture
+async def gate(setup: SignInSetup, store: dict[str, str]) -> IdgateProcess:
+    return await setup.start_idgate(**store)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A browser's cookie jar: `unsafe` keeps cookies of IP-address hosts such as 127.0.0.1."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+async def authorize(
+    http: aiohttp.ClientSession, gate: IdgateProcess, username: str
+) -> Authorization:
+    """Start a sign-in at idgate and complete the provider's login (and consent) as `username`,
+    following each redirect by hand until the provider sends the browser back to the callback."""
+    callback = gate.url + CALLBACK_PATH
+    method, url = "GET", f"{gate.url}/oauth2/start?rd={quote(gate.url + PROTECTED_PATH, safe='')}"
+    data: dict[str, str] | None = None
+    for _ in range(MAX_STEPS):
+        async with http.request(method, url, data=data, allow_redirects=False) as resp:
+            if resp.status in (302, 303):
+                method, url, data = "GET", urljoin(url, resp.headers["Location"]), None
+                if url.startswith(callback):
+                    return Authorization(callback_url=url, state_cookie=state_cookie_of(http, gate))
+                continue
+            assert resp.status == 200, f"{method} {url} answered {resp.status}"
+            form = _FirstForm()
+            form.feed(await resp.text())
+        assert form.action is not None, f"{url} shows no form"
+        data = form.fields
+        if "login" in data:
+            data |= {"login": username, "password": PASSWORD}
+        method, url = "POST", urljoin(url, form.action)
+    raise AssertionError(f"the sign-in did not come back to {callback}")
+
+
+def state_cookie_of(http: aiohttp.ClientSession, gate: IdgateProcess) -> Morsel[str]:
+    [cookie] = [
+        morsel
+        for name, morsel in http.cookie_jar.filter_cookies(URL(gate.url + CALLBACK_PATH)).items()
+        if name.startswith(STATE_COOKIE_PREFIX)
+    ]
+    return cookie
+
+
+async def sign_in(http: aiohttp.ClientSession, gate: IdgateProcess, username: str) -> str:
+    """A completed sign-in in `http`'s jar; the session cookie's value."""
+    authorization = await authorize(http, gate, username)
+    async with http.get(authorization.callback_url, allow_redirects=False) as resp:
+        assert resp.status == 302
+        assert resp.headers["Location"] == gate.url + PROTECTED_PATH
+    return http.cookie_jar.filter_cookies(URL(gate.url))[SESSION_COOKIE].value
+
+
+async def get(url: str, cookies: Mapping[str, str]) -> Answer:
+    """GET `url` as an API client sending exactly `cookies` (no jar, no redirects followed)."""
+    header = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    async with (
+        aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http,
+        http.get(url, headers={"Cookie": header}, allow_redirects=False) as resp,
+    ):
+        body = await resp.json() if resp.content_type == "application/json" else await resp.text()
+        return Answer(status=resp.status, body=body, cookies=resp.cookies)
+
+
+def with_state(callback_url: str, state: str) -> str:
+    parts = urlsplit(callback_url)
+    query = [(k, state if k == "state" else v) for k, v in parse_qsl(parts.query)]
+    return parts._replace(query=urlencode(query)).geturl()
+
+
+def assert_cleared(answer: Answer, name: str, *, path: str) -> None:
+    """The answer deletes cookie `name`: empty, expired at once, on the path it was set for."""
+    assert name in answer.cookies, f"no Set-Cookie for {name}"
+    morsel = answer.cookies[name]
+    assert morsel.value == ""
+    assert morsel["max-age"] == "0"
+    assert morsel["path"] == path
+
+
+def assert_refused_session(answer: Answer) -> None:
+    assert answer.status == 401
+    assert answer.body["reason"] == "invalid_session"
+    assert_cleared(answer, SESSION_COOKIE, path="/")
+
+
+def tampered(value: str) -> str:
+    """`value` with one character in its middle replaced (every base64url character there
+    carries six bits of the sealed bytes)."""
+    index = len(value) // 2
+    while not value[index].isalnum():
+        index += 1
+    return value[:index] + ("A" if value[index] != "A" else "B") + value[index + 1 :]
+
+
+async def forged() -> str:
+    """A well-formed session cookie for an admin, sealed with a guessed secret, not idgate's."""
+    forger = CookieStore(
+        [Secret("a guess at the session secret, 32+ chars")],
+        cookie_name=SESSION_COOKIE,
+        max_lifetime_seconds=3600,
+    )
+    claimed = record(subject="alice", provider_sid=None, created_at=time.time())
+    [change] = await forger.save(claimed, {}, max_age=3600)
+    assert change.value is not None
+    return change.value
+
+
+@pytest.mark.parametrize(
+    ("store", "kind"),
+    [
+        ("cookie", "forged"),
+        ("cookie", "tampered"),
+        ("cookie", "truncated"),
+        ("redis", "tampered"),
+        ("redis", "truncated"),
+    ],
+    indirect=["store"],
+)
+async def test_broken_session_cookie_is_refused_and_cleared(
+    gate: IdgateProcess, http: aiohttp.ClientSession, upstream: EchoUpstream, kind: str
+) -> None:
+    """A session cookie forged with another secret, altered in one character, or cut short is
+    refused with a 401 that clears it, and nothing reaches the tool."""
+    if kind == "forged":
+        value = await forged()
+    else:
+        genuine = await sign_in(http, gate, "alice")
+        assert (await get(gate.url + PROTECTED_PATH, {SESSION_COOKIE: genuine})).status == 200
+        value = tampered(genuine) if kind == "tampered" else genuine[: len(genuine) // 2]
+    calls = upstream.calls
+
+    answer = await get(gate.url + PROTECTED_PATH, {SESSION_COOKIE: value})
+
+    assert_refused_session(answer)
+    assert upstream.calls == calls
+
+
+async def test_replayed_state_is_refused_and_its_cookie_cleared(
+    gate: IdgateProcess, http: aiohttp.ClientSession
+) -> None:
+    """A callback URL and state cookie used once already (say, from a browser history and a
+    stolen cookie) do not sign in a second time."""
+    authorization = await authorize(http, gate, "alice")
+    state = authorization.state_cookie
+    async with http.get(authorization.callback_url, allow_redirects=False) as resp:
+        assert resp.status == 302
+    failures = await gate.metric("idgate_logins_total", result="invalid_state")
+
+    answer = await get(authorization.callback_url, {state.key: state.value})
+
+    assert answer.status == 401
+    assert_cleared(answer, state.key, path=CALLBACK_PATH)
+    assert SESSION_COOKIE not in answer.cookies
+    assert await gate.metric("idgate_logins_total", result="invalid_state") == failures + 1
+
+
+async def test_forged_state_is_refused_and_the_real_sign_in_still_completes(
+    gate: IdgateProcess, http: aiohttp.ClientSession
+) -> None:
+    """A callback whose state was swapped for a made-up one is refused and the cookie that state
+    names is cleared; the browser's genuine sign-in is not used up by the attempt."""
+    authorization = await authorize(http, gate, "alice")
+    state = authorization.state_cookie
+    forged_url = with_state(authorization.callback_url, "made-up-state-0123456789abcdefghij")
+
+    answer = await get(forged_url, {state.key: state.value})
+
+    assert answer.status == 401
+    [cleared] = answer.cookies.keys()
+    assert cleared.startswith(STATE_COOKIE_PREFIX)
+    assert cleared != state.key
+    assert_cleared(answer, cleared, path=CALLBACK_PATH)
+    assert (await get(authorization.callback_url, {state.key: state.value})).status == 302
+
+
+async def test_state_cookie_of_another_sign_in_is_refused(
+    gate: IdgateProcess, http: aiohttp.ClientSession
+) -> None:
+    """A callback completes only with the state cookie of its own sign-in: another sign-in's
+    cookie, under its own name or copied under this one's, gets a 401 that clears this one's."""
+    mine = await authorize(http, gate, "alice")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other_browser:
+        other = (await authorize(other_browser, gate, "bob")).state_cookie
+    name = mine.state_cookie.key
+    assert other.key != name
+
+    for cookies in ({other.key: other.value}, {name: other.value}):
+        answer = await get(mine.callback_url, cookies)
+        assert answer.status == 401
+        assert_cleared(answer, name, path=CALLBACK_PATH)
+        assert SESSION_COOKIE not in answer.cookies
+
+    assert (await get(mine.callback_url, {name: mine.state_cookie.value})).status == 302
+
+
+@pytest.mark.parametrize("store", ["redis"], indirect=True)
+async def test_session_cookie_copied_before_sign_out_is_refused_with_redis(
+    gate: IdgateProcess, http: aiohttp.ClientSession
+) -> None:
+    """With the Redis store, signing out deletes the session server side: a copy of the cookie
+    taken while it worked is refused afterwards (and cleared)."""
+    copy = await sign_in(http, gate, "alice")
+    assert (await get(gate.url + PROTECTED_PATH, {SESSION_COOKIE: copy})).status == 200
+
+    async with http.get(f"{gate.url}/oauth2/sign_out", allow_redirects=False) as resp:
+        assert resp.status == 200, "the page that takes the browser on to the provider"
+        assert resp.cookies[SESSION_COOKIE]["max-age"] == "0"
+
+    assert_refused_session(await get(gate.url + PROTECTED_PATH, {SESSION_COOKIE: copy}))
