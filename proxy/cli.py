@@ -49,7 +49,20 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     explain.add_argument(
         "--claim", action="append", default=[], metavar="NAME=VALUE", help="an extra claim"
     )
+    demo = commands.add_parser(
+        "demo", help="try idgate locally: a dev-only issuer and demo upstream, no setup"
+    )
+    demo.add_argument(
+        "--port", type=_port, default=4180, help="idgate's loopback port (default: 4180)"
+    )
     return parser
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError("must be between 1 and 65535")
+    return port
 
 
 def _load(path: Path, environ: Mapping[str, str]) -> Settings | None:
@@ -65,6 +78,10 @@ def _load(path: Path, environ: Mapping[str, str]) -> Settings | None:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     args = _parser(env).parse_args(argv)
+    if args.command == "demo":
+        from proxy.demo.run import run_demo  # noqa: PLC0415 (serve, check, explain never load it)
+
+        return run_demo(port=args.port, environ=env)
     settings = _load(args.config, env)
     if settings is None:
         return EXIT_CONFIG
