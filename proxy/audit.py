@@ -2,6 +2,11 @@
 
 Fields are chosen so that no token, cookie or secret can appear: the query string (which may
 carry a token or a code) is never logged, and the user is the configured user claim only.
+
+Under `idgate serve` decision lines skip the logging module (a LogRecord per request costs more
+than the line itself): they go straight onto a queue that a writer thread drains in batches to
+stderr, next to the other log records, which take the ordinary logging path through a queue too.
+Without the writer (tests, embedding) they go to the `idgate.decision` logger.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ import logging
 import logging.handlers
 import queue
 import sys
+import threading
 import time
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from proxy.keys import RequestContext
 
@@ -50,23 +56,79 @@ def decision_record(
     return record
 
 
+class _LineWriter(threading.Thread):
+    """Writes queued lines to a stream, as many per write as have piled up."""
+
+    _STOP: Final = ""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(name="idgate-decision-log", daemon=True)
+        self._stream = stream
+        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def run(self) -> None:
+        while True:
+            batch = [self.lines.get()]
+            while len(batch) < _BATCH_LINES:
+                try:
+                    batch.append(self.lines.get_nowait())
+                except queue.Empty:
+                    break
+            stop = self._STOP in batch
+            lines = [line for line in batch if line]
+            if lines:
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+            if stop:
+                return
+
+    def stop(self) -> None:
+        self.lines.put(self._STOP)
+        self.join()
+
+
+_BATCH_LINES: Final = 256
+_writer: _LineWriter | None = None
+
+
 def log_decision(record: dict[str, Any]) -> None:
-    if _logger.isEnabledFor(logging.INFO):
-        _logger.info(json.dumps(record, separators=(",", ":"), default=str))
+    line = json.dumps(record, separators=(",", ":"), default=str)
+    if _writer is not None:
+        _writer.lines.put(line)
+    elif _logger.isEnabledFor(logging.INFO):
+        _logger.info(line)
 
 
-def start_log_writer(level: str) -> logging.handlers.QueueListener:
-    """Route every idgate log record through a queue to a thread that writes stderr, so a slow
-    log pipe never stalls request handling. The caller stops the returned listener at exit."""
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(_PlainFormatter())
-    listener = logging.handlers.QueueListener(records, stream, respect_handler_level=False)
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(records)]
-    root.setLevel(level)
-    listener.start()
-    return listener
+class LogWriters:
+    """The threads that write idgate's log to stderr; `stop()` flushes and ends them."""
+
+    def __init__(self, level: str) -> None:
+        global _writer  # noqa: PLW0603 (one process, one stderr, one writer)
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(_PlainFormatter())
+        self._listener = logging.handlers.QueueListener(
+            records, stream, respect_handler_level=False
+        )
+        root = logging.getLogger()
+        root.handlers[:] = [logging.handlers.QueueHandler(records)]
+        root.setLevel(level)
+        self._listener.start()
+        self._decisions = _LineWriter(sys.stderr)
+        self._decisions.start()
+        _writer = self._decisions
+
+    def stop(self) -> None:
+        global _writer  # noqa: PLW0603
+        _writer = None
+        self._decisions.stop()
+        self._listener.stop()
+
+
+def start_log_writer(level: str) -> LogWriters:
+    """Route idgate's log through queues to threads that write stderr, so a slow log pipe never
+    stalls request handling. The caller stops the returned writers at exit."""
+    return LogWriters(level)
 
 
 class _PlainFormatter(logging.Formatter):

@@ -116,6 +116,18 @@ async def _supervise(
             await runner.cleanup()
 
 
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run on uvloop where it is installed: its event loop and transports cut the cost
+    of every request (see BENCHMARKS.md); the standard loop otherwise."""
+    try:
+        import uvloop  # noqa: PLC0415 (optional)
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 def worker_count(settings: Settings) -> int:
     if settings.workers is not None:
         return settings.workers
@@ -131,9 +143,7 @@ def run(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) ->
     count = worker_count(settings)
     try:
         if count == 1:
-            asyncio.run(
-                serve(settings, config_path=config_path, environ=environ, with_metrics=True)
-            )
+            _run(serve(settings, config_path=config_path, environ=environ, with_metrics=True))
             return
         from proxy.supervisor import (  # noqa: PLC0415
             prepare_multiprocess_metrics,
@@ -142,7 +152,7 @@ def run(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) ->
 
         directory = prepare_multiprocess_metrics()
         try:
-            asyncio.run(_supervise(settings, config_path=config_path, environ=environ, count=count))
+            _run(_supervise(settings, config_path=config_path, environ=environ, count=count))
         finally:
             remove_multiprocess_metrics(directory)
     finally:
@@ -153,6 +163,6 @@ def run_worker(settings: Settings, *, config_path: Path, environ: Mapping[str, s
     """One worker under the supervisor: the proxy only; the supervisor serves metrics."""
     listener = start_log_writer(settings.log.level)
     try:
-        asyncio.run(serve(settings, config_path=config_path, environ=environ, with_metrics=False))
+        _run(serve(settings, config_path=config_path, environ=environ, with_metrics=False))
     finally:
         listener.stop()
