@@ -17,15 +17,18 @@ from typing import Any, Literal
 
 import aiohttp
 import pytest
+from pytest_aiohttp import AiohttpServer
 
+from tests.e2e.gateways import Gateway, gateway_document, running_caddy, running_nginx
+from tests.e2e.idgate_process import IdgateProcess, free_ports, running_idgate
 from tests.e2e.redis_fixture import redis_server
-from tests.e2e.tools import E2E_REQUIRED, require_tool, stop_process
+from tests.e2e.tools import API_AUDIENCE, E2E_REQUIRED, require_tool, stop_process
+from tests.support.upstream import EchoUpstream, serve_echo
 
-__all__ = ["E2E_REQUIRED", "redis_server", "require_tool"]
+__all__ = ["API_AUDIENCE", "E2E_REQUIRED", "redis_server", "require_tool"]
 
 E2E_DIR = Path(__file__).parent
 PROVIDER_DIR = E2E_DIR / "provider"
-API_AUDIENCE = "https://api.idgate.test"
 USER_GRANT = "urn:idgate:test:user"
 MINTER_ID = "e2e-minter"
 MINTER_SECRET = "e2e-minter-secret"
@@ -213,3 +216,50 @@ def fresh_oidc_provider(tmp_path: Path) -> Iterator[OidcProvider]:
     """A provider of the test's own, for key rotation, web-client changes and stop()."""
     with _running_provider(tmp_path, shared=False) as provider:
         yield provider
+
+
+@pytest.fixture(scope="module")
+def upstream_port() -> int:
+    """The port a module's long-lived idgate (and gateways) forward to."""
+    return free_ports(1)[0]
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: AiohttpServer, upstream_port: int) -> EchoUpstream:
+    """The echo upstream on the module's upstream port, for this test."""
+    return await serve_echo(aiohttp_server, port=upstream_port)
+
+
+@pytest.fixture(scope="module")
+def idgate(
+    oidc_provider: OidcProvider, upstream_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IdgateProcess]:
+    """The module's idgate for gateway tests: it trusts 127.0.0.1 (the gateways) for the
+    original method and URI."""
+    document = gateway_document(oidc_provider.issuer, f"http://127.0.0.1:{upstream_port}")
+    with running_idgate(tmp_path_factory.mktemp("idgate"), document) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def nginx(
+    idgate: IdgateProcess, upstream_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    with running_nginx(
+        tmp_path_factory.mktemp("nginx"),
+        idgate=f"127.0.0.1:{idgate.port}",
+        upstream=f"127.0.0.1:{upstream_port}",
+    ) as gateway:
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def caddy(
+    idgate: IdgateProcess, upstream_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    with running_caddy(
+        tmp_path_factory.mktemp("caddy"),
+        idgate=f"127.0.0.1:{idgate.port}",
+        upstream=f"127.0.0.1:{upstream_port}",
+    ) as gateway:
+        yield gateway

@@ -30,8 +30,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import API_AUDIENCE
-from tests.e2e.tools import stop_process
+from tests.e2e.tools import API_AUDIENCE, stop_process
 
 SESSION_SECRET: Final = "e2e-session-secret-0123456789abcdefghij"
 CLIENT_SECRET: Final = "idgate-secret"

@@ -7,7 +7,6 @@ port all of them were configured with.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -26,9 +25,8 @@ from tests.e2e.gateways import (
     gateway_document,
     idgate_behind,
     running_caddy,
-    running_nginx,
 )
-from tests.e2e.idgate_process import IdgateProcess, free_ports, running_idgate
+from tests.e2e.idgate_process import IdgateProcess, running_idgate
 from tests.support.upstream import EchoUpstream, serve_echo
 
 IDENTITY: Final = ("x-authenticated-user", "x-authenticated-email", "x-authenticated-groups")
@@ -37,51 +35,6 @@ ASSERTION: Final = "x-authenticated-assertion"
 ELSEWHERE: Final = "192.0.2.0/24"
 #: The upstream of an idgate that is only asked for decisions, never to forward (discard port).
 NOWHERE: Final = "http://127.0.0.1:9"
-
-
-@pytest.fixture(scope="module")
-def upstream_port() -> int:
-    return free_ports(1)[0]
-
-
-@pytest.fixture
-async def upstream(aiohttp_server: AiohttpServer, upstream_port: int) -> EchoUpstream:
-    """The echo upstream on the port the module's idgate, Caddy and nginx forward to."""
-    return await serve_echo(aiohttp_server, port=upstream_port)
-
-
-@pytest.fixture(scope="module")
-def idgate(
-    oidc_provider: OidcProvider, upstream_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[IdgateProcess]:
-    """The module's idgate, trusting the gateways (127.0.0.1) for the original method and URI."""
-    document = gateway_document(oidc_provider.issuer, f"http://127.0.0.1:{upstream_port}")
-    with running_idgate(tmp_path_factory.mktemp("idgate"), document) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def caddy(
-    idgate: IdgateProcess, upstream_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gateway]:
-    with running_caddy(
-        tmp_path_factory.mktemp("caddy"),
-        idgate=f"127.0.0.1:{idgate.port}",
-        upstream=f"127.0.0.1:{upstream_port}",
-    ) as gateway:
-        yield gateway
-
-
-@pytest.fixture(scope="module")
-def nginx(
-    idgate: IdgateProcess, upstream_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gateway]:
-    with running_nginx(
-        tmp_path_factory.mktemp("nginx"),
-        idgate=f"127.0.0.1:{idgate.port}",
-        upstream=f"127.0.0.1:{upstream_port}",
-    ) as gateway:
-        yield gateway
 
 
 async def get(

@@ -19,7 +19,6 @@ import aiohttp
 import jwt
 import pytest
 from multidict import CIMultiDict
-from pytest_aiohttp import AiohttpServer
 
 from proxy.accept import header_key
 from tests.e2e.conftest import API_AUDIENCE, OidcProvider
@@ -27,11 +26,10 @@ from tests.e2e.idgate_process import (
     SECRET_ENVIRONMENT,
     IdgateProcess,
     base_document,
-    free_ports,
     running_idgate,
     sample,
 )
-from tests.support.upstream import EchoUpstream, serve_echo
+from tests.support.upstream import EchoUpstream
 
 IDENTITY = ("x-authenticated-user", "x-authenticated-email", "x-authenticated-groups")
 ASSERTION = "x-authenticated-assertion"
@@ -73,17 +71,6 @@ def core_routes(upstream: str) -> list[dict[str, Any]]:
             "allow": {"claims": {"client_id": "service-a"}},
         },
     ]
-
-
-@pytest.fixture(scope="module")
-def upstream_port() -> int:
-    return free_ports(1)[0]
-
-
-@pytest.fixture
-async def upstream(aiohttp_server: AiohttpServer, upstream_port: int) -> EchoUpstream:
-    """The echo upstream on the port the shared idgate forwards to."""
-    return await serve_echo(aiohttp_server, port=upstream_port)
 
 
 @pytest.fixture(scope="module")

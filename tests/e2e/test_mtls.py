@@ -13,12 +13,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from pytest_aiohttp import AiohttpServer
 
 from tests.e2e.conftest import OidcProvider
-from tests.e2e.idgate_process import IdgateProcess, base_document, free_ports, running_idgate
+from tests.e2e.idgate_process import IdgateProcess, base_document, running_idgate
 from tests.support.certificates import CertificateAuthority, Issued
-from tests.support.upstream import EchoUpstream, serve_echo
+from tests.support.upstream import EchoUpstream
 
 SPIFFE_ID = "spiffe://idgate.test/ns/prod/sa/invoicer"
 
@@ -50,17 +49,6 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
         invoicer=ca.issue(common_name="invoicer", uris=(SPIFFE_ID,)),
         stranger=CertificateAuthority.create("another CA").issue(uris=(SPIFFE_ID,)),
     )
-
-
-@pytest.fixture(scope="module")
-def upstream_port() -> int:
-    return free_ports(1)[0]
-
-
-@pytest.fixture
-async def upstream(aiohttp_server: AiohttpServer, upstream_port: int) -> EchoUpstream:
-    """The echo upstream on the port the shared idgate forwards to."""
-    return await serve_echo(aiohttp_server, port=upstream_port)
 
 
 @pytest.fixture(scope="module")

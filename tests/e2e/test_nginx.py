@@ -7,7 +7,6 @@ were configured with. The browser sign-in needs a provider and an idgate of its 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from tests.e2e.gateways import (
     idgate_behind,
     running_nginx,
 )
-from tests.e2e.idgate_process import IdgateProcess, free_ports, running_idgate
+from tests.e2e.idgate_process import IdgateProcess
 from tests.support.upstream import EchoUpstream, serve_echo
 
 IDENTITY = ("x-authenticated-user", "x-authenticated-email", "x-authenticated-groups")
@@ -49,39 +48,6 @@ IDENTITY_LINES = """\
         proxy_set_header X-Authenticated-Email  $email;
         proxy_set_header X-Authenticated-Groups $groups;
 """
-
-
-@pytest.fixture(scope="module")
-def upstream_port() -> int:
-    return free_ports(1)[0]
-
-
-@pytest.fixture
-async def upstream(aiohttp_server: AiohttpServer, upstream_port: int) -> EchoUpstream:
-    """The echo upstream on the port the module's idgate and nginx forward to."""
-    return await serve_echo(aiohttp_server, port=upstream_port)
-
-
-@pytest.fixture(scope="module")
-def idgate(
-    oidc_provider: OidcProvider, upstream_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[IdgateProcess]:
-    """The module's idgate, trusting nginx (127.0.0.1) for the original method and URI."""
-    document = gateway_document(oidc_provider.issuer, f"http://127.0.0.1:{upstream_port}")
-    with running_idgate(tmp_path_factory.mktemp("idgate"), document) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-def nginx(
-    idgate: IdgateProcess, upstream_port: int, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gateway]:
-    with running_nginx(
-        tmp_path_factory.mktemp("nginx"),
-        idgate=f"127.0.0.1:{idgate.port}",
-        upstream=f"127.0.0.1:{upstream_port}",
-    ) as gateway:
-        yield gateway
 
 
 async def get(

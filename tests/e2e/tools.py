@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 E2E_REQUIRED = os.environ.get("IDGATE_E2E") == "required"
+#: The resource the test provider issues access tokens for, and idgate's accepted audience.
+API_AUDIENCE = "https://api.idgate.test"
 
 
 def require_tool(name_or_path: str, reason: str) -> str:
