@@ -25,6 +25,7 @@ from typing import Final
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from proxy.config.model import Route
@@ -134,6 +135,26 @@ class _HeaderDeadline:
                 self._scope = None
 
 
+def headers_for_upstream(
+    request: web.Request,
+    *,
+    ctx: RequestContext,
+    route: Route,
+    identity_headers: Mapping[str, str],
+    session_cookie_name: str,
+) -> CIMultiDict[str]:
+    """The request headers this request sends to its route's upstream (HTTP or WebSocket)."""
+    return upstream_request_headers(
+        request.headers,
+        pass_authorization=route.pass_access_token,
+        session_cookie_name=session_cookie_name,
+        peer=request.remote or ctx.client_ip,
+        scheme=ctx.scheme,
+        host=ctx.host,
+        identity_headers=identity_headers,
+    )
+
+
 async def forward(
     request: web.Request,
     *,
@@ -151,14 +172,12 @@ async def forward(
     """
     if route.upstream is None:
         raise NoRoute("this route only answers forward-auth checks")
-    headers = upstream_request_headers(
-        request.headers,
-        pass_authorization=route.pass_access_token,
-        session_cookie_name=session_cookie_name,
-        peer=request.remote or ctx.client_ip,
-        scheme=ctx.scheme,
-        host=ctx.host,
+    headers = headers_for_upstream(
+        request,
+        ctx=ctx,
+        route=route,
         identity_headers=identity_headers,
+        session_cookie_name=session_cookie_name,
     )
     deadline = _HeaderDeadline(route.timeout_seconds)
     started = time.perf_counter()

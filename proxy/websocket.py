@@ -30,9 +30,14 @@ from multidict import CIMultiDict
 
 from proxy.config.model import Route
 from proxy.errors import BadRequest, IdgateError, OriginRefused
-from proxy.forward import UpgradeRefused, relay_response, upstream_errors, upstream_url
+from proxy.forward import (
+    UpgradeRefused,
+    headers_for_upstream,
+    relay_response,
+    upstream_errors,
+    upstream_url,
+)
 from proxy.headers import (
-    upstream_request_headers,
     websocket_subprotocols,
     without_websocket_handshake,
 )
@@ -89,14 +94,12 @@ async def open_websocket(
     if not web.WebSocketResponse(protocols=offered).can_prepare(request).ok:
         raise BadRequest("malformed WebSocket handshake")
     session_cookie_name = runtime.settings.session.cookie_name
-    headers = upstream_request_headers(
-        request.headers,
-        pass_authorization=route.pass_access_token,
-        session_cookie_name=session_cookie_name,
-        peer=request.remote or ctx.client_ip,
-        scheme=ctx.scheme,
-        host=ctx.host,
+    headers = headers_for_upstream(
+        request,
+        ctx=ctx,
+        route=route,
         identity_headers=identity_headers,
+        session_cookie_name=session_cookie_name,
     )
     started = time.perf_counter()
     try:
