@@ -1,0 +1,93 @@
+"""What is run: the servers, the workloads (which request, how many connections, against whom),
+and how long and how often."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+
+class Target(StrEnum):
+    DIRECT = "direct"
+    """wrk straight to the upstream nginx: no proxy hop at all."""
+    NGINX = "nginx"
+    """nginx as a plain reverse proxy, no authentication: the floor of one proxy hop."""
+    APACHE = "apache"
+    """Apache httpd + mod_auth_openidc, checking what idgate checks."""
+    IDGATE = "idgate"
+    """idgate, 10 routes, the benchmark route last."""
+    IDGATE_1K = "idgate-1k"
+    """idgate, 1,000 routes, the benchmark route last."""
+
+
+class Credential(StrEnum):
+    """What each request carries (the values name workloads, they are not secrets)."""
+
+    SAME_TOKEN = "same bearer token"  # noqa: S105
+    DISTINCT_TOKENS = "distinct bearer tokens"
+    SESSION = "session cookie"
+    FORWARD_AUTH = "/oauth2/auth"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workload:
+    credential: Credential
+    connections: int
+    targets: tuple[Target, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.credential} -c{self.connections}"
+
+
+WORKLOADS: Final = (
+    Workload(
+        credential=Credential.SAME_TOKEN,
+        connections=32,
+        targets=(Target.DIRECT, Target.NGINX, Target.APACHE, Target.IDGATE, Target.IDGATE_1K),
+    ),
+    Workload(
+        credential=Credential.SAME_TOKEN,
+        connections=256,
+        targets=(Target.DIRECT, Target.NGINX, Target.APACHE, Target.IDGATE),
+    ),
+    Workload(
+        credential=Credential.DISTINCT_TOKENS,
+        connections=32,
+        targets=(Target.APACHE, Target.IDGATE),
+    ),
+    Workload(credential=Credential.SESSION, connections=32, targets=(Target.IDGATE,)),
+    Workload(credential=Credential.FORWARD_AUTH, connections=32, targets=(Target.IDGATE,)),
+)
+BASELINE: Final = WORKLOADS[0]
+"""Same token at -c32: the workload the main targets are judged on."""
+HIGH_CONCURRENCY: Final = WORKLOADS[1]
+DISTINCT: Final = WORKLOADS[2]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    rounds: int
+    seconds: float
+    """Length of one wrk run."""
+    warmup_seconds: float
+    threads: int
+    """wrk threads."""
+    transfer_bytes: int
+
+
+FULL: Final = Options(
+    rounds=3,
+    seconds=10.0,
+    warmup_seconds=2.0,
+    threads=2,
+    transfer_bytes=100 * 1024 * 1024,
+)
+QUICK: Final = Options(
+    rounds=1,
+    seconds=3.0,
+    warmup_seconds=1.0,
+    threads=2,
+    transfer_bytes=100 * 1024 * 1024,
+)
