@@ -37,6 +37,7 @@ from proxy.metrics import Metrics
 _log = logging.getLogger("idgate.forward")
 
 _CHUNK_BYTES: Final = 64 * 1024
+_SMALL_BODY_BYTES: Final = 64 * 1024
 _POOL_LIMIT: Final = 512
 _KEEPALIVE_SECONDS: Final = 30.0
 #: Per-request deadlines come from the route; the client itself must never cut a body short.
@@ -209,12 +210,24 @@ async def relay_response(
 ) -> web.StreamResponse:
     """Send the client `upstream`'s status, headers and body (streamed), then release it."""
     async with upstream:
+        headers = downstream_response_headers(
+            upstream.headers, session_cookie_name=session_cookie_name
+        )
+        length = upstream.content_length
+        if length is not None and length <= _SMALL_BODY_BYTES and request.method != "HEAD":
+            # A small body of known length is read whole and sent with the headers in one write:
+            # one send instead of three for the commonest answers. It is too short for streaming
+            # to matter, and a body cut short becomes a clean 502 rather than a truncated 200.
+            try:
+                body = await upstream.content.readexactly(length) if length else b""
+            except (aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError) as exc:
+                raise UpstreamError("invalid upstream response") from exc
+            del headers["Content-Length"]
+            return web.Response(
+                status=upstream.status, reason=upstream.reason, headers=headers, body=body
+            )
         response = web.StreamResponse(
-            status=upstream.status,
-            reason=upstream.reason,
-            headers=downstream_response_headers(
-                upstream.headers, session_cookie_name=session_cookie_name
-            ),
+            status=upstream.status, reason=upstream.reason, headers=headers
         )
         await response.prepare(request)
         await _relay_body(upstream, response, request, ctx=ctx, route=route)

