@@ -406,16 +406,7 @@ async def test_session_socket_is_closed_1008_after_backchannel_logout(
     async with gate.client.ws_connect("/ws/echo", headers=cookie_header(cookies)) as ws:
         await ws.send_str("still here")
         assert await ws.receive_str() == "echo: still here"
-        logout_token = gate.issuer.keys[0].sign(
-            {
-                "iss": gate.issuer.url,
-                "aud": "idgate",
-                "iat": int(time.time()),
-                "jti": "logout-ws",
-                "sub": "alice",
-                "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
-            }
-        )
+        logout_token = gate.issuer.logout_token(sub="alice", jti="logout-ws")
         ended = await gate.client.post(
             "/oauth2/backchannel_logout", data={"logout_token": logout_token}
         )

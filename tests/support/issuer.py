@@ -205,6 +205,19 @@ class FakeIssuer:
             {name: value for name, value in merged.items() if value is not None}
         )
 
+    def logout_token(self, *, sub: str, jti: str) -> str:
+        """A back-channel logout token for `sub` to `client_id` (OIDC Back-Channel Logout 2.4)."""
+        return self.keys[0].sign(
+            {
+                "iss": self.url,
+                "aud": self.client_id,
+                "iat": int(time.time()),
+                "jti": jti,
+                "sub": sub,
+                "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+            }
+        )
+
     @property
     def jwks_uri(self) -> str:
         return self.url + "/jwks"
