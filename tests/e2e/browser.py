@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 
-from tests.e2e.conftest import OidcProvider
 from tests.e2e.idgate_process import IdgateProcess, base_document, is_decision, running_idgate
+from tests.e2e.oidc_provider import OidcProvider
 from tests.e2e.tools import require_tool
 
 CHROMIUM: Final = "/usr/bin/chromium"

@@ -6,34 +6,30 @@ a machine that cannot run the end-to-end suite must not pass by skipping all of 
 
 from __future__ import annotations
 
-import json
-import select
-import subprocess
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
 
-import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpServer
 
+from tests.e2e.browser import SignInSetup
 from tests.e2e.gateways import Gateway, gateway_document, running_caddy, running_nginx
 from tests.e2e.idgate_process import IdgateProcess, free_ports, running_idgate
+from tests.e2e.oidc_provider import OidcProvider, ProviderError, running_provider
 from tests.e2e.redis_fixture import redis_server
-from tests.e2e.tools import API_AUDIENCE, E2E_REQUIRED, require_tool, stop_process
+from tests.e2e.tools import API_AUDIENCE, E2E_REQUIRED, require_tool
 from tests.support.upstream import EchoUpstream, serve_echo
 
-__all__ = ["API_AUDIENCE", "E2E_REQUIRED", "redis_server", "require_tool"]
+__all__ = [
+    "API_AUDIENCE",
+    "E2E_REQUIRED",
+    "OidcProvider",
+    "ProviderError",
+    "redis_server",
+    "require_tool",
+]
 
 E2E_DIR = Path(__file__).parent
-PROVIDER_DIR = E2E_DIR / "provider"
-USER_GRANT = "urn:idgate:test:user"
-MINTER_ID = "e2e-minter"
-MINTER_SECRET = "e2e-minter-secret"
-READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 5.0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,163 +39,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-class ProviderError(Exception):
-    """The provider refused a request: its OAuth `error` code and description, no credential."""
-
-    def __init__(self, status: int, error: str, description: str) -> None:
-        super().__init__(f"provider answered {status} {error}: {description}")
-        self.status = status
-        self.error = error
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ready:
-    """The one JSON line provider.mjs prints on stdout once it accepts connections."""
-
-    issuer: str
-    admin: str
-
-    @classmethod
-    def parse(cls, line: bytes) -> Ready:
-        data = json.loads(line)
-        return cls(issuer=str(data["issuer"]), admin=str(data["admin"]))
-
-
-async def _call(method: str, url: str, **kwargs: Any) -> Any:
-    async with aiohttp.ClientSession() as session, session.request(method, url, **kwargs) as resp:
-        text = await resp.text()
-        if resp.status != 200:
-            error = json.loads(text) if text.startswith("{") else {}
-            raise ProviderError(
-                resp.status,
-                str(error.get("error", resp.reason)),
-                str(error.get("error_description", "")),
-            )
-        return json.loads(text)
-
-
-class OidcProvider:
-    """A running `node provider.mjs`; the HTTP helpers are async, one client session per call.
-
-    The module-scoped `oidc_provider` is shared, so it is read-only: changing keys, the web client
-    or its liveness would leak into other tests. Those need `fresh_oidc_provider`.
-    """
-
-    def __init__(self, process: subprocess.Popen[bytes], ready: Ready, *, shared: bool) -> None:
-        self._process = process
-        self._ready = ready
-        self._shared = shared
-
-    @property
-    def issuer(self) -> str:
-        return self._ready.issuer
-
-    async def token_for_user(self, username: str, *, audience: str = API_AUDIENCE) -> str:
-        """A JWT access token for a test user (alice, bob, carol) through the test-only grant."""
-        return await self._token(
-            MINTER_ID, MINTER_SECRET, grant_type=USER_GRANT, username=username, resource=audience
-        )
-
-    async def client_credentials_token(
-        self, client_id: str, secret: str, resource: str = API_AUDIENCE
-    ) -> str:
-        """A JWT access token from the real client_credentials grant at the token endpoint."""
-        return await self._token(
-            client_id, secret, grant_type="client_credentials", resource=resource
-        )
-
-    async def sign(
-        self, claims: Mapping[str, Any], *, key: Literal["current", "unpublished"] = "current"
-    ) -> str:
-        """A token the endpoints never issue: iss/iat/exp/jti default, a None claim is left out."""
-        body = await _call("POST", f"{self._ready.admin}/sign", json={"claims": claims, "key": key})
-        return str(body["token"])
-
-    async def rotate_keys(self, *, keep_old: bool = True) -> str:
-        """Sign with a new key from now on and return its kid; keep the old one published or not."""
-        self._require_own("rotate_keys")
-        body = await _call("POST", f"{self._ready.admin}/rotate-keys", json={"keep_old": keep_old})
-        return str(body["kid"])
-
-    async def configure_web_client(
-        self,
-        *,
-        redirect_uris: Sequence[str],
-        post_logout_redirect_uris: Sequence[str] = (),
-        backchannel_logout_uri: str | None = None,
-    ) -> None:
-        """Point the confidential browser client "idgate" at a running idgate's endpoints."""
-        self._require_own("configure_web_client")
-        await _call(
-            "PUT",
-            f"{self._ready.admin}/web-client",
-            json={
-                "redirect_uris": list(redirect_uris),
-                "post_logout_redirect_uris": list(post_logout_redirect_uris),
-                "backchannel_logout_uri": backchannel_logout_uri,
-            },
-        )
-
-    async def revoke_user(self, username: str) -> None:
-        """End every grant, token and provider session of a test user, as disabling the account
-        would: the user's next refresh is refused, and the next sign-in asks for the password."""
-        self._require_own("revoke_user")
-        await _call("POST", f"{self._ready.admin}/revoke-user", json={"username": username})
-
-    def stop(self) -> None:
-        """Take the provider down (idempotent), killing it if it ignores SIGTERM."""
-        self._require_own("stop")
-        stop_process(self._process)
-
-    async def _token(self, client_id: str, secret: str, **form: str) -> str:
-        body = await _call(
-            "POST",
-            f"{self.issuer}/token",
-            data=form,
-            headers={"Authorization": aiohttp.encode_basic_auth(client_id, secret)},
-        )
-        return str(body["access_token"])
-
-    def _require_own(self, action: str) -> None:
-        if self._shared:
-            raise RuntimeError(f"{action} on the shared oidc_provider: use fresh_oidc_provider")
-
-
-def _read_ready_line(process: subprocess.Popen[bytes], log: Path) -> Ready:
-    assert process.stdout is not None
-    readable, _, _ = select.select([process.stdout], [], [], READY_TIMEOUT)
-    line = process.stdout.readline() if readable else b""
-    if not line:
-        code = process.poll()
-        why = f"not ready within {READY_TIMEOUT}s" if code is None else f"exited with {code}"
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        pytest.fail(f"provider.mjs {why}; its stderr:\n{tail}", pytrace=False)
-    return Ready.parse(line)
-
-
-@contextmanager
-def _running_provider(workdir: Path, *, shared: bool) -> Iterator[OidcProvider]:
-    node = require_tool("node", "Node.js 20+ runs the test OpenID provider")
-    require_tool(str(PROVIDER_DIR / "node_modules" / "oidc-provider"), f"npm ci in {PROVIDER_DIR}")
-    log = workdir / "provider.stderr.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [node, "provider.mjs", "--exit-on-stdin-close"],
-            cwd=PROVIDER_DIR,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
-    try:
-        yield OidcProvider(process, _read_ready_line(process, log), shared=shared)
-    finally:
-        stop_process(process)
-
-
 @pytest.fixture(scope="module")
 def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
     """One provider per test module, read-only (see OidcProvider)."""
-    with _running_provider(tmp_path_factory.mktemp("oidc-provider"), shared=True) as provider:
+    with running_provider(tmp_path_factory.mktemp("oidc-provider"), shared=True) as provider:
         yield provider
 
 
@@ -207,14 +50,14 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProv
 def module_oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
     """A provider for one module's tests only, which may point the web client at their idgates
     and revoke users; each test must expect what earlier ones left (grants, ended sessions)."""
-    with _running_provider(tmp_path_factory.mktemp("oidc-provider"), shared=False) as provider:
+    with running_provider(tmp_path_factory.mktemp("oidc-provider"), shared=False) as provider:
         yield provider
 
 
 @pytest.fixture
 def fresh_oidc_provider(tmp_path: Path) -> Iterator[OidcProvider]:
     """A provider of the test's own, for key rotation, web-client changes and stop()."""
-    with _running_provider(tmp_path, shared=False) as provider:
+    with running_provider(tmp_path, shared=False) as provider:
         yield provider
 
 
@@ -263,3 +106,15 @@ def caddy(
         upstream=f"127.0.0.1:{upstream_port}",
     ) as gateway:
         yield gateway
+
+
+@pytest.fixture
+def sign_in_setup(
+    module_oidc_provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
+) -> Iterator[SignInSetup]:
+    """Idgates of the test's own, registered at the module's provider for browser sign-in."""
+    setup = SignInSetup(module_oidc_provider, upstream=upstream.url, workdir=tmp_path)
+    try:
+        yield setup
+    finally:
+        setup.stop()

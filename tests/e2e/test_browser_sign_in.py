@@ -8,13 +8,12 @@ directory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
 import pytest
 from playwright.async_api import Browser, BrowserContext
-from pytest_aiohttp import AiohttpServer
 
 from tests.e2e.browser import (
     SESSION_COOKIE,
@@ -32,30 +31,12 @@ from tests.e2e.browser import (
     sign_in,
     signed_in_page,
 )
-from tests.e2e.conftest import OidcProvider
-from tests.support.upstream import EchoUpstream, serve_echo
+from tests.support.upstream import EchoUpstream
 
 REFRESHES: Final = "idgate_session_refreshes_total"
 LOGOUTS: Final = "idgate_logouts_total"
 #: Every request re-verifies the session at the provider.
 REFRESH_EVERY_REQUEST: Final = {"refresh_interval": "1ms"}
-
-
-@pytest.fixture
-async def upstream(aiohttp_server: AiohttpServer) -> EchoUpstream:
-    return await serve_echo(aiohttp_server)
-
-
-@pytest.fixture
-def setup(
-    module_oidc_provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
-) -> Iterator[SignInSetup]:
-    """Idgates of the test's own, registered at the module's provider."""
-    setup = SignInSetup(module_oidc_provider, upstream=upstream.url, workdir=tmp_path)
-    try:
-        yield setup
-    finally:
-        setup.stop()
 
 
 @pytest.fixture
@@ -71,14 +52,14 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
 
 
 async def test_sign_in_lands_on_the_original_url_with_the_identity_sent_upstream(
-    setup: SignInSetup, upstream: EchoUpstream, context: BrowserContext, tmp_path: Path
+    sign_in_setup: SignInSetup, upstream: EchoUpstream, context: BrowserContext, tmp_path: Path
 ) -> None:
     """A protected URL sends the browser to sign in and back to that very URL, query included;
     the tool sees alice's identity but never idgate's cookie, which is HttpOnly and SameSite=Lax."""
-    gate = await setup.start_idgate()
+    gate = await sign_in_setup.start_idgate()
     wanted = f"{gate.url}/reports/weekly?team=core&sort=desc"
 
-    page = await signed_in_page(context, setup.provider.issuer, wanted, "alice")
+    page = await signed_in_page(context, sign_in_setup.provider.issuer, wanted, "alice")
     await page.screenshot(path=tmp_path / "landed.png", full_page=True)
 
     seen = await page_json(page)
@@ -106,17 +87,17 @@ async def test_sign_in_lands_on_the_original_url_with_the_identity_sent_upstream
 
 
 async def test_signed_in_user_outside_the_group_gets_the_access_denied_page(
-    setup: SignInSetup, upstream: EchoUpstream, context: BrowserContext, tmp_path: Path
+    sign_in_setup: SignInSetup, upstream: EchoUpstream, context: BrowserContext, tmp_path: Path
 ) -> None:
     """bob (not in admins) lands on a 403 page that names the route and him, with a sign-out
     link, and the admins-only tool never sees his request."""
-    gate = await setup.start_idgate()
+    gate = await sign_in_setup.start_idgate()
     wanted = f"{gate.url}/admin/console"
     page = await context.new_page()
     await page.goto(wanted)
 
     async with page.expect_response(lambda response: response.url == wanted) as landing:
-        await sign_in(page, setup.provider.issuer, "bob")
+        await sign_in(page, sign_in_setup.provider.issuer, "bob")
     await page.screenshot(path=tmp_path / "access-denied.png", full_page=True)
 
     assert (await landing.value).status == 403
@@ -130,18 +111,18 @@ async def test_signed_in_user_outside_the_group_gets_the_access_denied_page(
 
 
 async def test_sign_out_clears_the_session_cookie_before_the_provider_is_involved(
-    setup: SignInSetup, context: BrowserContext
+    sign_in_setup: SignInSetup, context: BrowserContext
 ) -> None:
     """idgate's sign-out removes its session cookie from the browser at once and hands the
     browser to the provider's end-session endpoint, whatever the provider then does."""
-    gate = await setup.start_idgate()
+    gate = await sign_in_setup.start_idgate()
     page = await signed_in_page(
-        context, setup.provider.issuer, f"{gate.url}/dashboards/main", "alice"
+        context, sign_in_setup.provider.issuer, f"{gate.url}/dashboards/main", "alice"
     )
     assert await session_cookie(context, gate.url) is not None
 
     await leave_through_sign_out(
-        page, gate.url, setup.provider.issuer, rd=gate.url + SIGNED_OUT_PATH
+        page, gate.url, sign_in_setup.provider.issuer, rd=gate.url + SIGNED_OUT_PATH
     )
 
     assert await session_cookie(context, gate.url) is None
@@ -149,34 +130,34 @@ async def test_sign_out_clears_the_session_cookie_before_the_provider_is_involve
 
 
 async def test_after_sign_out_the_protected_url_asks_to_sign_in_again(
-    setup: SignInSetup, upstream: EchoUpstream, context: BrowserContext
+    sign_in_setup: SignInSetup, upstream: EchoUpstream, context: BrowserContext
 ) -> None:
     """Signing out ends the session at idgate and at the provider (confirmed there), returns
     to `rd`, and the protected URL then shows the provider's login form instead of the tool."""
-    gate = await setup.start_idgate()
+    gate = await sign_in_setup.start_idgate()
     wanted = f"{gate.url}/dashboards/main"
     signed_out = gate.url + SIGNED_OUT_PATH
-    page = await signed_in_page(context, setup.provider.issuer, wanted, "alice")
+    page = await signed_in_page(context, sign_in_setup.provider.issuer, wanted, "alice")
 
-    await leave_through_sign_out(page, gate.url, setup.provider.issuer, rd=signed_out)
+    await leave_through_sign_out(page, gate.url, sign_in_setup.provider.issuer, rd=signed_out)
     await confirm_provider_sign_out(page)
 
     await page.wait_for_url(lambda url: url == signed_out)
     assert (await page_json(page))["raw_path"] == SIGNED_OUT_PATH
     calls = upstream.calls
     await page.goto(wanted)
-    await expect_provider_login(page, setup.provider.issuer)
+    await expect_provider_login(page, sign_in_setup.provider.issuer)
     assert upstream.calls == calls
 
 
 async def test_every_request_refreshes_the_session_at_the_provider(
-    setup: SignInSetup, context: BrowserContext
+    sign_in_setup: SignInSetup, context: BrowserContext
 ) -> None:
     """With a refresh due at every request, each page load re-verifies the session with the
     refresh token and carries on: the tool keeps answering and the success count rises."""
-    gate = await setup.start_idgate(**REFRESH_EVERY_REQUEST)
+    gate = await sign_in_setup.start_idgate(**REFRESH_EVERY_REQUEST)
     wanted = f"{gate.url}/builds"
-    page = await signed_in_page(context, setup.provider.issuer, wanted, "alice")
+    page = await signed_in_page(context, sign_in_setup.provider.issuer, wanted, "alice")
     before = await gate.metric(REFRESHES, result="success")
     cookies = [await session_cookie(context, gate.url)]
 
@@ -193,24 +174,24 @@ async def test_every_request_refreshes_the_session_at_the_provider(
 
 
 async def test_user_revoked_at_the_provider_is_refused_at_the_next_refresh(
-    setup: SignInSetup, upstream: EchoUpstream, browser: Browser
+    sign_in_setup: SignInSetup, upstream: EchoUpstream, browser: Browser
 ) -> None:
     """Once the provider revokes alice, her next request fails its refresh: a page load is sent
     to sign in again, an API call gets a JSON 401 that clears the cookie."""
-    gate = await setup.start_idgate(**REFRESH_EVERY_REQUEST)
+    gate = await sign_in_setup.start_idgate(**REFRESH_EVERY_REQUEST)
     wanted = f"{gate.url}/builds"
     async with browser_context(browser) as tab, browser_context(browser) as script:
-        page = await signed_in_page(tab, setup.provider.issuer, wanted, "alice")
+        page = await signed_in_page(tab, sign_in_setup.provider.issuer, wanted, "alice")
         # Pages stay open until the end: a closing page's icon request escapes the routes.
-        await signed_in_page(script, setup.provider.issuer, wanted, "alice")
+        await signed_in_page(script, sign_in_setup.provider.issuer, wanted, "alice")
         calls = upstream.calls
         failures = await gate.metric(REFRESHES, result="failure")
 
-        await setup.provider.revoke_user("alice")
+        await sign_in_setup.provider.revoke_user("alice")
 
         mark = gate.log_mark()
         await page.goto(wanted)
-        await expect_provider_login(page, setup.provider.issuer)
+        await expect_provider_login(page, sign_in_setup.provider.issuer)
         await assert_refused_as_ended(gate, "/builds", after=mark)
         assert await session_cookie(tab, gate.url) is None
 
@@ -224,20 +205,20 @@ async def test_user_revoked_at_the_provider_is_refused_at_the_next_refresh(
 
 
 async def test_back_channel_logout_from_the_provider_ends_the_session(
-    setup: SignInSetup, upstream: EchoUpstream, context: BrowserContext
+    sign_in_setup: SignInSetup, upstream: EchoUpstream, context: BrowserContext
 ) -> None:
     """When alice signs out at the provider, its back-channel logout reaches idgate, and the
     cookie still in her browser no longer opens the tool."""
     # The cookie store keeps nothing server side: idgate remembers the logout in the process
     # that received it (proxy/sessions/revocations.py), so this holds for one worker. Several
     # workers or replicas need the Redis store (tests/e2e/test_sessions_redis.py).
-    gate = await setup.start_idgate()
+    gate = await sign_in_setup.start_idgate()
     wanted = f"{gate.url}/wiki/home"
-    page = await signed_in_page(context, setup.provider.issuer, wanted, "alice")
+    page = await signed_in_page(context, sign_in_setup.provider.issuer, wanted, "alice")
     calls = upstream.calls
     mark = gate.log_mark()
 
-    await end_provider_session(page, setup.provider.issuer)
+    await end_provider_session(page, sign_in_setup.provider.issuer)
 
     entry = await gate.wait_for_entry(lambda e: e.get("logger") == "idgate.logout", after=mark)
     assert entry["msg"].startswith("back-channel logout ended")
@@ -246,6 +227,6 @@ async def test_back_channel_logout_from_the_provider_ends_the_session(
 
     mark = gate.log_mark()
     await page.goto(wanted)
-    await expect_provider_login(page, setup.provider.issuer)
+    await expect_provider_login(page, sign_in_setup.provider.issuer)
     await assert_refused_as_ended(gate, "/wiki/home", after=mark)
     assert upstream.calls == calls

@@ -9,27 +9,24 @@ refuses gets a 401 and a Set-Cookie that clears it, so a broken cookie never lin
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from http.cookies import Morsel, SimpleCookie
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
 
 import aiohttp
 import pytest
-from pytest_aiohttp import AiohttpServer
 from yarl import URL
 
 from proxy.config.model import Secret
 from proxy.sessions.cookie_store import CookieStore
 from tests.e2e.browser import PASSWORD, SESSION_COOKIE, SignInSetup
-from tests.e2e.conftest import OidcProvider
 from tests.e2e.idgate_process import IdgateProcess
 from tests.e2e.redis_fixture import RedisServer
 from tests.sessions.records import record
-from tests.support.upstream import EchoUpstream, serve_echo
+from tests.support.upstream import EchoUpstream
 
 STATE_COOKIE_PREFIX: Final = "_idgate_state_"
 CALLBACK_PATH: Final = "/oauth2/callback"
@@ -75,11 +72,6 @@ class Answer:
 
 
 @pytest.fixture
-async def upstream(aiohttp_server: AiohttpServer) -> EchoUpstream:
-    return await serve_echo(aiohttp_server)
-
-
-@pytest.fixture
 def store(request: pytest.FixtureRequest) -> dict[str, str]:
     """Session settings of the store a test names (indirect parameter); the cookie store if none."""
     if getattr(request, "param", "cookie") == "redis":
@@ -89,20 +81,8 @@ def store(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @pytest.fixture
-def setup(
-    module_oidc_provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
-) -> Iterator[SignInSetup]:
-    """Idgates of the test's own, registered at the module's provider."""
-    setup = SignInSetup(module_oidc_provider, upstream=upstream.url, workdir=tmp_path)
-    try:
-        yield setup
-    finally:
-        setup.stop()
-
-
-@pytest.fixture
-async def gate(setup: SignInSetup, store: dict[str, str]) -> IdgateProcess:
-    return await setup.start_idgate(**store)
+async def gate(sign_in_setup: SignInSetup, store: dict[str, str]) -> IdgateProcess:
+    return await sign_in_setup.start_idgate(**store)
 
 
 @pytest.fixture

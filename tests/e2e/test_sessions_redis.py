@@ -7,13 +7,11 @@ carries the same session cookie to both, as it would to replicas behind one load
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Final
 
 import pytest
 from playwright.async_api import BrowserContext, Page
-from pytest_aiohttp import AiohttpServer
 
 from tests.e2e.browser import (
     SESSION_COOKIE,
@@ -29,38 +27,19 @@ from tests.e2e.browser import (
     session_cookie,
     signed_in_page,
 )
-from tests.e2e.conftest import OidcProvider
 from tests.e2e.idgate_process import IdgateProcess
 from tests.e2e.redis_fixture import RedisServer
-from tests.support.upstream import EchoUpstream, serve_echo
 
 LOGOUTS: Final = "idgate_logouts_total"
 
 
 @pytest.fixture
-async def upstream(aiohttp_server: AiohttpServer) -> EchoUpstream:
-    return await serve_echo(aiohttp_server)
-
-
-@pytest.fixture
-def setup(
-    module_oidc_provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
-) -> Iterator[SignInSetup]:
-    """Idgates of the test's own, registered at the module's provider."""
-    setup = SignInSetup(module_oidc_provider, upstream=upstream.url, workdir=tmp_path)
-    try:
-        yield setup
-    finally:
-        setup.stop()
-
-
-@pytest.fixture
 async def replicas(
-    setup: SignInSetup, redis_server: RedisServer
+    sign_in_setup: SignInSetup, redis_server: RedisServer
 ) -> tuple[IdgateProcess, IdgateProcess]:
     """Replicas A and B on one Redis; A receives the provider's back-channel logouts."""
     session = {"store": "redis", "redis_url": redis_server.url.reveal()}
-    return await setup.start_idgate(**session), await setup.start_idgate(**session)
+    return await sign_in_setup.start_idgate(**session), await sign_in_setup.start_idgate(**session)
 
 
 @pytest.fixture
@@ -90,17 +69,21 @@ async def assert_session_refused(context: BrowserContext, gate: IdgateProcess, p
 
 
 async def test_sign_in_at_one_replica_opens_the_other_until_sign_out_at_either(
-    setup: SignInSetup, replicas: tuple[IdgateProcess, IdgateProcess], context: BrowserContext
+    sign_in_setup: SignInSetup,
+    replicas: tuple[IdgateProcess, IdgateProcess],
+    context: BrowserContext,
 ) -> None:
     """Signed in through A, the browser is let in by B with the same cookie; signing out through
     A deletes the session in Redis, so B refuses even a copy of the cookie kept from before."""
     a, b = replicas
-    page = await signed_in_page(context, setup.provider.issuer, f"{a.url}/status", "alice")
+    page = await signed_in_page(context, sign_in_setup.provider.issuer, f"{a.url}/status", "alice")
     await assert_open_as_alice(page, b, "/status")
     kept = await session_cookie(context, a.url)
     assert kept is not None
 
-    await leave_through_sign_out(page, a.url, setup.provider.issuer, rd=a.url + SIGNED_OUT_PATH)
+    await leave_through_sign_out(
+        page, a.url, sign_in_setup.provider.issuer, rd=a.url + SIGNED_OUT_PATH
+    )
     assert await session_cookie(context, b.url) is None
     await context.add_cookies([{"name": SESSION_COOKIE, "value": kept, "url": b.url}])
 
@@ -108,16 +91,18 @@ async def test_sign_in_at_one_replica_opens_the_other_until_sign_out_at_either(
 
 
 async def test_back_channel_logout_at_one_replica_ends_the_session_at_the_other(
-    setup: SignInSetup, replicas: tuple[IdgateProcess, IdgateProcess], context: BrowserContext
+    sign_in_setup: SignInSetup,
+    replicas: tuple[IdgateProcess, IdgateProcess],
+    context: BrowserContext,
 ) -> None:
     """The provider's back-channel logout reaches A only; B shares A's Redis and refuses the
     browser's cookie from then on, sending it to sign in again."""
     a, b = replicas
-    page = await signed_in_page(context, setup.provider.issuer, f"{a.url}/status", "alice")
+    page = await signed_in_page(context, sign_in_setup.provider.issuer, f"{a.url}/status", "alice")
     await assert_open_as_alice(page, b, "/status")
 
     mark = a.log_mark()
-    await end_provider_session(page, setup.provider.issuer)
+    await end_provider_session(page, sign_in_setup.provider.issuer)
 
     entry = await a.wait_for_entry(lambda e: e.get("logger") == "idgate.logout", after=mark)
     assert entry["msg"] == "back-channel logout ended 1 sessions"
@@ -125,4 +110,4 @@ async def test_back_channel_logout_at_one_replica_ends_the_session_at_the_other(
     assert await b.metric(LOGOUTS, result="backchannel") == 0
     await assert_session_refused(context, b, "/status")
     await page.goto(f"{b.url}/status")
-    await expect_provider_login(page, setup.provider.issuer)
+    await expect_provider_login(page, sign_in_setup.provider.issuer)
