@@ -194,7 +194,7 @@ async def forward(
                 timeout=_NO_CLIENT_TIMEOUT,
             )
         )
-    metrics.upstream_duration.labels(route=route.name).observe(time.perf_counter() - started)
+    metrics.child(metrics.upstream_duration, route.name).observe(time.perf_counter() - started)
     return await relay_response(
         upstream, request, ctx=ctx, route=route, session_cookie_name=session_cookie_name
     )

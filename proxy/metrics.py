@@ -11,9 +11,10 @@ blow up cardinality and no token can end up in a label.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 #: Routes that are not config routes still need a label: idgate's own endpoints and unmatched paths.
 ROUTE_IDGATE: Final = "_idgate"
@@ -42,6 +43,9 @@ _LATENCY_BUCKETS: Final = (
 )
 
 
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
 def method_label(method: str) -> str:
     return method if method in _KNOWN_METHODS else "OTHER"
 
@@ -55,6 +59,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.requests = Counter(
             "idgate_requests",
             "Requests handled, by route, method and status class.",
@@ -146,3 +151,13 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
+
+    def child(self, metric: M, *values: str) -> M:
+        """`metric.labels(*values)`, remembered: labels() validates and takes a lock on every
+        call, and the request path asks for the same few children all the time. Values come from
+        config names and fixed enums, so the memo stays as small as the label space."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found

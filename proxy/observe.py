@@ -70,13 +70,13 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     latency = time.perf_counter() - started
     route = _route_label(ctx)
     metrics = request.app[METRICS_KEY]
-    metrics.requests.labels(
-        route=route, method=method_label(request.method), status_class=status_class(response.status)
+    metrics.child(
+        metrics.requests, route, method_label(request.method), status_class(response.status)
     ).inc()
-    metrics.request_duration.labels(route=route).observe(latency)
+    metrics.child(metrics.request_duration, route).observe(latency)
     if ctx is not None and ctx.decision is not None:
-        metrics.decisions.labels(
-            route=route, decision=ctx.decision.outcome.value, reason=ctx.decision.reason.value
+        metrics.child(
+            metrics.decisions, route, ctx.decision.outcome.value, ctx.decision.reason.value
         ).inc()
     if settings.log.decisions:
         log_decision(

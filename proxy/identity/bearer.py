@@ -111,7 +111,7 @@ class BearerVerifier:
         return principal
 
     def _count(self, result: str, reason: str) -> None:
-        self._metrics.token_validations.labels(result=result, reason=reason).inc()
+        self._metrics.child(self._metrics.token_validations, result, reason).inc()
 
 
 def _expires_at(claims: Mapping[str, Any]) -> float:
