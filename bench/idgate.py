@@ -16,8 +16,9 @@ from typing import Any, Final
 
 import yaml
 
-from bench.servers import Server, ServerFailed, Servers, free_ports
+from bench.servers import Server, ServerFailed, Servers
 from bench.tokens import GROUP
+from proxy.demo.ports import free_loopback_ports
 
 SECRET_VARIABLE: Final = "IDGATE_SESSION_SECRET"  # noqa: S105 (a variable name)
 ROUTE_NAME: Final = "bench"
@@ -81,7 +82,7 @@ def start(
     secret: str,
 ) -> tuple[Server, int]:
     """A ready idgate and its metrics port."""
-    port, metrics_port = free_ports(2)
+    port, metrics_port = free_loopback_ports(2)
     config = servers.workdir / f"{name}.yaml"
     config.write_text(
         yaml.safe_dump(

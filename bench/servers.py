@@ -29,18 +29,6 @@ class ServerFailed(RuntimeError):
     """A server did not start; the message holds the tail of its logs."""
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports nothing listens on right now (probes all bound at once)."""
-    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Server:
     name: str

@@ -12,10 +12,11 @@ from bench import apache, idgate, nginx, verify, wrk
 from bench.measure import Measurement, snapshot
 from bench.plan import DISTINCT, Credential, Options, Target, Workload
 from bench.pool import TokenPool, TokenSlice
-from bench.servers import Server, Servers, free_ports
+from bench.servers import Server, Servers
 from bench.session_cookie import cookie_header
 from bench.tls import write_tls_files
 from bench.tokens import GROUP, Issuer
+from proxy.demo.ports import free_loopback_ports
 
 AUDIENCE: Final = "https://api.bench.test"
 SUBJECT: Final = "bench-user"
@@ -83,7 +84,7 @@ class Stage:
 
 def start(servers: Servers, options: Options) -> Stage:
     """Every server started and ready: the upstream first, since the others read its JWKS."""
-    upstream_port, tls_port, nginx_port, apache_port = free_ports(4)
+    upstream_port, tls_port, nginx_port, apache_port = free_loopback_ports(4)
     tls = write_tls_files(servers.workdir)
     issuer = Issuer(issuer=f"http://127.0.0.1:{upstream_port}", audience=AUDIENCE)
     upstream = nginx.start_upstream(

@@ -34,6 +34,7 @@ from proxy.demo.config import (
 )
 from proxy.demo.directory import DemoClient
 from proxy.demo.issuer import DevIssuer, IssuerSettings
+from proxy.demo.ports import free_loopback_ports
 from proxy.demo.upstream import AssertionKeys, UpstreamSettings, upstream_app
 from proxy.serve import serve
 
@@ -101,7 +102,7 @@ async def _demo(*, port: int, directory: Path, environ: Mapping[str, str]) -> No
             service = UpstreamSettings(audience=route.name, issuer=public_url, links=TOUR)
             await _serve_on(stack, upstream_app(service, keys), upstream_socket)
 
-        metrics_port = _free_port()
+        metrics_port = free_loopback_ports(1)[0]
         config_path = write_config(
             directory,
             config_document(
@@ -150,13 +151,6 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _free_port() -> int:
-    """A loopback port nothing listens on now, for a listener that binds by number later."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
 
 
 def _bind(stack: AsyncExitStack) -> tuple[socket.socket, str]:

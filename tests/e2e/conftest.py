@@ -7,14 +7,22 @@ a machine that cannot run the end-to-end suite must not pass by skipping all of 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 from pytest_aiohttp import AiohttpServer
 
+from proxy.demo.ports import free_loopback_ports
 from tests.e2e.browser import SignInSetup
-from tests.e2e.gateways import Gateway, gateway_document, running_caddy, running_nginx
-from tests.e2e.idgate_process import IdgateProcess, free_ports, running_idgate
+from tests.e2e.gateways import (
+    Gateway,
+    GatewayRunner,
+    gateway_document,
+    running_caddy,
+    running_nginx,
+)
+from tests.e2e.idgate_process import IdgateProcess, running_idgate
 from tests.e2e.oidc_provider import OidcProvider, ProviderError, running_provider
 from tests.e2e.redis_fixture import redis_server
 from tests.e2e.tools import API_AUDIENCE, E2E_REQUIRED, require_tool
@@ -64,7 +72,7 @@ def fresh_oidc_provider(tmp_path: Path) -> Iterator[OidcProvider]:
 @pytest.fixture(scope="module")
 def upstream_port() -> int:
     """The port a module's long-lived idgate (and gateways) forward to."""
-    return free_ports(1)[0]
+    return free_loopback_ports(1)[0]
 
 
 @pytest.fixture
@@ -88,11 +96,7 @@ def idgate(
 def nginx(
     idgate: IdgateProcess, upstream_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    with running_nginx(
-        tmp_path_factory.mktemp("nginx"),
-        idgate=f"127.0.0.1:{idgate.port}",
-        upstream=f"127.0.0.1:{upstream_port}",
-    ) as gateway:
+    with _in_front(running_nginx, idgate, upstream_port, tmp_path_factory) as gateway:
         yield gateway
 
 
@@ -100,12 +104,22 @@ def nginx(
 def caddy(
     idgate: IdgateProcess, upstream_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    with running_caddy(
-        tmp_path_factory.mktemp("caddy"),
+    with _in_front(running_caddy, idgate, upstream_port, tmp_path_factory) as gateway:
+        yield gateway
+
+
+def _in_front(
+    run: GatewayRunner,
+    idgate: IdgateProcess,
+    upstream_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AbstractContextManager[Gateway]:
+    """A gateway asking the module's idgate and proxying to the module's upstream port."""
+    return run(
+        tmp_path_factory.mktemp("gateway"),
         idgate=f"127.0.0.1:{idgate.port}",
         upstream=f"127.0.0.1:{upstream_port}",
-    ) as gateway:
-        yield gateway
+    )
 
 
 @pytest.fixture

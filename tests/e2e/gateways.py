@@ -18,10 +18,10 @@ from typing import Any, Final, Protocol
 
 import pytest
 
+from proxy.demo.ports import free_loopback_ports
 from tests.e2e.idgate_process import (
     LogLines,
     base_document,
-    free_ports,
     running_idgate,
 )
 from tests.e2e.tools import require_tool, stop_process
@@ -138,7 +138,7 @@ def running_nginx(workdir: Path, *, idgate: str, upstream: str, port: int = 0) -
     """nginx serving deploy/nginx/idgate.conf on `port` (0: a free one), with idgate and the tool
     at these `host:port` addresses; stopped when the block ends."""
     nginx = require_tool(NGINX, "Debian package nginx-light runs the nginx auth_request tests")
-    port = port or free_ports(1)[0]
+    port = port or free_loopback_ports(1)[0]
     site = workdir / "idgate.conf"
     site.write_text(
         render(
@@ -169,7 +169,7 @@ def running_caddy(workdir: Path, *, idgate: str, upstream: str, port: int = 0) -
     """Caddy serving deploy/caddy/Caddyfile over plain http on loopback `port` (0: a free one),
     with idgate and the tool at these `host:port` addresses; stopped when the block ends."""
     caddy = require_tool("caddy", "Debian package caddy runs the Caddy forward_auth tests")
-    port = port or free_ports(1)[0]
+    port = port or free_loopback_ports(1)[0]
     site = render(
         CADDY_EXAMPLE,
         {
@@ -206,7 +206,7 @@ def idgate_behind(
 ) -> Iterator[Gateway]:
     """A gateway in front of the `upstream` URL, and an idgate serving `document` behind it with
     the gateway's URL as its `public_url`, as a browser sign-in through the gateway needs."""
-    port = free_ports(1)[0]
+    port = free_loopback_ports(1)[0]
     (workdir / "idgate").mkdir()
     (workdir / "gateway").mkdir()
     with (

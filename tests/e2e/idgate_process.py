@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy.demo.ports import free_loopback_ports
 from tests.e2e.tools import API_AUDIENCE, stop_process
 
 SESSION_SECRET: Final = "e2e-session-secret-0123456789abcdefghij"
@@ -45,21 +45,6 @@ STOP_TIMEOUT: Final = 5.0
 LISTENING: Final = "idgate listening on"
 
 Entry = dict[str, Any]
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports nothing listens on right now (the kernel's picks for port 0).
-
-    All probes are bound at once, so the kernel cannot hand out the same port twice.
-    """
-    probes = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def base_document(issuer: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -179,7 +164,7 @@ class IdgateProcess:
         self.ssl_context = ssl_context
         self.public_url = public_url
         self.config_path = workdir / "idgate.yaml"
-        self.port, self.metrics_port = free_ports(2)
+        self.port, self.metrics_port = free_loopback_ports(2)
         self.write_config(document)
         self._stdout_path = workdir / "idgate.stdout.log"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("IDGATE_")}

@@ -11,6 +11,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -88,8 +89,7 @@ def own_gate(
     oidc_provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
 ) -> Iterator[IdgateProcess]:
     """An idgate of the test's own, for reloads (its counters start at zero)."""
-    document = base_document(oidc_provider.issuer, core_routes(upstream.url))
-    with running_idgate(tmp_path, document) as process:
+    with _core_gate(oidc_provider, upstream, tmp_path) as process:
         yield process
 
 
@@ -98,9 +98,14 @@ def fresh_gate(
     fresh_oidc_provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
 ) -> Iterator[IdgateProcess]:
     """An idgate in front of the test's own provider, which the test may rotate or stop."""
-    document = base_document(fresh_oidc_provider.issuer, core_routes(upstream.url))
-    with running_idgate(tmp_path, document) as process:
+    with _core_gate(fresh_oidc_provider, upstream, tmp_path) as process:
         yield process
+
+
+def _core_gate(
+    provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
+) -> AbstractContextManager[IdgateProcess]:
+    return running_idgate(tmp_path, base_document(provider.issuer, core_routes(upstream.url)))
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import aiohttp
 from playwright.async_api import Browser, Page, async_playwright
 
 from proxy.demo.banner import READY_LINE
-from tests.e2e.idgate_process import free_ports
+from proxy.demo.ports import free_loopback_ports
 from tests.e2e.tools import require_tool
 
 REPO: Final = Path(__file__).resolve().parents[2]
@@ -77,7 +77,7 @@ class Demo:
 @asynccontextmanager
 async def running_demo(workdir: Path) -> AsyncIterator[Demo]:
     """`python -m proxy demo --port <free>` until its ready line; killed at the end if still up."""
-    (port,) = free_ports(1)
+    (port,) = free_loopback_ports(1)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IDGATE_")}
     stderr_path = workdir / "demo.stderr.log"
     started = time.monotonic()
