@@ -11,18 +11,20 @@ from prometheus_client import CollectorRegistry
 from proxy.accept import accept_middleware
 from proxy.config.model import Settings
 from proxy.dispatch import dispatch
-from proxy.forward import create_upstream_client
 from proxy.http_log import http_logger
 from proxy.keys import (
     CONTEXT_KEY,
     METRICS_KEY,
     PROVIDER_CLIENT_KEY,
     RUNTIME_KEY,
-    UPSTREAM_CLIENT_KEY,
+    UPSTREAM_POOL_KEY,
+    WEBSOCKET_CLIENT_KEY,
 )
 from proxy.metrics import Metrics
 from proxy.observe import observe_middleware
 from proxy.runtime import RuntimeHolder, build_runtime, retire_runtime
+from proxy.upstream import UpstreamPool
+from proxy.websocket import create_websocket_client
 
 #: Bounds on what a client may send before any token parsing (SPEC: "Request line, header and
 #: cookie sizes are bounded"). aiohttp answers a breach with 400 before a handler runs; the
@@ -52,15 +54,18 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
             cookie_jar=DummyCookieJar(),
             trust_env=False,
         )
-        upstream_client = create_upstream_client()
+        upstream_pool = UpstreamPool()
+        websocket_client = create_websocket_client()
         app[PROVIDER_CLIENT_KEY] = provider_client
-        app[UPSTREAM_CLIENT_KEY] = upstream_client
+        app[UPSTREAM_POOL_KEY] = upstream_pool
+        app[WEBSOCKET_CLIENT_KEY] = websocket_client
         runtime = await build_runtime(settings, http=provider_client, metrics=app[METRICS_KEY])
         app[RUNTIME_KEY] = RuntimeHolder(runtime)
         app[METRICS_KEY].config_last_reload_success.set_to_current_time()
         yield
         await retire_runtime(app[RUNTIME_KEY].current, None)
-        await upstream_client.close()
+        await upstream_pool.close()
+        await websocket_client.close()
         await provider_client.close()
 
     app.cleanup_ctx.append(resources)

@@ -17,7 +17,13 @@ from proxy.endpoints.paths import Endpoint, endpoint_paths
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
 from proxy.forward import forward
 from proxy.headers import is_websocket_upgrade
-from proxy.keys import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY, UPSTREAM_CLIENT_KEY
+from proxy.keys import (
+    CONTEXT_KEY,
+    METRICS_KEY,
+    RUNTIME_KEY,
+    UPSTREAM_POOL_KEY,
+    WEBSOCKET_CLIENT_KEY,
+)
 from proxy.upstream_identity import identity_headers
 from proxy.websocket import open_websocket
 
@@ -80,7 +86,7 @@ async def proxy_request(request: web.Request) -> web.StreamResponse:
             request,
             ctx=ctx,
             route=route,
-            client=request.app[UPSTREAM_CLIENT_KEY],
+            client=request.app[WEBSOCKET_CLIENT_KEY],
             identity_headers=headers,
             runtime=runtime,
             metrics=metrics,
@@ -89,7 +95,7 @@ async def proxy_request(request: web.Request) -> web.StreamResponse:
         request,
         ctx=ctx,
         route=route,
-        client=request.app[UPSTREAM_CLIENT_KEY],
+        pool=request.app[UPSTREAM_POOL_KEY],
         identity_headers=headers,
         session_cookie_name=runtime.settings.session.cookie_name,
         metrics=metrics,

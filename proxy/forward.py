@@ -1,9 +1,8 @@
 """Forwarding an authorized request to its route's upstream, streaming the body both ways.
 
-The shared client must come from `create_upstream_client()`: it never decompresses (bodies and
-`Content-Encoding` pass through byte for byte), keeps no cookie jar (one user's upstream cookies
-must never reach another user), ignores proxy environment variables, and hands back a refused
-WebSocket handshake as `UpgradeRefused` so that its answer reaches the client as sent.
+Requests go through idgate's own pooled HTTP/1.1 client (proxy/upstream), which never
+decompresses (bodies and `Content-Encoding` pass through byte for byte), keeps no cookies (one
+user's upstream cookies must never reach another user) and ignores proxy environment variables.
 
 `route.timeout_seconds` bounds connecting and waiting for the response headers; while the client's
 request body is still flowing the wait restarts with every chunk, so a long upload is not cut off
@@ -15,125 +14,83 @@ no compression) is added to them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Final
+from typing import Final, Protocol
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
 from proxy.config.model import Route
-from proxy.errors import NoRoute, UpstreamError, UpstreamTimeout
+from proxy.errors import NoRoute, UpstreamError
 from proxy.headers import downstream_response_headers, upstream_request_headers
 from proxy.keys import RequestContext
 from proxy.metrics import Metrics
+from proxy.upstream import Origin, RequestBody, UpstreamPool, request_head
 
 _log = logging.getLogger("idgate.forward")
 
 _CHUNK_BYTES: Final = 64 * 1024
 _SMALL_BODY_BYTES: Final = 64 * 1024
-_POOL_LIMIT: Final = 512
-_KEEPALIVE_SECONDS: Final = 30.0
-#: Per-request deadlines come from the route; the client itself must never cut a body short.
-_NO_CLIENT_TIMEOUT: Final = aiohttp.ClientTimeout(
-    total=None, connect=None, sock_connect=None, sock_read=None
-)
-#: aiohttp adds these when absent; an intermediary must not invent them for the client.
-_NO_AUTO_HEADERS: Final = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 
 
-class UpgradeRefused(Exception):
-    """The upstream answered a WebSocket handshake with something other than 101.
+class UpstreamAnswer(Protocol):
+    """An upstream's response as relay_response needs it (HTTP answers, refused upgrades)."""
 
-    `response` has its headers read and its body unread: whoever catches this relays and releases
-    it.
-    """
+    @property
+    def status(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def headers(self) -> MultiMapping[str]: ...
+    @property
+    def content_length(self) -> int | None: ...
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        super().__init__(f"upstream refused the upgrade with {response.status}")
-        self.response = response
+    async def read(self, limit: int) -> bytes:
+        """What has arrived, at most `limit` bytes; b"" at the end; UpstreamError if cut off."""
+        ...
 
+    async def read_exactly(self, length: int) -> bytes: ...
 
-async def _surface_refused_upgrades(
-    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-) -> aiohttp.ClientResponse:
-    # `ws_connect` follows redirects and discards any other refusal's body, but a refused upgrade
-    # is an ordinary answer that must reach the client as the upstream sent it.
-    response = await handler(request)
-    if response.status != 101 and request.headers.get("Upgrade", "").lower() == "websocket":
-        raise UpgradeRefused(response)
-    return response
+    def release(self) -> None: ...
 
 
-def create_upstream_client() -> aiohttp.ClientSession:
-    """The one pooled client for every upstream; open it in `app.cleanup_ctx` and close it there."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=_POOL_LIMIT, keepalive_timeout=_KEEPALIVE_SECONDS),
-        timeout=_NO_CLIENT_TIMEOUT,
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        trust_env=False,
-        middlewares=(_surface_refused_upgrades,),
-    )
+class _Upstream:
+    """A route's `upstream` URL taken apart once: where to connect, what to prefix, `Host`."""
+
+    __slots__ = ("host", "origin", "prefix")
+
+    def __init__(self, upstream: str) -> None:
+        url = URL(upstream)
+        if url.scheme not in ("http", "https") or url.raw_host is None or url.port is None:
+            raise ValueError(f"not an http(s) URL: {upstream!r}")
+        self.origin = Origin(url.scheme, url.raw_host, url.port)
+        self.host = url.host_port_subcomponent or url.raw_host
+        #: `http://host:port/base/` -> `/base`: the request path is appended to it.
+        self.prefix = url.raw_path.rstrip("/")
 
 
 @lru_cache(maxsize=256)
-def _upstream_prefix(upstream: str) -> str:
-    """`http://host:port/base/` -> `http://host:port/base`: the request path is appended to it."""
-    url = URL(upstream)
-    return str(url.origin()) + url.raw_path.rstrip("/")
+def _upstream(upstream: str) -> _Upstream:
+    return _Upstream(upstream)
 
 
 def upstream_url(upstream: str, ctx: RequestContext) -> URL:
     """Where the request goes: the normalised path, still encoded, sent without re-quoting."""
     query = f"?{ctx.query}" if ctx.query else ""
-    return URL(f"{_upstream_prefix(upstream)}{ctx.upstream_path}{query}", encoded=True)
+    target = _upstream(upstream)
+    return URL(
+        f"{target.origin.scheme}://{target.host}{target.prefix}{ctx.upstream_path}{query}",
+        encoded=True,
+    )
 
 
-@contextmanager
-def upstream_errors() -> Iterator[None]:
-    """aiohttp's errors while reaching an upstream, as the 502 or 504 they mean to the client."""
-    try:
-        yield
-    except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
-        raise UpstreamTimeout("upstream timed out") from exc
-    except aiohttp.ClientConnectionError as exc:
-        raise UpstreamError("upstream unavailable") from exc
-    except aiohttp.ClientError as exc:
-        raise UpstreamError("invalid upstream response") from exc
-
-
-class _HeaderDeadline:
-    """The wait for response headers, restarted while the request body still flows."""
-
-    __slots__ = ("_scope", "_seconds")
-
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
-        self._scope: asyncio.Timeout | None = None
-
-    def restart(self) -> None:
-        if self._scope is not None:
-            self._scope.reschedule(asyncio.get_running_loop().time() + self._seconds)
-
-    async def body(self, content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-        async for chunk in content.iter_chunked(_CHUNK_BYTES):
-            self.restart()
-            yield chunk
-
-    async def wait(self, sending: Awaitable[aiohttp.ClientResponse]) -> aiohttp.ClientResponse:
-        async with asyncio.timeout(self._seconds) as scope:
-            self._scope = scope
-            try:
-                return await sending
-            finally:
-                self._scope = None
+def _request_target(target: _Upstream, ctx: RequestContext) -> str:
+    path = f"{target.prefix}{ctx.upstream_path}"
+    return f"{path}?{ctx.query}" if ctx.query else path
 
 
 def headers_for_upstream(
@@ -161,7 +118,7 @@ async def forward(
     *,
     ctx: RequestContext,
     route: Route,
-    client: aiohttp.ClientSession,
+    pool: UpstreamPool,
     identity_headers: Mapping[str, str],
     session_cookie_name: str,
     metrics: Metrics,
@@ -173,6 +130,7 @@ async def forward(
     """
     if route.upstream is None:
         raise NoRoute("this route only answers forward-auth checks")
+    target = _upstream(route.upstream)
     headers = headers_for_upstream(
         request,
         ctx=ctx,
@@ -180,20 +138,22 @@ async def forward(
         identity_headers=identity_headers,
         session_cookie_name=session_cookie_name,
     )
-    deadline = _HeaderDeadline(route.timeout_seconds)
+    body = None
+    if request.body_exists:
+        # A body of unknown length (the client sent it chunked) goes on chunked.
+        chunked = "Content-Length" not in headers
+        body = RequestBody(request.content.iter_chunked(_CHUNK_BYTES), chunked=chunked)
+        if chunked:
+            headers["Transfer-Encoding"] = "chunked"
+    head = request_head(ctx.method, _request_target(target, ctx), target.host, headers.items())
     started = time.perf_counter()
-    with upstream_errors():
-        upstream = await deadline.wait(
-            client.request(
-                ctx.method,
-                upstream_url(route.upstream, ctx),
-                headers=headers,
-                data=deadline.body(request.content) if request.body_exists else None,
-                allow_redirects=False,
-                skip_auto_headers=_NO_AUTO_HEADERS,
-                timeout=_NO_CLIENT_TIMEOUT,
-            )
-        )
+    upstream = await pool.exchange(
+        target.origin,
+        head,
+        body,
+        timeout_seconds=route.timeout_seconds,
+        head_only=ctx.method == "HEAD",
+    )
     metrics.child(metrics.upstream_duration, route.name).observe(time.perf_counter() - started)
     return await relay_response(
         upstream, request, ctx=ctx, route=route, session_cookie_name=session_cookie_name
@@ -201,7 +161,7 @@ async def forward(
 
 
 async def relay_response(
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamAnswer,
     request: web.Request,
     *,
     ctx: RequestContext,
@@ -209,7 +169,7 @@ async def relay_response(
     session_cookie_name: str,
 ) -> web.StreamResponse:
     """Send the client `upstream`'s status, headers and body (streamed), then release it."""
-    async with upstream:
+    try:
         headers = downstream_response_headers(
             upstream.headers, session_cookie_name=session_cookie_name
         )
@@ -218,10 +178,7 @@ async def relay_response(
             # A small body of known length is read whole and sent with the headers in one write:
             # one send instead of three for the commonest answers. It is too short for streaming
             # to matter, and a body cut short becomes a clean 502 rather than a truncated 200.
-            try:
-                body = await upstream.content.readexactly(length) if length else b""
-            except (aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError) as exc:
-                raise UpstreamError("invalid upstream response") from exc
+            body = await upstream.read_exactly(length) if length else b""
             del headers["Content-Length"]
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers, body=body
@@ -231,11 +188,13 @@ async def relay_response(
         )
         await response.prepare(request)
         await _relay_body(upstream, response, request, ctx=ctx, route=route)
+    finally:
+        upstream.release()
     return response
 
 
 async def _relay_body(
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamAnswer,
     response: web.StreamResponse,
     request: web.Request,
     *,
@@ -245,8 +204,8 @@ async def _relay_body(
     while True:
         try:
             # At most _CHUNK_BYTES, but whatever has arrived: an event is relayed when it is sent.
-            chunk = await upstream.content.read(_CHUNK_BYTES)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            chunk = await upstream.read(_CHUNK_BYTES)
+        except UpstreamError as exc:
             # The status line is already out, so no error response can follow. Closing the client
             # connection without the final chunk (or short of Content-Length) tells it the body is
             # incomplete. Only the exception type is logged: its text may hold the upstream URL.
@@ -254,7 +213,7 @@ async def _relay_body(
                 "upstream broke off the response body: route=%s request_id=%s error=%s",
                 route.name,
                 ctx.request_id,
-                type(exc).__name__,
+                type(exc.__cause__ or exc).__name__,
             )
             if request.transport is not None:
                 request.transport.close()
@@ -264,4 +223,4 @@ async def _relay_body(
         try:
             await response.write(chunk)
         except ConnectionError:
-            return  # the client went away; leaving the block closes the upstream connection
+            return  # the client went away; releasing unread closes the upstream connection

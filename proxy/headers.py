@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 # RFC 9110 7.6.1: "Intermediaries MUST parse a received Connection header field before a message
 # is forwarded and, for each connection-option in this field, remove any header or trailer field(s)
@@ -70,7 +70,7 @@ _WEBSOCKET_HANDSHAKE: Final = frozenset(
 _COOKIE_PREFIXES: Final = ("__Host-", "__Secure-")
 
 
-def _tokens(headers: CIMultiDictProxy[str], name: str) -> frozenset[str]:
+def _tokens(headers: MultiMapping[str], name: str) -> frozenset[str]:
     """The lower-case tokens of every `name` header (a comma-separated list)."""
     return frozenset(
         token.strip().lower()
@@ -80,7 +80,7 @@ def _tokens(headers: CIMultiDictProxy[str], name: str) -> frozenset[str]:
     )
 
 
-def connection_options(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+def connection_options(headers: MultiMapping[str]) -> frozenset[str]:
     """Lower-case names listed in every `Connection` header: hop-by-hop for this message only."""
     return _tokens(headers, "Connection")
 
@@ -112,7 +112,7 @@ def without_websocket_handshake(headers: CIMultiDict[str]) -> CIMultiDict[str]:
     )
 
 
-def _copy_except(headers: CIMultiDictProxy[str], fixed: frozenset[str]) -> CIMultiDict[str]:
+def _copy_except(headers: MultiMapping[str], fixed: frozenset[str]) -> CIMultiDict[str]:
     """All of `headers` but the `fixed` names and those their own Connection header names."""
     options = connection_options(headers)
     drop = fixed | options if options else fixed
@@ -180,7 +180,7 @@ def upstream_request_headers(
 
 
 def downstream_response_headers(
-    received: CIMultiDictProxy[str], *, session_cookie_name: str
+    received: MultiMapping[str], *, session_cookie_name: str
 ) -> CIMultiDict[str]:
     """The upstream's response headers as the client gets them (Set-Cookie duplicates kept),
     except a Set-Cookie for one of idgate's own cookies: an upstream must not be able to plant,

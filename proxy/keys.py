@@ -10,6 +10,7 @@ from aiohttp import ClientSession, web
 from proxy.metrics import Metrics
 from proxy.runtime import RuntimeHolder
 from proxy.sessions.store import CookieChange
+from proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
     from proxy.config.model import Route
@@ -51,6 +52,7 @@ class RequestContext:
 
 RUNTIME_KEY = web.AppKey[RuntimeHolder]("runtime")
 METRICS_KEY = web.AppKey[Metrics]("metrics")
-UPSTREAM_CLIENT_KEY = web.AppKey[ClientSession]("upstream_client")
+UPSTREAM_POOL_KEY = web.AppKey[UpstreamPool]("upstream_pool")
+WEBSOCKET_CLIENT_KEY = web.AppKey[ClientSession]("websocket_client")
 PROVIDER_CLIENT_KEY = web.AppKey[ClientSession]("provider_client")
 CONTEXT_KEY = web.RequestKey[RequestContext]("context")

@@ -21,22 +21,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Final
 
 import aiohttp
 from aiohttp import WSCloseCode, web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, MultiMapping
 
 from proxy.config.model import Route
-from proxy.errors import BadRequest, IdgateError, OriginRefused
-from proxy.forward import (
-    UpgradeRefused,
-    headers_for_upstream,
-    relay_response,
-    upstream_errors,
-    upstream_url,
-)
+from proxy.errors import BadRequest, IdgateError, OriginRefused, UpstreamError, UpstreamTimeout
+from proxy.forward import headers_for_upstream, relay_response, upstream_url
 from proxy.headers import (
     websocket_subprotocols,
     without_websocket_handshake,
@@ -55,6 +50,101 @@ _log = logging.getLogger("idgate.websocket")
 #: The largest message relayed (aiohttp's default); a larger one closes its sender with 1009.
 _MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
 _DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
+#: Per-handshake deadlines come from the route; the client itself must never cut a tunnel short.
+_NO_CLIENT_TIMEOUT: Final = aiohttp.ClientTimeout(
+    total=None, connect=None, sock_connect=None, sock_read=None
+)
+
+
+class UpgradeRefused(Exception):
+    """The upstream answered a WebSocket handshake with something other than 101.
+
+    `response` has its headers read and its body unread: whoever catches this relays and releases
+    it.
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        super().__init__(f"upstream refused the upgrade with {response.status}")
+        self.response = response
+
+
+async def _surface_refused_upgrades(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    # `ws_connect` follows redirects and discards any other refusal's body, but a refused upgrade
+    # is an ordinary answer that must reach the client as the upstream sent it.
+    response = await handler(request)
+    if response.status != 101:
+        raise UpgradeRefused(response)
+    return response
+
+
+def create_websocket_client() -> aiohttp.ClientSession:
+    """The pooled client for upstream WebSockets; open it in `app.cleanup_ctx`, close it there.
+
+    Like idgate's HTTP client it never decompresses, keeps no cookie jar and ignores proxy
+    environment variables.
+    """
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        timeout=_NO_CLIENT_TIMEOUT,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+        middlewares=(_surface_refused_upgrades,),
+    )
+
+
+@contextmanager
+def upstream_errors() -> Iterator[None]:
+    """aiohttp's errors while reaching an upstream, as the 502 or 504 they mean to the client."""
+    try:
+        yield
+    except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
+        raise UpstreamTimeout("upstream timed out") from exc
+    except aiohttp.ClientConnectionError as exc:
+        raise UpstreamError("upstream unavailable") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError("invalid upstream response") from exc
+
+
+class _RefusalAnswer:
+    """A refused handshake's response as relay_response reads it."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return self._response.status
+
+    @property
+    def reason(self) -> str:
+        return self._response.reason or ""
+
+    @property
+    def headers(self) -> MultiMapping[str]:
+        return self._response.headers
+
+    @property
+    def content_length(self) -> int | None:
+        return self._response.content_length
+
+    async def read(self, limit: int) -> bytes:
+        with upstream_errors():
+            return await self._response.content.read(limit)
+
+    async def read_exactly(self, length: int) -> bytes:
+        try:
+            with upstream_errors():
+                return await self._response.content.readexactly(length)
+        except asyncio.IncompleteReadError as exc:
+            raise UpstreamError("invalid upstream response") from exc
+
+    def release(self) -> None:
+        self._response.release()
 
 
 def _comparable(origin: str) -> str:
@@ -107,7 +197,7 @@ async def open_websocket(
     except UpgradeRefused as refused:
         metrics.upstream_duration.labels(route=route.name).observe(time.perf_counter() - started)
         return await relay_response(
-            refused.response,
+            _RefusalAnswer(refused.response),
             request,
             ctx=ctx,
             route=route,

@@ -21,10 +21,11 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from proxy.config.model import Policy, Route
 from proxy.errors import IdgateError
-from proxy.forward import create_upstream_client, forward
+from proxy.forward import forward
 from proxy.headers import is_session_cookie
-from proxy.keys import UPSTREAM_CLIENT_KEY, RequestContext
+from proxy.keys import UPSTREAM_POOL_KEY, RequestContext
 from proxy.metrics import Metrics
+from proxy.upstream import UpstreamPool
 
 SESSION_COOKIE = "_idgate"
 IDENTITY = {
@@ -145,10 +146,10 @@ def route_to(upstream: str | None, **overrides: Any) -> Route:
     return Route(name="app", upstream=upstream, policy=Policy(public=True), **overrides)
 
 
-async def upstream_client(app: web.Application) -> AsyncIterator[None]:
-    app[UPSTREAM_CLIENT_KEY] = create_upstream_client()
+async def upstream_pool(app: web.Application) -> AsyncIterator[None]:
+    app[UPSTREAM_POOL_KEY] = UpstreamPool()
     yield
-    await app[UPSTREAM_CLIENT_KEY].close()
+    await app[UPSTREAM_POOL_KEY].close()
 
 
 @pytest.fixture
@@ -190,7 +191,7 @@ def start_proxy(aiohttp_client: AiohttpClient, metrics: Metrics) -> StartProxy:
                     request,
                     ctx=ctx,
                     route=route,
-                    client=request.app[UPSTREAM_CLIENT_KEY],
+                    pool=request.app[UPSTREAM_POOL_KEY],
                     identity_headers=IDENTITY,
                     session_cookie_name=SESSION_COOKIE,
                     metrics=metrics,
@@ -199,7 +200,7 @@ def start_proxy(aiohttp_client: AiohttpClient, metrics: Metrics) -> StartProxy:
                 return web.Response(status=exc.status, text=exc.public_message)
 
         app = web.Application()
-        app.cleanup_ctx.append(upstream_client)
+        app.cleanup_ctx.append(upstream_pool)
         app.router.add_route("*", "/{tail:.*}", handler)
         return await aiohttp_client(app, **client_kwargs)
 

@@ -1,0 +1,261 @@
+"""Keep-alive connections to upstreams, pooled per origin, and one request/response exchange.
+
+Like nginx's `keepalive` directive, the pool bounds the idle connections it keeps per origin, not
+the connections in use: a burst opens what it needs and the surplus is closed as it finishes. An
+idle connection is taken newest first (the one least likely to have been closed by the upstream)
+and dropped after `idle_seconds`. A request without a body that meets a reused connection closed
+before any answer (the keep-alive race) is sent once more on a new connection.
+
+Time limit: connecting and waiting for the response head share one deadline, restarted with each
+request body chunk sent, so a long upload is not cut off while the upstream keeps reading it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from typing import Final
+
+from proxy.errors import BadRequest, UpstreamError, UpstreamTimeout
+from proxy.upstream.connection import ClosedBeforeResponse, UpstreamConnection, UpstreamResponse
+
+_MAX_IDLE_PER_ORIGIN: Final = 256
+_IDLE_SECONDS: Final = 30.0
+_LAST_CHUNK: Final = b"0\r\n\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where connections go: `https` ones verify the upstream's certificate for `host`."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBody:
+    """A request body to stream upstream; `chunked` frames it (its length is unknown)."""
+
+    chunks: AsyncIterable[bytes]
+    chunked: bool
+
+
+class _Deadline:
+    """One timer over connect + response head; expiry fails whatever the exchange awaits."""
+
+    __slots__ = ("_handle", "_loop", "_over", "_seconds", "_target")
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._seconds = seconds
+        self._target: asyncio.Future[UpstreamResponse] | None = None
+        self._over = False
+        self._handle = self._loop.call_later(seconds, self._expire)
+
+    def watch(self, target: asyncio.Future[UpstreamResponse]) -> None:
+        self._target = target
+
+    def restart(self) -> None:
+        if self._over:
+            return
+        self._handle.cancel()
+        self._handle = self._loop.call_later(self._seconds, self._expire)
+
+    def cancel(self) -> None:
+        self._over = True
+        self._handle.cancel()
+
+    def _expire(self) -> None:
+        self._over = True
+        target = self._target
+        if target is not None and not target.done():
+            target.set_exception(UpstreamTimeout("upstream timed out"))
+
+
+class UpstreamPool:
+    """Idle keep-alive connections per origin; `close()` ends them all."""
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_idle_per_origin: int = _MAX_IDLE_PER_ORIGIN,
+        idle_seconds: float = _IDLE_SECONDS,
+    ) -> None:
+        self._ssl_context = ssl_context
+        self._max_idle = max_idle_per_origin
+        self._idle_seconds = idle_seconds
+        self._idle: dict[Origin, list[UpstreamConnection]] = {}
+        self._origins: dict[UpstreamConnection, Origin] = {}
+        self._next_sweep = 0.0
+        self._closed = False
+
+    async def exchange(
+        self,
+        origin: Origin,
+        head: bytes,
+        body: RequestBody | None,
+        *,
+        timeout_seconds: float,
+        head_only: bool = False,
+    ) -> UpstreamResponse:
+        """Send one request; its response once the head arrived. The caller releases it.
+
+        Raises UpstreamError (502) when the upstream cannot be reached or answers nonsense,
+        UpstreamTimeout (504) when the response head does not arrive in time.
+        """
+        deadline = _Deadline(timeout_seconds)
+        try:
+            connection = self._idle_connection(origin)
+            if connection is not None and body is None:
+                try:
+                    return await self._send(connection, head, None, deadline, head_only)
+                except ClosedBeforeResponse:
+                    connection = None  # the keep-alive race: once more, on a new connection
+            if connection is None:
+                connection = await self._connect(origin, deadline)
+            return await self._send(connection, head, body, deadline, head_only)
+        finally:
+            deadline.cancel()
+
+    async def _send(
+        self,
+        connection: UpstreamConnection,
+        head: bytes,
+        body: RequestBody | None,
+        deadline: _Deadline,
+        head_only: bool,
+    ) -> UpstreamResponse:
+        answer = connection.send(head, head_only=head_only, release=self._release)
+        deadline.watch(answer)
+        sending = (
+            None
+            if body is None
+            else asyncio.ensure_future(_send_body(connection, body, deadline, answer))
+        )
+        try:
+            response = await answer
+        except BaseException:
+            connection.abandon()
+            if sending is not None:
+                sending.cancel()
+            raise
+        if sending is not None and not sending.done():
+            # The upstream answered before taking the whole body (an early 413, say): the rest
+            # is not sent, and the connection ends with this exchange.
+            connection.reusable = False
+            sending.cancel()
+        return response
+
+    async def _connect(self, origin: Origin, deadline: _Deadline) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        tls = origin.scheme == "https"
+        if tls and self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        connecting = asyncio.ensure_future(
+            loop.create_connection(
+                lambda: UpstreamConnection(self._forget),
+                origin.host,
+                origin.port,
+                ssl=self._ssl_context if tls else None,
+                server_hostname=origin.host if tls else None,
+            )
+        )
+        watcher: asyncio.Future[UpstreamResponse] = loop.create_future()
+        deadline.watch(watcher)
+        try:
+            await asyncio.wait((connecting, watcher), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watcher.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            raise UpstreamTimeout("upstream timed out")
+        try:
+            _transport, connection = connecting.result()
+        except OSError as error:  # refused, unreachable, name not resolved, TLS failure
+            raise UpstreamError("upstream unavailable") from error
+        self._origins[connection] = origin
+        return connection
+
+    def _idle_connection(self, origin: Origin) -> UpstreamConnection | None:
+        idle = self._idle.get(origin)
+        if not idle:
+            return None
+        oldest_usable = asyncio.get_running_loop().time() - self._idle_seconds
+        while idle:
+            connection = idle.pop()
+            if connection.reusable and connection.idle_since > oldest_usable:
+                return connection
+            connection.close()
+        return None
+
+    def _release(self, connection: UpstreamConnection) -> None:
+        origin = self._origins.get(connection)
+        if not connection.reusable or origin is None or self._closed:
+            connection.close()
+            return
+        idle = self._idle.setdefault(origin, [])
+        if len(idle) >= self._max_idle:
+            connection.close()
+            return
+        now = asyncio.get_running_loop().time()
+        connection.idle_since = now
+        idle.append(connection)
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._idle_seconds
+            self._sweep(now - self._idle_seconds)
+
+    def _sweep(self, oldest_usable: float) -> None:
+        """Close connections idle for longer than `idle_seconds` (the oldest sit at the front)."""
+        for idle in self._idle.values():
+            stale = 0
+            while stale < len(idle) and idle[stale].idle_since <= oldest_usable:
+                idle[stale].close()
+                stale += 1
+            del idle[:stale]
+
+    def _forget(self, connection: UpstreamConnection) -> None:
+        origin = self._origins.pop(connection, None)
+        idle = self._idle.get(origin) if origin is not None else None
+        if idle and connection in idle:
+            idle.remove(connection)
+
+    async def close(self) -> None:
+        self._closed = True
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
+
+
+async def _send_body(
+    connection: UpstreamConnection,
+    body: RequestBody,
+    deadline: _Deadline,
+    answer: asyncio.Future[UpstreamResponse],
+) -> None:
+    """Stream the client's body upstream; a client whose body breaks off fails the exchange."""
+    try:
+        async for chunk in body.chunks:
+            deadline.restart()
+            if body.chunked:
+                connection.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            else:
+                connection.write(chunk)
+            await connection.drain()
+        if body.chunked:
+            connection.write(_LAST_CHUNK)
+    except ConnectionResetError as error:
+        if answer.done():
+            return
+        # From the upstream's side (it went away): connection_lost fails `answer` for us. From
+        # the client's: the request can't be completed, which observe logs as 499.
+        answer.set_exception(error)
+    except Exception as error:  # noqa: BLE001 (aiohttp's body errors have no common base)
+        if not answer.done():
+            failure = BadRequest("request body could not be read")
+            failure.__cause__ = error
+            answer.set_exception(failure)
