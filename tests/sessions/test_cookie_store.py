@@ -353,3 +353,23 @@ async def test_ping_and_close_need_nothing() -> None:
     cookie_store = store()
     await cookie_store.ping()
     await cookie_store.close()
+
+
+async def test_a_cookie_opened_before_a_back_channel_logout_is_refused_after_it() -> None:
+    """Opened cookies are remembered (no decryption per request), never past a revocation."""
+    cookie_store = store()
+    browser = await browser_with(record(provider_sid="sid-laptop"))
+    assert await cookie_store.load(browser) == record(provider_sid="sid-laptop")
+    await cookie_store.end_sessions(sid="sid-laptop", sub=None)
+    with pytest.raises(InvalidSession, match="back-channel"):
+        await cookie_store.load(browser)
+
+
+async def test_remembered_cookies_stay_bounded_and_each_still_opens() -> None:
+    cookie_store = store()
+    browsers = [await browser_with(record(session_id=f"s{n}")) for n in range(1100)]
+    for browser in browsers:
+        await cookie_store.load(browser)
+    loaded = [await cookie_store.load(browser) for browser in browsers[:5]]
+    assert [session.session_id for session in loaded if session] == [f"s{n}" for n in range(5)]
+    assert len(cookie_store._opened) <= 1024
