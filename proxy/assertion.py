@@ -9,17 +9,15 @@ assertions signed just before a rotation still verify.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import jwt
 from cachetools import TTLCache
 from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc import jws, jwt
+from joserfc.jwk import ECKey
 
 from proxy.config.model import Route, Secret
 from proxy.identity.principal import CredentialSource, Principal
@@ -35,6 +33,7 @@ _SCALAR_BYTES: Final = (256 + 64) // 8
 #: An assertion is re-signed once this share of its lifetime has passed (less than 60% left).
 _REUSE_SHARE: Final = 0.4
 _CACHE_SIZE: Final = 10_000
+_REGISTRY: Final = jws.JWSRegistry(algorithms=[ALGORITHM])
 
 _CacheKey = tuple[str, str | None, frozenset[str], CredentialSource, str]
 
@@ -49,28 +48,17 @@ class _Signed:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _SigningKey:
     kid: str
-    private: ec.EllipticCurvePrivateKey
-    jwk: dict[str, str]
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    private: ECKey
+    jwk: dict[str, Any]
 
 
 def _signing_key(secret: Secret) -> _SigningKey:
     material = derive_key(secret, _HKDF_INFO, _SCALAR_BYTES)
     scalar = int.from_bytes(material, "big") % (_P256_ORDER - 1) + 1
-    private = ec.derive_private_key(scalar, ec.SECP256R1())
-    numbers = private.public_key().public_numbers()
-    public = {
-        "crv": "P-256",
-        "kty": "EC",
-        "x": _b64url(numbers.x.to_bytes(32, "big")),
-        "y": _b64url(numbers.y.to_bytes(32, "big")),
-    }
-    # RFC 7638 3: the required members in lexicographic order, no whitespace, hashed with SHA-256.
-    canonical = json.dumps(public, sort_keys=True, separators=(",", ":")).encode("ascii")
-    kid = _b64url(hashlib.sha256(canonical).digest())
+    private = ECKey.import_key(ec.derive_private_key(scalar, ec.SECP256R1()))
+    # RFC 7638: the SHA-256 thumbprint of the public key names it.
+    kid = private.thumbprint()
+    public = private.as_dict(private=False)
     return _SigningKey(
         kid=kid, private=private, jwk={**public, "kid": kid, "alg": ALGORITHM, "use": "sig"}
     )
@@ -136,7 +124,10 @@ class AssertionSigner:
         if principal.email is not None:
             claims["email"] = principal.email
         token = jwt.encode(
-            claims, self._current.private, algorithm=ALGORITHM, headers={"kid": self._current.kid}
+            {"alg": ALGORITHM, "kid": self._current.kid},
+            claims,
+            self._current.private,
+            registry=_REGISTRY,
         )
         self._cache[key] = _Signed(
             token=token,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import time
@@ -172,6 +173,20 @@ def test_assertion_is_reused_early_in_its_life_and_re_signed_later() -> None:
     renewed = signer.sign(principal(), GRAFANA)
     assert renewed != first
     assert verify(renewed, signer, GRAFANA)["iat"] == int(NOW) + 121
+
+
+def test_distinct_tokens_of_one_identity_share_an_assertion() -> None:
+    """Another token of the same user, groups and email (other claims, a later expiry) reuses the
+    assertion: it is signed once per identity and route, not once per token."""
+    clock = Clock()
+    signer = AssertionSigner([SECRET], issuer=ISSUER, clock=clock)
+    first = signer.sign(principal(), GRAFANA)
+    clock.now = NOW + 60
+    next_token = dataclasses.replace(
+        principal(expires_at=NOW + 7200), claims=MappingProxyType({"jti": "another-token"})
+    )
+
+    assert signer.sign(next_token, GRAFANA) == first
 
 
 def test_reuse_is_per_identity_and_route() -> None:

@@ -13,12 +13,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from cachetools import TLRUCache
-
 from proxy.config.model import OIDCSettings
 from proxy.errors import InvalidToken, TokenFailure
 from proxy.identity.claims import principal_from_claims
 from proxy.identity.principal import CredentialSource, Principal
+from proxy.identity.principal_cache import PrincipalCache
 from proxy.metrics import Metrics
 from proxy.oidc.provider_jwt import MAX_TOKEN_CHARS, KeySource, decode_provider_jwt
 
@@ -63,10 +62,7 @@ class BearerVerifier:
         self._oidc = oidc
         self._keys = keys
         self._metrics = metrics
-        self._clock = clock
-        self._cache: TLRUCache[tuple[str, bytes], Principal, float] = TLRUCache(
-            cache_size, _until_expiry, clock
-        )
+        self._cache = PrincipalCache(cache_size, clock)
 
     async def verify(self, token: str) -> Principal:
         """The identity a valid token names; raises InvalidToken or ProviderUnavailable."""
@@ -85,13 +81,13 @@ class BearerVerifier:
         if not token.isascii():
             raise InvalidToken(TokenFailure.MALFORMED)
         cache_key = (self._oidc.issuer, hashlib.sha256(token.encode("ascii")).digest())
+        # SPEC: "The cache never outlives the token": a principal expires with its token's `exp`.
         cached = self._cache.get(cache_key)
-        # SPEC: "The cache never outlives the token."
-        if cached is not None and cached.expires_at > self._clock():
+        if cached is not None:
             self._count("cached", "ok")
             return cached
         principal = await self._verified(token)
-        self._cache[cache_key] = principal
+        self._cache.put(cache_key, principal)
         self._count("valid", "ok")
         return principal
 
@@ -120,7 +116,3 @@ def _expires_at(claims: Mapping[str, Any]) -> float:
         return float(claims["exp"])
     except OverflowError:
         raise InvalidToken(TokenFailure.MALFORMED) from None
-
-
-def _until_expiry(_key: tuple[str, bytes], principal: Principal, _now: float) -> float:
-    return principal.expires_at

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
-import jwt
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from proxy.config.model import ASYMMETRIC_ALGORITHMS, OIDCSettings
 from proxy.errors import InvalidToken, ProviderUnavailable, TokenFailure
@@ -26,6 +28,11 @@ from proxy.oidc.discovery import ProviderError, ProviderMetadata, fetch_json_obj
 logger = logging.getLogger("idgate.oidc")
 
 _FIRST_RETRY_SECONDS: Final = 1.0
+
+ProviderKey = RSAKey | ECKey | OKPKey
+_KEY_CLASSES: Final[Mapping[str, type[ProviderKey]]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
+#: NIST SP 800-131A: an RSA key under 2048 bits no longer protects a signature.
+_MIN_RSA_BITS: Final = 2048
 
 _RSA_ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 #: What a JWK without `alg` may verify, by (kty, crv): RFC 7518 3.3-3.5 and RFC 8037 3.1.
@@ -44,11 +51,11 @@ _ALGORITHMS_BY_KEY_TYPE: Final[Mapping[tuple[str, str | None], tuple[str, ...]]]
 class KeySet:
     """Verification keys by (kid, alg); a JWK without `alg` appears once per algorithm it fits."""
 
-    keys: Mapping[tuple[str | None, str], jwt.PyJWK]
+    keys: Mapping[tuple[str | None, str], ProviderKey]
     count: int
     """Distinct JWKs loaded (the `idgate_jwks_keys` gauge)."""
 
-    def find(self, kid: str | None, alg: str) -> jwt.PyJWK | None:
+    def find(self, kid: str | None, alg: str) -> ProviderKey | None:
         """The key for this kid and alg; without a kid, the only key for alg (None if several)."""
         if kid is not None:
             return self.keys.get((kid, alg))
@@ -68,7 +75,7 @@ def parse_key_set(document: Mapping[str, Any], algorithms: frozenset[str]) -> Ke
     if not isinstance(entries, list):
         raise ProviderError("JWKS has no `keys` list")
     allowed = algorithms & ASYMMETRIC_ALGORITHMS
-    keys: dict[tuple[str | None, str], jwt.PyJWK] = {}
+    keys: dict[tuple[str | None, str], ProviderKey] = {}
     count = 0
     for entry in entries:
         loaded = _load_jwk(entry, allowed)
@@ -82,7 +89,7 @@ def parse_key_set(document: Mapping[str, Any], algorithms: frozenset[str]) -> Ke
     return KeySet(keys=keys, count=count)
 
 
-def _load_jwk(entry: Any, algorithms: frozenset[str]) -> list[tuple[str, jwt.PyJWK]]:
+def _load_jwk(entry: Any, algorithms: frozenset[str]) -> list[tuple[str, ProviderKey]]:
     if not isinstance(entry, dict) or not isinstance(entry.get("kid", ""), str):
         return []
     # RFC 7517 4.2: "sig" (signature) is the only `use` whose keys may verify a token. A JWK with
@@ -93,21 +100,30 @@ def _load_jwk(entry: Any, algorithms: frozenset[str]) -> list[tuple[str, jwt.PyJ
     operations = entry.get("key_ops", ["verify"])
     if not isinstance(operations, list) or "verify" not in operations:
         return []
-    candidates = _algorithms_for(entry.get("kty"), entry.get("crv"))
     bound = entry.get("alg")
-    loaded: list[tuple[str, jwt.PyJWK]] = []
-    for alg in candidates:
-        if alg not in algorithms or bound not in (None, alg):
-            continue
-        try:
-            key = jwt.PyJWK(entry, algorithm=alg)
-        # A provider's document is untrusted input: pyjwt reports most bad keys as PyJWTError, but
-        # a wrongly typed member can surface as TypeError or ValueError from the decoders.
-        except (jwt.PyJWTError, TypeError, ValueError):
-            continue
-        if key.Algorithm.check_key_length(key.key) is None:
-            loaded.append((alg, key))
-    return loaded
+    fitting = [
+        alg
+        for alg in _algorithms_for(entry.get("kty"), entry.get("crv"))
+        if alg in algorithms and bound in (None, alg)
+    ]
+    key = _import_key(entry) if fitting else None
+    return [(alg, key) for alg in fitting] if key is not None else []
+
+
+def _import_key(entry: dict[str, Any]) -> ProviderKey | None:
+    """The public key of an asymmetric JWK whose `kty` is known; None when it is broken or weak."""
+    try:
+        # joserfc warns of a short RSA key; it is skipped below instead.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SecurityWarning)
+            key = _KEY_CLASSES[entry["kty"]].import_key(entry)
+    # A provider's document is untrusted input: joserfc reports most bad keys as JoseError, but a
+    # wrongly typed or invalid member can surface as TypeError or ValueError from the decoders.
+    except (JoseError, TypeError, ValueError):
+        return None
+    if isinstance(key, RSAKey) and key.raw_value.key_size < _MIN_RSA_BITS:
+        return None
+    return key
 
 
 def _algorithms_for(kty: Any, crv: Any) -> tuple[str, ...]:
@@ -170,7 +186,7 @@ class ProviderKeys:
         # Shielded: a caller giving up (client gone) must not cancel the fetch others wait on.
         return await asyncio.shield(self._fetching)
 
-    async def key_for(self, kid: str | None, alg: str) -> jwt.PyJWK:
+    async def key_for(self, kid: str | None, alg: str) -> ProviderKey:
         """The loaded key that verifies `alg` for this `kid`, refreshing once for a new kid."""
         if alg not in self._algorithms:
             raise InvalidToken(TokenFailure.ALGORITHM)

@@ -9,7 +9,7 @@ outlive the memory of it. The memory is bounded; only provider-signed tokens eve
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -17,7 +17,7 @@ from cachetools import TTLCache
 
 from proxy.config.model import OIDCSettings
 from proxy.errors import InvalidToken, TokenFailure
-from proxy.oidc.provider_jwt import KeySource, decode_provider_jwt, unverified_header
+from proxy.oidc.provider_jwt import KeySource, decode_provider_jwt
 
 BACKCHANNEL_LOGOUT_EVENT: Final = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -59,7 +59,6 @@ class LogoutTokenVerifier:
 
     async def verify(self, token: str) -> LogoutRequest:
         """Whose sessions the token ends; raises InvalidToken (or ProviderUnavailable)."""
-        _check_type(unverified_header(token))
         # 2.6 (4): "Validate the iss, aud, iat, and exp Claims in the same way they are validated
         # in ID Tokens."
         claims = await decode_provider_jwt(
@@ -68,6 +67,7 @@ class LogoutTokenVerifier:
             keys=self._keys,
             audiences=(self._oidc.client_id,),
             required=_REQUIRED,
+            check_header=_check_type,
         )
         request = _logout_request(claims)
         self._check_fresh(claims["iat"])
@@ -86,7 +86,7 @@ class LogoutTokenVerifier:
         self._seen[jti] = True
 
 
-def _check_type(header: dict[str, Any]) -> None:
+def _check_type(header: Mapping[str, Any]) -> None:
     typ = header.get("typ")
     if typ is None:
         return

@@ -5,15 +5,25 @@ whatever the token claims, and never `none` or HMAC; the key comes only from the
 never from a `jwk`, `jku`, `x5u` or `x5c` header; `iss` is compared exactly and `aud` must name one
 of the audiences the caller accepts; `exp`, `nbf` and `iat` are checked with the configured leeway.
 Every failure is an InvalidToken carrying its TokenFailure.
+
+The token is parsed once (joserfc's compact JWS parser: strict base64url, bounded segments); the
+signature is checked by joserfc's algorithm for the header's `alg` with the provider's key; the
+claims are checked here, so each refusal maps to exactly one TokenFailure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
-import jwt
-from jwt.types import Options
+from joserfc import jws
+from joserfc.errors import JoseError, MissingAlgorithmError
+from joserfc.jwa import JWS_ALGORITHMS, JWSAlgModel
+from joserfc.jwk import Key
+from joserfc.util import urlsafe_b64decode
 
 from proxy.config.model import ASYMMETRIC_ALGORITHMS, OIDCSettings
 from proxy.errors import InvalidToken, TokenFailure
@@ -22,33 +32,29 @@ MAX_TOKEN_CHARS: Final = 16 * 1024
 
 _TIME_CLAIMS: Final = ("exp", "nbf", "iat")
 
-#: pyjwt's exceptions, most specific first (InvalidSignatureError is a DecodeError).
-_FAILURES: Final[tuple[tuple[type[jwt.PyJWTError], TokenFailure], ...]] = (
-    (jwt.InvalidSignatureError, TokenFailure.SIGNATURE),
-    (jwt.ExpiredSignatureError, TokenFailure.EXPIRED),
-    (jwt.ImmatureSignatureError, TokenFailure.NOT_YET_VALID),
-    (jwt.InvalidAudienceError, TokenFailure.AUDIENCE),
-    (jwt.MissingRequiredClaimError, TokenFailure.MISSING_CLAIM),
-    (jwt.InvalidAlgorithmError, TokenFailure.ALGORITHM),
-)
+#: The algorithms a provider token may ever be verified with; a configuration can only narrow it.
+#: Taken from joserfc's models directly: its registry lookup warns on every `EdDSA` token (RFC 9864
+#: deprecates the name, but providers still send it).
+_ALGORITHMS: Final[Mapping[str, JWSAlgModel]] = {
+    model.name: model for model in JWS_ALGORITHMS if model.name in ASYMMETRIC_ALGORITHMS
+}
+
+
+class _TokenBounds(jws.JWSRegistry):
+    # joserfc bounds each segment (512-byte headers by default); the whole token is already bounded
+    # by MAX_TOKEN_CHARS, and within that a long header (an `x5c` chain) is no reason to refuse.
+    max_header_length = max_payload_length = max_signature_length = MAX_TOKEN_CHARS
+
+
+_BOUNDS: Final = _TokenBounds()
+
+HeaderCheck = Callable[[Mapping[str, Any]], None]
 
 
 class KeySource(Protocol):
-    async def key_for(self, kid: str | None, alg: str) -> jwt.PyJWK:
+    async def key_for(self, kid: str | None, alg: str) -> Key:
         """The provider key for this kid that verifies `alg`; raises InvalidToken otherwise."""
         ...
-
-
-def unverified_header(token: str) -> dict[str, Any]:
-    """The JOSE header of a bounded, ASCII compact JWS, before anything is verified."""
-    if len(token) > MAX_TOKEN_CHARS:
-        raise InvalidToken(TokenFailure.TOO_LARGE)
-    if not token.isascii():
-        raise InvalidToken(TokenFailure.MALFORMED)
-    try:
-        return jwt.get_unverified_header(token)
-    except jwt.PyJWTError as error:
-        raise InvalidToken(TokenFailure.MALFORMED) from error
 
 
 async def decode_provider_jwt(
@@ -58,42 +64,138 @@ async def decode_provider_jwt(
     keys: KeySource,
     audiences: Sequence[str],
     required: Sequence[str],
+    check_header: HeaderCheck | None = None,
 ) -> dict[str, Any]:
     """The claims of a token the provider signed for one of `audiences`; raises InvalidToken.
 
     `iss` and `aud` are always required; `required` names the other claims that must be present.
+    `check_header` sees the JOSE header before any key is looked up, and raises InvalidToken.
     """
-    header = unverified_header(token)
-    alg = header.get("alg")
-    # RFC 8725 3.1: "Libraries MUST enable the caller to specify a supported set of algorithms
-    # and MUST NOT use any other algorithms when performing cryptographic operations." The config
-    # already refuses symmetric ones; intersecting again means no caller can enable `none` or HMAC.
-    if not isinstance(alg, str) or alg not in frozenset(oidc.algorithms) & ASYMMETRIC_ALGORITHMS:
-        raise InvalidToken(TokenFailure.ALGORITHM)
+    signed = _parse(token)
+    header = signed.headers()
+    algorithm = _allowed_algorithm(header.get("alg"), oidc)
     kid = header.get("kid")
     if not isinstance(kid, str | None):
         raise InvalidToken(TokenFailure.MALFORMED)
-    key = await keys.key_for(kid, alg)
-    # Time claims are checked by pyjwt against the system clock with the configured leeway; `iss`
-    # is compared below, because pyjwt reports a non-string `iss` as a mismatch, not as malformed.
-    options: Options = {
-        "require": list(dict.fromkeys(("iss", "aud", *required))),
-        "verify_iss": False,
-    }
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[alg],
-            audience=list(audiences),
-            leeway=oidc.leeway_seconds,
-            options=options,
-        )
-    except jwt.PyJWTError as error:
-        raise InvalidToken(_failure_of(error)) from error
-    _check_issuer(claims["iss"], oidc.issuer)
-    _check_times(claims)
+    # RFC 7515 4.1.11: a JWS whose `crit` lists an extension the recipient does not understand is
+    # invalid; idgate understands none (RFC 7797's unencoded payload has no place in a JWT).
+    if "crit" in header:
+        raise InvalidToken(TokenFailure.MALFORMED)
+    if check_header is not None:
+        check_header(header)
+    signature = _signature_of(signed)
+    key = await keys.key_for(kid, algorithm.name)
+    _verify_signature(signed, signature, algorithm, key)
+    claims = _claims_of(signed.payload)
+    _check_claims(claims, oidc=oidc, audiences=audiences, required=required)
     return claims
+
+
+def _parse(token: str) -> jws.CompactSignature:
+    if len(token) > MAX_TOKEN_CHARS:
+        raise InvalidToken(TokenFailure.TOO_LARGE)
+    if not token.isascii():
+        raise InvalidToken(TokenFailure.MALFORMED)
+    try:
+        signed = jws.extract_compact(token.encode("ascii"), registry=_BOUNDS)
+    except MissingAlgorithmError as error:
+        raise InvalidToken(TokenFailure.ALGORITHM) from error
+    # joserfc reports most malformed input as JoseError; a header that is JSON but not an object,
+    # or nested past the recursion limit, surfaces as TypeError or RecursionError.
+    except (JoseError, TypeError, ValueError, RecursionError) as error:
+        raise InvalidToken(TokenFailure.MALFORMED) from error
+    if not isinstance(signed.headers(), dict):
+        raise InvalidToken(TokenFailure.MALFORMED)
+    return signed
+
+
+def _allowed_algorithm(alg: Any, oidc: OIDCSettings) -> JWSAlgModel:
+    # RFC 8725 3.1: "Libraries MUST enable the caller to specify a supported set of algorithms
+    # and MUST NOT use any other algorithms when performing cryptographic operations." The config
+    # already refuses symmetric ones; intersecting again means no caller can enable `none` or HMAC.
+    algorithm = _ALGORITHMS.get(alg) if isinstance(alg, str) else None
+    if algorithm is None or alg not in oidc.algorithms:
+        raise InvalidToken(TokenFailure.ALGORITHM)
+    return algorithm
+
+
+def _signature_of(signed: jws.CompactSignature) -> bytes:
+    try:
+        return urlsafe_b64decode(signed.segments["signature"])
+    except ValueError as error:
+        raise InvalidToken(TokenFailure.MALFORMED) from error
+
+
+def _verify_signature(
+    signed: jws.CompactSignature, signature: bytes, algorithm: JWSAlgModel, key: Key
+) -> None:
+    signing_input = signed.segments["header"] + b"." + signed.segments["payload"]
+    try:
+        algorithm.check_key(key)
+        valid = algorithm.verify(signing_input, signature, key)
+    # A key of another type or curve than the algorithm needs: it cannot verify this token.
+    except JoseError as error:
+        raise InvalidToken(TokenFailure.ALGORITHM) from error
+    if not valid:
+        raise InvalidToken(TokenFailure.SIGNATURE)
+
+
+def _claims_of(payload: bytes) -> dict[str, Any]:
+    try:
+        claims = json.loads(payload)
+    except (ValueError, RecursionError) as error:
+        raise InvalidToken(TokenFailure.MALFORMED) from error
+    if not isinstance(claims, dict):
+        raise InvalidToken(TokenFailure.MALFORMED)
+    return claims
+
+
+def _check_claims(
+    claims: dict[str, Any], *, oidc: OIDCSettings, audiences: Sequence[str], required: Sequence[str]
+) -> None:
+    for name in ("iss", "aud", *required):
+        if claims.get(name) is None:
+            raise InvalidToken(TokenFailure.MISSING_CLAIM)
+    _check_times(claims, oidc.leeway_seconds)
+    _check_audience(claims["aud"], audiences)
+    # RFC 7519 4.1.2 and 4.1.7: `sub` is a StringOrURI and `jti` a case-sensitive string.
+    if not isinstance(claims.get("sub", ""), str) or not isinstance(claims.get("jti", ""), str):
+        raise InvalidToken(TokenFailure.MALFORMED)
+    _check_issuer(claims["iss"], oidc.issuer)
+
+
+def _check_times(claims: dict[str, Any], leeway: float) -> None:
+    # RFC 7519 4.1.4-4.1.6: each "MUST be a number containing a NumericDate value": never null, a
+    # numeric string or a boolean, which callers reading these claims must never see, and never
+    # NaN (which Python's JSON parser accepts), which would compare as neither past nor future.
+    for name in _TIME_CLAIMS:
+        if name in claims and not _is_numeric_date(claims[name]):
+            raise InvalidToken(TokenFailure.MALFORMED)
+    now = time.time()
+    # 4.1.4: "the current date/time MUST be before the expiration date/time".
+    if "exp" in claims and claims["exp"] <= now - leeway:
+        raise InvalidToken(TokenFailure.EXPIRED)
+    # 4.1.5: not before `nbf`; nor is a token issued (`iat`) in the future valid yet.
+    for name in ("nbf", "iat"):
+        if name in claims and claims[name] > now + leeway:
+            raise InvalidToken(TokenFailure.NOT_YET_VALID)
+
+
+def _is_numeric_date(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _check_audience(audience: Any, accepted: Sequence[str]) -> None:
+    # RFC 7519 4.1.3: an array of case-sensitive strings, or one string; an empty one names nobody.
+    if not audience:
+        raise InvalidToken(TokenFailure.MISSING_CLAIM)
+    named = [audience] if isinstance(audience, str) else audience
+    if not isinstance(named, list) or not all(isinstance(name, str) for name in named):
+        raise InvalidToken(TokenFailure.AUDIENCE)
+    if not any(name in named for name in accepted):
+        raise InvalidToken(TokenFailure.AUDIENCE)
 
 
 def _check_issuer(issuer: Any, expected: str) -> None:
@@ -103,19 +205,3 @@ def _check_issuer(issuer: Any, expected: str) -> None:
         raise InvalidToken(TokenFailure.MALFORMED)
     if issuer != expected:
         raise InvalidToken(TokenFailure.ISSUER)
-
-
-def _check_times(claims: dict[str, Any]) -> None:
-    # RFC 7519 4.1.4-4.1.6: each "MUST be a number containing a NumericDate value"; pyjwt also
-    # takes numeric strings, which callers reading these claims must never see.
-    for name in _TIME_CLAIMS:
-        value = claims.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise InvalidToken(TokenFailure.MALFORMED)
-
-
-def _failure_of(error: jwt.PyJWTError) -> TokenFailure:
-    for kind, failure in _FAILURES:
-        if isinstance(error, kind):
-            return failure
-    return TokenFailure.MALFORMED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,7 +13,11 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from joserfc.jwk import Key, OctKey
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpServer
 
@@ -96,7 +101,7 @@ class CountingKeys:
         self.inner = inner
         self.calls = 0
 
-    async def key_for(self, kid: str | None, alg: str) -> jwt.PyJWK:
+    async def key_for(self, kid: str | None, alg: str) -> Key:
         self.calls += 1
         return await self.inner.key_for(kid, alg)
 
@@ -134,6 +139,11 @@ async def world(aiohttp_server: AiohttpServer) -> AsyncIterator[MakeWorld]:
     for provider in started:
         await provider.close()
     await session.close()
+
+
+def segment(text: str) -> str:
+    """`text` as one base64url segment of a compact JWS."""
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
@@ -222,11 +232,10 @@ class HmacHandingKeys:
     """A broken KeySource that would hand out a symmetric key for any lookup."""
 
     def __init__(self, secret: bytes) -> None:
-        encoded = base64.urlsafe_b64encode(secret).rstrip(b"=").decode()
-        self.key = jwt.PyJWK({"kty": "oct", "k": encoded}, algorithm="HS256")
+        self.key = OctKey.import_key(secret)
         self.calls = 0
 
-    async def key_for(self, kid: str | None, alg: str) -> jwt.PyJWK:
+    async def key_for(self, kid: str | None, alg: str) -> Key:
         self.calls += 1
         return self.key
 
@@ -244,6 +253,22 @@ async def test_the_verifier_refuses_symmetric_algs_whatever_its_config_and_keys(
         await verifier.verify(token)
 
     assert caught.value.failure is TokenFailure.ALGORITHM
+    assert keys.calls == 0
+
+
+async def test_algorithms_outside_the_asymmetric_set_are_refused_even_if_configured() -> None:
+    """`ES256K`, `Ed25519` and `Ed448` are not among the accepted asymmetric algorithms; listing
+    them in the configuration does not make them verify, and no key is looked up for them."""
+    oidc = OIDCSettings(
+        issuer=ISSUER, client_id="api", algorithms=("RS256", "ES256K", "Ed25519", "Ed448")
+    )
+    keys = HmacHandingKeys(b"0123456789abcdef0123456789abcdef")
+    verifier = BearerVerifier(oidc, keys, Metrics(CollectorRegistry()))
+
+    for alg in ("ES256K", "Ed25519", "Ed448"):
+        with pytest.raises(InvalidToken) as caught:
+            await verifier.verify(forge({"alg": alg, "kid": "k"}, claims(aud="api"), b"sig"))
+        assert caught.value.failure is TokenFailure.ALGORITHM
     assert keys.calls == 0
 
 
@@ -330,6 +355,46 @@ async def test_token_times_are_enforced(
     assert await failure_of(w, KEY.sign(claims(**times))) is expected
 
 
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"exp": True},
+        {"exp": "4102444800"},
+        {"exp": float("inf")},
+        {"nbf": float("nan")},
+        {"nbf": None},
+        {"iat": [0]},
+    ],
+    ids=["bool", "numeric-string", "infinity", "nan", "null", "list"],
+)
+async def test_time_claims_must_be_numbers(world: MakeWorld, times: dict[str, Any]) -> None:
+    """`exp`, `nbf` and `iat` are JSON numbers (not NaN or infinite), or the token is malformed."""
+    w = await world()
+
+    assert await failure_of(w, KEY.sign(claims(**times))) is TokenFailure.MALFORMED
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"aud": ""}, TokenFailure.MISSING_CLAIM),
+        ({"aud": []}, TokenFailure.MISSING_CLAIM),
+        ({"aud": ["api", 7]}, TokenFailure.AUDIENCE),
+        ({"aud": {"api": True}}, TokenFailure.AUDIENCE),
+        ({"sub": 42}, TokenFailure.MALFORMED),
+        ({"jti": ["x"]}, TokenFailure.MALFORMED),
+    ],
+    ids=["aud-empty", "aud-empty-list", "aud-not-strings", "aud-object", "sub-number", "jti-list"],
+)
+async def test_claims_of_the_wrong_shape_are_refused(
+    world: MakeWorld, overrides: dict[str, Any], expected: TokenFailure
+) -> None:
+    """An empty `aud` names nobody; `aud`, `sub` and `jti` must be strings (RFC 7519 4.1)."""
+    w = await world()
+
+    assert await failure_of(w, KEY.sign(claims(**overrides))) is expected
+
+
 async def test_small_clock_skew_is_tolerated(world: MakeWorld) -> None:
     """Times off by less than the leeway are accepted."""
     w = await world()
@@ -365,13 +430,51 @@ async def test_a_token_without_the_user_claim_is_refused(world: MakeWorld) -> No
         ("tëst.a.b", TokenFailure.MALFORMED),
         ("e30.e30.", TokenFailure.ALGORITHM),
         ("a" * (MAX_TOKEN_CHARS + 1), TokenFailure.TOO_LARGE),
+        (forge({"alg": "RS256"}, claims()) + ".x", TokenFailure.MALFORMED),
+        ("eyJhbGciOiJSUzI1NiJ9=.e30.", TokenFailure.MALFORMED),
+        ("eyJhbGciOiJSUzI1NiJ9.e31.", TokenFailure.MALFORMED),
+        (forge({"alg": "RS256"}, claims()) + "+/", TokenFailure.MALFORMED),
+        (segment('"alg b64"') + ".e30.", TokenFailure.MALFORMED),
+        (segment("[" * 5000 + "]" * 5000) + ".e30.", TokenFailure.MALFORMED),
+        (forge({"alg": "RS256", "kid": 7}, claims()), TokenFailure.MALFORMED),
+        (forge({"alg": ["RS256"], "kid": "k1"}, claims()), TokenFailure.ALGORITHM),
+        (
+            forge({"alg": "RS256", "kid": "k1", "crit": ["exp"], "exp": 1}, claims()),
+            TokenFailure.MALFORMED,
+        ),
+        (
+            forge({"alg": "RS256", "kid": "k1", "b64": False, "crit": ["b64"]}, {}),
+            TokenFailure.MALFORMED,
+        ),
+        (forge({"alg": "RS256", "kid": "k1", "b64": False}, {}), TokenFailure.MALFORMED),
     ],
-    ids=["one-part", "not-base64-json", "non-ascii", "no-alg", "too-large"],
+    ids=[
+        "one-part",
+        "not-base64-json",
+        "non-ascii",
+        "no-alg",
+        "too-large",
+        "four-parts",
+        "padded",
+        "non-canonical-base64",
+        "signature-not-base64url",
+        "header-a-string",
+        "header-nested-too-deep",
+        "kid-not-a-string",
+        "alg-not-a-string",
+        "critical-extension",
+        "unencoded-payload",
+        "unencoded-payload-not-critical",
+    ],
 )
 async def test_garbage_never_reaches_a_key_lookup(
     world: MakeWorld, token: str, expected: TokenFailure
 ) -> None:
-    """Tokens that are not a compact JWS with an allowed alg are refused before any key lookup."""
+    """Tokens that are not a compact JWS with an allowed alg are refused before any key lookup.
+
+    idgate understands no `crit` extension, so a token naming one is invalid (RFC 7515 4.1.11);
+    that includes RFC 7797's unencoded payload, which has no place in a JWT.
+    """
     w = await world()
 
     assert await failure_of(w, token) is expected
@@ -453,6 +556,60 @@ async def test_a_key_url_in_the_header_is_never_fetched(
 
     assert await failure_of(w, token) is TokenFailure.UNKNOWN_KEY
     assert attacker.jwks_fetches == 0
+
+
+def certificate_chain(key: SigningKey) -> list[str]:
+    """`x5c`: a self-signed certificate for the key's public half, DER in standard base64."""
+    private = key.private_key
+    assert isinstance(private, rsa.RSAPrivateKey)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{key.kid}.example")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(private, hashes.SHA256())
+    )
+    return [base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()]
+
+
+@pytest.mark.parametrize(("kid", "expected"), [("k1", "signature"), ("attacker", "unknown_key")])
+async def test_a_certificate_in_the_header_is_ignored(
+    world: MakeWorld, kid: str, expected: str
+) -> None:
+    """An `x5c` chain for the attacker's key does not make their signature valid."""
+    w = await world()
+    headers = {"kid": kid, "x5c": certificate_chain(ATTACKER)}
+
+    token = jwt.encode(claims(), ATTACKER.private_key, algorithm="RS256", headers=headers)
+
+    assert await failure_of(w, token) is TokenFailure(expected)
+
+
+async def test_a_long_header_is_no_reason_to_refuse(world: MakeWorld) -> None:
+    """A provider token whose header carries its certificate (well over 512 bytes) verifies."""
+    w = await world()
+
+    token = KEY.sign(claims(), headers={"x5c": certificate_chain(KEY)})
+
+    assert len(token.split(".")[0]) > 1024
+    assert (await w.verifier.verify(token)).user == "alice"
+
+
+@pytest.mark.parametrize("payload", [b"[]", b"not json", b"[" * 5000 + b"]" * 5000, b""], ids=str)
+async def test_a_signed_payload_that_is_not_a_json_object_is_malformed(
+    world: MakeWorld, payload: bytes
+) -> None:
+    """A correctly signed token whose payload is no JSON object carries no claims: malformed."""
+    w = await world()
+
+    token = jwt.PyJWS().encode(payload, KEY.private_key, algorithm="RS256", headers={"kid": "k1"})
+
+    assert await failure_of(w, token) is TokenFailure.MALFORMED
 
 
 async def test_a_symmetric_key_in_the_jwks_never_verifies(world: MakeWorld) -> None:

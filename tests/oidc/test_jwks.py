@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,6 +20,10 @@ from proxy.oidc.jwks import ProviderKeys
 from tests.support.issuer import FakeClock, FakeIssuer, SigningKey, serve_issuer
 
 MIN_REFRESH = 10.0
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @pytest.fixture
@@ -96,7 +101,7 @@ async def test_ready_flips_only_after_metadata_and_keys_load(
     issuer.keys = published
     assert await keys.refresh()
     assert is_ready(keys)
-    assert (await keys.key_for("k1", "RS256")).key_id == "k1"
+    assert (await keys.key_for("k1", "RS256")).kid == "k1"
     assert sample(metrics, "idgate_jwks_refreshes_total", result="failure") == 2
     assert sample(metrics, "idgate_jwks_refreshes_total", result="success") == 1
     assert sample(metrics, "idgate_jwks_keys") == 1
@@ -196,7 +201,7 @@ async def test_a_rotated_key_is_picked_up_on_its_first_token(
     issuer.keys = [SigningKey(kid="k2")]
     clock.advance(MIN_REFRESH + 1)
 
-    assert (await keys.key_for("k2", "RS256")).key_id == "k2"
+    assert (await keys.key_for("k2", "RS256")).kid == "k2"
     with pytest.raises(InvalidToken):
         await keys.key_for("k1", "RS256")
 
@@ -215,7 +220,7 @@ async def test_a_failing_provider_keeps_the_loaded_keys(
         await keys.key_for("k2", "RS256")
 
     assert caught.value.failure is TokenFailure.UNKNOWN_KEY
-    assert (await keys.key_for("k1", "RS256")).key_id == "k1"
+    assert (await keys.key_for("k1", "RS256")).kid == "k1"
     assert is_ready(keys)
     assert sample(metrics, "idgate_jwks_refreshes_total", result="failure") == 1
     assert sample(metrics, "idgate_jwks_keys") == 1
@@ -233,7 +238,7 @@ async def test_a_key_set_without_usable_keys_keeps_the_loaded_keys(
     issuer.extra_jwks = [{"kty": "oct", "kid": "k1", "k": "c2VjcmV0"}]
 
     assert not await keys.refresh()
-    assert (await keys.key_for("k1", "RS256")).key_id == "k1"
+    assert (await keys.key_for("k1", "RS256")).kid == "k1"
 
 
 async def test_symmetric_keys_are_never_loaded(
@@ -268,13 +273,28 @@ async def test_symmetric_keys_are_never_loaded(
         {"alg": "RSA-OAEP"},
         {"kty": "EC"},
         {"kid": 7},
+        {"n": b64url((2**1023 + 1).to_bytes(128, "big"))},
+        {"kty": "EC", "crv": "P-256", "x": b64url(bytes(32)), "y": b64url(bytes(32))},
+        {"kty": "OKP", "crv": "Ed25519", "x": b64url(bytes(16))},
     ],
-    ids=["use-enc", "key-ops-encrypt", "private", "broken-modulus", "enc-alg", "wrong-kty", "kid"],
+    ids=[
+        "use-enc",
+        "key-ops-encrypt",
+        "private",
+        "broken-modulus",
+        "enc-alg",
+        "wrong-kty",
+        "kid",
+        "rsa-1024-bits",
+        "ec-point-off-the-curve",
+        "ed25519-too-short",
+    ],
 )
 async def test_unusable_keys_are_skipped_without_failing_the_others(
     aiohttp_server: AiohttpServer, provider_keys: MakeKeys, metrics: Metrics, entry: dict[str, Any]
 ) -> None:
-    """A key that is not for signatures, private, or broken is ignored; the rest still load."""
+    """A key that is not for signatures, private, broken or too short (RSA under 2048 bits, NIST
+    SP 800-131A) is ignored; the rest still load."""
     issuer = await serve_issuer(aiohttp_server)
     odd = SigningKey(kid="odd").jwk | entry
     issuer.extra_jwks = [odd, "not-an-object"]
@@ -301,10 +321,10 @@ async def test_a_key_without_alg_verifies_what_its_type_allows(
     keys = provider_keys(settings(issuer))
     await keys.start()
 
-    assert (await keys.key_for("rsa", "RS256")).algorithm_name == "RS256"
-    assert (await keys.key_for("rsa", "PS256")).algorithm_name == "PS256"
-    assert (await keys.key_for("ec", "ES256")).algorithm_name == "ES256"
-    assert (await keys.key_for("ed", "EdDSA")).algorithm_name == "EdDSA"
+    assert (await keys.key_for("rsa", "RS256")).key_type == "RSA"
+    assert (await keys.key_for("rsa", "PS256")).key_type == "RSA"
+    assert (await keys.key_for("ec", "ES256")).key_type == "EC"
+    assert (await keys.key_for("ed", "EdDSA")).key_type == "OKP"
     with pytest.raises(InvalidToken) as caught:
         await keys.key_for("ec", "RS256")
     assert caught.value.failure is TokenFailure.ALGORITHM
@@ -348,7 +368,7 @@ async def test_a_token_without_kid_needs_exactly_one_fitting_key(
     issuer.keys = [SigningKey(kid="k1"), SigningKey(kid="ec", alg="ES256")]
     keys = provider_keys(settings(issuer))
     await keys.start()
-    assert (await keys.key_for(None, "RS256")).key_id == "k1"
+    assert (await keys.key_for(None, "RS256")).kid == "k1"
 
     issuer.keys.append(SigningKey(kid="k2"))
     assert await keys.refresh()

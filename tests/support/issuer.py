@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from joserfc.jwk import JWKRegistry, Key
 from pytest_aiohttp import AiohttpServer
 
 from proxy.errors import InvalidToken, TokenFailure
@@ -104,10 +105,10 @@ class StaticKeys:
 
     keys: tuple[SigningKey, ...]
 
-    async def key_for(self, kid: str | None, alg: str) -> jwt.PyJWK:
+    async def key_for(self, kid: str | None, alg: str) -> Key:
         for key in self.keys:
             if key.kid == kid and key.alg == alg:
-                return jwt.PyJWK(key.jwk, algorithm=alg)
+                return JWKRegistry.import_key(key.jwk)
         raise InvalidToken(TokenFailure.UNKNOWN_KEY)
 
 
