@@ -10,11 +10,11 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import secrets
 import time
-from collections.abc import Sequence
 from typing import Final
 
 from aiohttp import web
@@ -83,18 +83,42 @@ def header_key(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-def is_trusted(peer: str | None, trusted: Sequence[IPNetwork]) -> bool:
+#: is_trusted's answers by peer address, each with the trusted_proxies tuple it was given for, so
+#: a reload (a new tuple) never reuses an old answer. Peer addresses come from the socket, so the
+#: memo holds short strings; it is emptied when full.
+_VERDICTS_MAX: Final = 4096
+_verdicts: dict[str, tuple[tuple[IPNetwork, ...], bool]] = {}
+
+
+def is_trusted(peer: str | None, trusted: tuple[IPNetwork, ...]) -> bool:
+    """Whether the connection's peer address is in `trusted`: asked for every request, from few
+    peers (the proxies in front), so the answer is remembered rather than parsed again."""
     if peer is None or not trusted:
         return False
+    known = _verdicts.get(peer)
+    if known is not None and known[0] is trusted:
+        return known[1]
     try:
-        address = ipaddress.ip_address(peer)
+        verdict = _in_networks(ipaddress.ip_address(peer), trusted)
     except ValueError:
-        return False
-    return any(address in network for network in trusted)
+        verdict = False
+    if len(_verdicts) >= _VERDICTS_MAX:
+        _verdicts.clear()
+    _verdicts[peer] = (trusted, verdict)
+    return verdict
 
 
+def _in_networks(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: tuple[IPNetwork, ...]
+) -> bool:
+    return any(address in network for network in networks)
+
+
+@functools.lru_cache(maxsize=256)
 def strip_host_port(host: str) -> str:
-    """`Example.COM:8443` -> `example.com`; `[::1]:80` -> `[::1]`. Raises BadRequest on junk."""
+    """`Example.COM:8443` -> `example.com`; `[::1]:80` -> `[::1]`. Raises BadRequest on junk.
+
+    Remembered: a deployment sees few distinct hosts (a refusal is not remembered)."""
     if not _HOST_RE.match(host):
         raise BadRequest("malformed Host header")
     if host.startswith("["):
@@ -102,15 +126,16 @@ def strip_host_port(host: str) -> str:
     return host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
 
 
-def client_from_forwarded_for(value: str, peer: str, trusted: Sequence[IPNetwork]) -> str:
+def client_from_forwarded_for(value: str, peer: str, trusted: tuple[IPNetwork, ...]) -> str:
     """The rightmost address in the chain that is not a trusted proxy: the first one a trusted
     hop vouches for. Entries to its left were written by the client and prove nothing."""
     for hop in reversed([part.strip() for part in value.split(",")]):
-        if not is_trusted(hop, trusted):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if not _in_networks(address, trusted):
+            return str(address)
     return peer
 
 
@@ -141,7 +166,7 @@ class AcceptedRequest:
         self.headers = headers
 
 
-def accept_request(request: web.Request, trusted: Sequence[IPNetwork]) -> AcceptedRequest:
+def accept_request(request: web.Request, trusted: tuple[IPNetwork, ...]) -> AcceptedRequest:
     """Build the RequestContext for a request; raises BadRequest for what cannot be accepted."""
     peer = request.transport.get_extra_info("peername") if request.transport else None
     peer_ip = peer[0] if isinstance(peer, tuple) else "unknown"
@@ -159,7 +184,8 @@ def accept_request(request: web.Request, trusted: Sequence[IPNetwork]) -> Accept
     client_ip, scheme, raw_host = peer_ip, request.scheme, request.headers.get("Host", "")
     if from_trusted:
         headers = request.headers
-        forwarded = parse_forwarded(headers.get("Forwarded", ""))
+        forwarded_header = headers.get("Forwarded")
+        forwarded = parse_forwarded(forwarded_header) if forwarded_header else {}
         forwarded_for = headers.get("X-Forwarded-For")
         if forwarded_for:
             client_ip = client_from_forwarded_for(forwarded_for, peer_ip, trusted)

@@ -12,6 +12,7 @@ Without the writer (tests, embedding) they go to the `idgate.decision` logger.
 from __future__ import annotations
 
 import json
+import json.encoder
 import logging
 import logging.handlers
 import queue
@@ -26,34 +27,46 @@ DECISION_LOGGER: Final = "idgate.decision"
 
 _logger = logging.getLogger(DECISION_LOGGER)
 
+#: A JSON string literal (quoted, escaped, ASCII only), as json.dumps writes one.
+_string: Final = json.encoder.encode_basestring_ascii
+#: Built once: json.dumps with any option builds a new encoder on every call.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), default=str)
 
-def decision_record(
+
+def decision_line(
     ctx: RequestContext | None, *, status: int, route: str, latency: float, reason: str | None
-) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "ts": round(time.time(), 3),
-        "status": status,
-        "route": route,
-        "latency_ms": round(latency * 1000, 3),
-    }
-    if ctx is not None:
-        principal = ctx.principal
-        record |= {
-            "request_id": ctx.request_id,
-            "client_ip": ctx.client_ip,
-            "method": ctx.method,
-            "host": ctx.host,
-            "path": ctx.path,
-            "user": principal.user if principal else None,
-            "source": principal.source.value if principal else None,
-        }
-        if ctx.decision is not None:
-            record["decision"] = ctx.decision.outcome.value
-            reason = ctx.decision.reason.value
-        if ctx.token_failure is not None:
-            record["token_failure"] = ctx.token_failure.value
-    record["reason"] = reason
-    return record
+) -> str:
+    """The request's decision-log line; a decision's own reason wins over `reason`.
+
+    Written out field by field rather than through json (a third of the cost, on every request);
+    strings are escaped by json's own escaper, so the line is what
+    `json.dumps(fields, separators=(",", ":"))` would write (tests/test_audit.py pins that).
+    """
+    head = (
+        f'{{"ts":{round(time.time(), 3)!r},"status":{status},"route":{_string(route)},'
+        f'"latency_ms":{round(latency * 1000, 3)!r}'
+    )
+    if ctx is None:
+        return f'{head},"reason":{_optional(reason)}}}'
+    principal = ctx.principal
+    line = (
+        f'{head},"request_id":{_string(ctx.request_id)},"client_ip":{_string(ctx.client_ip)},'
+        f'"method":{_string(ctx.method)},"host":{_string(ctx.host)},"path":{_string(ctx.path)}'
+    )
+    if principal is None:
+        line += ',"user":null,"source":null'
+    else:
+        line += f',"user":{_string(principal.user)},"source":{_string(principal.source)}'
+    if ctx.decision is not None:
+        line += f',"decision":{_string(ctx.decision.outcome)}'
+        reason = ctx.decision.reason
+    if ctx.token_failure is not None:
+        line += f',"token_failure":{_string(ctx.token_failure)}'
+    return f'{line},"reason":{_optional(reason)}}}'
+
+
+def _optional(value: str | None) -> str:
+    return "null" if value is None else _string(value)
 
 
 class _LineWriter(threading.Thread):
@@ -91,8 +104,7 @@ _BATCH_LINES: Final = 256
 _writer: _LineWriter | None = None
 
 
-def log_decision(record: dict[str, Any]) -> None:
-    line = json.dumps(record, separators=(",", ":"), default=str)
+def log_decision(line: str) -> None:
     if _writer is not None:
         _writer.lines.put(line)
     elif _logger.isEnabledFor(logging.INFO):
@@ -145,4 +157,4 @@ class _PlainFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, separators=(",", ":"), default=str)
+        return _ENCODER.encode(entry)

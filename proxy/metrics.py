@@ -11,10 +11,11 @@ blow up cardinality and no token can end up in a label.
 
 from __future__ import annotations
 
-from typing import Any, Final, TypeVar
+from typing import Final, overload
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics import MetricWrapperBase
+
+from proxy.metric_buffers import CounterBuffer, HistogramBuffer, MetricBuffers
 
 #: Routes that are not config routes still need a label: idgate's own endpoints and unmatched paths.
 ROUTE_IDGATE: Final = "_idgate"
@@ -43,9 +44,6 @@ _LATENCY_BUCKETS: Final = (
 )
 
 
-M = TypeVar("M", bound=MetricWrapperBase)
-
-
 def method_label(method: str) -> str:
     return method if method in _KNOWN_METHODS else "OTHER"
 
@@ -55,11 +53,18 @@ def status_class(status: int) -> str:
 
 
 class Metrics:
-    """The metric objects, bound to one registry (tests give each app its own)."""
+    """The metric objects, bound to one registry (tests give each app its own).
+
+    The request path updates its metrics through `child()` (and `token_validation_duration`),
+    which buffer in plain Python (proxy/metric_buffers.py); rarer events update the
+    prometheus-client objects directly.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # First, so that a collect of the registry flushes before it reads any metric.
+        self.buffers = MetricBuffers(registry)
+        self._children: dict[tuple[int, tuple[str, ...]], CounterBuffer | HistogramBuffer] = {}
         self.requests = Counter(
             "idgate_requests",
             "Requests handled, by route, method and status class.",
@@ -85,11 +90,13 @@ class Metrics:
             ["result", "reason"],
             registry=registry,
         )
-        self.token_validation_duration = Histogram(
-            "idgate_token_validation_duration_seconds",
-            "Time to check one bearer token (cache hits included).",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+        self.token_validation_duration = self.buffers.histogram(
+            Histogram(
+                "idgate_token_validation_duration_seconds",
+                "Time to check one bearer token (cache hits included).",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            )
         )
         self.upstream_duration = Histogram(
             "idgate_upstream_duration_seconds",
@@ -152,12 +159,23 @@ class Metrics:
             multiprocess_mode="livemin",
         )
 
-    def child(self, metric: M, *values: str) -> M:
-        """`metric.labels(*values)`, remembered: labels() validates and takes a lock on every
-        call, and the request path asks for the same few children all the time. Values come from
-        config names and fixed enums, so the memo stays as small as the label space."""
+    @overload
+    def child(self, metric: Counter, *values: str) -> CounterBuffer: ...
+
+    @overload
+    def child(self, metric: Histogram, *values: str) -> HistogramBuffer: ...
+
+    def child(self, metric: Counter | Histogram, *values: str) -> CounterBuffer | HistogramBuffer:
+        """The buffered `metric.labels(*values)`, remembered: the request path asks for the same
+        few all the time. Values come from config names and fixed enums, so the memo stays as
+        small as the label space."""
         key = (id(metric), values)
         found = self._children.get(key)
         if found is None:
-            found = self._children[key] = metric.labels(*values)
+            target = metric.labels(*values)
+            if isinstance(target, Counter):
+                found = self.buffers.counter(target)
+            else:
+                found = self.buffers.histogram(target)
+            self._children[key] = found
         return found

@@ -8,8 +8,7 @@ so an upstream that decodes once sees exactly what policy saw.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 from urllib.parse import quote, unquote
 
 from proxy.errors import BadRequest, RequestTooLarge
@@ -35,8 +34,9 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _DOT_WITH_PARAMS: Final = re.compile(r"\.\.?;")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NormalizedPath:
+class NormalizedPath(NamedTuple):
+    """A NamedTuple rather than a frozen dataclass: every request builds one, at half the cost."""
+
     decoded: str
     """Percent-decoded, dot segments removed, duplicate slashes collapsed: what routes match."""
     encoded: str
@@ -50,7 +50,7 @@ def normalize_path(raw_path: str) -> NormalizedPath:
     if not raw_path.startswith("/"):
         raise BadRequest("request path must start with '/'")
     if _CANONICAL.fullmatch(raw_path):
-        return NormalizedPath(decoded=raw_path, encoded=raw_path)
+        return NormalizedPath(raw_path, raw_path)
     try:
         size = len(raw_path.encode("utf-8"))
     except UnicodeEncodeError:

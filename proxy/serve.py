@@ -82,12 +82,16 @@ def _stop_event(on_hup: Callable[[], None]) -> asyncio.Event:
 async def serve(
     settings: Settings, *, config_path: Path, environ: Mapping[str, str], with_metrics: bool
 ) -> None:
-    """Serve the proxy (and, when `with_metrics`, its metrics listener) until told to stop."""
+    """Serve the proxy (and, when `with_metrics`, its metrics listener) until told to stop.
+
+    Without `with_metrics` this is a worker whose metrics the supervisor reads from its files,
+    so it flushes its buffered metrics there periodically (proxy/metric_buffers.py)."""
     app = build_app(settings)
+    metrics = app[METRICS_KEY]
     tls = None if settings.tls is None else server_context(settings.tls)
     runners = [await _start_site(app, settings.listen, tls=tls)]
     if with_metrics and settings.metrics.listen is not None:
-        metrics_app = build_metrics_app(app[METRICS_KEY].registry)
+        metrics_app = build_metrics_app(metrics.registry)
         runners.append(await _start_site(metrics_app, settings.metrics.listen))
     _settle_garbage_collector()
     _log.info("idgate listening on %s (pid %d)", settings.listen, os.getpid())
@@ -99,6 +103,8 @@ async def serve(
         background.add(task)
         task.add_done_callback(background.discard)
 
+    if not with_metrics:
+        spawn(metrics.buffers.flush_periodically())
     stop = _stop_event(lambda: spawn(reload_config(app, config_path, environ)))
     try:
         await stop.wait()
@@ -108,6 +114,7 @@ async def serve(
             task.cancel()
         for runner in reversed(runners):
             await runner.cleanup()
+        metrics.buffers.flush()
 
 
 async def _supervise(

@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from proxy import accept
 from proxy.accept import (
     IDENTITY_HEADERS,
     client_from_forwarded_for,
@@ -82,3 +83,24 @@ def test_forwarded_header_reads_the_nearest_element() -> None:
         "proto": "https",
         "host": "tools.example.com",
     }
+
+
+def test_trust_follows_a_reloaded_trusted_proxies_list() -> None:
+    """An answer remembered for one trusted_proxies list is never reused for another."""
+    elsewhere = (ipaddress.ip_network("192.168.0.0/16"),)
+
+    assert is_trusted("10.1.2.3", TRUSTED)
+    assert not is_trusted("10.1.2.3", elsewhere)
+    assert is_trusted("10.1.2.3", TRUSTED)
+    assert not is_trusted("192.168.1.1", TRUSTED)
+    assert is_trusted("192.168.1.1", elsewhere)
+
+
+def test_trust_answers_stay_right_past_the_memo_bound() -> None:
+    """Many distinct peers (a scan) keep memory bounded and every answer right."""
+    peers = [f"10.{n >> 8 & 255}.{n & 255}.1" for n in range(2 * accept._VERDICTS_MAX)]
+    outsiders = [f"172.16.{n >> 8 & 255}.{n & 255}" for n in range(2 * accept._VERDICTS_MAX)]
+
+    assert all(is_trusted(peer, TRUSTED) for peer in peers)
+    assert not any(is_trusted(peer, TRUSTED) for peer in outsiders)
+    assert len(accept._verdicts) <= accept._VERDICTS_MAX

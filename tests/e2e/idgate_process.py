@@ -157,12 +157,14 @@ class IdgateProcess:
         *,
         ssl_context: ssl.SSLContext | None = None,
         public_url: str | None = None,
+        workers: int = 1,
     ) -> None:
         """`public_url` defaults to idgate's own URL; behind a gateway it is the gateway's, so the
         provider sends the browser back through the gateway."""
         self.workdir = workdir
         self.ssl_context = ssl_context
         self.public_url = public_url
+        self.workers = workers
         self.config_path = workdir / "idgate.yaml"
         self.port, self.metrics_port = free_loopback_ports(2)
         self.write_config(document)
@@ -195,7 +197,7 @@ class IdgateProcess:
             **document,
             "listen": f"127.0.0.1:{self.port}",
             "public_url": self.public_url or self.url,
-            "workers": 1,
+            "workers": self.workers,
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
         }
         self.config_path.write_text(yaml.safe_dump(completed, sort_keys=False), encoding="utf-8")
@@ -298,9 +300,12 @@ def running_idgate(
     *,
     ssl_context: ssl.SSLContext | None = None,
     public_url: str | None = None,
+    workers: int = 1,
 ) -> Iterator[IdgateProcess]:
     """A ready idgate serving `document`, stopped when the block ends, whatever happens."""
-    process = IdgateProcess(workdir, document, ssl_context=ssl_context, public_url=public_url)
+    process = IdgateProcess(
+        workdir, document, ssl_context=ssl_context, public_url=public_url, workers=workers
+    )
     try:
         process.wait_until_ready()
         yield process
