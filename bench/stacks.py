@@ -3,6 +3,10 @@
 Each line is `frame;frame;...;frame COUNT`, outermost first, a frame being
 `function (path/to/file.py:LINE)`. Self time is the innermost frame's; inclusive time counts each
 function once per stack it appears in. Areas group self time by the library a file belongs to.
+
+Compiled code has no Python frame of its own (py-spy runs without `--native`): the time of
+httptools' parser, uvloop or cryptography's Rust core is self time of the Python function that
+called it. So httptools has no area: its parsing shows as proxy/upstream/'s, i.e. idgate's.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ _FRAME: Final = re.compile(r"^(?P<function>.+?) \((?P<file>[^()]*?)(?::\d+)?\)$"
 #: (substring of a file path, area name), first match wins.
 _AREAS: Final = (
     ("/proxy/", "idgate (proxy/)"),
-    ("/jwt/", "PyJWT"),
+    ("/joserfc/", "joserfc"),
     ("/cryptography/", "cryptography"),
     ("/aiohttp/client", "aiohttp client"),
     ("/aiohttp/connector", "aiohttp client"),

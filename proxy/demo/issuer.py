@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import jwt
 from aiohttp import web
+from joserfc.errors import JoseError
 from yarl import URL
 
 from proxy.demo.authorization import (
@@ -159,7 +159,7 @@ class DevIssuer:
         if scheme.lower() == "bearer" and token:
             try:
                 claims = self._mint.verify_access_token(token)
-            except jwt.PyJWTError:
+            except JoseError:
                 claims = {}
             if "openid" in str(claims.get("scope", "")).split():
                 user = self._users_by_name.get(claims["sub"])
@@ -184,7 +184,7 @@ class DevIssuer:
             # 2: "The OP MUST validate that it was the issuer of the ID Token."
             try:
                 claims = self._mint.verify_id_token_hint(hint)
-            except jwt.PyJWTError:
+            except JoseError:
                 return _logout_refused("id_token_hint is not an ID token of this issuer")
             hinted = self._clients.get(str(claims.get("aud")))
             # 2: "When both client_id and id_token_hint are present, the OP MUST verify that the

@@ -6,20 +6,18 @@ of a demo run is worthless once the demo stops.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import secrets
 import time
 from typing import Any, Final
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc import jws, jwt
+from joserfc.errors import InvalidHeaderValueError
+from joserfc.jwk import ECKey
 
 from proxy.demo.directory import DemoUser
 
 ALGORITHM: Final = "ES256"
-_REQUIRED: Final = ("iss", "sub", "exp", "iat")
+_REGISTRY: Final = jws.JWSRegistry(algorithms=[ALGORITHM])
 
 
 def user_claims(user: DemoUser) -> dict[str, Any]:
@@ -39,16 +37,13 @@ class TokenMint:
 
     def __init__(self, *, issuer: str) -> None:
         self.issuer = issuer
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        public: dict[str, Any] = jwt.algorithms.ECAlgorithm.to_jwk(
-            self._key.public_key(), as_dict=True
-        )
-        # RFC 7638 3: the required members in lexicographic order, no whitespace, SHA-256.
-        members = {name: public[name] for name in ("crv", "kty", "x", "y")}
-        canonical = json.dumps(members, sort_keys=True, separators=(",", ":")).encode("ascii")
-        digest = hashlib.sha256(canonical).digest()
-        self._kid = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-        self._jwks = {"keys": [{**members, "kid": self._kid, "alg": ALGORITHM, "use": "sig"}]}
+        self._key = ECKey.generate_key("P-256")
+        # RFC 7638: the SHA-256 thumbprint of the public key names it.
+        self._kid = self._key.thumbprint()
+        public = self._key.as_dict(private=False)
+        self._jwks = {"keys": [{**public, "kid": self._kid, "alg": ALGORITHM, "use": "sig"}]}
+        self._live = _issued_by(issuer, jwt.JWTClaimsRegistry)
+        self._any_age = _issued_by(issuer, _AnyExpiry)
 
     def jwks(self) -> dict[str, Any]:
         return self._jwks
@@ -98,32 +93,42 @@ class TokenMint:
         return self._sign(payload, typ="JWT")
 
     def verify_access_token(self, token: str) -> dict[str, Any]:
-        """The claims of a live access token this issuer signed; PyJWTError otherwise."""
-        if jwt.get_unverified_header(token).get("typ") != "at+jwt":
-            raise jwt.InvalidTokenError("not an access token")
-        return self._decode(token, verify_exp=True)
+        """The claims of a live access token this issuer signed; JoseError otherwise."""
+        verified = self._verify_signature(token)
+        if verified.header.get("typ") != "at+jwt":
+            raise InvalidHeaderValueError("not an access token")
+        self._live.validate(verified.claims)
+        return verified.claims
 
     def verify_id_token_hint(self, token: str) -> dict[str, Any]:
-        """The claims of an ID token this issuer signed, expired or not; PyJWTError otherwise.
+        """The claims of an ID token this issuer signed, expired or not; JoseError otherwise.
 
         RP-Initiated Logout 1.0 2: "The OP SHOULD accept ID Tokens when the RP identified by the
         ID Token's aud claim and/or sid claim has a current session or had a recent session at the
         OP, even when the exp time has passed."
         """
-        return self._decode(token, verify_exp=False)
+        verified = self._verify_signature(token)
+        self._any_age.validate(verified.claims)
+        return verified.claims
 
     def _sign(self, payload: dict[str, Any], *, typ: str) -> str:
-        return jwt.encode(
-            payload, self._key, algorithm=ALGORITHM, headers={"kid": self._kid, "typ": typ}
-        )
+        header = {"alg": ALGORITHM, "kid": self._kid, "typ": typ}
+        return jwt.encode(header, payload, self._key, registry=_REGISTRY)
 
-    def _decode(self, token: str, *, verify_exp: bool) -> dict[str, Any]:
-        """Only this issuer's own endpoints call this: whatever the audience, the token is ours."""
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            self._key.public_key(),
-            algorithms=[ALGORITHM],
-            issuer=self.issuer,
-            options={"require": list(_REQUIRED), "verify_aud": False, "verify_exp": verify_exp},
-        )
-        return claims
+    def _verify_signature(self, token: str) -> jwt.Token:
+        """The header and claims of a token this key signed; JoseError otherwise."""
+        return jwt.decode(token, self._key, registry=_REGISTRY)
+
+
+def _issued_by(issuer: str, registry: type[jwt.JWTClaimsRegistry]) -> jwt.JWTClaimsRegistry:
+    """`iss` is `issuer`; `sub`, `exp` and `iat` are present. No `aud`: only this issuer's own
+    endpoints check its tokens, so whatever the audience, the token is theirs to accept."""
+    present: jwt.ClaimsOption = {"essential": True}
+    return registry(iss={"essential": True, "value": issuer}, sub=present, exp=present, iat=present)
+
+
+class _AnyExpiry(jwt.JWTClaimsRegistry):
+    """`exp` must be present (it is essential) but may have passed."""
+
+    def validate_exp(self, value: object) -> None:
+        del value

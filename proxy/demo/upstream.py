@@ -18,8 +18,10 @@ from html import escape
 from typing import Any, Final
 
 import aiohttp
-import jwt
 from aiohttp import web
+from joserfc import jws, jwt
+from joserfc.errors import BadSignatureError, InvalidPayloadError, JoseError
+from joserfc.jwk import Key, KeySet
 
 from proxy.demo.pages import chips, page
 
@@ -31,8 +33,7 @@ IDENTITY_HEADERS: Final = (
 )
 FORWARDED_HEADERS: Final = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded")
 #: idgate signs assertions with ES256 only (proxy/assertion.py); nothing else is accepted.
-_ALGORITHMS: Final = ["ES256"]
-_REQUIRED: Final = ["iss", "aud", "sub", "exp", "iat"]
+_REGISTRY: Final = jws.JWSRegistry(algorithms=["ES256"])
 
 
 class KeysUnavailable(Exception):
@@ -55,12 +56,12 @@ class AssertionKeys:
         self._http = http
         self._min_refresh = min_refresh_seconds
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
-        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._keys: dict[str | None, Key] = {}
         self._fetched_at: float | None = None
         self._lock = asyncio.Lock()
 
-    async def key_for(self, kid: str | None) -> jwt.PyJWK:
-        """The key with this kid; jwt.InvalidKeyError when idgate publishes none such."""
+    async def key_for(self, kid: str | None) -> Key:
+        """The key with this kid; KeysUnavailable when idgate publishes none such."""
         key = self._keys.get(kid)
         if key is None:
             async with self._lock:
@@ -70,7 +71,7 @@ class AssertionKeys:
                     await self._fetch()
                     key = self._keys.get(kid)
         if key is None:
-            raise jwt.InvalidKeyError(f"idgate publishes no key with kid {kid!r}")
+            raise KeysUnavailable(f"idgate publishes no key with kid {kid!r}")
         return key
 
     async def _fetch(self) -> None:
@@ -79,10 +80,15 @@ class AssertionKeys:
             async with self._http.get(self._url, timeout=self._timeout) as response:
                 response.raise_for_status()
                 document = await response.json()
-            key_set = jwt.PyJWKSet.from_dict(document)
-        except (aiohttp.ClientError, TimeoutError, ValueError, jwt.PyJWTError) as error:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise KeysUnavailable(f"idgate's keys could not be fetched: {error}") from error
-        self._keys = {key.key_id: key for key in key_set.keys}
+        try:
+            key_set = KeySet.import_key_set(document)
+        # joserfc reports most bad keys as JoseError; a document of another shape surfaces as
+        # TypeError or KeyError, a bad member as ValueError.
+        except (JoseError, TypeError, KeyError, ValueError) as error:
+            raise KeysUnavailable(f"idgate's keys are not a usable JWK set: {error}") from error
+        self._keys = {key.kid: key for key in key_set.keys}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,27 +117,43 @@ async def verify_assertion(
     if token is None:
         return Verification(present=False, verified=False, result="no assertion")
     try:
-        header = jwt.get_unverified_header(token)
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as error:
-        return Verification(present=True, verified=False, result=f"not verified ✗: {error}")
+        header, claims = _unverified(token)
+    except (JoseError, ValueError, RecursionError) as error:
+        return Verification(present=True, verified=False, result=_not_verified(error))
     shown = {"header": header, "claims": claims}
     kid = header.get("kid")
+    expected = jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "value": audience},
+        sub={"essential": True},
+        exp={"essential": True},
+        iat={"essential": True},
+    )
     try:
         key = await keys.key_for(kid if isinstance(kid, str) else None)
-        jwt.decode(
-            token,
-            key,
-            algorithms=_ALGORITHMS,
-            audience=audience,
-            issuer=issuer,
-            options={"require": _REQUIRED},
-        )
-    except (jwt.PyJWTError, KeysUnavailable) as error:
-        return Verification(
-            present=True, verified=False, result=f"not verified ✗: {error}", **shown
-        )
+        expected.validate(jwt.decode(token, key, registry=_REGISTRY).claims)
+    except (JoseError, KeysUnavailable) as error:
+        return Verification(present=True, verified=False, result=_not_verified(error), **shown)
     return Verification(present=True, verified=True, result="verified ✓", **shown)
+
+
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims as sent, to show them whatever the verdict."""
+    signed = jws.extract_compact(token.encode("ascii"), registry=_REGISTRY)
+    claims = json.loads(signed.payload)
+    if not isinstance(claims, dict):
+        raise InvalidPayloadError("the payload is not a JSON object")
+    return signed.headers(), claims
+
+
+def _not_verified(error: Exception) -> str:
+    if isinstance(error, BadSignatureError):
+        reason = "the signature does not match idgate's key"
+    elif isinstance(error, JoseError):
+        reason = error.description or error.error
+    else:
+        reason = str(error)
+    return f"not verified ✗: {reason}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
