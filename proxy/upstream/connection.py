@@ -200,7 +200,7 @@ class UpstreamConnection(asyncio.Protocol):
             head.set_exception(failure)
         response = self._response
         if response is not None and not response.complete:
-            if self._until_close(response):
+            if exc is None and self._until_close(response):  # a reset breaks such a body off
                 response.finish()
             else:
                 response.fail(exc or ConnectionResetError("upstream closed the connection"))
@@ -227,19 +227,24 @@ class UpstreamConnection(asyncio.Protocol):
         self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        head = self._head
+        if head is None:
+            # A second answer to one request: which answer is whose can no longer be told, so
+            # the connection is broken (a parser callback error ends feed_data at once).
+            raise UpstreamError("upstream sent an answer nobody asked for")
         status = self._parser.get_status_code()
         raw_headers, self._raw_headers = self._raw_headers, []
+        reason, self._reason = self._reason, b""  # no on_status for an answer without one
         if status < 200:
             self._interim = True  # llhttp ends it as a message of its own; the answer follows
             return
         headers = CIMultiDict((_decode(name), _decode(value)) for name, value in raw_headers)
         response = UpstreamResponse(
-            self, status, _decode(self._reason), headers, _content_length(headers)
+            self, status, _decode(reason), headers, _content_length(status, headers)
         )
         self._response = response
-        head = self._head
         self._head = None
-        if head is not None and not head.done():
+        if not head.done():
             head.set_result(response)
         if self._head_only:
             # llhttp cannot be told that a HEAD answer has no body, so it would wait for
@@ -252,6 +257,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._response.feed(body)
 
     def on_message_complete(self) -> None:
+        if self._raw_headers:  # trailer fields: not relayed, and never the next answer's headers
+            self._raw_headers = []
         if self._interim:
             self._interim = False
             return
@@ -309,6 +316,8 @@ class UpstreamConnection(asyncio.Protocol):
     def finish_exchange(self, response: UpstreamResponse) -> None:
         if not response.complete:
             self.reusable = False
+        elif self._reading_paused:
+            self.resume_reading()  # the body's pause must not outlast it, read or not
         self._response = None
         self._head = None
         release, self._release = self._release, None
@@ -339,7 +348,10 @@ class UpstreamConnection(asyncio.Protocol):
         )
 
 
-def _content_length(headers: CIMultiDict[str]) -> int | None:
+def _content_length(status: int, headers: CIMultiDict[str]) -> int | None:
+    """The body's length if announced. A 304's Content-Length is its representation's (RFC 9110
+    8.6), and neither a 204 nor a 304 has a body, whatever it says."""
     value = headers.get("Content-Length")
-    # llhttp has already refused a malformed or conflicting Content-Length.
-    return int(value) if value is not None and "Transfer-Encoding" not in headers else None
+    if value is None or "Transfer-Encoding" in headers or status in _NO_BODY_STATUSES:
+        return None
+    return int(value)  # llhttp has already refused a malformed or conflicting Content-Length

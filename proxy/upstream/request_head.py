@@ -21,4 +21,9 @@ def request_head(method: str, target: str, host: str, headers: Iterable[tuple[st
     line_breaks = len(lines) + 1  # the first entry holds two lines
     if text.count("\n") != line_breaks or text.count("\r") != line_breaks:
         raise IdgateError("refusing to send a header with a line break upstream")
-    return text.encode("utf-8", "surrogateescape")
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON lets a claim hold one). aiohttp's writer dropped it, turning
+        # `ad\ud800min` into `admin`: refuse rather than send a value other than the one checked.
+        raise IdgateError("refusing to send a header that is not text upstream") from None
