@@ -35,6 +35,8 @@ _log = logging.getLogger("idgate.forward")
 
 _CHUNK_BYTES: Final = 64 * 1024
 _SMALL_BODY_BYTES: Final = 64 * 1024
+#: RFC 9110 9.2.2: "A user agent [...] MAY automatically retry a request with an idempotent method".
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
 class UpstreamAnswer(Protocol):
@@ -153,6 +155,7 @@ async def forward(
         body,
         timeout_seconds=route.timeout_seconds,
         head_only=ctx.method == "HEAD",
+        replayable=body is None and ctx.method in _IDEMPOTENT,
     )
     metrics.child(metrics.upstream_duration, route.name).observe(time.perf_counter() - started)
     return await relay_response(

@@ -3,8 +3,9 @@
 Like nginx's `keepalive` directive, the pool bounds the idle connections it keeps per origin, not
 the connections in use: a burst opens what it needs and the surplus is closed as it finishes. An
 idle connection is taken newest first (the one least likely to have been closed by the upstream)
-and dropped after `idle_seconds`. A request without a body that meets a reused connection closed
-before any answer (the keep-alive race) is sent once more on a new connection.
+and dropped after `idle_seconds`. An idempotent request without a body that meets a reused
+connection closed before any answer (the keep-alive race) is sent once more on a new connection;
+any other gets the 502, as nginx does not resend a non-idempotent request either.
 
 Time limit: connecting and waiting for the response head share one deadline, restarted with each
 request body chunk sent, so a long upload is not cut off while the upstream keeps reading it.
@@ -101,8 +102,11 @@ class UpstreamPool:
         *,
         timeout_seconds: float,
         head_only: bool = False,
+        replayable: bool = False,
     ) -> UpstreamResponse:
         """Send one request; its response once the head arrived. The caller releases it.
+
+        `replayable`: the request may be sent twice (idempotent, no body: RFC 9110 9.2.2).
 
         Raises UpstreamError (502) when the upstream cannot be reached or answers nonsense,
         UpstreamTimeout (504) when the response head does not arrive in time.
@@ -110,7 +114,7 @@ class UpstreamPool:
         deadline = _Deadline(timeout_seconds)
         try:
             connection = self._idle_connection(origin)
-            if connection is not None and body is None:
+            if connection is not None and replayable and body is None:
                 try:
                     return await self._send(connection, head, None, deadline, head_only)
                 except ClosedBeforeResponse:
@@ -168,11 +172,12 @@ class UpstreamPool:
         deadline.watch(watcher)
         try:
             await asyncio.wait((connecting, watcher), return_when=asyncio.FIRST_COMPLETED)
+            if not connecting.done():
+                raise UpstreamTimeout("upstream timed out")
         finally:
             watcher.cancel()
-        if not connecting.done():
-            connecting.cancel()
-            raise UpstreamTimeout("upstream timed out")
+            if not connecting.done():
+                connecting.cancel()  # timed out, or the exchange itself was cancelled
         try:
             _transport, connection = connecting.result()
         except OSError as error:  # refused, unreachable, name not resolved, TLS failure
