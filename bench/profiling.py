@@ -78,6 +78,8 @@ def _in_background(
 ) -> tuple[threading.Thread, list[Measurement]]:
     """A thread that runs wrk against idgate, and the list its measurement lands in."""
     done: list[Measurement] = []
+    if workload.credential is Credential.DISTINCT_TOKENS:
+        distinct.prepare(seconds)
 
     def drive() -> None:
         if workload.credential is Credential.DISTINCT_TOKENS:

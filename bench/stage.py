@@ -154,13 +154,18 @@ class DistinctTokens:
         self._stage.pool.top_up(math.ceil(_CALIBRATION_RATE * seconds))
         self.run(Target.IDGATE, seconds=seconds)
 
+    def prepare(self, seconds: float) -> None:
+        """Mint what an idgate run of `seconds` needs (run() does it too; a profiler calls this
+        first, so that minting is not inside its sampling window)."""
+        minted = self._stage.pool.top_up(math.ceil(self.rps * seconds * _POOL_MARGIN))
+        if minted:
+            self._say(f"minted {minted:,} distinct tokens ({self._stage.pool.minted:,} in all)")
+
     def run(self, target: Target, *, seconds: float) -> Measurement:
         pool = self._stage.pool
         if target is not Target.IDGATE:
             return self._stage.measure(DISTINCT, target, seconds=seconds, tokens=pool.from_start())
-        minted = pool.top_up(math.ceil(self.rps * seconds * _POOL_MARGIN))
-        if minted:
-            self._say(f"minted {minted:,} distinct tokens ({pool.minted:,} in all)")
+        self.prepare(seconds)
         tokens = pool.fresh()
         measured = self._stage.measure(DISTINCT, target, seconds=seconds, tokens=tokens)
         pool.consumed(tokens, measured.wrk)
