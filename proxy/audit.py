@@ -4,8 +4,9 @@ Fields are chosen so that no token, cookie or secret can appear: the query strin
 carry a token or a code) is never logged, and the user is the configured user claim only.
 
 Under `idgate serve` decision lines skip the logging module (a LogRecord per request costs more
-than the line itself): they gather in batches, handed every 50 ms to a thread that writes them to
-stderr, next to the other log records, which take the ordinary logging path through a queue too.
+than the line itself): they gather in batches, handed every 10 ms to a thread that writes
+them to stderr, next to the other log records, which take the ordinary logging path through a
+queue too.
 Without the writer (tests, embedding) they go to the `idgate.decision` logger.
 """
 
@@ -73,8 +74,8 @@ def _optional(value: str | None) -> str:
 class _LineWriter(threading.Thread):
     """Writes decision lines to a stream from its own thread, a batch per write.
 
-    Lines gather on the event loop's side and are handed over at most every `_FLUSH_SECONDS` (or
-    per `_BATCH_LINES`): waking a thread for every line cost more than the rest of the decision
+    Lines gather on the event loop's side and are handed over every `_FLUSH_SECONDS` (or per
+    `_BATCH_LINES`): waking a thread for every line cost more than the rest of the decision
     log, and the GIL handovers it forced were the proxy's slowest requests (p99 17 -> 10 ms).
     """
 
@@ -83,7 +84,7 @@ class _LineWriter(threading.Thread):
         self._stream = stream
         self._batches: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
         self._pending: list[str] = []
-        self._flush_handle: asyncio.TimerHandle | None = None
+        self._flush_handle: asyncio.Handle | None = None
 
     def add(self, line: str) -> None:
         """Queue a line; called on the event loop's thread (or, without a loop, written soon)."""
@@ -120,7 +121,9 @@ class _LineWriter(threading.Thread):
 
 
 _BATCH_LINES: Final = 256
-_FLUSH_SECONDS: Final = 0.05
+#: Long enough to gather a worker's lines into one handover under load, short enough that a line
+#: still reads as written when its response arrives (per turn of the loop was measured 10% dearer).
+_FLUSH_SECONDS: Final = 0.01
 _writer: _LineWriter | None = None
 
 

@@ -175,10 +175,13 @@ async def session_cookie(context: BrowserContext, url: str) -> str | None:
 async def assert_refused_as_ended(gate: IdgateProcess, path: str, *, after: int) -> None:
     """idgate's decision log says the request for `path` carried a session it no longer honours
     (not that the request carried none)."""
+    # Lines are written in batches, so an allowed request from before `after` may still land
+    # after it: the refusal is the first line for `path` that is not an allow.
     entry = await gate.wait_for_entry(
-        lambda e: is_decision(e) and e.get("path") == path, after=after
+        lambda e: is_decision(e) and e.get("path") == path and e.get("decision") != "allow",
+        after=after,
     )
-    assert (entry["decision"], entry["reason"]) == ("unauthenticated", "invalid_session")
+    assert (entry["decision"], entry["reason"]) == ("unauthenticated", "invalid_session"), entry
 
 
 async def leave_through_sign_out(page: Page, gate: str, issuer: str, *, rd: str) -> None:
