@@ -12,7 +12,7 @@ Every request passes the same stages, outermost first:
                                   => Principal | None | error
     forward    proxy/forward.py   stream upstream with identity headers and a signed assertion
 
-observe and accept are aiohttp middlewares; authorize and identify are called by the handler
+observe and accept wrap the one catch-all handler; authorize and identify are called by the handler
 that needs them (the proxy, `/oauth2/userinfo`), so an own endpoint such as `/healthz` never
 touches credentials. The pure parts (proxy/paths.py, proxy/policy/, proxy/redirects.py) import
 nothing from aiohttp; `idgate explain` runs them without a server.

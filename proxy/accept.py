@@ -222,8 +222,7 @@ def _needs_cleaning(request: web.Request, from_trusted: bool) -> bool:
     return False
 
 
-@web.middleware
-async def accept_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def accept_stage(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[RUNTIME_KEY].current.settings
     accepted = accept_request(request, settings.trusted_proxies)
     request[CONTEXT_KEY] = accepted.context

@@ -8,7 +8,7 @@ from typing import Final
 from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, web
 from prometheus_client import CollectorRegistry
 
-from proxy.accept import accept_middleware
+from proxy.accept import accept_stage
 from proxy.config.model import Settings
 from proxy.dispatch import dispatch
 from proxy.http_log import http_logger
@@ -21,7 +21,7 @@ from proxy.keys import (
     WEBSOCKET_CLIENT_KEY,
 )
 from proxy.metrics import Metrics
-from proxy.observe import observe_middleware
+from proxy.observe import observe_stage
 from proxy.runtime import RuntimeHolder, build_runtime, retire_runtime
 from proxy.upstream import UpstreamPool
 from proxy.websocket import create_websocket_client
@@ -42,11 +42,9 @@ SERVER_LIMITS: Final = {
 
 def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
     """The proxy application; its runtime is built (and provider keys first fetched) at startup."""
-    app = web.Application(
-        middlewares=[observe_middleware, accept_middleware], handler_args=SERVER_LIMITS
-    )
+    app = web.Application(handler_args=SERVER_LIMITS)
     app[METRICS_KEY] = Metrics(registry if registry is not None else CollectorRegistry())
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.router.add_route("*", "/{tail:.*}", _handle)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         provider_client = ClientSession(
@@ -71,6 +69,16 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(_finish_response)
     return app
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
+    """observe -> accept -> dispatch, called directly: as aiohttp middlewares the two stages
+    cost a wrapper per request and stage for nothing the catch-all route needs."""
+    return await observe_stage(request, _accepted)
+
+
+async def _accepted(request: web.Request) -> web.StreamResponse:
+    return await accept_stage(request, dispatch)
 
 
 async def _finish_response(request: web.Request, response: web.StreamResponse) -> None:

@@ -41,8 +41,7 @@ def _route_label(ctx: RequestContext | None) -> str:
     return ROUTE_IDGATE if ctx.own_endpoint else ROUTE_NONE
 
 
-@web.middleware
-async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def observe_stage(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     error: IdgateError | None = None
     client_gone = False
