@@ -202,7 +202,9 @@ class UpstreamPool:
         if not connection.reusable or origin is None or self._closed:
             connection.close()
             return
-        idle = self._idle.setdefault(origin, [])
+        idle = self._idle.get(origin)
+        if idle is None:
+            idle = self._idle[origin] = []
         if len(idle) >= self._max_idle:
             connection.close()
             return
