@@ -15,7 +15,7 @@
     └── UpstreamError             502  the upstream refused or broke the connection
         └── UpstreamTimeout       504  the upstream did not answer in time
 
-Domain code raises these; `proxy/responses.py` is the one place that turns them into HTTP.
+Domain code raises these; `proxy/stages/responses.py` is the one place that turns them into HTTP.
 Nothing here imports aiohttp.
 """
 

@@ -14,13 +14,13 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from proxy.config.model import PolicyMode, Route, Settings
-from proxy.endpoints.paths import Endpoint, endpoint_paths
+from proxy.endpoints.own_paths import Endpoint, endpoint_paths
 from proxy.errors import BadRequest
 from proxy.identity.principal import CredentialSource, Principal
-from proxy.paths import NormalizedPath, normalize_path
 from proxy.policy.decision import Decision, Outcome
 from proxy.policy.evaluate import evaluate
 from proxy.policy.routes import RouteTable
+from proxy.stages.paths import NormalizedPath, normalize_path
 
 #: 9999-12-31T23:59:59Z: an explained identity never expires.
 _FAR_FUTURE: Final = 253402300799.0

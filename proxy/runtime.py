@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from aiohttp import ClientSession
 
-from proxy.assertion import AssertionSigner
 from proxy.config.model import SessionStoreKind, Settings
+from proxy.identity.assertion import AssertionSigner
 from proxy.identity.bearer import BearerVerifier
-from proxy.metrics import Metrics
+from proxy.observability.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
 from proxy.oidc.logout_token import LogoutTokenVerifier
 from proxy.policy.routes import RouteTable

@@ -191,7 +191,7 @@ def test_principal_for_explain_without_a_user_is_anonymous() -> None:
 def test_the_pure_core_runs_without_aiohttp() -> None:
     """Explain and the modules it runs import nothing from aiohttp, so no server is involved."""
     code = (
-        "import sys, proxy.explain, proxy.redirects\n"
+        "import sys, proxy.explain, proxy.endpoints.redirects\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'aiohttp'], 'aiohttp imported'\n"
     )
     result = subprocess.run(

@@ -1,6 +1,7 @@
 """`idgate demo`: try idgate on one machine with no setup. Development only, never for production.
 
-    run.py             the command: helpers up, config written and loaded, `proxy.serve.serve`
+    run.py             the command: helpers up, config written and loaded, `serve()`
+                       (proxy/server/serve.py)
     config.py          the demo's idgate config (routes, audiences), read by the real loader
     banner.py          what is printed once everything answers
     issuer.py          DEV-ONLY OpenID provider: discovery, JWKS, sign-in page, userinfo, logout

@@ -2,8 +2,8 @@
 
 The demo only supplies a config file and the two helper servers. idgate itself runs the
 production path: the config goes through `load_settings` (what `idgate serve` and `idgate check`
-use) and the proxy through `proxy.serve.serve`, the function `idgate serve` runs with one worker,
-which also handles SIGINT and SIGTERM. The helpers are stopped once it returns.
+use) and the proxy through `serve()` (proxy/server/serve.py), the function `idgate serve` runs
+with one worker, which also handles SIGINT and SIGTERM. The helpers are stopped once it returns.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
-from proxy.audit import start_log_writer
 from proxy.config.load import load_settings
 from proxy.demo.banner import Ready, ready_text
 from proxy.demo.config import (
@@ -36,7 +35,8 @@ from proxy.demo.directory import DemoClient
 from proxy.demo.issuer import DevIssuer, IssuerSettings
 from proxy.demo.ports import free_loopback_ports
 from proxy.demo.upstream import AssertionKeys, UpstreamSettings, upstream_app
-from proxy.serve import serve
+from proxy.observability.decision_log import start_log_writer
+from proxy.server.serve import serve
 
 SERVICE_CLIENT_ID: Final = "demo-service"
 #: A fixed, published demo credential: the dev issuer signs anyone in without a password anyway.

@@ -32,7 +32,7 @@ IDENTITY_HEADERS: Final = (
     "X-Authenticated-Groups",
 )
 FORWARDED_HEADERS: Final = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded")
-#: idgate signs assertions with ES256 only (proxy/assertion.py); nothing else is accepted.
+#: idgate signs assertions with ES256 only (proxy/identity/assertion.py); nothing else is accepted.
 _REGISTRY: Final = jws.JWSRegistry(algorithms=["ES256"])
 
 

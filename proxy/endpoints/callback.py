@@ -11,14 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.endpoints.redirects import vet_redirect
 from proxy.errors import BadRequest, InvalidToken, ProviderUnavailable, SignInFailed
-from proxy.keys import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY
 from proxy.oidc.flow import FlowError, FlowFailure, TokenSet
 from proxy.oidc.id_token import verify_id_token
-from proxy.pages import NO_STORE
-from proxy.redirects import vet_redirect
 from proxy.runtime import Runtime
 from proxy.sessions.login_state import InvalidLoginState
+from proxy.stages.context import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY
+from proxy.stages.pages import NO_STORE
 
 _log = logging.getLogger("idgate.login")
 

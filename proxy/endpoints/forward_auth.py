@@ -18,12 +18,12 @@ from typing import Final
 
 from aiohttp import web
 
-from proxy.authorize import authorize
 from proxy.errors import BadRequest, ForwardAuthRefused, NoRoute
-from proxy.keys import CONTEXT_KEY, RUNTIME_KEY
-from proxy.pages import NO_STORE
-from proxy.paths import normalize_path
-from proxy.upstream_identity import identity_headers
+from proxy.forward.identity_headers import identity_headers
+from proxy.stages.authorize import authorize
+from proxy.stages.context import CONTEXT_KEY, RUNTIME_KEY
+from proxy.stages.pages import NO_STORE
+from proxy.stages.paths import normalize_path
 
 _METHOD_HEADERS: Final = ("X-Forwarded-Method", "X-Original-Method")
 _URI_HEADERS: Final = ("X-Forwarded-Uri", "X-Original-URI", "X-Original-URL")

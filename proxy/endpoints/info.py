@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.errors import Unauthenticated
-from proxy.identify import identify
-from proxy.keys import CONTEXT_KEY, RUNTIME_KEY
-from proxy.responses import json_response
+from proxy.stages.context import CONTEXT_KEY, RUNTIME_KEY
+from proxy.stages.identify import identify
+from proxy.stages.responses import json_response
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

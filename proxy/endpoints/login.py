@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.keys import CONTEXT_KEY, RUNTIME_KEY
-from proxy.pages import NO_STORE
-from proxy.redirects import vet_redirect
+from proxy.endpoints.redirects import vet_redirect
+from proxy.stages.context import CONTEXT_KEY, RUNTIME_KEY
+from proxy.stages.pages import NO_STORE
 
 
 async def start(request: web.Request) -> web.StreamResponse:

@@ -7,11 +7,11 @@ from typing import Final
 
 from aiohttp import web
 
+from proxy.endpoints.redirects import vet_redirect
 from proxy.errors import BadRequest, InvalidToken
-from proxy.keys import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY
-from proxy.pages import NO_STORE
-from proxy.redirects import vet_redirect
-from proxy.responses import json_response
+from proxy.stages.context import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY
+from proxy.stages.pages import NO_STORE
+from proxy.stages.responses import json_response
 
 _log = logging.getLogger("idgate.logout")
 

@@ -18,7 +18,7 @@ from proxy.errors import InvalidToken, TokenFailure
 from proxy.identity.claims import principal_from_claims
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.identity.principal_cache import PrincipalCache
-from proxy.metrics import Metrics
+from proxy.observability.metrics import Metrics
 from proxy.oidc.provider_jwt import MAX_TOKEN_CHARS, KeySource, decode_provider_jwt
 
 __all__ = ["MAX_TOKEN_CHARS", "BearerVerifier", "KeySource", "bearer_token"]

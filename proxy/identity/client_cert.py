@@ -4,7 +4,7 @@ trusted proxy verified and forwarded in a header, becomes a Principal.
 The user is the certificate's SPIFFE ID (its one `spiffe://` URI SAN), or else its subject's
 common name; the email is its one rfc822Name SAN. A certificate outside its validity window, or
 one naming several SPIFFE IDs, is refused (401); a header that cannot be read is a 400. Pure: the
-connection and headers are read by proxy/identify.py.
+connection and headers are read by proxy/stages/identify.py.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from proxy.config.model import ASYMMETRIC_ALGORITHMS, OIDCSettings
 from proxy.errors import InvalidToken, ProviderUnavailable, TokenFailure
-from proxy.metrics import Metrics
+from proxy.observability.metrics import Metrics
 from proxy.oidc.discovery import ProviderError, ProviderMetadata, fetch_json_object, fetch_metadata
 
 logger = logging.getLogger("idgate.oidc")

@@ -24,7 +24,7 @@ from proxy.config.model import SessionSettings, Settings
 from proxy.errors import ProviderUnavailable, Unauthenticated
 from proxy.identity.claims import principal_from_claims
 from proxy.identity.principal import CredentialSource, Principal
-from proxy.metrics import Metrics
+from proxy.observability.metrics import Metrics
 from proxy.oidc.flow import CodeFlow, FlowError, FlowFailure, TokenSet
 from proxy.oidc.id_token import verify_id_token
 from proxy.oidc.jwks import ProviderKeys

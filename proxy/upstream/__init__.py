@@ -2,7 +2,7 @@
 
 aiohttp's client is general (redirects, cookies, decompression, many hooks) and its per-request
 machinery was the largest cost of a proxied request; idgate needs none of that on this path.
-WebSockets still go through aiohttp's client (proxy/websocket.py).
+WebSockets still go through aiohttp's client (proxy/forward/websocket.py).
 """
 
 from proxy.upstream.connection import UpstreamResponse

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from proxy.assertion import AssertionSigner
 from proxy.config.model import Policy, Route, Secret
 from proxy.demo.upstream import AssertionKeys, Link, UpstreamSettings, upstream_app
+from proxy.identity.assertion import AssertionSigner
 from proxy.identity.principal import CredentialSource, Principal
 
 IDGATE = "http://127.0.0.1:4180"

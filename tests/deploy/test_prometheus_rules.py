@@ -8,7 +8,7 @@ from typing import Any, Final
 import pytest
 from prometheus_client import CollectorRegistry
 
-from proxy.metrics import ROUTE_IDGATE, ROUTE_NONE, Metrics, status_class
+from proxy.observability.metrics import ROUTE_IDGATE, ROUTE_NONE, Metrics, status_class
 from proxy.policy.decision import Outcome, Reason
 from tests.deploy.files import ALERT_RULES, ALERT_TESTS, PROMETHEUS, read_yaml
 from tests.deploy.tools import run, tool
@@ -90,7 +90,7 @@ def test_alerts_cover_every_failure_operators_must_hear_of() -> None:
 
 @pytest.mark.parametrize("alert", _alerts(), ids=lambda alert: alert["alert"])
 def test_alert_uses_only_metrics_idgate_exports(alert: dict[str, Any]) -> None:
-    """Every metric an alert reads is one proxy/metrics.py declares, under its exported name."""
+    """Every metric an alert reads is declared in proxy/observability/metrics.py."""
     used = set(_METRIC_NAME.findall(alert["expr"]))
 
     assert used

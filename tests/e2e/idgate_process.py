@@ -3,8 +3,9 @@
 The config is a YAML document written to the test's directory; `listen`, `metrics.listen`,
 `public_url` and `workers` are filled in here (free loopback ports), secrets come from the
 environment through `${VAR}`, as an operator would write them. stdout goes to a file; stderr (JSON
-lines, see proxy/audit.py) is read line by line by a thread that copies it to a file and wakes
-whoever waits for a line, so readiness and reloads are waited for on the log, never by sleeping.
+lines, see proxy/observability/decision_log.py) is read line by line by a thread that copies it to
+a file and wakes whoever waits for a line, so readiness and reloads are waited for on the log,
+never by sleeping.
 """
 
 from __future__ import annotations
@@ -205,8 +206,9 @@ class IdgateProcess:
     def wait_until_ready(self) -> None:
         """Block until idgate logs that it listens, then require `/readyz` to say ready.
 
-        The listeners start only after the first provider key fetch has finished (proxy/serve.py
-        builds the runtime first), so one `/readyz` answer after that line is the real state.
+        The listeners start only after the first provider key fetch has finished
+        (proxy/server/serve.py builds the runtime first), so one `/readyz` answer after that line
+        is the real state.
         """
         try:
             self._stderr.wait_for(

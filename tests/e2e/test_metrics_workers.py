@@ -1,5 +1,5 @@
 """With several workers the supervisor's `/metrics` sums every worker's requests; a worker flushes
-its counts there every second (proxy/metric_buffers.py), so a scrape lags by at most that."""
+its counts there every second (proxy/observability/buffers.py), so a scrape lags by at most that."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from proxy.config.model import OIDCSettings
 from proxy.errors import InvalidToken, ProviderUnavailable, TokenFailure
 from proxy.identity.bearer import MAX_TOKEN_CHARS, BearerVerifier, KeySource, bearer_token
 from proxy.identity.principal import CredentialSource
-from proxy.metrics import Metrics
+from proxy.observability.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
 from tests.support.issuer import FakeClock, FakeIssuer, SigningKey, forge, forge_hs256, serve_issuer
 

@@ -15,7 +15,7 @@ from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import OIDCSettings
 from proxy.errors import InvalidToken, ProviderUnavailable, TokenFailure
-from proxy.metrics import Metrics
+from proxy.observability.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
 from tests.support.issuer import FakeClock, FakeIssuer, SigningKey, serve_issuer
 

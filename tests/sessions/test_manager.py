@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from proxy.config.model import OIDCSettings, Secret, SessionSettings
-from proxy.metrics import Metrics
+from proxy.observability.metrics import Metrics
 from proxy.oidc.flow import TokenSet
 from proxy.oidc.jwks import ProviderKeys
 from proxy.sessions.cookie_store import CookieStore

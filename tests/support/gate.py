@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
-from proxy.app import build_app
 from proxy.config.model import Settings
+from proxy.server.app import build_app
 from tests.support.issuer import FakeIssuer, SigningKey, serve_issuer
 from tests.support.settings import AUDIENCE, make_settings
 from tests.support.upstream import EchoUpstream, serve_echo

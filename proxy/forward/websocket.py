@@ -1,0 +1,312 @@
+"""WebSocket upgrades: the route's Origin check, the upstream handshake, then the tunnel.
+
+A handshake reaches this module already authorized like any request (SPEC: "A WebSocket upgrade is
+authorized like any request, checks `Origin` against the route, and becomes a tunnel only after the
+upstream answers 101"). Then:
+
+- Origin: a browser sends the user's cookies on a cross-site WebSocket handshake too, so a page of
+  any origin could otherwise open a socket as the user (Cross-Site WebSocket Hijacking). A
+  handshake with `Origin` must come from the address it was sent to, or from one of the route's
+  `allowed_origins`; one without (not a browser) is judged by its credentials alone.
+- The upstream gets the handshake with the identity headers and assertion, like any request.
+  Only its 101 makes idgate answer the client with 101. Any other answer is relayed as an ordinary
+  response, and the client's connection stays plain HTTP: aiohttp parses its next request, which
+  is authorized afresh.
+- The tunnel (proxy/forward/tunnel.py) lasts while the identity does: until its `expires_at`, and
+  for a
+  session, while the session still verifies every `refresh_interval`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Final
+
+import aiohttp
+from aiohttp import WSCloseCode, web
+from multidict import CIMultiDict, MultiMapping
+
+from proxy.config.model import Route
+from proxy.errors import BadRequest, IdgateError, OriginRefused, UpstreamError, UpstreamTimeout
+from proxy.forward.headers import (
+    websocket_subprotocols,
+    without_websocket_handshake,
+)
+from proxy.forward.http import headers_for_upstream, relay_response, upstream_url
+from proxy.forward.tunnel import IdentityWatch, Recheck, run_tunnel
+from proxy.identity.principal import CredentialSource
+from proxy.observability.metrics import Metrics
+from proxy.policy.decision import Decision, Outcome
+from proxy.policy.evaluate import evaluate
+from proxy.runtime import Runtime
+from proxy.sessions.store import CookieChange
+from proxy.stages.context import RUNTIME_KEY, RequestContext
+
+_log = logging.getLogger("idgate.websocket")
+
+#: The largest message relayed (aiohttp's default); a larger one closes its sender with 1009.
+_MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
+_DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
+#: Per-handshake deadlines come from the route; the client itself must never cut a tunnel short.
+_NO_CLIENT_TIMEOUT: Final = aiohttp.ClientTimeout(
+    total=None, connect=None, sock_connect=None, sock_read=None
+)
+
+
+class UpgradeRefused(Exception):
+    """The upstream answered a WebSocket handshake with something other than 101.
+
+    `response` has its headers read and its body unread: whoever catches this relays and releases
+    it.
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        super().__init__(f"upstream refused the upgrade with {response.status}")
+        self.response = response
+
+
+async def _surface_refused_upgrades(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    # `ws_connect` follows redirects and discards any other refusal's body, but a refused upgrade
+    # is an ordinary answer that must reach the client as the upstream sent it.
+    response = await handler(request)
+    if response.status != 101:
+        raise UpgradeRefused(response)
+    return response
+
+
+def create_websocket_client() -> aiohttp.ClientSession:
+    """The pooled client for upstream WebSockets; open it in `app.cleanup_ctx`, close it there.
+
+    Like idgate's HTTP client it never decompresses, keeps no cookie jar and ignores proxy
+    environment variables.
+    """
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        timeout=_NO_CLIENT_TIMEOUT,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+        middlewares=(_surface_refused_upgrades,),
+    )
+
+
+@contextmanager
+def upstream_errors() -> Iterator[None]:
+    """aiohttp's errors while reaching an upstream, as the 502 or 504 they mean to the client."""
+    try:
+        yield
+    except TimeoutError as exc:  # before ClientError: aiohttp's timeouts are both
+        raise UpstreamTimeout("upstream timed out") from exc
+    except aiohttp.ClientConnectionError as exc:
+        raise UpstreamError("upstream unavailable") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError("invalid upstream response") from exc
+
+
+class _RefusalAnswer:
+    """A refused handshake's response as relay_response reads it."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return self._response.status
+
+    @property
+    def reason(self) -> str:
+        return self._response.reason or ""
+
+    @property
+    def headers(self) -> MultiMapping[str]:
+        return self._response.headers
+
+    @property
+    def content_length(self) -> int | None:
+        return self._response.content_length
+
+    async def read(self, limit: int) -> bytes:
+        with upstream_errors():
+            return await self._response.content.read(limit)
+
+    async def read_exactly(self, length: int) -> bytes:
+        try:
+            with upstream_errors():
+                return await self._response.content.readexactly(length)
+        except asyncio.IncompleteReadError as exc:
+            raise UpstreamError("invalid upstream response") from exc
+
+    def release(self) -> None:
+        self._response.release()
+
+
+def _comparable(origin: str) -> str:
+    """`HTTPS://Tools.Example.com:443` -> `https://tools.example.com`."""
+    origin = origin.strip().lower()
+    scheme = origin.partition("://")[0]
+    default_port = _DEFAULT_PORTS.get(scheme)
+    if default_port is not None and origin.endswith(default_port):
+        return origin[: -len(default_port)]
+    return origin
+
+
+def origin_allowed(origin: str, *, own: str, allowed: frozenset[str]) -> bool:
+    """Whether a handshake sent with `Origin: origin` to the address `own` may open a socket."""
+    candidate = _comparable(origin)
+    # RFC 6454 7.1: a browser sends "null" for an opaque origin (sandboxed frame, file, data URL),
+    # which names no one and could be any page.
+    if candidate == "null":
+        return False
+    return candidate == _comparable(own) or candidate in {_comparable(o) for o in allowed}
+
+
+async def open_websocket(
+    request: web.Request,
+    *,
+    ctx: RequestContext,
+    route: Route,
+    client: aiohttp.ClientSession,
+    identity_headers: Mapping[str, str],
+    runtime: Runtime,
+    metrics: Metrics,
+) -> web.StreamResponse:
+    """Answer an authorized WebSocket handshake: relay the upstream's refusal, or tunnel."""
+    _check_origin(request, ctx, route)
+    offered = websocket_subprotocols(request.headers)
+    # Checked before the upstream hears of it; whichever subprotocol is offered, the upstream picks.
+    if not web.WebSocketResponse(protocols=offered).can_prepare(request).ok:
+        raise BadRequest("malformed WebSocket handshake")
+    session_cookie_name = runtime.settings.session.cookie_name
+    headers = headers_for_upstream(
+        request,
+        ctx=ctx,
+        route=route,
+        identity_headers=identity_headers,
+        session_cookie_name=session_cookie_name,
+    )
+    started = time.perf_counter()
+    try:
+        upstream = await _connect(client, route, ctx, headers=headers, protocols=offered)
+    except UpgradeRefused as refused:
+        metrics.upstream_duration.labels(route=route.name).observe(time.perf_counter() - started)
+        return await relay_response(
+            _RefusalAnswer(refused.response),
+            request,
+            ctx=ctx,
+            route=route,
+            session_cookie_name=session_cookie_name,
+        )
+    metrics.upstream_duration.labels(route=route.name).observe(time.perf_counter() - started)
+    try:
+        downstream = web.WebSocketResponse(
+            protocols=(upstream.protocol,) if upstream.protocol else (),
+            autoclose=False,
+            autoping=False,
+            compress=False,
+            timeout=route.timeout_seconds,
+            max_msg_size=_MAX_MESSAGE_BYTES,
+        )
+        await downstream.prepare(request)
+        ended = await run_tunnel(downstream, upstream, watch=_identity_watch(request, ctx, runtime))
+    finally:
+        # Already closed when the tunnel ran its course; not when the client vanished before
+        # the 101 or the server is stopping (the handler is cancelled): then it goes away.
+        await upstream.close(code=WSCloseCode.GOING_AWAY)
+    if ended is not None:
+        _log.info("websocket closed: %s: route=%s request_id=%s", ended, route.name, ctx.request_id)
+    return downstream
+
+
+def _check_origin(request: web.Request, ctx: RequestContext, route: Route) -> None:
+    origin = request.headers.get("Origin")
+    if origin is None or origin_allowed(
+        origin, own=f"{ctx.scheme}://{ctx.authority}", allowed=route.allowed_origins
+    ):
+        return
+    # The policy allowed the user; this refusal is the decision the log and metrics must show.
+    ctx.decision = Decision(
+        outcome=Outcome.DENY, reason=OriginRefused.reason, route=route, matched="origin"
+    )
+    raise OriginRefused("this origin may not open a WebSocket here")
+
+
+async def _connect(
+    client: aiohttp.ClientSession,
+    route: Route,
+    ctx: RequestContext,
+    *,
+    headers: CIMultiDict[str],
+    protocols: tuple[str, ...],
+) -> aiohttp.ClientWebSocketResponse:
+    """The upstream's WebSocket; raises UpgradeRefused when it answers anything but 101.
+
+    Both ends are left to idgate's relay: no automatic pongs or close replies, no pings of its own.
+    """
+    assert route.upstream is not None  # the caller does not forward decision-only routes
+    # WSServerHandshakeError, a ClientError (502), is a 101 that does not complete the handshake.
+    with upstream_errors():
+        async with asyncio.timeout(route.timeout_seconds):
+            return await client.ws_connect(
+                upstream_url(route.upstream, ctx),
+                headers=without_websocket_handshake(headers),
+                protocols=protocols,
+                autoclose=False,
+                autoping=False,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=route.timeout_seconds),
+                max_msg_size=_MAX_MESSAGE_BYTES,
+            )
+
+
+def _identity_watch(
+    request: web.Request, ctx: RequestContext, runtime: Runtime
+) -> IdentityWatch | None:
+    principal = ctx.principal
+    if principal is None:
+        return None  # a public route: nobody to hold to it
+    if principal.source is not CredentialSource.SESSION:
+        return IdentityWatch(expires_at=principal.expires_at)
+    return IdentityWatch(
+        expires_at=principal.expires_at,
+        recheck=_session_recheck(request, ctx),
+        interval=runtime.settings.session.refresh_seconds,
+    )
+
+
+def _session_recheck(request: web.Request, ctx: RequestContext) -> Recheck:
+    """Identify the socket's session again, as a new request with its cookies would be, and
+    authorize it against the route its handshake matched, under the configuration now current."""
+    # A refreshed session's new cookie cannot reach the browser over a WebSocket, so the tunnel
+    # keeps its own copy: the next check then starts from the refreshed session.
+    cookies = dict(request.cookies)
+
+    async def recheck() -> float | None:
+        runtime = request.app[RUNTIME_KEY].current
+        try:
+            session = await runtime.sessions.identify(cookies)
+        except IdgateError:
+            return None
+        if session is None:
+            return None
+        _apply(cookies, session.cookies)
+        route = runtime.routes.match(host=ctx.host, path=ctx.path, method=ctx.method)
+        if route is None or not evaluate(route, session.principal).lets_through:
+            return None
+        return session.principal.expires_at
+
+    return recheck
+
+
+def _apply(cookies: dict[str, str], changes: list[CookieChange]) -> None:
+    for change in changes:
+        if change.value is None:
+            cookies.pop(change.name, None)
+        else:
+            cookies[change.name] = change.value

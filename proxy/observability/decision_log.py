@@ -1,0 +1,184 @@
+"""The decision log: one JSON line per request, written without blocking the event loop.
+
+Fields are chosen so that no token, cookie or secret can appear: the query string (which may
+carry a token or a code) is never logged, and the user is the configured user claim only.
+
+Under `idgate serve` decision lines skip the logging module (a LogRecord per request costs more
+than the line itself): they gather in batches, handed every 10 ms to a thread that writes
+them to stderr, next to the other log records, which take the ordinary logging path through a
+queue too.
+Without the writer (tests, embedding) they go to the `idgate.decision` logger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import json.encoder
+import logging
+import logging.handlers
+import queue
+import sys
+import threading
+import time
+from typing import Any, Final, TextIO
+
+from proxy.stages.context import RequestContext
+
+DECISION_LOGGER: Final = "idgate.decision"
+
+_logger = logging.getLogger(DECISION_LOGGER)
+
+#: A JSON string literal (quoted, escaped, ASCII only), as json.dumps writes one.
+_string: Final = json.encoder.encode_basestring_ascii
+#: Built once: json.dumps with any option builds a new encoder on every call.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def decision_line(
+    ctx: RequestContext | None, *, status: int, route: str, latency: float, reason: str | None
+) -> str:
+    """The request's decision-log line; a decision's own reason wins over `reason`.
+
+    Written out field by field rather than through json (a third of the cost, on every request);
+    strings are escaped by json's own escaper, so the line is what
+    `json.dumps(fields, separators=(",", ":"))` would write (pinned by
+    tests/observability/test_decision_log.py).
+    """
+    head = (
+        f'{{"ts":{round(time.time(), 3)!r},"status":{status},"route":{_string(route)},'
+        f'"latency_ms":{round(latency * 1000, 3)!r}'
+    )
+    if ctx is None:
+        return f'{head},"reason":{_optional(reason)}}}'
+    principal = ctx.principal
+    line = (
+        f'{head},"request_id":{_string(ctx.request_id)},"client_ip":{_string(ctx.client_ip)},'
+        f'"method":{_string(ctx.method)},"host":{_string(ctx.host)},"path":{_string(ctx.path)}'
+    )
+    if principal is None:
+        line += ',"user":null,"source":null'
+    else:
+        line += f',"user":{_string(principal.user)},"source":{_string(principal.source)}'
+    if ctx.decision is not None:
+        line += f',"decision":{_string(ctx.decision.outcome)}'
+        reason = ctx.decision.reason
+    if ctx.token_failure is not None:
+        line += f',"token_failure":{_string(ctx.token_failure)}'
+    return f'{line},"reason":{_optional(reason)}}}'
+
+
+def _optional(value: str | None) -> str:
+    return "null" if value is None else _string(value)
+
+
+class _LineWriter(threading.Thread):
+    """Writes decision lines to a stream from its own thread, a batch per write.
+
+    Lines gather on the event loop's side and are handed over every `_FLUSH_SECONDS` (or per
+    `_BATCH_LINES`): waking a thread for every line cost more than the rest of the decision
+    log, and the GIL handovers it forced were the proxy's slowest requests (p99 17 -> 10 ms).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(name="idgate-decision-log", daemon=True)
+        self._stream = stream
+        self._batches: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self._pending: list[str] = []
+        self._flush_handle: asyncio.Handle | None = None
+
+    def add(self, line: str) -> None:
+        """Queue a line; called on the event loop's thread (or, without a loop, written soon)."""
+        pending = self._pending
+        pending.append(line)
+        if len(pending) >= _BATCH_LINES:
+            self.flush()
+        elif self._flush_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._flush_handle = loop.call_later(_FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self._pending:
+            self._batches.put(self._pending)
+            self._pending = []
+
+    def run(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            self._stream.write("\n".join(batch) + "\n")
+            self._stream.flush()
+
+    def stop(self) -> None:
+        """Write what is pending and end the thread (once the event loop is done with it)."""
+        self.flush()
+        self._batches.put(None)
+        self.join()
+
+
+_BATCH_LINES: Final = 256
+#: Long enough to gather a worker's lines into one handover under load, short enough that a line
+#: still reads as written when its response arrives (per turn of the loop was measured 10% dearer).
+_FLUSH_SECONDS: Final = 0.01
+_writer: _LineWriter | None = None
+
+
+def log_decision(line: str) -> None:
+    if _writer is not None:
+        _writer.add(line)
+    elif _logger.isEnabledFor(logging.INFO):
+        _logger.info(line)
+
+
+class LogWriters:
+    """The threads that write idgate's log to stderr; `stop()` flushes and ends them."""
+
+    def __init__(self, level: str) -> None:
+        global _writer  # noqa: PLW0603 (one process, one stderr, one writer)
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(_PlainFormatter())
+        self._listener = logging.handlers.QueueListener(
+            records, stream, respect_handler_level=False
+        )
+        root = logging.getLogger()
+        root.handlers[:] = [logging.handlers.QueueHandler(records)]
+        root.setLevel(level)
+        self._listener.start()
+        self._decisions = _LineWriter(sys.stderr)
+        self._decisions.start()
+        _writer = self._decisions
+
+    def stop(self) -> None:
+        global _writer  # noqa: PLW0603
+        _writer = None
+        self._decisions.stop()
+        self._listener.stop()
+
+
+def start_log_writer(level: str) -> LogWriters:
+    """Route idgate's log through queues to threads that write stderr, so a slow log pipe never
+    stalls request handling. The caller stops the returned writers at exit."""
+    return LogWriters(level)
+
+
+class _PlainFormatter(logging.Formatter):
+    """Decision lines are JSON already; other records get a JSON envelope (one format to parse)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == DECISION_LOGGER:
+            return record.getMessage()
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return _ENCODER.encode(entry)

@@ -1,0 +1,181 @@
+"""Every Prometheus metric idgate exports, declared once.
+
+With several workers, prometheus-client's multiprocess mode sums counters and histograms over
+the workers; gauges say how to combine (`livemin`: the most pessimistic live worker, which is
+what a staleness alert wants).
+
+Label values come only from config names (route names) and fixed enums (Outcome, Reason,
+TokenFailure, the method set below): never from anything a client sends, so a scanner cannot
+blow up cardinality and no token can end up in a label.
+"""
+
+from __future__ import annotations
+
+from typing import Final, overload
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from proxy.observability.buffers import CounterBuffer, HistogramBuffer, MetricBuffers
+
+#: Routes that are not config routes still need a label: idgate's own endpoints and unmatched paths.
+ROUTE_IDGATE: Final = "_idgate"
+ROUTE_NONE: Final = "_none"
+
+_KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
+
+_LATENCY_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+
+
+def method_label(method: str) -> str:
+    return method if method in _KNOWN_METHODS else "OTHER"
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+class Metrics:
+    """The metric objects, bound to one registry (tests give each app its own).
+
+    The request path updates its metrics through `child()` (and `token_validation_duration`),
+    which buffer in plain Python (proxy/observability/buffers.py); rarer events update the
+    prometheus-client objects directly.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        # First, so that a collect of the registry flushes before it reads any metric.
+        self.buffers = MetricBuffers(registry)
+        self._children: dict[tuple[int, tuple[str, ...]], CounterBuffer | HistogramBuffer] = {}
+        self.requests = Counter(
+            "idgate_requests",
+            "Requests handled, by route, method and status class.",
+            ["route", "method", "status_class"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "idgate_request_duration_seconds",
+            "Time from request received to response started.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "idgate_auth_decisions",
+            "Authorization decisions, by route, decision and reason.",
+            ["route", "decision", "reason"],
+            registry=registry,
+        )
+        self.token_validations = Counter(
+            "idgate_token_validations",
+            "Bearer token checks, by result (valid, invalid, cached) and reason.",
+            ["result", "reason"],
+            registry=registry,
+        )
+        self.token_validation_duration = self.buffers.histogram(
+            Histogram(
+                "idgate_token_validation_duration_seconds",
+                "Time to check one bearer token (cache hits included).",
+                buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            )
+        )
+        self.upstream_duration = Histogram(
+            "idgate_upstream_duration_seconds",
+            "Time from forwarding to upstream response headers, by route.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.forwarded_without_decision = Counter(
+            "idgate_forwarded_without_decision",
+            "Forwards attempted without an allow decision (refused): must stay zero.",
+            registry=registry,
+        )
+        self.jwks_refreshes = Counter(
+            "idgate_jwks_refreshes",
+            "Fetches of the provider's signing keys, by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.jwks_keys = Gauge(
+            "idgate_jwks_keys",
+            "Signing keys currently loaded from the provider.",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.jwks_last_success = Gauge(
+            "idgate_jwks_last_success_timestamp_seconds",
+            "Unix time of the last successful key fetch (0 before the first).",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.logins = Counter(
+            "idgate_logins",
+            "Browser sign-ins completed, by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.session_refreshes = Counter(
+            "idgate_session_refreshes",
+            "Session token refreshes at the provider, by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.logouts = Counter(
+            "idgate_logouts",
+            "Sessions ended, by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.config_reloads = Counter(
+            "idgate_config_reloads",
+            "Configuration reloads, by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.config_last_reload_success = Gauge(
+            "idgate_config_last_reload_success_timestamp_seconds",
+            "Unix time the running configuration was loaded.",
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+
+    @overload
+    def child(self, metric: Counter, *values: str) -> CounterBuffer: ...
+
+    @overload
+    def child(self, metric: Histogram, *values: str) -> HistogramBuffer: ...
+
+    def child(self, metric: Counter | Histogram, *values: str) -> CounterBuffer | HistogramBuffer:
+        """The buffered `metric.labels(*values)`, remembered: the request path asks for the same
+        few all the time. Values come from config names and fixed enums, so the memo stays as
+        small as the label space."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            target = metric.labels(*values)
+            if isinstance(target, Counter):
+                found = self.buffers.counter(target)
+            else:
+                found = self.buffers.histogram(target)
+            self._children[key] = found
+        return found

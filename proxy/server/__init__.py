@@ -1,0 +1,1 @@
+"""Hosting: the aiohttp app, dispatch to endpoints or the proxy, serving, workers, reload."""

@@ -1,0 +1,68 @@
+"""Identify: the request's credentials, in order, become a Principal, or None when there are none.
+
+Identifiers return None for "no credentials of my kind" and raise for "credentials of my kind
+that do not verify": a bad bearer token is never rescued by a valid session cookie.
+Bearer tokens come first (services and scripts), then a client certificate, then the browser's
+session cookie.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+
+from aiohttp import web
+
+from proxy.config.model import Settings
+from proxy.identity.bearer import bearer_token
+from proxy.identity.client_cert import der_principal, forwarded_principal
+from proxy.identity.principal import Principal
+from proxy.runtime import Runtime
+from proxy.sessions.manager import SessionEnded
+from proxy.stages.accept import is_trusted
+from proxy.stages.context import RequestContext
+
+
+async def identify(request: web.Request, ctx: RequestContext, runtime: Runtime) -> Principal | None:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None:
+        principal: Principal | None = await runtime.verifier.verify(token)
+    else:
+        principal = client_certificate(request, runtime.settings)
+        if principal is None:
+            principal = await _session(request, ctx, runtime)
+    ctx.principal = principal
+    return principal
+
+
+def client_certificate(request: web.Request, settings: Settings) -> Principal | None:
+    """The identity in the client certificate: from a trusted proxy's header when
+    `client_certificates` is configured and the peer is one (the peer's own certificate then
+    names the proxy, not the client), else the certificate idgate's TLS listener verified."""
+    now = time.time()
+    transport = request.transport
+    forwarded = settings.client_certificates
+    if forwarded is not None and transport is not None:
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and is_trusted(peer[0], settings.trusted_proxies):
+            values = request.headers.getall(forwarded.forwarded_header, [])
+            return forwarded_principal(values, forwarded.forwarded_format, now=now)
+    ssl_object = None if transport is None else transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return None
+    # Set only when the client presented a certificate and the handshake verified it against
+    # tls.client_ca_file (CERT_OPTIONAL fails the handshake for any other certificate).
+    der = ssl_object.getpeercert(binary_form=True)
+    return None if der is None else der_principal(der, now=now)
+
+
+async def _session(request: web.Request, ctx: RequestContext, runtime: Runtime) -> Principal | None:
+    try:
+        session = await runtime.sessions.identify(request.cookies)
+    except SessionEnded as ended:
+        ctx.set_cookies.extend(ended.clear)
+        raise
+    if session is None:
+        return None
+    ctx.set_cookies.extend(session.cookies)
+    return session.principal

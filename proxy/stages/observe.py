@@ -1,0 +1,90 @@
+"""Observe: the outermost stage. Times every request, maps every error to its one response,
+counts it, and writes its decision-log line.
+
+An error that is not an IdgateError is a bug: it is logged with its traceback and answered with
+a bare 500 that says nothing about the cause (fail closed: nothing was forwarded).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from proxy.errors import BadRequest, IdgateError, RequestTooLarge
+from proxy.observability.decision_log import decision_line, log_decision
+from proxy.observability.metrics import ROUTE_IDGATE, ROUTE_NONE, method_label, status_class
+from proxy.stages.context import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY, RequestContext
+from proxy.stages.responses import error_response
+
+_log = logging.getLogger("idgate.observe")
+
+#: nginx's status for "client closed the connection before the response": counted and logged,
+#: never sent (there is no one to send it to).
+_CLIENT_CLOSED_REQUEST: Final = 499
+
+
+def _from_http_exception(exc: web.HTTPException) -> IdgateError:
+    if exc.status in (413, 431):
+        return RequestTooLarge("request too large")
+    return BadRequest("bad request")
+
+
+def _route_label(ctx: RequestContext | None) -> str:
+    if ctx is None:
+        return ROUTE_NONE
+    if ctx.route is not None:
+        return ctx.route.name
+    return ROUTE_IDGATE if ctx.own_endpoint else ROUTE_NONE
+
+
+async def observe_stage(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    error: IdgateError | None = None
+    client_gone = False
+    try:
+        response = await handler(request)
+    except IdgateError as exc:
+        error = exc
+    except ConnectionResetError:
+        # The client hung up before its response could start (nginx logs this as 499): not an
+        # error of idgate's, and nothing more can be sent to it.
+        client_gone = True
+    except web.HTTPException as exc:
+        # aiohttp's own refusals (body too large, bad multipart): always a client error here.
+        error = _from_http_exception(exc)
+    except Exception:  # noqa: BLE001 (a bug must still get a response; it is logged in full)
+        _log.exception("unhandled error while serving a request")
+        error = IdgateError("internal error")
+    ctx = request.get(CONTEXT_KEY)
+    app = request.app
+    settings = app[RUNTIME_KEY].current.settings
+    if error is not None:
+        response = error_response(error, request=request, ctx=ctx, settings=settings)
+    elif client_gone:
+        response = web.Response(status=_CLIENT_CLOSED_REQUEST)
+
+    latency = time.perf_counter() - started
+    route = _route_label(ctx)
+    metrics = app[METRICS_KEY]
+    metrics.child(
+        metrics.requests, route, method_label(request.method), status_class(response.status)
+    ).inc()
+    metrics.child(metrics.request_duration, route).observe(latency)
+    if ctx is not None and ctx.decision is not None:
+        # The enums are StrEnums: label and log values as they are, `.value` costs a lookup.
+        metrics.child(metrics.decisions, route, ctx.decision.outcome, ctx.decision.reason).inc()
+    if settings.log.decisions:
+        log_decision(
+            decision_line(
+                ctx,
+                status=response.status,
+                route=route,
+                latency=latency,
+                reason=error.reason if error is not None else None,
+            )
+        )
+    return response

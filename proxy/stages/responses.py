@@ -1,0 +1,132 @@
+"""The one place where an IdgateError becomes an HTTP response.
+
+API clients get JSON that says what happened (status, reason, request id) and nothing more: no
+token, no upstream address, no exception text. Browsers (`Accept: text/html`) get a page, and a
+browser that is not signed in is sent to sign in, with the URL it asked for kept. Every response
+idgate writes itself is `Cache-Control: no-store`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import quote
+
+from aiohttp import web
+
+from proxy.config.model import Settings
+from proxy.errors import (
+    Forbidden,
+    IdgateError,
+    InvalidToken,
+    ProviderUnavailable,
+    SignInFailed,
+    Unauthenticated,
+)
+from proxy.stages.context import RequestContext
+from proxy.stages.pages import NO_STORE, denied_page, problem_page
+
+_REALM: Final = 'Bearer realm="idgate"'
+_HEADINGS: Final = {
+    400: "Bad request",
+    401: "Sign-in required",
+    403: "Access denied",
+    404: "Not found",
+    405: "Method not allowed",
+    431: "Request too large",
+    502: "The tool is not reachable",
+    503: "Temporarily unavailable",
+    504: "The tool did not answer in time",
+}
+
+
+def json_response(payload: object, *, status: int = 200) -> web.Response:
+    response = web.json_response(payload, status=status)
+    response.headers["Cache-Control"] = NO_STORE
+    return response
+
+
+def wants_html(request: web.Request) -> bool:
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def error_response(
+    error: IdgateError, *, request: web.Request, ctx: RequestContext | None, settings: Settings
+) -> web.Response:
+    request_id = ctx.request_id if ctx is not None else None
+    if wants_html(request):
+        response = _page(error, request=request, ctx=ctx, settings=settings)
+    else:
+        payload: dict[str, object] = {
+            "error": error.public_message,
+            "reason": error.reason.value,
+            "status": error.status,
+        }
+        if request_id is not None:
+            payload["request_id"] = request_id
+        response = json_response(payload, status=error.status)
+    if isinstance(error, InvalidToken):
+        # RFC 6750 3.1: "invalid_token ... The resource SHOULD respond with ... 401".
+        response.headers["WWW-Authenticate"] = f'{_REALM}, error="invalid_token"'
+    elif isinstance(error, Unauthenticated) and response.status == 401:
+        # RFC 6750 3.1: a request without credentials gets the challenge without an error code.
+        response.headers["WWW-Authenticate"] = _REALM
+    elif isinstance(error, ProviderUnavailable):
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+def sign_in_url(settings: Settings, return_to: str) -> str:
+    base = settings.public_url.rstrip("/")
+    return f"{base}{settings.prefix}/start?rd={quote(return_to, safe='')}"
+
+
+def _requested_url(ctx: RequestContext | None) -> str:
+    """The URL the user asked for (for forward-auth: the gateway's original request), as the
+    place to return to after signing in; vetted again when sign-in starts."""
+    if ctx is None or not ctx.authority:
+        return "/"
+    query = f"?{ctx.query}" if ctx.query else ""
+    return f"{ctx.scheme}://{ctx.authority}{ctx.upstream_path}{query}"
+
+
+def _page(
+    error: IdgateError, *, request: web.Request, ctx: RequestContext | None, settings: Settings
+) -> web.Response:
+    request_id = ctx.request_id if ctx is not None else None
+    here = _requested_url(ctx)
+    start_again = sign_in_url(settings, "/" if isinstance(error, SignInFailed) else here)
+    if isinstance(error, SignInFailed):
+        return problem_page(
+            status=401,
+            heading="Sign-in did not complete",
+            message=f"{error.public_message.capitalize()}. Please sign in again.",
+            retry_url=start_again,
+            request_id=request_id,
+        )
+    if (
+        isinstance(error, Unauthenticated)
+        and not isinstance(error, InvalidToken)
+        and request.method in ("GET", "HEAD")
+        and ctx is not None
+        and not ctx.own_endpoint
+    ):
+        # A browser without a (live) session: off to sign in, and back here afterwards.
+        response = web.Response(status=302, headers={"Location": start_again})
+        response.headers["Cache-Control"] = NO_STORE
+        return response
+    if isinstance(error, Forbidden):
+        principal = ctx.principal if ctx is not None else None
+        base = settings.public_url.rstrip("/")
+        return denied_page(
+            route=error.decision.route.name,
+            user=principal.user if principal is not None else None,
+            sign_out_url=f"{base}{settings.prefix}/sign_out",
+            request_id=request_id,
+        )
+    return problem_page(
+        status=error.status,
+        heading=_HEADINGS.get(error.status, "Something went wrong"),
+        message=f"{error.public_message.capitalize()}.",
+        retry_url=start_again if error.status == 401 else None,
+        request_id=request_id,
+    )

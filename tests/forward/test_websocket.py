@@ -1,0 +1,491 @@
+"""WebSockets through idgate: authorization, Origin, the 101 rule, and how long a tunnel lives."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import WSCloseCode, WSMsgType, web
+from multidict import CIMultiDict, CIMultiDictProxy
+from pytest_aiohttp import AiohttpClient, AiohttpServer
+
+from proxy.config.model import Policy, Route, Rule, Secret, SessionSettings
+from proxy.forward.headers import is_websocket_upgrade, websocket_subprotocols
+from proxy.forward.tunnel import EXPIRED, REVOKED, IdentityWatch
+from proxy.forward.websocket import origin_allowed
+from tests.support.gate import Gate, start_gate
+from tests.support.issuer import FakeIssuer, SigningKey
+from tests.support.settings import SESSION_SECRET
+from tests.support.signed_in import cookie_header, sign_in
+
+LISTED_ORIGIN = "https://tools.example.com"
+#: A valid client handshake for raw requests (RFC 6455 4.1's sample key).
+HANDSHAKE = {
+    "Connection": "Upgrade",
+    "Upgrade": "websocket",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+
+
+# --- the upstream: a WebSocket echo server that records what reached it --------------------------
+
+
+@dataclass(kw_only=True)
+class SocketUpstream:
+    url: str = ""
+    requests: list[CIMultiDict[str]] = field(default_factory=list)
+    """Headers of every request that reached the upstream, handshakes included."""
+    close_codes: list[int | None] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(CIMultiDict(request.headers))
+        if request.path.endswith("/refuse"):
+            return web.Response(status=403, text="no sockets here", headers={"X-Why": "refused"})
+        if request.path.endswith("/moved"):
+            return web.Response(status=302, headers={"Location": "/elsewhere"})
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return web.json_response({"user": request.headers.get("X-Authenticated-User")})
+        ws = web.WebSocketResponse(protocols=("chat.v2",))
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type is WSMsgType.TEXT and message.data == "close please":
+                await ws.close(code=4001, message=b"done")
+            elif message.type is WSMsgType.TEXT:
+                await ws.send_str(f"echo: {message.data}")
+            elif message.type is WSMsgType.BINARY:
+                await ws.send_bytes(message.data[::-1])
+        self.close_codes.append(ws.close_code)
+        self.closed.set()
+        return ws
+
+    def handshakes(self) -> list[CIMultiDict[str]]:
+        return [headers for headers in self.requests if "Sec-WebSocket-Key" in headers]
+
+    async def wait_closed(self) -> int | None:
+        async with asyncio.timeout(5):
+            await self.closed.wait()
+        return self.close_codes[-1]
+
+
+def socket_routes(upstream: str) -> tuple[Route, ...]:
+    admins = Policy(
+        allow=Rule(groups=frozenset({"admins"})), deny=Rule(users=frozenset({"mallory"}))
+    )
+    return (
+        Route(
+            name="sockets",
+            path="/ws",
+            upstream=upstream,
+            allowed_origins=frozenset({LISTED_ORIGIN}),
+            policy=admins,
+        ),
+        Route(
+            name="api",
+            path="/api",
+            upstream=upstream,
+            policy=Policy(allow=Rule(authenticated=True)),
+        ),
+    )
+
+
+@pytest.fixture
+async def sockets(aiohttp_server: AiohttpServer) -> SocketUpstream:
+    upstream = SocketUpstream()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", upstream.handle)
+    server = await aiohttp_server(app)
+    upstream.url = f"http://{server.host}:{server.port}"
+    return upstream
+
+
+@pytest.fixture
+async def gate(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, sockets: SocketUpstream
+) -> Gate:
+    return await start_gate(aiohttp_server, aiohttp_client, routes=socket_routes(sockets.url))
+
+
+def admin(gate: Gate, **claims: object) -> dict[str, str]:
+    return gate.bearer("alice", groups=["admins"], **claims)
+
+
+async def refused_status(
+    gate: Gate, path: str, *, headers: dict[str, str] | None = None, origin: str | None = None
+) -> int:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await gate.client.ws_connect(path, headers=headers, origin=origin)
+    return refused.value.status
+
+
+async def assert_closed_for_policy(ws: aiohttp.ClientWebSocketResponse, reason: str) -> None:
+    async with asyncio.timeout(5):
+        closing = await ws.receive()
+    assert (closing.type, closing.data) == (WSMsgType.CLOSE, WSCloseCode.POLICY_VIOLATION)
+    assert closing.extra == reason
+
+
+# --- the handshake is authorized like any request ----------------------------------------------
+
+
+async def test_allowed_socket_round_trips_messages_with_identity_upstream(
+    gate: Gate, sockets: SocketUpstream
+) -> None:
+    """An allowed handshake reaches the upstream with identity; text and binary round-trip."""
+    async with gate.client.ws_connect("/ws/echo", headers=admin(gate)) as ws:
+        await ws.send_str("hello")
+        assert await ws.receive_str() == "echo: hello"
+        await ws.send_bytes(b"\x00\x01\x02")
+        assert await ws.receive_bytes() == b"\x02\x01\x00"
+    (handshake,) = sockets.handshakes()
+    assert handshake["X-Authenticated-User"] == "alice"
+    assert handshake["X-Authenticated-Groups"] == "admins"
+    assert handshake["X-Authenticated-Assertion"].count(".") == 2
+    assert "Authorization" not in handshake, "the client's token must not reach the upstream"
+    assert await sockets.wait_closed() == WSCloseCode.OK
+
+
+async def test_unauthenticated_handshake_gets_401_and_never_reaches_upstream(
+    gate: Gate, sockets: SocketUpstream
+) -> None:
+    """Without credentials the handshake is answered 401 before any upgrade."""
+    assert await refused_status(gate, "/ws/echo") == 401
+    assert sockets.requests == []
+
+
+@pytest.mark.parametrize(("user", "groups"), [("bob", ["eng"]), ("mallory", ["admins"])])
+async def test_denied_handshake_gets_403_and_never_reaches_upstream(
+    gate: Gate, sockets: SocketUpstream, user: str, groups: list[str]
+) -> None:
+    """A user the route's policy refuses gets 403 and the upstream sees nothing."""
+    headers = gate.bearer(user, groups=groups)
+    assert await refused_status(gate, "/ws/echo", headers=headers) == 403
+    assert sockets.requests == []
+
+
+async def test_malformed_handshake_is_400_and_never_reaches_upstream(
+    gate: Gate, sockets: SocketUpstream
+) -> None:
+    """An upgrade request without a valid Sec-WebSocket-Key is refused by idgate itself."""
+    headers = {**HANDSHAKE, "Sec-WebSocket-Key": "short", **admin(gate)}
+    response = await gate.client.get("/ws/echo", headers=headers)
+    assert response.status == 400
+    assert sockets.requests == []
+
+
+# --- Origin -------------------------------------------------------------------------------------
+
+
+async def test_cross_origin_handshake_not_listed_is_refused(
+    gate: Gate, sockets: SocketUpstream
+) -> None:
+    """A page of an unlisted origin cannot open a socket, even with valid credentials."""
+    status = await refused_status(
+        gate, "/ws/echo", headers=admin(gate), origin="https://evil.example"
+    )
+    assert status == 403
+    assert sockets.requests == []
+    assert (
+        gate.metric(
+            "idgate_auth_decisions_total", route="sockets", decision="deny", reason="origin"
+        )
+        == 1
+    )
+
+
+async def test_listed_cross_origin_is_allowed(gate: Gate, sockets: SocketUpstream) -> None:
+    """An origin in the route's allowed_origins opens a socket; the upstream sees that Origin."""
+    async with gate.client.ws_connect("/ws/echo", headers=admin(gate), origin=LISTED_ORIGIN) as ws:
+        await ws.send_str("hi")
+        assert await ws.receive_str() == "echo: hi"
+    assert sockets.handshakes()[0]["Origin"] == LISTED_ORIGIN
+
+
+async def test_same_origin_is_allowed_without_configuration(gate: Gate) -> None:
+    """A page served through idgate's own address opens a socket with no allowed_origins entry."""
+    own = f"http://{gate.client.host}:{gate.client.port}"
+    async with gate.client.ws_connect("/ws/echo", headers=admin(gate), origin=own) as ws:
+        await ws.send_str("hi")
+        assert await ws.receive_str() == "echo: hi"
+
+
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [
+        ("https://idgate.test", True),
+        ("HTTPS://IDGATE.TEST", True),
+        ("https://idgate.test:443", True),
+        ("https://tools.example.com", True),
+        ("http://idgate.test", False),
+        ("https://idgate.test:8443", False),
+        ("https://idgate.test.evil.example", False),
+        ("https://example.com", False),
+        ("null", False),
+        ("", False),
+    ],
+)
+def test_origin_rule(origin: str, expected: bool) -> None:
+    """Same origin or a listed one, compared without case and default port; `null` never."""
+    allowed = frozenset({"https://tools.example.com"})
+    assert origin_allowed(origin, own="https://idgate.test", allowed=allowed) is expected
+
+
+# --- the 101 rule -------------------------------------------------------------------------------
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, CIMultiDict[str], bytes]:
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in head[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers.add(name, value.strip())
+    if "Content-Length" in headers:
+        return (
+            int(head[0].split()[1]),
+            headers,
+            await reader.readexactly(int(headers["Content-Length"])),
+        )
+    body = b""
+    while size := int((await reader.readline()).strip(), 16):
+        body += await reader.readexactly(size)
+        await reader.readline()
+    await reader.readline()
+    return int(head[0].split()[1]), headers, body
+
+
+def raw_request(path: str, headers: dict[str, str]) -> bytes:
+    lines = [
+        f"GET {path} HTTP/1.1",
+        "Host: idgate.test",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def test_refused_upgrade_leaves_an_http_connection_whose_next_request_is_checked(
+    gate: Gate, sockets: SocketUpstream
+) -> None:
+    """The upstream's refusal reaches the client as sent, and the requests pipelined behind it on
+    the same connection are each authorized on their own credentials."""
+    reader, writer = await asyncio.open_connection(gate.client.host, gate.client.port)
+    try:
+        writer.write(
+            raw_request("/ws/refuse", {**HANDSHAKE, **admin(gate)})
+            + raw_request("/api/next", gate.bearer("bob"))
+            + raw_request("/api/anonymous", {"Connection": "close"})
+        )
+        async with asyncio.timeout(5):
+            refused = await read_response(reader)
+            following = await read_response(reader)
+            anonymous = await read_response(reader)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert (refused[0], refused[1]["X-Why"], refused[2]) == (403, "refused", b"no sockets here")
+    assert "Upgrade" not in refused[1]
+    assert following[0] == 200
+    assert following[2] == b'{"user": "bob"}', "the second request carries its own identity"
+    assert anonymous[0] == 401
+    assert [h.get("X-Authenticated-User") for h in sockets.requests] == ["alice", "bob"]
+
+
+async def test_a_redirect_answering_the_handshake_is_relayed_not_followed(
+    gate: Gate, sockets: SocketUpstream
+) -> None:
+    """An upstream that redirects a handshake has its 302 passed to the client."""
+    response = await gate.client.get(
+        "/ws/moved", headers={**HANDSHAKE, **admin(gate)}, allow_redirects=False
+    )
+    assert response.status == 302
+    assert response.headers["Location"] == "/elsewhere"
+    assert len(sockets.requests) == 1
+
+
+async def test_unreachable_upstream_is_502(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, unused_tcp_port: int
+) -> None:
+    """A handshake for an upstream that is down gets 502, and no upgrade."""
+    gate = await start_gate(
+        aiohttp_server, aiohttp_client, routes=socket_routes(f"http://127.0.0.1:{unused_tcp_port}")
+    )
+    assert await refused_status(gate, "/ws/echo", headers=admin(gate)) == 502
+
+
+# --- the tunnel ---------------------------------------------------------------------------------
+
+
+async def test_subprotocol_is_the_one_the_upstream_chose(
+    gate: Gate, sockets: SocketUpstream
+) -> None:
+    """The client's offered subprotocols reach the upstream, and its choice reaches the client."""
+    async with gate.client.ws_connect(
+        "/ws/echo", headers=admin(gate), protocols=("chat.v1", "chat.v2")
+    ) as ws:
+        assert ws.protocol == "chat.v2"
+    assert sockets.handshakes()[0]["Sec-WebSocket-Protocol"] == "chat.v1,chat.v2"
+
+
+async def test_ping_is_answered_by_the_upstream(gate: Gate) -> None:
+    """A client's ping crosses the tunnel and the upstream's pong comes back with its payload."""
+    async with gate.client.ws_connect("/ws/echo", headers=admin(gate), autoping=False) as ws:
+        await ws.ping(b"are you there")
+        pong = await ws.receive()
+        assert (pong.type, pong.data) == (WSMsgType.PONG, b"are you there")
+
+
+async def test_upstream_close_code_and_reason_reach_the_client(gate: Gate) -> None:
+    """When the upstream closes with a code and reason, the client receives exactly those."""
+    async with gate.client.ws_connect("/ws/echo", headers=admin(gate)) as ws:
+        await ws.send_str("close please")
+        closing = await ws.receive()
+        assert (closing.type, closing.data, closing.extra) == (WSMsgType.CLOSE, 4001, "done")
+
+
+async def test_client_close_code_reaches_the_upstream(gate: Gate, sockets: SocketUpstream) -> None:
+    """When the client closes with a code, the upstream receives that code."""
+    ws = await gate.client.ws_connect("/ws/echo", headers=admin(gate))
+    await ws.close(code=4002, message=b"client leaving")
+    assert await sockets.wait_closed() == 4002
+    assert ws.close_code == 4002
+
+
+async def test_client_vanishing_without_closing_closes_the_upstream_1001(
+    gate: Gate, sockets: SocketUpstream
+) -> None:
+    """A client whose connection drops without a closing handshake leaves the upstream a 1001."""
+    reader, writer = await asyncio.open_connection(gate.client.host, gate.client.port)
+    writer.write(raw_request("/ws/echo", {**HANDSHAKE, **admin(gate)}))
+    async with asyncio.timeout(5):
+        head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    writer.close()
+    await writer.wait_closed()
+    assert await sockets.wait_closed() == WSCloseCode.GOING_AWAY
+
+
+async def test_socket_is_closed_1008_when_the_token_expires(
+    gate: Gate, sockets: SocketUpstream
+) -> None:
+    """A bearer socket lives only until the token's exp; then both ends are closed with 1008."""
+    expired_within_leeway = int(time.time()) - 5
+    async with gate.client.ws_connect(
+        "/ws/echo", headers=admin(gate, exp=expired_within_leeway)
+    ) as ws:
+        await assert_closed_for_policy(ws, EXPIRED)
+    assert await sockets.wait_closed() == WSCloseCode.POLICY_VIOLATION
+
+
+@pytest.fixture
+async def session_gate(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, sockets: SocketUpstream
+) -> Gate:
+    """A gate whose sessions are re-verified every 50 ms, with the user alice in `admins`."""
+    issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
+    issuer.userinfo_claims = {"groups": ["admins"]}
+    return await start_gate(
+        aiohttp_server,
+        aiohttp_client,
+        issuer=issuer,
+        routes=socket_routes(sockets.url),
+        session=SessionSettings(secrets=(Secret(SESSION_SECRET),), refresh_seconds=0.05),
+    )
+
+
+async def test_session_socket_is_closed_1008_after_backchannel_logout(
+    session_gate: Gate, sockets: SocketUpstream
+) -> None:
+    """A session socket is re-verified every refresh interval: once the provider logs the user
+    out, the socket and its upstream socket are closed with 1008."""
+    gate = session_gate
+    cookies = await sign_in(gate)
+    async with gate.client.ws_connect("/ws/echo", headers=cookie_header(cookies)) as ws:
+        await ws.send_str("still here")
+        assert await ws.receive_str() == "echo: still here"
+        logout_token = gate.issuer.logout_token(sub="alice", jti="logout-ws")
+        ended = await gate.client.post(
+            "/oauth2/backchannel_logout", data={"logout_token": logout_token}
+        )
+        assert ended.status == 200
+        await assert_closed_for_policy(ws, REVOKED)
+    assert await sockets.wait_closed() == WSCloseCode.POLICY_VIOLATION
+    assert "Cookie" not in sockets.handshakes()[0], "the session cookie never reaches upstream"
+
+
+async def test_session_socket_is_closed_1008_when_the_user_leaves_the_group(
+    session_gate: Gate, sockets: SocketUpstream
+) -> None:
+    """The route's policy is evaluated again at each re-verification, with the groups the
+    provider now reports: a user removed from the route's group loses the socket."""
+    gate = session_gate
+    cookies = await sign_in(gate)
+    async with gate.client.ws_connect("/ws/echo", headers=cookie_header(cookies)) as ws:
+        await ws.send_str("still here")
+        assert await ws.receive_str() == "echo: still here"
+        gate.issuer.userinfo_claims = {"groups": ["eng"]}
+        await assert_closed_for_policy(ws, REVOKED)
+    assert await sockets.wait_closed() == WSCloseCode.POLICY_VIOLATION
+
+
+# --- the pieces ---------------------------------------------------------------------------------
+
+
+async def test_identity_watch_rechecks_until_the_identity_fails() -> None:
+    """Each passing re-check extends the identity; the first failing one ends it."""
+    answers = iter([time.time() + 60, time.time() + 60, None])
+    calls = 0
+
+    async def recheck() -> float | None:
+        nonlocal calls
+        calls += 1
+        return next(answers)
+
+    watch = IdentityWatch(expires_at=time.time() + 60, recheck=recheck, interval=0.0)
+    assert await watch.ended() == REVOKED
+    assert calls == 3
+
+
+async def test_identity_watch_ends_at_expiry_before_a_later_recheck() -> None:
+    """An identity that expires before its next re-check ends at expiry without a re-check."""
+
+    async def recheck() -> float | None:
+        raise AssertionError("no re-check is due before the expiry")
+
+    watch = IdentityWatch(expires_at=time.time() - 1, recheck=recheck, interval=3600.0)
+    assert await watch.ended() == EXPIRED
+
+
+async def test_identity_watch_fails_closed_when_a_recheck_breaks() -> None:
+    """A re-check that raises ends the identity instead of keeping the socket open."""
+
+    async def recheck() -> float | None:
+        raise RuntimeError("store exploded")
+
+    watch = IdentityWatch(expires_at=time.time() + 60, recheck=recheck, interval=0.0)
+    assert await watch.ended() == REVOKED
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "expected"),
+    [
+        ("GET", {"Connection": "Upgrade", "Upgrade": "websocket"}, True),
+        ("GET", {"Connection": "keep-alive, UPGRADE", "Upgrade": "WebSocket"}, True),
+        ("GET", {"Connection": "keep-alive", "Upgrade": "websocket"}, False),
+        ("GET", {"Connection": "Upgrade", "Upgrade": "h2c"}, False),
+        ("POST", {"Connection": "Upgrade", "Upgrade": "websocket"}, False),
+        ("GET", {}, False),
+    ],
+)
+def test_upgrade_detection(method: str, headers: dict[str, str], expected: bool) -> None:
+    """Only a GET naming `upgrade` in Connection and `websocket` in Upgrade is a handshake."""
+    assert is_websocket_upgrade(method, CIMultiDictProxy(CIMultiDict(headers))) is expected
+
+
+def test_subprotocols_are_read_in_order_from_the_first_header() -> None:
+    """Offered subprotocols keep the client's order; blanks are dropped."""
+    headers = CIMultiDict([("Sec-WebSocket-Protocol", "a, b,,c"), ("Sec-WebSocket-Protocol", "d")])
+    assert websocket_subprotocols(CIMultiDictProxy(headers)) == ("a", "b", "c")
