@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(explain(settings, method=args.method, url=args.url, principal=principal).render())
         return EXIT_OK
 
-    from proxy.server.serve import run  # noqa: PLC0415 (check and explain must not import the server)
+    from proxy.server.run import run  # noqa: PLC0415 (check and explain must not import the server)
 
     run(settings, config_path=args.config, environ=env)
     return EXIT_OK

@@ -21,31 +21,9 @@ Nothing here imports aiohttp.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import ClassVar
 
-from proxy.policy.decision import Decision, Reason
-
-
-class TokenFailure(StrEnum):
-    """Why a presented token was refused; the `reason` label of token-validation metrics."""
-
-    MALFORMED = "malformed"
-    TOO_LARGE = "too_large"
-    ALGORITHM = "algorithm"
-    UNKNOWN_KEY = "unknown_key"
-    SIGNATURE = "signature"
-    ISSUER = "issuer"
-    AUDIENCE = "audience"
-    EXPIRED = "expired"
-    NOT_YET_VALID = "not_yet_valid"
-    MISSING_CLAIM = "missing_claim"
-    NONCE = "nonce"
-    """An ID token that does not carry this sign-in's nonce."""
-    REPLAYED = "replayed"
-    """A logout token whose `jti` was already used."""
-    SUBJECT = "subject"
-    """A refreshed ID token that names another user."""
+from proxy.reasons import Reason, TokenFailure
 
 
 class IdgateError(Exception):
@@ -93,9 +71,8 @@ class Forbidden(IdgateError):
     status = 403
     reason = Reason.NOT_ALLOWED
 
-    def __init__(self, decision: Decision) -> None:
-        super().__init__("access denied", reason=decision.reason)
-        self.decision = decision
+    def __init__(self, reason: Reason) -> None:
+        super().__init__("access denied", reason=reason)
 
 
 class ForwardAuthRefused(IdgateError):

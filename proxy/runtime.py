@@ -1,15 +1,17 @@
 """The runtime bundle: everything built from one Settings, swapped whole on reload.
 
-A request takes `holder.current` once and uses that bundle to the end, so a reload never mixes
-two configurations inside one request. Provider keys are kept across a reload whose `oidc`
-section did not change: a reload must not drop working keys while the provider is unreachable.
+A request takes `holder.current` once (proxy/server/app.py) and carries that bundle in its
+RequestContext to the end, so a reload never mixes two configurations inside one request; only a
+WebSocket tunnel's periodic re-check asks for the current one again, on purpose. Provider keys
+are kept across a reload whose `oidc` section did not change: a reload must not drop working keys
+while the provider is unreachable.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 
 from proxy.config.model import SessionStoreKind, Settings
 from proxy.identity.assertion import AssertionSigner
@@ -18,6 +20,7 @@ from proxy.observability.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
 from proxy.oidc.logout_token import LogoutTokenVerifier
 from proxy.policy.routes import RouteTable
+from proxy.policy.trust import TrustedProxies
 from proxy.sessions.cookie_store import CookieStore
 from proxy.sessions.cookies import CookieJar
 from proxy.sessions.login_state import LoginStates
@@ -29,7 +32,10 @@ from proxy.sessions.store import SessionStore, StoreUnavailable
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Runtime:
     settings: Settings
+    metrics: Metrics
+    """The process's metrics: one object for every runtime, so counters survive a reload."""
     routes: RouteTable
+    trusted_proxies: TrustedProxies
     provider: ProviderKeys
     verifier: BearerVerifier
     signer: AssertionSigner
@@ -58,6 +64,9 @@ class RuntimeHolder:
         self.current = runtime
 
 
+RUNTIME_KEY = web.AppKey[RuntimeHolder]("runtime")
+
+
 async def build_runtime(
     settings: Settings,
     *,
@@ -83,7 +92,9 @@ async def build_runtime(
         store = build_store(settings, cookies)
     return Runtime(
         settings=settings,
+        metrics=metrics,
         routes=RouteTable(settings.routes),
+        trusted_proxies=TrustedProxies(settings.trusted_proxies),
         provider=provider,
         verifier=BearerVerifier(settings.oidc, provider, metrics),
         signer=AssertionSigner(settings.session.secrets, issuer=settings.public_url),

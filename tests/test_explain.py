@@ -20,7 +20,8 @@ from proxy.config.model import (
 )
 from proxy.explain import explain, principal_for_explain
 from proxy.identity.principal import CredentialSource, Principal
-from proxy.policy.decision import Outcome, Reason
+from proxy.policy.decision import Outcome
+from proxy.reasons import Reason
 
 ROUTES = (
     Route(

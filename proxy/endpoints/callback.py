@@ -17,16 +17,15 @@ from proxy.oidc.flow import FlowError, FlowFailure, TokenSet
 from proxy.oidc.id_token import verify_id_token
 from proxy.runtime import Runtime
 from proxy.sessions.login_state import InvalidLoginState
-from proxy.stages.context import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY
+from proxy.stages.context import RequestContext
 from proxy.stages.pages import NO_STORE
 
 _log = logging.getLogger("idgate.login")
 
 
-async def callback(request: web.Request) -> web.StreamResponse:
-    runtime = request.app[RUNTIME_KEY].current
-    metrics = request.app[METRICS_KEY]
-    ctx = request[CONTEXT_KEY]
+async def callback(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    runtime = ctx.runtime
+    metrics = runtime.metrics
     query = request.query
     state = query.get("state")
     if not state:

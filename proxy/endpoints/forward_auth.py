@@ -21,7 +21,7 @@ from aiohttp import web
 from proxy.errors import BadRequest, ForwardAuthRefused, NoRoute
 from proxy.forward.identity_headers import identity_headers
 from proxy.stages.authorize import authorize
-from proxy.stages.context import CONTEXT_KEY, RUNTIME_KEY
+from proxy.stages.context import RequestContext
 from proxy.stages.pages import NO_STORE
 from proxy.stages.paths import normalize_path
 
@@ -49,9 +49,7 @@ def _agreed(request: web.Request, names: tuple[str, ...]) -> str | None:
     return values.pop() if values else None
 
 
-async def auth(request: web.Request) -> web.StreamResponse:
-    ctx = request[CONTEXT_KEY]
-    runtime = request.app[RUNTIME_KEY].current
+async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     method = (_agreed(request, _METHOD_HEADERS) or "GET").upper()
     uri = _agreed(request, _URI_HEADERS) or "/"
     raw_path, _, query = uri.partition("?")
@@ -65,15 +63,13 @@ async def auth(request: web.Request) -> web.StreamResponse:
     # The decision log and metrics describe the request that was judged, not this subrequest.
     ctx.method, ctx.path, ctx.upstream_path, ctx.query = method, path.decoded, path.encoded, query
     try:
-        decision = await authorize(
-            request, ctx, runtime, method=method, host=ctx.host, path=path.decoded
-        )
+        decision = await authorize(request, ctx)
     except NoRoute as error:
         raise ForwardAuthRefused("no route for the original request", reason=error.reason) from None
     headers = {"Cache-Control": NO_STORE}
     principal = ctx.principal
     if principal is not None:
-        identity = identity_headers(principal, decision.route, runtime.signer)
+        identity = identity_headers(principal, decision.route, ctx.runtime.signer)
         headers |= identity
         headers |= {
             alias: identity[name] for name, alias in _AUTH_REQUEST_NAMES.items() if name in identity

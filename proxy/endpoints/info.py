@@ -5,33 +5,32 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.errors import Unauthenticated
-from proxy.stages.context import CONTEXT_KEY, RUNTIME_KEY
+from proxy.stages.context import RequestContext
 from proxy.stages.identify import identify
 from proxy.stages.responses import json_response
 
 
-async def healthz(request: web.Request) -> web.StreamResponse:
+async def healthz(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     """Liveness: the process serves requests. Says nothing about the provider on purpose, so an
     orchestrator does not restart every replica when the provider has an outage."""
     return json_response({"status": "ok"})
 
 
-async def readyz(request: web.Request) -> web.StreamResponse:
+async def readyz(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     """Readiness: configuration loaded, the provider's metadata and keys fetched, and the session
     store answering."""
-    ready = await request.app[RUNTIME_KEY].current.ready()
+    ready = await ctx.runtime.ready()
     return json_response({"ready": ready}, status=200 if ready else 503)
 
 
-async def jwks(request: web.Request) -> web.StreamResponse:
+async def jwks(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     """Public keys that verify `X-Authenticated-Assertion`."""
-    return json_response(request.app[RUNTIME_KEY].current.signer.jwks())
+    return json_response(ctx.runtime.signer.jwks())
 
 
-async def userinfo(request: web.Request) -> web.StreamResponse:
+async def userinfo(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     """The caller's identity as idgate sees it: claims-derived fields only, never a token."""
-    runtime = request.app[RUNTIME_KEY].current
-    principal = await identify(request, request[CONTEXT_KEY], runtime)
+    principal = await identify(request, ctx)
     if principal is None:
         raise Unauthenticated("sign in required")
     return json_response(

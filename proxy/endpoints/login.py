@@ -9,12 +9,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.endpoints.redirects import vet_redirect
-from proxy.stages.context import CONTEXT_KEY, RUNTIME_KEY
+from proxy.stages.context import RequestContext
 from proxy.stages.pages import NO_STORE
 
 
-async def start(request: web.Request) -> web.StreamResponse:
-    runtime = request.app[RUNTIME_KEY].current
+async def start(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    runtime = ctx.runtime
     settings = runtime.settings
     wanted = request.query.get("rd") or request.headers.get("X-Auth-Request-Redirect") or "/"
     target = vet_redirect(
@@ -30,5 +30,5 @@ async def start(request: web.Request) -> web.StreamResponse:
     )
     response = web.Response(status=302, headers={"Location": authorization.url})
     response.headers["Cache-Control"] = NO_STORE
-    request[CONTEXT_KEY].set_cookies.append(cookie)
+    ctx.set_cookies.append(cookie)
     return response

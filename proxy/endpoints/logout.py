@@ -9,7 +9,7 @@ from aiohttp import web
 
 from proxy.endpoints.redirects import vet_redirect
 from proxy.errors import BadRequest, InvalidToken
-from proxy.stages.context import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY
+from proxy.stages.context import RequestContext
 from proxy.stages.pages import NO_STORE
 from proxy.stages.responses import json_response
 
@@ -19,7 +19,7 @@ _log = logging.getLogger("idgate.logout")
 _MAX_LOGOUT_BODY: Final = 64 * 1024
 
 
-async def sign_out(request: web.Request) -> web.StreamResponse:
+async def sign_out(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     """SPEC: "end the session (and the provider session through RP-initiated logout when
     offered)". Cookies and the server-side record go first, whatever happens at the provider.
 
@@ -28,12 +28,11 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     could not tell whose session to end. `id_token_hint` rides on that redirect to the provider
     that issued it and nowhere else; the `rd` target never sees a token.
     """
-    runtime = request.app[RUNTIME_KEY].current
-    ctx = request[CONTEXT_KEY]
+    runtime = ctx.runtime
     settings = runtime.settings
     record, deletions = await runtime.sessions.end(request.cookies)
     ctx.set_cookies.extend(deletions)
-    request.app[METRICS_KEY].logouts.labels(result="sign_out").inc()
+    ctx.runtime.metrics.logouts.labels(result="sign_out").inc()
     home = settings.public_url.rstrip("/") + "/"
     target = (
         vet_redirect(
@@ -55,12 +54,12 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def backchannel_logout(request: web.Request) -> web.StreamResponse:
+async def backchannel_logout(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     """OIDC Back-Channel Logout 1.0 2.8: "If the logout succeeded, the RP MUST respond with HTTP
     200 OK. ... If the logout request was invalid or the logout failed, the RP MUST respond with
     400 Bad Request"."""
-    runtime = request.app[RUNTIME_KEY].current
-    metrics = request.app[METRICS_KEY]
+    runtime = ctx.runtime
+    metrics = runtime.metrics
     if request.content_length is not None and request.content_length > _MAX_LOGOUT_BODY:
         raise BadRequest("logout request too large")
     form = await request.post()

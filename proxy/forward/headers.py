@@ -14,6 +14,8 @@ from typing import Final
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
+from proxy.identity.client_cert import FORWARDED_CLIENT_CERT_HEADERS
+
 # RFC 9110 7.6.1: "Intermediaries MUST parse a received Connection header field before a message
 # is forwarded and, for each connection-option in this field, remove any header or trailer field(s)
 # from the message with the same name as the connection-option, and then remove the Connection
@@ -30,21 +32,6 @@ HOP_BY_HOP: Final = frozenset(
         "trailer",
         "proxy-authenticate",
         "proxy-authorization",
-    }
-)
-
-#: Client certificates a TLS-terminating proxy forwards to idgate: idgate turns them into the
-#: identity headers; passing the raw certificate on would give upstreams a second, unchecked path.
-FORWARDED_CLIENT_CERT_HEADERS: Final = frozenset(
-    {
-        "x-forwarded-client-cert",
-        "x-forwarded-tls-client-cert",
-        "x-forwarded-tls-client-cert-info",
-        "x-ssl-client-cert",
-        "x-client-cert",
-        "ssl-client-cert",
-        "client-cert",
-        "client-cert-chain",
     }
 )
 

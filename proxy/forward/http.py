@@ -27,7 +27,6 @@ from yarl import URL
 from proxy.config.model import Route
 from proxy.errors import NoRoute, UpstreamError
 from proxy.forward.headers import downstream_response_headers, upstream_request_headers
-from proxy.observability.metrics import Metrics
 from proxy.stages.context import RequestContext
 from proxy.upstream import Origin, RequestBody, UpstreamPool, request_head
 
@@ -75,6 +74,9 @@ class _Upstream:
         self.prefix = url.raw_path.rstrip("/")
 
 
+UPSTREAM_POOL_KEY = web.AppKey[UpstreamPool]("upstream_pool")
+
+
 @lru_cache(maxsize=256)
 def _upstream(upstream: str) -> _Upstream:
     return _Upstream(upstream)
@@ -97,17 +99,15 @@ def _request_target(target: _Upstream, ctx: RequestContext) -> str:
 
 def headers_for_upstream(
     request: web.Request,
-    *,
     ctx: RequestContext,
     route: Route,
     identity_headers: Mapping[str, str],
-    session_cookie_name: str,
 ) -> CIMultiDict[str]:
     """The request headers this request sends to its route's upstream (HTTP or WebSocket)."""
     return upstream_request_headers(
         request.headers,
         pass_authorization=route.pass_access_token,
-        session_cookie_name=session_cookie_name,
+        session_cookie_name=ctx.runtime.settings.session.cookie_name,
         peer=request.remote or ctx.client_ip,
         scheme=ctx.scheme,
         host=ctx.host,
@@ -116,14 +116,7 @@ def headers_for_upstream(
 
 
 async def forward(
-    request: web.Request,
-    *,
-    ctx: RequestContext,
-    route: Route,
-    pool: UpstreamPool,
-    identity_headers: Mapping[str, str],
-    session_cookie_name: str,
-    metrics: Metrics,
+    request: web.Request, ctx: RequestContext, route: Route, identity_headers: Mapping[str, str]
 ) -> web.StreamResponse:
     """Send the request to `route.upstream` and stream its response back.
 
@@ -133,13 +126,7 @@ async def forward(
     if route.upstream is None:
         raise NoRoute("this route only answers forward-auth checks")
     target = _upstream(route.upstream)
-    headers = headers_for_upstream(
-        request,
-        ctx=ctx,
-        route=route,
-        identity_headers=identity_headers,
-        session_cookie_name=session_cookie_name,
-    )
+    headers = headers_for_upstream(request, ctx, route, identity_headers)
     body = None
     if request.body_exists:
         # A body of unknown length (the client sent it chunked) goes on chunked.
@@ -149,7 +136,7 @@ async def forward(
             headers["Transfer-Encoding"] = "chunked"
     head = request_head(ctx.method, _request_target(target, ctx), target.host, headers.items())
     started = time.perf_counter()
-    upstream = await pool.exchange(
+    upstream = await request.app[UPSTREAM_POOL_KEY].exchange(
         target.origin,
         head,
         body,
@@ -157,24 +144,18 @@ async def forward(
         head_only=ctx.method == "HEAD",
         replayable=body is None and ctx.method in _IDEMPOTENT,
     )
+    metrics = ctx.runtime.metrics
     metrics.child(metrics.upstream_duration, route.name).observe(time.perf_counter() - started)
-    return await relay_response(
-        upstream, request, ctx=ctx, route=route, session_cookie_name=session_cookie_name
-    )
+    return await relay_response(upstream, request, ctx, route)
 
 
 async def relay_response(
-    upstream: UpstreamAnswer,
-    request: web.Request,
-    *,
-    ctx: RequestContext,
-    route: Route,
-    session_cookie_name: str,
+    upstream: UpstreamAnswer, request: web.Request, ctx: RequestContext, route: Route
 ) -> web.StreamResponse:
     """Send the client `upstream`'s status, headers and body (streamed), then release it."""
     try:
         headers = downstream_response_headers(
-            upstream.headers, session_cookie_name=session_cookie_name
+            upstream.headers, session_cookie_name=ctx.runtime.settings.session.cookie_name
         )
         length = upstream.content_length
         if length is not None and length <= _SMALL_BODY_BYTES and request.method != "HEAD":
@@ -190,7 +171,7 @@ async def relay_response(
             status=upstream.status, reason=upstream.reason, headers=headers
         )
         await response.prepare(request)
-        await _relay_body(upstream, response, request, ctx=ctx, route=route)
+        await _relay_body(upstream, response, request, ctx, route)
     finally:
         upstream.release()
     return response
@@ -200,7 +181,6 @@ async def _relay_body(
     upstream: UpstreamAnswer,
     response: web.StreamResponse,
     request: web.Request,
-    *,
     ctx: RequestContext,
     route: Route,
 ) -> None:

@@ -15,54 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Final
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from proxy.stages.watch import IdentityWatch
+
 _log = logging.getLogger("idgate.tunnel")
 
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
-Recheck = Callable[[], Awaitable[float | None]]
-"""Verifies the identity again: its new `expires_at`, or None when it no longer holds."""
-
-EXPIRED: Final = "identity expired"
-REVOKED: Final = "identity no longer valid"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class IdentityWatch:
-    """How long the identity behind a tunnel holds, and how to find out again."""
-
-    expires_at: float
-    """Unix time (the principal's `expires_at`)."""
-    recheck: Recheck | None = None
-    interval: float = 0.0
-    """Seconds between rechecks."""
-    clock: Callable[[], float] = time.time
-
-    async def ended(self) -> str:
-        """Returns (why) once the identity no longer holds; never while it does."""
-        loop = asyncio.get_running_loop()
-        expires_at = self.expires_at
-        while True:
-            # Loop time, not wall time, so that a clock step does not move the deadline.
-            expiry = loop.time() + (expires_at - self.clock())
-            if self.recheck is None or expiry <= loop.time() + self.interval:
-                await asyncio.sleep(expiry - loop.time())
-                return EXPIRED
-            await asyncio.sleep(self.interval)
-            try:
-                renewed = await self.recheck()
-            except Exception:  # noqa: BLE001 (fail closed: a check that breaks ends the tunnel)
-                _log.exception("identity re-check failed")
-                return REVOKED
-            if renewed is None:
-                return REVOKED
-            expires_at = renewed
 
 
 async def run_tunnel(

@@ -31,20 +31,13 @@ from aiohttp import WSCloseCode, web
 from multidict import CIMultiDict, MultiMapping
 
 from proxy.config.model import Route
-from proxy.errors import BadRequest, IdgateError, OriginRefused, UpstreamError, UpstreamTimeout
-from proxy.forward.headers import (
-    websocket_subprotocols,
-    without_websocket_handshake,
-)
+from proxy.errors import BadRequest, OriginRefused, UpstreamError, UpstreamTimeout
+from proxy.forward.headers import websocket_subprotocols, without_websocket_handshake
 from proxy.forward.http import headers_for_upstream, relay_response, upstream_url
-from proxy.forward.tunnel import IdentityWatch, Recheck, run_tunnel
-from proxy.identity.principal import CredentialSource
-from proxy.observability.metrics import Metrics
+from proxy.forward.tunnel import run_tunnel
 from proxy.policy.decision import Decision, Outcome
-from proxy.policy.evaluate import evaluate
-from proxy.runtime import Runtime
-from proxy.sessions.store import CookieChange
-from proxy.stages.context import RUNTIME_KEY, RequestContext
+from proxy.stages.context import RequestContext
+from proxy.stages.watch import identity_watch
 
 _log = logging.getLogger("idgate.websocket")
 
@@ -94,6 +87,9 @@ def create_websocket_client() -> aiohttp.ClientSession:
         trust_env=False,
         middlewares=(_surface_refused_upgrades,),
     )
+
+
+WEBSOCKET_CLIENT_KEY = web.AppKey[aiohttp.ClientSession]("websocket_client")
 
 
 @contextmanager
@@ -169,41 +165,24 @@ def origin_allowed(origin: str, *, own: str, allowed: frozenset[str]) -> bool:
 
 
 async def open_websocket(
-    request: web.Request,
-    *,
-    ctx: RequestContext,
-    route: Route,
-    client: aiohttp.ClientSession,
-    identity_headers: Mapping[str, str],
-    runtime: Runtime,
-    metrics: Metrics,
+    request: web.Request, ctx: RequestContext, route: Route, identity_headers: Mapping[str, str]
 ) -> web.StreamResponse:
-    """Answer an authorized WebSocket handshake: relay the upstream's refusal, or tunnel."""
+    """Answer an authorized WebSocket handshake for `route`: relay the upstream's refusal, or
+    tunnel."""
     _check_origin(request, ctx, route)
     offered = websocket_subprotocols(request.headers)
     # Checked before the upstream hears of it; whichever subprotocol is offered, the upstream picks.
     if not web.WebSocketResponse(protocols=offered).can_prepare(request).ok:
         raise BadRequest("malformed WebSocket handshake")
-    session_cookie_name = runtime.settings.session.cookie_name
-    headers = headers_for_upstream(
-        request,
-        ctx=ctx,
-        route=route,
-        identity_headers=identity_headers,
-        session_cookie_name=session_cookie_name,
-    )
+    headers = headers_for_upstream(request, ctx, route, identity_headers)
+    metrics = ctx.runtime.metrics
+    client = request.app[WEBSOCKET_CLIENT_KEY]
     started = time.perf_counter()
     try:
         upstream = await _connect(client, route, ctx, headers=headers, protocols=offered)
     except UpgradeRefused as refused:
         metrics.upstream_duration.labels(route=route.name).observe(time.perf_counter() - started)
-        return await relay_response(
-            _RefusalAnswer(refused.response),
-            request,
-            ctx=ctx,
-            route=route,
-            session_cookie_name=session_cookie_name,
-        )
+        return await relay_response(_RefusalAnswer(refused.response), request, ctx, route)
     metrics.upstream_duration.labels(route=route.name).observe(time.perf_counter() - started)
     try:
         downstream = web.WebSocketResponse(
@@ -215,7 +194,7 @@ async def open_websocket(
             max_msg_size=_MAX_MESSAGE_BYTES,
         )
         await downstream.prepare(request)
-        ended = await run_tunnel(downstream, upstream, watch=_identity_watch(request, ctx, runtime))
+        ended = await run_tunnel(downstream, upstream, watch=identity_watch(request, ctx))
     finally:
         # Already closed when the tunnel ran its course; not when the client vanished before
         # the 101 or the server is stopping (the handler is cancelled): then it goes away.
@@ -263,50 +242,3 @@ async def _connect(
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=route.timeout_seconds),
                 max_msg_size=_MAX_MESSAGE_BYTES,
             )
-
-
-def _identity_watch(
-    request: web.Request, ctx: RequestContext, runtime: Runtime
-) -> IdentityWatch | None:
-    principal = ctx.principal
-    if principal is None:
-        return None  # a public route: nobody to hold to it
-    if principal.source is not CredentialSource.SESSION:
-        return IdentityWatch(expires_at=principal.expires_at)
-    return IdentityWatch(
-        expires_at=principal.expires_at,
-        recheck=_session_recheck(request, ctx),
-        interval=runtime.settings.session.refresh_seconds,
-    )
-
-
-def _session_recheck(request: web.Request, ctx: RequestContext) -> Recheck:
-    """Identify the socket's session again, as a new request with its cookies would be, and
-    authorize it against the route its handshake matched, under the configuration now current."""
-    # A refreshed session's new cookie cannot reach the browser over a WebSocket, so the tunnel
-    # keeps its own copy: the next check then starts from the refreshed session.
-    cookies = dict(request.cookies)
-
-    async def recheck() -> float | None:
-        runtime = request.app[RUNTIME_KEY].current
-        try:
-            session = await runtime.sessions.identify(cookies)
-        except IdgateError:
-            return None
-        if session is None:
-            return None
-        _apply(cookies, session.cookies)
-        route = runtime.routes.match(host=ctx.host, path=ctx.path, method=ctx.method)
-        if route is None or not evaluate(route, session.principal).lets_through:
-            return None
-        return session.principal.expires_at
-
-    return recheck
-
-
-def _apply(cookies: dict[str, str], changes: list[CookieChange]) -> None:
-    for change in changes:
-        if change.value is None:
-            cookies.pop(change.name, None)
-        else:
-            cookies[change.name] = change.value

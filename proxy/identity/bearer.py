@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from proxy.config.model import OIDCSettings
-from proxy.errors import InvalidToken, TokenFailure
+from proxy.errors import InvalidToken
 from proxy.identity.claims import principal_from_claims
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.identity.principal_cache import PrincipalCache
 from proxy.observability.metrics import Metrics
 from proxy.oidc.provider_jwt import MAX_TOKEN_CHARS, KeySource, decode_provider_jwt
+from proxy.reasons import TokenFailure
 
 __all__ = ["MAX_TOKEN_CHARS", "BearerVerifier", "KeySource", "bearer_token"]
 

@@ -24,7 +24,22 @@ from proxy.config.model import ForwardedCertificateFormat
 from proxy.config.values import InvalidValueError, spiffe_id
 from proxy.errors import BadRequest, Unauthenticated
 from proxy.identity.principal import CredentialSource, Principal
-from proxy.policy.decision import Reason
+from proxy.reasons import Reason
+
+#: Client certificates a TLS-terminating proxy forwards to idgate: idgate turns them into the
+#: identity headers; passing the raw certificate on would give upstreams a second, unchecked path.
+FORWARDED_CLIENT_CERT_HEADERS: Final = frozenset(
+    {
+        "x-forwarded-client-cert",
+        "x-forwarded-tls-client-cert",
+        "x-forwarded-tls-client-cert-info",
+        "x-ssl-client-cert",
+        "x-client-cert",
+        "ssl-client-cert",
+        "client-cert",
+        "client-cert-chain",
+    }
+)
 
 #: An XFCC element without `Cert` says nothing of the certificate's validity: the proxy vouched
 #: for the handshake it just did, so the identity serves this request and nothing longer.

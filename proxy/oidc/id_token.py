@@ -10,8 +10,9 @@ import hmac
 from typing import Any, Final
 
 from proxy.config.model import OIDCSettings
-from proxy.errors import InvalidToken, TokenFailure
+from proxy.errors import InvalidToken
 from proxy.oidc.provider_jwt import KeySource, decode_provider_jwt
+from proxy.reasons import TokenFailure
 
 _REQUIRED: Final = ("exp", "iat", "sub")
 

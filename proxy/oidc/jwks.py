@@ -21,9 +21,10 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from proxy.config.model import ASYMMETRIC_ALGORITHMS, OIDCSettings
-from proxy.errors import InvalidToken, ProviderUnavailable, TokenFailure
+from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.observability.metrics import Metrics
 from proxy.oidc.discovery import ProviderError, ProviderMetadata, fetch_json_object, fetch_metadata
+from proxy.reasons import TokenFailure
 
 logger = logging.getLogger("idgate.oidc")
 

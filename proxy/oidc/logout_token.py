@@ -16,8 +16,9 @@ from typing import Any, Final
 from cachetools import TTLCache
 
 from proxy.config.model import OIDCSettings
-from proxy.errors import InvalidToken, TokenFailure
+from proxy.errors import InvalidToken
 from proxy.oidc.provider_jwt import KeySource, decode_provider_jwt
+from proxy.reasons import TokenFailure
 
 BACKCHANNEL_LOGOUT_EVENT: Final = "http://schemas.openid.net/event/backchannel-logout"
 

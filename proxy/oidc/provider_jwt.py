@@ -26,7 +26,8 @@ from joserfc.jwk import Key
 from joserfc.util import urlsafe_b64decode
 
 from proxy.config.model import ASYMMETRIC_ALGORITHMS, OIDCSettings
-from proxy.errors import InvalidToken, TokenFailure
+from proxy.errors import InvalidToken
+from proxy.reasons import TokenFailure
 
 MAX_TOKEN_CHARS: Final = 16 * 1024
 

@@ -1,4 +1,4 @@
-"""Decisions and their reasons: the same enum values are log fields and metric labels."""
+"""A policy decision: its outcome, the Reason (proxy/reasons.py) and the route it is for."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from proxy.config.model import Route
+from proxy.reasons import Reason
 
 
 class Outcome(StrEnum):
@@ -14,33 +15,6 @@ class Outcome(StrEnum):
     UNAUTHENTICATED = "unauthenticated"
     WOULD_DENY = "would_deny"
     """Audit mode: the policy denies, the request goes through, the denial is logged and counted."""
-
-
-class Reason(StrEnum):
-    # allow
-    PUBLIC = "public"
-    AUTHENTICATED = "authenticated"
-    GROUP = "group"
-    EMAIL = "email"
-    DOMAIN = "domain"
-    USER = "user"
-    CLAIM = "claim"
-    SPIFFE_ID = "spiffe_id"
-    # deny
-    DENY_RULE = "deny_rule"
-    NOT_ALLOWED = "not_allowed"
-    ORIGIN = "origin"
-    # unauthenticated
-    NO_CREDENTIALS = "no_credentials"
-    INVALID_TOKEN = "invalid_token"  # noqa: S105 (a reason label, not a credential)
-    INVALID_SESSION = "invalid_session"
-    INVALID_CERTIFICATE = "invalid_certificate"
-    SIGN_IN_FAILED = "sign_in_failed"
-    # request-level failures decided before policy
-    NO_ROUTE = "no_route"
-    BAD_REQUEST = "bad_request"
-    PROVIDER_UNAVAILABLE = "provider_unavailable"
-    INTERNAL_ERROR = "internal_error"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

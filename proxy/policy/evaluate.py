@@ -15,7 +15,8 @@ from functools import lru_cache
 from proxy.config.model import PolicyMode, Route, Rule
 from proxy.identity.claims import SPACE_SEPARATED_CLAIMS, claim_at, claim_strings
 from proxy.identity.principal import Principal
-from proxy.policy.decision import Decision, Outcome, Reason
+from proxy.policy.decision import Decision, Outcome
+from proxy.reasons import Reason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

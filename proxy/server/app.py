@@ -9,22 +9,19 @@ from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, web
 from prometheus_client import CollectorRegistry
 
 from proxy.config.model import Settings
-from proxy.forward.websocket import create_websocket_client
+from proxy.forward.http import UPSTREAM_POOL_KEY
+from proxy.forward.websocket import WEBSOCKET_CLIENT_KEY, create_websocket_client
 from proxy.observability.http_log import http_logger
 from proxy.observability.metrics import Metrics
-from proxy.runtime import RuntimeHolder, build_runtime, retire_runtime
+from proxy.runtime import RUNTIME_KEY, Runtime, RuntimeHolder, build_runtime, retire_runtime
 from proxy.server.dispatch import dispatch
-from proxy.stages.accept import accept_stage
-from proxy.stages.context import (
-    CONTEXT_KEY,
-    METRICS_KEY,
-    PROVIDER_CLIENT_KEY,
-    RUNTIME_KEY,
-    UPSTREAM_POOL_KEY,
-    WEBSOCKET_CLIENT_KEY,
-)
-from proxy.stages.observe import observe_stage
+from proxy.stages.accept import accept
+from proxy.stages.context import CONTEXT_KEY
+from proxy.stages.observe import observe
 from proxy.upstream import UpstreamPool
+
+METRICS_KEY = web.AppKey[Metrics]("metrics")
+PROVIDER_CLIENT_KEY = web.AppKey[ClientSession]("provider_client")
 
 #: Bounds on what a client may send before any token parsing (SPEC: "Request line, header and
 #: cookie sizes are bounded"). aiohttp answers a breach with 400 before a handler runs; the
@@ -73,12 +70,14 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
     """observe -> accept -> dispatch, called directly: as aiohttp middlewares the two stages
-    cost a wrapper per request and stage for nothing the catch-all route needs."""
-    return await observe_stage(request, _accepted)
+    cost a wrapper per request and stage for nothing the catch-all route needs. The runtime is
+    taken here, once, and is the one the whole request uses."""
+    return await observe(request, request.app[RUNTIME_KEY].current, _accepted)
 
 
-async def _accepted(request: web.Request) -> web.StreamResponse:
-    return await accept_stage(request, dispatch)
+async def _accepted(request: web.Request, runtime: Runtime) -> web.StreamResponse:
+    request, ctx = accept(request, runtime)
+    return await dispatch(request, ctx)
 
 
 async def _finish_response(request: web.Request, response: web.StreamResponse) -> None:
@@ -89,4 +88,4 @@ async def _finish_response(request: web.Request, response: web.StreamResponse) -
         return
     response.headers["X-Request-Id"] = ctx.request_id
     if ctx.set_cookies:
-        request.app[RUNTIME_KEY].current.cookies.apply(response, ctx.set_cookies)
+        ctx.runtime.cookies.apply(response, ctx.set_cookies)

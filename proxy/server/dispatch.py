@@ -19,15 +19,9 @@ from proxy.forward.http import forward
 from proxy.forward.identity_headers import identity_headers
 from proxy.forward.websocket import open_websocket
 from proxy.stages.authorize import authorize
-from proxy.stages.context import (
-    CONTEXT_KEY,
-    METRICS_KEY,
-    RUNTIME_KEY,
-    UPSTREAM_POOL_KEY,
-    WEBSOCKET_CLIENT_KEY,
-)
+from proxy.stages.context import RequestContext
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request, RequestContext], Awaitable[web.StreamResponse]]
 
 
 _READ: Final = frozenset({"GET", "HEAD"})
@@ -50,53 +44,32 @@ _HANDLERS: Final[dict[Endpoint, tuple[Handler, frozenset[str]]]] = {
 }
 
 
-async def dispatch(request: web.Request) -> web.StreamResponse:
-    ctx = request[CONTEXT_KEY]
-    runtime = request.app[RUNTIME_KEY].current
-    endpoint = endpoint_paths(runtime.settings.prefix).get(ctx.path)
+async def dispatch(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    endpoint = endpoint_paths(ctx.runtime.settings.prefix).get(ctx.path)
     if endpoint is not None:
         ctx.own_endpoint = True
         handler, methods = _HANDLERS[endpoint]
         if request.method not in methods:
             raise MethodNotAllowed("method not allowed")
-        return await handler(request)
-    return await proxy_request(request)
+        return await handler(request, ctx)
+    return await proxy_request(request, ctx)
 
 
-async def proxy_request(request: web.Request) -> web.StreamResponse:
-    ctx = request[CONTEXT_KEY]
-    runtime = request.app[RUNTIME_KEY].current
-    decision = await authorize(
-        request, ctx, runtime, method=ctx.method, host=ctx.host, path=ctx.path
-    )
-    metrics = request.app[METRICS_KEY]
+async def proxy_request(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    decision = await authorize(request, ctx)
     if not decision.lets_through or ctx.decision is not decision:
         # Unreachable by construction; counted so an alert fires if a change ever makes it not so.
-        metrics.forwarded_without_decision.inc()
+        ctx.runtime.metrics.forwarded_without_decision.inc()
         raise IdgateError("refusing to forward without an allow decision")
     route = decision.route
     if route.upstream is None:
         # Decision-only routes serve /oauth2/auth; there is nothing behind them to forward to.
         raise NoRoute("this route only answers forward-auth checks")
     principal = ctx.principal
-    headers = identity_headers(principal, route, runtime.signer) if principal is not None else {}
+    headers = (
+        identity_headers(principal, route, ctx.runtime.signer) if principal is not None else {}
+    )
     headers["X-Request-Id"] = ctx.request_id
     if is_websocket_upgrade(request.method, request.headers):
-        return await open_websocket(
-            request,
-            ctx=ctx,
-            route=route,
-            client=request.app[WEBSOCKET_CLIENT_KEY],
-            identity_headers=headers,
-            runtime=runtime,
-            metrics=metrics,
-        )
-    return await forward(
-        request,
-        ctx=ctx,
-        route=route,
-        pool=request.app[UPSTREAM_POOL_KEY],
-        identity_headers=headers,
-        session_cookie_name=runtime.settings.session.cookie_name,
-        metrics=metrics,
-    )
+        return await open_websocket(request, ctx, route, headers)
+    return await forward(request, ctx, route, headers)

@@ -1,5 +1,8 @@
 """Reload: read the config again, build a new Runtime, swap it in whole; on any issue keep the old.
 
+A reload runs as a background task of the server (proxy/server/serve.py): it never raises, so a
+failure is always logged and counted rather than lost with the task.
+
 Keys that shape the listening sockets (`listen`, `workers`, `metrics.listen`, `tls`) take effect
 at the next restart; a reload that changes them says so and applies everything else.
 """
@@ -14,8 +17,8 @@ from pathlib import Path
 from aiohttp import web
 
 from proxy.config.load import ConfigError, load_settings
-from proxy.runtime import build_runtime, retire_runtime
-from proxy.stages.context import METRICS_KEY, PROVIDER_CLIENT_KEY, RUNTIME_KEY
+from proxy.runtime import RUNTIME_KEY, build_runtime, retire_runtime
+from proxy.server.app import METRICS_KEY, PROVIDER_CLIENT_KEY
 
 _log = logging.getLogger("idgate.config")
 
@@ -44,9 +47,14 @@ async def reload_config(app: web.Application, path: Path, environ: Mapping[str, 
     ]
     if restart_only:
         _log.warning("config keys %s change at the next restart", ", ".join(restart_only))
-    new = await build_runtime(
-        settings, http=app[PROVIDER_CLIENT_KEY], metrics=metrics, previous=old
-    )
+    try:
+        new = await build_runtime(
+            settings, http=app[PROVIDER_CLIENT_KEY], metrics=metrics, previous=old
+        )
+    except Exception:  # noqa: BLE001 (whatever broke the new runtime, the old one keeps serving)
+        _log.exception("config reload failed while building the new configuration")
+        metrics.config_reloads.labels(result="failure").inc()
+        return False
     holder.current = new
     await retire_runtime(old, new)
     metrics.config_reloads.labels(result="success").inc()

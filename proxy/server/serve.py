@@ -1,8 +1,6 @@
-"""`idgate serve`: one process, or a supervisor and a worker per core; SIGHUP reloads.
+"""One serving process: the proxy's listener (and, alone, `/metrics`) until SIGTERM; SIGHUP reloads.
 
-With `workers: 1` the one process serves the proxy and `/metrics`. With more, each worker serves
-the proxy on the shared port and the supervisor serves `/metrics` for all of them
-(proxy/server/supervisor.py).
+How many such processes run, and who serves `/metrics` for several, is proxy/server/run.py's.
 """
 
 from __future__ import annotations
@@ -23,10 +21,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from proxy.config.model import ListenAddress, Settings
 from proxy.config.tls_context import server_context
-from proxy.observability.decision_log import start_log_writer
-from proxy.server.app import build_app
+from proxy.server.app import METRICS_KEY, build_app
 from proxy.server.reload import reload_config
-from proxy.stages.context import METRICS_KEY
 
 _log = logging.getLogger("idgate.serve")
 
@@ -46,7 +42,7 @@ def build_metrics_app(registry: CollectorRegistry) -> web.Application:
     return app
 
 
-async def _start_site(
+async def start_site(
     app: web.Application, listen: ListenAddress, *, tls: ssl.SSLContext | None = None
 ) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -69,7 +65,7 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(_GC_YOUNG_THRESHOLD, _GC_OLDER_THRESHOLD, _GC_OLDER_THRESHOLD)
 
 
-def _stop_event(on_hup: Callable[[], None]) -> asyncio.Event:
+def stop_event(on_hup: Callable[[], None]) -> asyncio.Event:
     """An event set by SIGTERM or SIGINT; SIGHUP calls `on_hup`."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -89,10 +85,10 @@ async def serve(
     app = build_app(settings)
     metrics = app[METRICS_KEY]
     tls = None if settings.tls is None else server_context(settings.tls)
-    runners = [await _start_site(app, settings.listen, tls=tls)]
+    runners = [await start_site(app, settings.listen, tls=tls)]
     if with_metrics and settings.metrics.listen is not None:
         metrics_app = build_metrics_app(metrics.registry)
-        runners.append(await _start_site(metrics_app, settings.metrics.listen))
+        runners.append(await start_site(metrics_app, settings.metrics.listen))
     _settle_garbage_collector()
     _log.info("idgate listening on %s (pid %d)", settings.listen, os.getpid())
 
@@ -105,7 +101,7 @@ async def serve(
 
     if not with_metrics:
         spawn(metrics.buffers.flush_periodically())
-    stop = _stop_event(lambda: spawn(reload_config(app, config_path, environ)))
+    stop = stop_event(lambda: spawn(reload_config(app, config_path, environ)))
     try:
         await stop.wait()
     finally:
@@ -115,76 +111,3 @@ async def serve(
         for runner in reversed(runners):
             await runner.cleanup()
         metrics.buffers.flush()
-
-
-async def _supervise(
-    settings: Settings, *, config_path: Path, environ: Mapping[str, str], count: int
-) -> None:
-    from prometheus_client import multiprocess  # noqa: PLC0415 (needs the env var set first)
-
-    from proxy.server.supervisor import Supervisor  # noqa: PLC0415
-
-    supervisor = Supervisor(settings, config_path=config_path, environ=environ, count=count)
-    stop = _stop_event(lambda: supervisor.signal_workers(signal.SIGHUP))
-    runner = None
-    if settings.metrics.listen is not None:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        runner = await _start_site(build_metrics_app(registry), settings.metrics.listen)
-    try:
-        await supervisor.run(stop)
-    finally:
-        if runner is not None:
-            await runner.cleanup()
-
-
-def _run(main: Coroutine[Any, Any, None]) -> None:
-    """asyncio.run on uvloop where it is installed: its event loop and transports cut the cost
-    of every request (see BENCHMARKS.md); the standard loop otherwise."""
-    try:
-        import uvloop  # noqa: PLC0415 (optional)
-    except ImportError:
-        asyncio.run(main)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
-
-
-def worker_count(settings: Settings) -> int:
-    if settings.workers is not None:
-        return settings.workers
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def run(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) -> None:
-    """`idgate serve`: blocks until SIGTERM or SIGINT."""
-    listener = start_log_writer(settings.log.level)
-    count = worker_count(settings)
-    try:
-        if count == 1:
-            _run(serve(settings, config_path=config_path, environ=environ, with_metrics=True))
-            return
-        from proxy.server.supervisor import (  # noqa: PLC0415
-            prepare_multiprocess_metrics,
-            remove_multiprocess_metrics,
-        )
-
-        directory = prepare_multiprocess_metrics()
-        try:
-            _run(_supervise(settings, config_path=config_path, environ=environ, count=count))
-        finally:
-            remove_multiprocess_metrics(directory)
-    finally:
-        listener.stop()
-
-
-def run_worker(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) -> None:
-    """One worker under the supervisor: the proxy only; the supervisor serves metrics."""
-    listener = start_log_writer(settings.log.level)
-    try:
-        _run(serve(settings, config_path=config_path, environ=environ, with_metrics=False))
-    finally:
-        listener.stop()

@@ -17,7 +17,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Final
@@ -32,28 +32,23 @@ _RESTART_DELAY_SECONDS: Final = 1.0
 _POLL_SECONDS: Final = 1.0
 
 
-def _worker_main(config_path: Path, environ: dict[str, str], index: int) -> None:
-    """Entry point of a worker process (spawned: a fresh interpreter, nothing inherited)."""
-    from prometheus_client import values  # noqa: PLC0415 (imported in the child)
-
-    from proxy.config.load import load_settings  # noqa: PLC0415
-    from proxy.server.serve import run_worker  # noqa: PLC0415
-
-    # prometheus-client calls os.getpid() on every metric update to notice a fork(); a spawned
-    # worker never forks, so its pid is read once (a profiled 12% of a request's time).
-    pid = os.getpid()
-    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid)  # type: ignore[no-untyped-call]
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
-    run_worker(load_settings(config_path, environ), config_path=config_path, environ=environ)
-    del index
+WorkerMain = Callable[[Path, dict[str, str]], None]
+"""A worker process's entry point: the config path and environment; a module-level function,
+since a spawned process finds it by name."""
 
 
 class Supervisor:
     def __init__(
-        self, settings: Settings, *, config_path: Path, environ: Mapping[str, str], count: int
+        self,
+        settings: Settings,
+        *,
+        config_path: Path,
+        environ: Mapping[str, str],
+        count: int,
+        worker_main: WorkerMain,
     ) -> None:
         self._settings = settings
+        self._worker_main = worker_main
         self._config_path = config_path
         self._environ = dict(environ)
         self._count = count
@@ -63,8 +58,8 @@ class Supervisor:
 
     def _start_worker(self, index: int) -> None:
         process = self._context.Process(
-            target=_worker_main,
-            args=(self._config_path, self._environ, index),
+            target=self._worker_main,
+            args=(self._config_path, self._environ),
             name=f"idgate-worker-{index}",
             daemon=False,
         )

@@ -28,7 +28,7 @@ from proxy.observability.metrics import Metrics
 from proxy.oidc.flow import CodeFlow, FlowError, FlowFailure, TokenSet
 from proxy.oidc.id_token import verify_id_token
 from proxy.oidc.jwks import ProviderKeys
-from proxy.policy.decision import Reason
+from proxy.reasons import Reason
 from proxy.sessions.model import SessionRecord
 from proxy.sessions.store import CookieChange, InvalidSession, SessionStore, StoreUnavailable
 
@@ -45,13 +45,9 @@ class _RefreshRefused(Exception):
 
 
 class SessionEnded(Unauthenticated):
-    """The session cookie no longer opens a live session; the response clears it."""
+    """The session cookie no longer opens a live session; the caller clears it (`forget`)."""
 
     reason = Reason.INVALID_SESSION
-
-    def __init__(self, message: str, clear: list[CookieChange]) -> None:
-        super().__init__(message)
-        self.clear = clear
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,13 +90,13 @@ class SessionManager:
     async def identify(self, cookies: Mapping[str, str]) -> SessionIdentity | None:
         """The live session these cookies carry, None when there is no session cookie.
 
-        Raises SessionEnded (401, cookies cleared) for a bad, expired, revoked or unrefreshable
-        session, and ProviderUnavailable when the store cannot answer.
+        Raises SessionEnded (401; `forget` gives the cookie deletions) for a bad, expired, revoked
+        or unrefreshable session, and ProviderUnavailable when the store cannot answer.
         """
         try:
             record = await self.store.load(cookies)
         except InvalidSession:
-            raise SessionEnded("session is not valid", await self._clear(cookies)) from None
+            raise SessionEnded("session is not valid") from None
         except StoreUnavailable as error:
             raise ProviderUnavailable("session store unavailable") from error
         if record is None:
@@ -108,12 +104,12 @@ class SessionManager:
         now = self._clock()
         ends_at = self._ends_at(record)
         if now >= ends_at:
-            raise SessionEnded("session expired", await self._clear(cookies))
+            raise SessionEnded("session expired")
         changed = False
         if now - record.verified_at >= self._session.refresh_seconds:
             refreshed = await self._refresh_shared(record)
             if refreshed is None:
-                raise SessionEnded("session could not be refreshed", await self._clear(cookies))
+                raise SessionEnded("session could not be refreshed")
             changed = refreshed is not record
             record = refreshed
         if now - record.last_seen_at >= self._session.idle_timeout_seconds * _TOUCH_FRACTION:
@@ -158,7 +154,7 @@ class SessionManager:
             last_seen_at=now,
             verified_at=now,
         )
-        old = await self._clear(cookies) if cookies else []
+        old = await self.forget(cookies) if cookies else []
         new = await self._save(record, cookies)
         fresh = {change.name for change in new}
         return [change for change in old if change.name not in fresh] + new
@@ -171,9 +167,10 @@ class SessionManager:
             record = await self.store.load(cookies)
         except (InvalidSession, StoreUnavailable):
             record = None
-        return record, await self._clear(cookies)
+        return record, await self.forget(cookies)
 
-    async def _clear(self, cookies: Mapping[str, str]) -> list[CookieChange]:
+    async def forget(self, cookies: Mapping[str, str]) -> list[CookieChange]:
+        """End whatever session `cookies` name, in the store too; the cookie deletions."""
         try:
             return await self.store.clear(cookies)
         except StoreUnavailable:

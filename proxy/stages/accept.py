@@ -11,20 +11,18 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 import secrets
 import time
 from typing import Final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
-from proxy.config.model import IPNetwork
 from proxy.errors import BadRequest
-from proxy.forward.headers import FORWARDED_CLIENT_CERT_HEADERS
-from proxy.stages.context import CONTEXT_KEY, RUNTIME_KEY, RequestContext
+from proxy.identity.client_cert import FORWARDED_CLIENT_CERT_HEADERS
+from proxy.runtime import Runtime
+from proxy.stages.context import CONTEXT_KEY, RequestContext
 from proxy.stages.paths import normalize_path
 
 #: Every header an upstream might take as identity. Beyond idgate's own, the names that
@@ -83,37 +81,6 @@ def header_key(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-#: is_trusted's answers by peer address, each with the trusted_proxies tuple it was given for, so
-#: a reload (a new tuple) never reuses an old answer. Peer addresses come from the socket, so the
-#: memo holds short strings; it is emptied when full.
-_VERDICTS_MAX: Final = 4096
-_verdicts: dict[str, tuple[tuple[IPNetwork, ...], bool]] = {}
-
-
-def is_trusted(peer: str | None, trusted: tuple[IPNetwork, ...]) -> bool:
-    """Whether the connection's peer address is in `trusted`: asked for every request, from few
-    peers (the proxies in front), so the answer is remembered rather than parsed again."""
-    if peer is None or not trusted:
-        return False
-    known = _verdicts.get(peer)
-    if known is not None and known[0] is trusted:
-        return known[1]
-    try:
-        verdict = _in_networks(ipaddress.ip_address(peer), trusted)
-    except ValueError:
-        verdict = False
-    if len(_verdicts) >= _VERDICTS_MAX:
-        _verdicts.clear()
-    _verdicts[peer] = (trusted, verdict)
-    return verdict
-
-
-def _in_networks(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: tuple[IPNetwork, ...]
-) -> bool:
-    return any(address in network for network in networks)
-
-
 @functools.lru_cache(maxsize=256)
 def strip_host_port(host: str) -> str:
     """`Example.COM:8443` -> `example.com`; `[::1]:80` -> `[::1]`. Raises BadRequest on junk.
@@ -124,19 +91,6 @@ def strip_host_port(host: str) -> str:
     if host.startswith("["):
         return host[: host.index("]") + 1].lower()
     return host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
-
-
-def client_from_forwarded_for(value: str, peer: str, trusted: tuple[IPNetwork, ...]) -> str:
-    """The rightmost address in the chain that is not a trusted proxy: the first one a trusted
-    hop vouches for. Entries to its left were written by the client and prove nothing."""
-    for hop in reversed([part.strip() for part in value.split(",")]):
-        try:
-            address = ipaddress.ip_address(hop)
-        except ValueError:
-            return peer
-        if not _in_networks(address, trusted):
-            return str(address)
-    return peer
 
 
 def _last_hop(value: str | None) -> str | None:
@@ -156,30 +110,15 @@ def parse_forwarded(value: str) -> dict[str, str]:
     return pairs
 
 
-class AcceptedRequest:
-    """What accept derived: the cleaned header set (when anything was removed) and the context."""
+def accept(request: web.Request, runtime: Runtime) -> tuple[web.Request, RequestContext]:
+    """The request as later stages see it (client-sent identity headers, and forwarding headers
+    from untrusted peers, removed) and its RequestContext, also stored under CONTEXT_KEY.
 
-    __slots__ = ("context", "headers")
-
-    def __init__(self, context: RequestContext, headers: CIMultiDict[str] | None) -> None:
-        self.context = context
-        self.headers = headers
-
-
-def accept_request(request: web.Request, trusted: tuple[IPNetwork, ...]) -> AcceptedRequest:
-    """Build the RequestContext for a request; raises BadRequest for what cannot be accepted."""
+    Raises BadRequest for what cannot be accepted."""
     peer = request.transport.get_extra_info("peername") if request.transport else None
     peer_ip = peer[0] if isinstance(peer, tuple) else "unknown"
-    from_trusted = is_trusted(peer_ip, trusted)
-
-    cleaned: CIMultiDict[str] | None = None
-    if _needs_cleaning(request, from_trusted):
-        cleaned = CIMultiDict(
-            (name, value)
-            for name, value in request.headers.items()
-            if header_key(name) not in IDENTITY_HEADERS
-            and (from_trusted or header_key(name) not in FORWARDING_HEADERS)
-        )
+    trusted = runtime.trusted_proxies
+    from_trusted = trusted.trusts(peer_ip)
 
     client_ip, scheme, raw_host = peer_ip, request.scheme, request.headers.get("Host", "")
     if from_trusted:
@@ -188,9 +127,9 @@ def accept_request(request: web.Request, trusted: tuple[IPNetwork, ...]) -> Acce
         forwarded = parse_forwarded(forwarded_header) if forwarded_header else {}
         forwarded_for = headers.get("X-Forwarded-For")
         if forwarded_for:
-            client_ip = client_from_forwarded_for(forwarded_for, peer_ip, trusted)
+            client_ip = trusted.client_from_forwarded_for(forwarded_for, peer_ip)
         elif "for" in forwarded:
-            client_ip = client_from_forwarded_for(forwarded["for"].strip("[]"), peer_ip, trusted)
+            client_ip = trusted.client_from_forwarded_for(forwarded["for"].strip("[]"), peer_ip)
         proto = (_last_hop(headers.get("X-Forwarded-Proto")) or forwarded.get("proto", "")).lower()
         if proto in ("http", "https"):
             scheme = proto
@@ -199,9 +138,12 @@ def accept_request(request: web.Request, trusted: tuple[IPNetwork, ...]) -> Acce
     raw_path, _, query = request.raw_path.partition("?")
     path = normalize_path(raw_path)
     request_id = request.headers.get("X-Request-Id", "") if from_trusted else ""
-    context = RequestContext(
+    ctx = RequestContext(
+        runtime=runtime,
         request_id=request_id if _REQUEST_ID_RE.match(request_id) else secrets.token_hex(8),
         started=time.perf_counter(),
+        peer_ip=peer_ip,
+        from_trusted_proxy=from_trusted,
         client_ip=client_ip,
         scheme=scheme,
         host=strip_host_port(raw_host) if raw_host else "",
@@ -211,7 +153,18 @@ def accept_request(request: web.Request, trusted: tuple[IPNetwork, ...]) -> Acce
         query=query,
         authority=raw_host,
     )
-    return AcceptedRequest(context, cleaned)
+    request[CONTEXT_KEY] = ctx
+    if _needs_cleaning(request, from_trusted):
+        # The clone copies request state, so CONTEXT_KEY (one shared object) travels with it.
+        request = request.clone(
+            headers=CIMultiDict(
+                (name, value)
+                for name, value in request.headers.items()
+                if header_key(name) not in IDENTITY_HEADERS
+                and (from_trusted or header_key(name) not in FORWARDING_HEADERS)
+            )
+        )
+    return request, ctx
 
 
 def _needs_cleaning(request: web.Request, from_trusted: bool) -> bool:
@@ -220,13 +173,3 @@ def _needs_cleaning(request: web.Request, from_trusted: bool) -> bool:
         if key in IDENTITY_HEADERS or (not from_trusted and key in FORWARDING_HEADERS):
             return True
     return False
-
-
-async def accept_stage(request: web.Request, handler: Handler) -> web.StreamResponse:
-    settings = request.app[RUNTIME_KEY].current.settings
-    accepted = accept_request(request, settings.trusted_proxies)
-    request[CONTEXT_KEY] = accepted.context
-    if accepted.headers is not None:
-        # The clone copies request state, so CONTEXT_KEY (one shared object) travels with it.
-        request = request.clone(headers=accepted.headers)
-    return await handler(request)

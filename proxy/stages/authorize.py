@@ -13,22 +13,14 @@ from aiohttp import web
 from proxy.errors import Forbidden, InvalidToken, NoRoute, ProviderUnavailable, Unauthenticated
 from proxy.policy.decision import Decision, Outcome
 from proxy.policy.evaluate import evaluate
-from proxy.runtime import Runtime
 from proxy.stages.context import RequestContext
 from proxy.stages.identify import identify
 
 
-async def authorize(
-    request: web.Request,
-    ctx: RequestContext,
-    runtime: Runtime,
-    *,
-    method: str,
-    host: str,
-    path: str,
-) -> Decision:
-    """The allow (or audit would_deny) Decision for this target; raises when it is not one."""
-    route = runtime.routes.match(host=host, path=path, method=method)
+async def authorize(request: web.Request, ctx: RequestContext) -> Decision:
+    """The allow (or audit would_deny) Decision for the request `ctx` describes (its method,
+    host and normalised path); raises when it is not one."""
+    route = ctx.runtime.routes.match(host=ctx.host, path=ctx.path, method=ctx.method)
     if route is None:
         raise NoRoute("no route for this request")
     ctx.route = route
@@ -36,7 +28,7 @@ async def authorize(
         principal = None
     else:
         try:
-            principal = await identify(request, ctx, runtime)
+            principal = await identify(request, ctx)
         except (Unauthenticated, ProviderUnavailable) as error:
             if isinstance(error, InvalidToken):
                 ctx.token_failure = error.failure
@@ -49,5 +41,5 @@ async def authorize(
     if decision.outcome is Outcome.UNAUTHENTICATED:
         raise Unauthenticated("sign in required", reason=decision.reason)
     if decision.outcome is Outcome.DENY:
-        raise Forbidden(decision)
+        raise Forbidden(decision.reason)
     return decision

@@ -1,31 +1,35 @@
-"""Typed keys for app and request state, and the one per-request context every stage writes to."""
+"""The one per-request context: created by accept, read and filled in by every later stage."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from aiohttp import ClientSession, web
+from aiohttp import web
 
-from proxy.observability.metrics import Metrics
-from proxy.runtime import RuntimeHolder
+from proxy.runtime import Runtime
 from proxy.sessions.store import CookieChange
-from proxy.upstream import UpstreamPool
 
 if TYPE_CHECKING:
     from proxy.config.model import Route
-    from proxy.errors import TokenFailure
     from proxy.identity.principal import Principal
     from proxy.policy.decision import Decision
+    from proxy.reasons import TokenFailure
 
 
 @dataclass(slots=True, kw_only=True)
 class RequestContext:
     """What idgate knows about one request; created by accept, filled in by later stages."""
 
+    runtime: Runtime
+    """Taken once when the request arrived: a reload never mixes two configurations in it."""
     request_id: str
     started: float
     """`time.perf_counter()` when the request reached idgate."""
+    peer_ip: str
+    """The address of the connection's other end ("unknown" when the socket does not say)."""
+    from_trusted_proxy: bool
+    """The peer is one of `trusted_proxies`: its forwarding headers were believed."""
     client_ip: str
     """The peer, or the client named by a trusted proxy's `X-Forwarded-For`."""
     scheme: str
@@ -50,9 +54,4 @@ class RequestContext:
     """Session cookie changes to send with whatever response this request gets."""
 
 
-RUNTIME_KEY = web.AppKey[RuntimeHolder]("runtime")
-METRICS_KEY = web.AppKey[Metrics]("metrics")
-UPSTREAM_POOL_KEY = web.AppKey[UpstreamPool]("upstream_pool")
-WEBSOCKET_CLIENT_KEY = web.AppKey[ClientSession]("websocket_client")
-PROVIDER_CLIENT_KEY = web.AppKey[ClientSession]("provider_client")
 CONTEXT_KEY = web.RequestKey[RequestContext]("context")

@@ -13,40 +13,37 @@ import time
 
 from aiohttp import web
 
-from proxy.config.model import Settings
 from proxy.identity.bearer import bearer_token
 from proxy.identity.client_cert import der_principal, forwarded_principal
 from proxy.identity.principal import Principal
-from proxy.runtime import Runtime
 from proxy.sessions.manager import SessionEnded
-from proxy.stages.accept import is_trusted
 from proxy.stages.context import RequestContext
 
 
-async def identify(request: web.Request, ctx: RequestContext, runtime: Runtime) -> Principal | None:
+async def identify(request: web.Request, ctx: RequestContext) -> Principal | None:
+    """The caller, also written to `ctx.principal`; raises Unauthenticated (or a subclass) for
+    credentials that do not verify, ProviderUnavailable when they cannot be checked now."""
     token = bearer_token(request.headers.get("Authorization"))
     if token is not None:
-        principal: Principal | None = await runtime.verifier.verify(token)
+        principal: Principal | None = await ctx.runtime.verifier.verify(token)
     else:
-        principal = client_certificate(request, runtime.settings)
+        principal = client_certificate(request, ctx)
         if principal is None:
-            principal = await _session(request, ctx, runtime)
+            principal = await _session(request, ctx)
     ctx.principal = principal
     return principal
 
 
-def client_certificate(request: web.Request, settings: Settings) -> Principal | None:
+def client_certificate(request: web.Request, ctx: RequestContext) -> Principal | None:
     """The identity in the client certificate: from a trusted proxy's header when
     `client_certificates` is configured and the peer is one (the peer's own certificate then
     names the proxy, not the client), else the certificate idgate's TLS listener verified."""
     now = time.time()
+    forwarded = ctx.runtime.settings.client_certificates
+    if forwarded is not None and ctx.from_trusted_proxy:
+        values = request.headers.getall(forwarded.forwarded_header, [])
+        return forwarded_principal(values, forwarded.forwarded_format, now=now)
     transport = request.transport
-    forwarded = settings.client_certificates
-    if forwarded is not None and transport is not None:
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and is_trusted(peer[0], settings.trusted_proxies):
-            values = request.headers.getall(forwarded.forwarded_header, [])
-            return forwarded_principal(values, forwarded.forwarded_format, now=now)
     ssl_object = None if transport is None else transport.get_extra_info("ssl_object")
     if not isinstance(ssl_object, ssl.SSLObject):
         return None
@@ -56,11 +53,13 @@ def client_certificate(request: web.Request, settings: Settings) -> Principal | 
     return None if der is None else der_principal(der, now=now)
 
 
-async def _session(request: web.Request, ctx: RequestContext, runtime: Runtime) -> Principal | None:
+async def _session(request: web.Request, ctx: RequestContext) -> Principal | None:
+    sessions = ctx.runtime.sessions
     try:
-        session = await runtime.sessions.identify(request.cookies)
-    except SessionEnded as ended:
-        ctx.set_cookies.extend(ended.clear)
+        session = await sessions.identify(request.cookies)
+    except SessionEnded:
+        # The cookie opens no live session any more: the answer clears it (and its record).
+        ctx.set_cookies.extend(await sessions.forget(request.cookies))
         raise
     if session is None:
         return None

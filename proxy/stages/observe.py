@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from proxy.errors import BadRequest, IdgateError, RequestTooLarge
-from proxy.observability.decision_log import decision_line, log_decision
+from proxy.observability.decision_log import log_decision
 from proxy.observability.metrics import ROUTE_IDGATE, ROUTE_NONE, method_label, status_class
-from proxy.stages.context import CONTEXT_KEY, METRICS_KEY, RUNTIME_KEY, RequestContext
+from proxy.runtime import Runtime
+from proxy.stages.context import CONTEXT_KEY, RequestContext
+from proxy.stages.decision_line import decision_line
 from proxy.stages.responses import error_response
 
 _log = logging.getLogger("idgate.observe")
@@ -41,12 +43,18 @@ def _route_label(ctx: RequestContext | None) -> str:
     return ROUTE_IDGATE if ctx.own_endpoint else ROUTE_NONE
 
 
-async def observe_stage(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def observe(
+    request: web.Request,
+    runtime: Runtime,
+    handler: Callable[[web.Request, Runtime], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """`handler(request, runtime)`'s response, or the one response its error maps to; counted and
+    logged either way. `runtime` is the one this request uses from start to end."""
     started = time.perf_counter()
     error: IdgateError | None = None
     client_gone = False
     try:
-        response = await handler(request)
+        response = await handler(request, runtime)
     except IdgateError as exc:
         error = exc
     except ConnectionResetError:
@@ -60,8 +68,7 @@ async def observe_stage(request: web.Request, handler: Handler) -> web.StreamRes
         _log.exception("unhandled error while serving a request")
         error = IdgateError("internal error")
     ctx = request.get(CONTEXT_KEY)
-    app = request.app
-    settings = app[RUNTIME_KEY].current.settings
+    settings = runtime.settings
     if error is not None:
         response = error_response(error, request=request, ctx=ctx, settings=settings)
     elif client_gone:
@@ -69,7 +76,7 @@ async def observe_stage(request: web.Request, handler: Handler) -> web.StreamRes
 
     latency = time.perf_counter() - started
     route = _route_label(ctx)
-    metrics = app[METRICS_KEY]
+    metrics = runtime.metrics
     metrics.child(
         metrics.requests, route, method_label(request.method), status_class(response.status)
     ).inc()

@@ -114,11 +114,11 @@ def _page(
         response = web.Response(status=302, headers={"Location": start_again})
         response.headers["Cache-Control"] = NO_STORE
         return response
-    if isinstance(error, Forbidden):
-        principal = ctx.principal if ctx is not None else None
+    if isinstance(error, Forbidden) and ctx is not None and ctx.route is not None:
+        principal = ctx.principal
         base = settings.public_url.rstrip("/")
         return denied_page(
-            route=error.decision.route.name,
+            route=ctx.route.name,
             user=principal.user if principal is not None else None,
             sign_out_url=f"{base}{settings.prefix}/sign_out",
             request_id=request_id,

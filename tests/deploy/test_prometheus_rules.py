@@ -9,7 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from proxy.observability.metrics import ROUTE_IDGATE, ROUTE_NONE, Metrics, status_class
-from proxy.policy.decision import Outcome, Reason
+from proxy.policy.decision import Outcome
+from proxy.reasons import Reason
 from tests.deploy.files import ALERT_RULES, ALERT_TESTS, PROMETHEUS, read_yaml
 from tests.deploy.tools import run, tool
 

@@ -16,16 +16,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
-from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from proxy.config.model import Policy, Route
 from proxy.errors import IdgateError
 from proxy.forward.headers import is_session_cookie
-from proxy.forward.http import forward
+from proxy.forward.http import UPSTREAM_POOL_KEY, forward
 from proxy.observability.metrics import Metrics
-from proxy.stages.context import UPSTREAM_POOL_KEY, RequestContext
+from proxy.runtime import Runtime
 from proxy.upstream import UpstreamPool
+from tests.support.context import make_context
 
 SESSION_COOKIE = "_idgate"
 IDENTITY = {
@@ -153,8 +153,8 @@ async def upstream_pool(app: web.Application) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def metrics() -> Metrics:
-    return Metrics(CollectorRegistry())
+def metrics(runtime: Runtime) -> Metrics:
+    return runtime.metrics
 
 
 @pytest.fixture
@@ -163,7 +163,7 @@ async def upstream(aiohttp_server: AiohttpServer) -> TestServer:
 
 
 @pytest.fixture
-def start_proxy(aiohttp_client: AiohttpClient, metrics: Metrics) -> StartProxy:
+def start_proxy(aiohttp_client: AiohttpClient, runtime: Runtime) -> StartProxy:
     async def start(
         route: Route,
         *,
@@ -174,28 +174,16 @@ def start_proxy(aiohttp_client: AiohttpClient, metrics: Metrics) -> StartProxy:
     ) -> TestClient[web.Request, web.Application]:
         async def handler(request: web.Request) -> web.StreamResponse:
             raw_path, _, raw_query = request.raw_path.partition("?")
-            ctx = RequestContext(
-                request_id="req-1",
-                started=0.0,
+            ctx = make_context(
+                runtime,
                 client_ip=client_ip,
-                scheme="https",
-                host="app.example.com",
                 method=request.method,
                 path=raw_path,
                 upstream_path=raw_path if upstream_path is None else upstream_path,
                 query=raw_query if query is None else query,
-                authority="app.example.com",
             )
             try:
-                return await forward(
-                    request,
-                    ctx=ctx,
-                    route=route,
-                    pool=request.app[UPSTREAM_POOL_KEY],
-                    identity_headers=IDENTITY,
-                    session_cookie_name=SESSION_COOKIE,
-                    metrics=metrics,
-                )
+                return await forward(request, ctx, route, IDENTITY)
             except IdgateError as exc:
                 return web.Response(status=exc.status, text=exc.public_message)
 

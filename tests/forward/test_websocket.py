@@ -14,8 +14,8 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from proxy.config.model import Policy, Route, Rule, Secret, SessionSettings
 from proxy.forward.headers import is_websocket_upgrade, websocket_subprotocols
-from proxy.forward.tunnel import EXPIRED, REVOKED, IdentityWatch
 from proxy.forward.websocket import origin_allowed
+from proxy.stages.watch import EXPIRED, REVOKED, IdentityWatch
 from tests.support.gate import Gate, start_gate
 from tests.support.issuer import FakeIssuer, SigningKey
 from tests.support.settings import SESSION_SECRET

@@ -22,11 +22,12 @@ from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import OIDCSettings
-from proxy.errors import InvalidToken, ProviderUnavailable, TokenFailure
+from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.identity.bearer import MAX_TOKEN_CHARS, BearerVerifier, KeySource, bearer_token
 from proxy.identity.principal import CredentialSource
 from proxy.observability.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
+from proxy.reasons import TokenFailure
 from tests.support.issuer import FakeClock, FakeIssuer, SigningKey, forge, forge_hs256, serve_issuer
 
 ISSUER = "https://issuer.example"

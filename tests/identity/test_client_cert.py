@@ -19,7 +19,7 @@ from proxy.identity.client_cert import (
     xfcc_elements,
 )
 from proxy.identity.principal import CredentialSource
-from proxy.policy.decision import Reason
+from proxy.reasons import Reason
 from tests.support.certificates import ONE_DAY, CertificateAuthority, Issued
 
 SPIFFE_ID = "spiffe://example.org/ns/prod/sa/invoicer"

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from proxy.config.model import OIDCSettings
-from proxy.errors import InvalidToken, TokenFailure
+from proxy.errors import InvalidToken
 from proxy.oidc.id_token import verify_id_token
+from proxy.reasons import TokenFailure
 from tests.support.issuer import SigningKey, StaticKeys, forge, forge_hs256
 
 ISSUER = "https://issuer.example"

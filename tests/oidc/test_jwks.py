@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import OIDCSettings
-from proxy.errors import InvalidToken, ProviderUnavailable, TokenFailure
+from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.observability.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
+from proxy.reasons import TokenFailure
 from tests.support.issuer import FakeClock, FakeIssuer, SigningKey, serve_issuer
 
 MIN_REFRESH = 10.0

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from proxy.config.model import OIDCSettings
-from proxy.errors import InvalidToken, TokenFailure
+from proxy.errors import InvalidToken
 from proxy.oidc.logout_token import BACKCHANNEL_LOGOUT_EVENT, LogoutRequest, LogoutTokenVerifier
+from proxy.reasons import TokenFailure
 from tests.support.issuer import FakeClock, SigningKey, StaticKeys, forge
 
 ISSUER = "https://issuer.example"

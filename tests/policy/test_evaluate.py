@@ -9,8 +9,9 @@ import pytest
 
 from proxy.config.model import Policy, PolicyMode, Route, Rule
 from proxy.identity.principal import CredentialSource, Principal
-from proxy.policy.decision import Outcome, Reason
+from proxy.policy.decision import Outcome
 from proxy.policy.evaluate import evaluate
+from proxy.reasons import Reason
 
 
 def principal(

@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc.jwk import JWKRegistry, Key
 from pytest_aiohttp import AiohttpServer
 
-from proxy.errors import InvalidToken, TokenFailure
+from proxy.errors import InvalidToken
 from proxy.oidc.discovery import WELL_KNOWN_PATH
+from proxy.reasons import TokenFailure
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 

@@ -1,0 +1,56 @@
+"""Why idgate decided what it did: the same enum values are log fields and metric labels.
+
+At the bottom of the import graph: decisions, errors, metrics and the decision log all name these.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # allow
+    PUBLIC = "public"
+    AUTHENTICATED = "authenticated"
+    GROUP = "group"
+    EMAIL = "email"
+    DOMAIN = "domain"
+    USER = "user"
+    CLAIM = "claim"
+    SPIFFE_ID = "spiffe_id"
+    # deny
+    DENY_RULE = "deny_rule"
+    NOT_ALLOWED = "not_allowed"
+    ORIGIN = "origin"
+    # unauthenticated
+    NO_CREDENTIALS = "no_credentials"
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 (a reason label, not a credential)
+    INVALID_SESSION = "invalid_session"
+    INVALID_CERTIFICATE = "invalid_certificate"
+    SIGN_IN_FAILED = "sign_in_failed"
+    # request-level failures decided before policy
+    NO_ROUTE = "no_route"
+    BAD_REQUEST = "bad_request"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+
+class TokenFailure(StrEnum):
+    """Why a presented token was refused; the `reason` label of token-validation metrics."""
+
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+    ALGORITHM = "algorithm"
+    UNKNOWN_KEY = "unknown_key"
+    SIGNATURE = "signature"
+    ISSUER = "issuer"
+    AUDIENCE = "audience"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    MISSING_CLAIM = "missing_claim"
+    NONCE = "nonce"
+    """An ID token that does not carry this sign-in's nonce."""
+    REPLAYED = "replayed"
+    """A logout token whose `jti` was already used."""
+    SUBJECT = "subject"
+    """A refreshed ID token that names another user."""

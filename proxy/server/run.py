@@ -1,0 +1,108 @@
+"""`idgate serve`: one process, or a supervisor and a worker per core.
+
+With `workers: 1` the one process serves the proxy and `/metrics` (proxy/server/serve.py). With
+more, each worker serves the proxy on the shared port and the supervisor
+(proxy/server/supervisor.py) serves `/metrics` for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from proxy.config.load import load_settings
+from proxy.config.model import Settings
+from proxy.observability.decision_log import start_log_writer
+from proxy.server.serve import build_metrics_app, serve, start_site, stop_event
+from proxy.server.supervisor import (
+    Supervisor,
+    prepare_multiprocess_metrics,
+    remove_multiprocess_metrics,
+)
+
+
+async def _supervise(
+    settings: Settings, *, config_path: Path, environ: Mapping[str, str], count: int
+) -> None:
+    from prometheus_client import multiprocess  # noqa: PLC0415 (needs the env var set first)
+
+    supervisor = Supervisor(
+        settings, config_path=config_path, environ=environ, count=count, worker_main=_worker_main
+    )
+    stop = stop_event(lambda: supervisor.signal_workers(signal.SIGHUP))
+    runner = None
+    if settings.metrics.listen is not None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        runner = await start_site(build_metrics_app(registry), settings.metrics.listen)
+    try:
+        await supervisor.run(stop)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
+def _run(main: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run on uvloop where it is installed: its event loop and transports cut the cost
+    of every request (see BENCHMARKS.md); the standard loop otherwise."""
+    try:
+        import uvloop  # noqa: PLC0415 (optional)
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
+def worker_count(settings: Settings) -> int:
+    if settings.workers is not None:
+        return settings.workers
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) -> None:
+    """`idgate serve`: blocks until SIGTERM or SIGINT."""
+    listener = start_log_writer(settings.log.level)
+    count = worker_count(settings)
+    try:
+        if count == 1:
+            _run(serve(settings, config_path=config_path, environ=environ, with_metrics=True))
+            return
+        directory = prepare_multiprocess_metrics()
+        try:
+            _run(_supervise(settings, config_path=config_path, environ=environ, count=count))
+        finally:
+            remove_multiprocess_metrics(directory)
+    finally:
+        listener.stop()
+
+
+def _serve_worker(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) -> None:
+    """One worker under the supervisor: the proxy only; the supervisor serves metrics."""
+    listener = start_log_writer(settings.log.level)
+    try:
+        _run(serve(settings, config_path=config_path, environ=environ, with_metrics=False))
+    finally:
+        listener.stop()
+
+
+def _worker_main(config_path: Path, environ: dict[str, str]) -> None:
+    """Entry point of a worker process (spawned: a fresh interpreter, nothing inherited)."""
+    from prometheus_client import values  # noqa: PLC0415 (imported in the child)
+
+    # prometheus-client calls os.getpid() on every metric update to notice a fork(); a spawned
+    # worker never forks, so its pid is read once (a profiled 12% of a request's time).
+    pid = os.getpid()
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid)  # type: ignore[no-untyped-call]
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
+    _serve_worker(load_settings(config_path, environ), config_path=config_path, environ=environ)
