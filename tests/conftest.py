@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from proxy.runtime import Runtime
 from tests.support.context import started_runtime
+from tests.support.gate import Gate, StartGate, open_gate
+from tests.support.issuer import FakeIssuer
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +29,17 @@ async def runtime() -> AsyncIterator[Runtime]:
     """A started Runtime for the standard test settings (no provider reachable)."""
     async with started_runtime() as built:
         yield built
+
+
+@pytest.fixture
+def start_gate(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> StartGate:
+    async def start(*, issuer: FakeIssuer | None = None, **overrides: Any) -> Gate:
+        return await open_gate(aiohttp_server, aiohttp_client, issuer=issuer, **overrides)
+
+    return start
+
+
+@pytest.fixture
+async def gate(start_gate: StartGate) -> Gate:
+    """idgate with the standard test settings in front of an echo upstream."""
+    return await start_gate()

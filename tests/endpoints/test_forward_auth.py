@@ -5,18 +5,17 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from proxy.config.model import Policy, Route, Rule
-from tests.support.gate import Gate, start_gate
+from tests.support.gate import Gate, StartGate
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
 
 
 @pytest.fixture
-async def gateway(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> Gate:
+async def gateway(start_gate: StartGate) -> Gate:
     """idgate with the test client's address (loopback) as a trusted gateway."""
-    return await start_gate(aiohttp_server, aiohttp_client, trusted_proxies=LOOPBACK)
+    return await start_gate(trusted_proxies=LOOPBACK)
 
 
 def original(uri: str, method: str = "GET") -> dict[str, str]:
@@ -58,15 +57,13 @@ async def test_denied_is_403_and_unauthenticated_is_401_never_a_redirect(gateway
     assert browser.status == 401
 
 
-async def test_the_original_method_is_judged(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
-) -> None:
+async def test_the_original_method_is_judged(start_gate: StartGate) -> None:
     """Traefik's X-Forwarded-Method decides which method-restricted route applies."""
     routes = (
         Route(name="read", methods=frozenset({"GET"}), policy=Policy(public=True)),
         Route(name="write", policy=Policy(allow=Rule(groups=frozenset({"writers"})))),
     )
-    gate = await start_gate(aiohttp_server, aiohttp_client, trusted_proxies=LOOPBACK, routes=routes)
+    gate = await start_gate(trusted_proxies=LOOPBACK, routes=routes)
     read = await gate.client.get(
         "/oauth2/auth", headers={"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/doc"}
     )
@@ -91,10 +88,10 @@ async def test_dot_segments_in_the_original_uri_are_normalised(gateway: Gate) ->
 
 
 async def test_spoofed_original_uri_from_an_untrusted_client_changes_nothing(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
+    start_gate: StartGate,
 ) -> None:
     """Outside trusted_proxies, X-Forwarded-Uri is dropped: the public route cannot be named."""
-    gate = await start_gate(aiohttp_server, aiohttp_client)  # loopback is not trusted here
+    gate = await start_gate()  # loopback is not trusted here
     spoofed = await gate.client.get(
         "/oauth2/auth", headers={"X-Forwarded-Uri": "/public/x", **original("/public/x")}
     )

@@ -6,20 +6,20 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from proxy.config.model import Secret, SessionSettings
-from tests.support.gate import Gate, start_gate
+from proxy.runtime import RUNTIME_KEY
+from tests.support.gate import Gate, StartGate
 from tests.support.issuer import FakeIssuer, SigningKey
 from tests.support.settings import SESSION_SECRET
 from tests.support.signed_in import HTML, SESSION, cookie_header, set_cookies, sign_in
 
 
 @pytest.fixture
-async def gate(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> Gate:
+async def gate(start_gate: StartGate) -> Gate:
     issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
     issuer.userinfo_claims = {"email": "alice@example.com", "groups": ["admins"]}
-    return await start_gate(aiohttp_server, aiohttp_client, issuer=issuer)
+    return await start_gate(issuer=issuer)
 
 
 async def test_a_browser_without_a_session_is_sent_to_sign_in(gate: Gate) -> None:
@@ -96,17 +96,34 @@ async def test_user_without_the_group_gets_the_denied_page(gate: Gate) -> None:
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 
-@pytest.mark.parametrize("state", ["forged", ""])
-async def test_a_forged_state_is_refused_and_cleared(gate: Gate, state: str) -> None:
-    """A callback whose state no cookie of this browser holds is refused."""
+async def test_a_forged_state_is_refused_and_cleared(gate: Gate) -> None:
+    """A callback whose state no cookie of this browser holds is refused with 401, starts no
+    session, and clears whatever cookie that state would name."""
     started = await gate.client.get("/oauth2/start?rd=/x", allow_redirects=False)
     code = gate.issuer.authorize(started.headers["Location"])
     response = await gate.client.get(
-        f"/oauth2/callback?code={code}&state={state}",
+        f"/oauth2/callback?code={code}&state=forged",
         headers=cookie_header(set_cookies(started)),
         allow_redirects=False,
     )
-    assert response.status in (400, 401)
+    assert response.status == 401
+    changes = set_cookies(response)
+    assert SESSION not in changes
+    forged = gate.client.app[RUNTIME_KEY].current.login_states.cookie_name("forged")
+    assert changes[forged].value == ""
+    assert changes[forged]["max-age"] == "0"
+
+
+async def test_a_callback_without_state_is_a_bad_request(gate: Gate) -> None:
+    """A callback with an empty state is malformed (400) and starts no session."""
+    started = await gate.client.get("/oauth2/start?rd=/x", allow_redirects=False)
+    code = gate.issuer.authorize(started.headers["Location"])
+    response = await gate.client.get(
+        f"/oauth2/callback?code={code}&state=",
+        headers=cookie_header(set_cookies(started)),
+        allow_redirects=False,
+    )
+    assert response.status == 400
     assert SESSION not in set_cookies(response)
 
 
@@ -168,13 +185,11 @@ async def test_sign_out_never_redirects_off_site(gate: Gate) -> None:
 
 
 @pytest.fixture
-async def refreshing(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> Gate:
+async def refreshing(start_gate: StartGate) -> Gate:
     """A gate whose sessions are due for a refresh at every request."""
     issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
     issuer.userinfo_claims = {"groups": ["admins"]}
     return await start_gate(
-        aiohttp_server,
-        aiohttp_client,
         issuer=issuer,
         session=SessionSettings(secrets=(Secret(SESSION_SECRET),), refresh_seconds=0.000001),
     )
@@ -219,13 +234,11 @@ async def test_backchannel_logout_ends_the_session(gate: Gate) -> None:
     assert replay.status == 400
 
 
-async def test_a_large_session_is_split_into_cookie_chunks(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient
-) -> None:
+async def test_a_large_session_is_split_into_cookie_chunks(start_gate: StartGate) -> None:
     """A session too large for one cookie travels in chunks and still opens."""
     issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
     issuer.userinfo_claims = {"groups": ["admins", *(f"team-{n:04}" for n in range(400))]}
-    gate = await start_gate(aiohttp_server, aiohttp_client, issuer=issuer)
+    gate = await start_gate(issuer=issuer)
     cookies = await sign_in(gate)
     names = sorted(name for name in cookies if cookies[name].value)
     assert names[:2] == [f"{SESSION}_0", f"{SESSION}_1"]

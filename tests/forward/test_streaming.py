@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 from aiohttp import web
-from pytest_aiohttp import AiohttpClient, AiohttpServer
+from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import Policy, Route, Rule
-from tests.support.gate import Gate, start_gate
+from tests.support.gate import Gate, StartGate
 
 #: The upstream holds its second piece back until the test has received the first one: if idgate
 #: buffered anything, the first piece would never arrive and the test would time out.
@@ -46,7 +46,7 @@ async def release() -> asyncio.Event:
 
 @pytest.fixture
 async def gate(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, release: asyncio.Event
+    aiohttp_server: AiohttpServer, release: asyncio.Event, start_gate: StartGate
 ) -> Gate:
     app = web.Application()
     app[RELEASE] = release
@@ -59,7 +59,7 @@ async def gate(
         upstream=f"http://{upstream.host}:{upstream.port}",
         policy=Policy(allow=Rule(authenticated=True)),
     )
-    return await start_gate(aiohttp_server, aiohttp_client, routes=(route,))
+    return await start_gate(routes=(route,))
 
 
 async def test_server_sent_events_arrive_one_by_one(gate: Gate, release: asyncio.Event) -> None:

@@ -10,13 +10,13 @@ import aiohttp
 import pytest
 from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict, CIMultiDictProxy
-from pytest_aiohttp import AiohttpClient, AiohttpServer
+from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import Policy, Route, Rule, Secret, SessionSettings
 from proxy.forward.headers import is_websocket_upgrade, websocket_subprotocols
 from proxy.forward.websocket import origin_allowed
 from proxy.stages.watch import EXPIRED, REVOKED, IdentityWatch
-from tests.support.gate import Gate, start_gate
+from tests.support.gate import Gate, StartGate
 from tests.support.issuer import FakeIssuer, SigningKey
 from tests.support.settings import SESSION_SECRET
 from tests.support.signed_in import cookie_header, sign_in
@@ -104,10 +104,8 @@ async def sockets(aiohttp_server: AiohttpServer) -> SocketUpstream:
 
 
 @pytest.fixture
-async def gate(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, sockets: SocketUpstream
-) -> Gate:
-    return await start_gate(aiohttp_server, aiohttp_client, routes=socket_routes(sockets.url))
+async def gate(sockets: SocketUpstream, start_gate: StartGate) -> Gate:
+    return await start_gate(routes=socket_routes(sockets.url))
 
 
 def admin(gate: Gate, **claims: object) -> dict[str, str]:
@@ -306,13 +304,9 @@ async def test_a_redirect_answering_the_handshake_is_relayed_not_followed(
     assert len(sockets.requests) == 1
 
 
-async def test_unreachable_upstream_is_502(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, unused_tcp_port: int
-) -> None:
+async def test_unreachable_upstream_is_502(unused_tcp_port: int, start_gate: StartGate) -> None:
     """A handshake for an upstream that is down gets 502, and no upgrade."""
-    gate = await start_gate(
-        aiohttp_server, aiohttp_client, routes=socket_routes(f"http://127.0.0.1:{unused_tcp_port}")
-    )
+    gate = await start_gate(routes=socket_routes(f"http://127.0.0.1:{unused_tcp_port}"))
     assert await refused_status(gate, "/ws/echo", headers=admin(gate)) == 502
 
 
@@ -381,15 +375,11 @@ async def test_socket_is_closed_1008_when_the_token_expires(
 
 
 @pytest.fixture
-async def session_gate(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, sockets: SocketUpstream
-) -> Gate:
+async def session_gate(sockets: SocketUpstream, start_gate: StartGate) -> Gate:
     """A gate whose sessions are re-verified every 50 ms, with the user alice in `admins`."""
     issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
     issuer.userinfo_claims = {"groups": ["admins"]}
     return await start_gate(
-        aiohttp_server,
-        aiohttp_client,
         issuer=issuer,
         routes=socket_routes(sockets.url),
         session=SessionSettings(secrets=(Secret(SESSION_SECRET),), refresh_seconds=0.05),

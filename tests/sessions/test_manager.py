@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
@@ -12,6 +13,7 @@ from proxy.config.model import OIDCSettings, Secret, SessionSettings
 from proxy.observability.metrics import Metrics
 from proxy.oidc.flow import TokenSet
 from proxy.oidc.jwks import ProviderKeys
+from proxy.sessions import manager as manager_module
 from proxy.sessions.cookie_store import CookieStore
 from proxy.sessions.manager import SessionEnded, SessionManager
 from proxy.sessions.store import CookieChange
@@ -23,14 +25,30 @@ LIFETIME = 3600
 COOKIE = "_idgate"
 
 
+REFRESH = 300
+
+
 @pytest.fixture
 async def manager() -> AsyncIterator[tuple[SessionManager, FakeClock]]:
+    async with _manager(refresh_seconds=10 * LIFETIME) as built:
+        yield built
+
+
+@pytest.fixture
+async def refreshing_manager() -> AsyncIterator[tuple[SessionManager, FakeClock]]:
+    """Sessions fall due for refresh after REFRESH seconds (before the idle timeout)."""
+    async with _manager(refresh_seconds=REFRESH) as built:
+        yield built
+
+
+@asynccontextmanager
+async def _manager(*, refresh_seconds: int) -> AsyncIterator[tuple[SessionManager, FakeClock]]:
     clock = FakeClock(now=1_700_000_000.0)
     session = SessionSettings(
         secrets=(Secret(SESSION_SECRET),),
         idle_timeout_seconds=IDLE,
         lifetime_seconds=LIFETIME,
-        refresh_seconds=10 * LIFETIME,
+        refresh_seconds=refresh_seconds,
     )
     settings = make_settings("https://issuer.test", "http://127.0.0.1:1", session=session)
     metrics = Metrics(CollectorRegistry())
@@ -106,3 +124,24 @@ async def test_no_session_cookie_is_no_session(manager: tuple[SessionManager, Fa
     """Without a session cookie, identify says None: the caller decides (401 or sign-in)."""
     sessions, _ = manager
     assert await sessions.identify({"other": "cookie"}) is None
+
+
+async def test_a_refresh_held_elsewhere_keeps_the_session_within_the_grace(
+    refreshing_manager: tuple[SessionManager, FakeClock],
+) -> None:
+    """While another worker holds a due session's refresh lock, the session stays usable for
+    the grace period without a refresh of its own, and ends once that refresh is overdue."""
+    sessions, clock = refreshing_manager
+    cookies = jar(await sessions.create(CLAIMS, TOKENS, {}))
+    identity = await sessions.identify(cookies)
+    assert identity is not None
+    grace = manager_module._REFRESH_GRACE_SECONDS
+    async with sessions.store.refresh_lock(identity.record.session_id) as held:
+        assert held
+        clock.advance(REFRESH + grace / 2)
+        within = await sessions.identify(cookies)
+        assert within is not None
+        assert within.record.verified_at == identity.record.verified_at
+        clock.advance(grace)
+        with pytest.raises(SessionEnded):
+            await sessions.identify(cookies)

@@ -26,7 +26,7 @@ from proxy.config.model import (
 from proxy.config.tls_context import server_context
 from proxy.server.app import build_app
 from tests.support.certificates import CertificateAuthority, Issued
-from tests.support.gate import Gate, start_gate
+from tests.support.gate import Gate, StartGate
 from tests.support.issuer import FakeIssuer, SigningKey, serve_issuer
 from tests.support.settings import make_settings, standard_routes
 from tests.support.upstream import EchoUpstream, serve_echo
@@ -58,21 +58,17 @@ def invoicer(ca: CertificateAuthority) -> Issued:
 
 
 @pytest.fixture
-async def behind_proxy(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> Gate:
+async def behind_proxy(aiohttp_server: AiohttpServer, start_gate: StartGate) -> Gate:
     """idgate whose peer (the test client on loopback) is a trusted proxy sending XFCC."""
-    return await _gate(aiohttp_server, aiohttp_client, trusted_proxies=LOOPBACK)
+    return await _gate(aiohttp_server, start_gate, trusted_proxies=LOOPBACK)
 
 
-async def _gate(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, **overrides: Any
-) -> Gate:
+async def _gate(aiohttp_server: AiohttpServer, start_gate: StartGate, **overrides: Any) -> Gate:
     """A gate with the /workloads route, forwarding to an echo upstream of its own; XFCC unless
     `client_certificates` says otherwise."""
     upstream = await serve_echo(aiohttp_server)
     overrides.setdefault("client_certificates", XFCC)
-    gate = await start_gate(
-        aiohttp_server, aiohttp_client, routes=routes(upstream.url), **overrides
-    )
+    gate = await start_gate(routes=routes(upstream.url), **overrides)
     gate.upstream = upstream
     return gate
 
@@ -94,10 +90,10 @@ async def test_forwarded_certificate_from_a_trusted_proxy_reaches_a_spiffe_route
 
 
 async def test_the_same_header_from_an_untrusted_peer_is_ignored(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, invoicer: Issued
+    aiohttp_server: AiohttpServer, start_gate: StartGate, invoicer: Issued
 ) -> None:
     """Outside trusted_proxies the header identifies nobody: 401, the upstream is not called."""
-    gate = await _gate(aiohttp_server, aiohttp_client)
+    gate = await _gate(aiohttp_server, start_gate)
 
     response = await gate.client.get("/workloads/invoices", headers=xfcc(invoicer))
 
@@ -106,13 +102,13 @@ async def test_the_same_header_from_an_untrusted_peer_is_ignored(
 
 
 async def test_a_custom_header_name_from_an_untrusted_peer_is_ignored(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, invoicer: Issued
+    aiohttp_server: AiohttpServer, start_gate: StartGate, invoicer: Issued
 ) -> None:
     """A header name accept does not know is still read only from trusted proxies."""
     custom = ClientCertificateSettings(
         forwarded_header="X-Workload-Cert", forwarded_format=ForwardedCertificateFormat.PEM
     )
-    gate = await _gate(aiohttp_server, aiohttp_client, client_certificates=custom)
+    gate = await _gate(aiohttp_server, start_gate, client_certificates=custom)
 
     response = await gate.client.get(
         "/workloads/x", headers={"X-Workload-Cert": invoicer.escaped_pem}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
@@ -44,7 +44,7 @@ class Gate:
         return self.registry.get_sample_value(name, labels) or 0.0
 
 
-async def start_gate(
+async def open_gate(
     aiohttp_server: AiohttpServer,
     aiohttp_client: AiohttpClient,
     *,
@@ -59,3 +59,10 @@ async def start_gate(
     return Gate(
         client=client, issuer=issuer, upstream=upstream, registry=registry, settings=settings
     )
+
+
+class StartGate(Protocol):
+    """The `start_gate` fixture: an idgate app whose settings differ from the standard ones by
+    `overrides` (make_settings keys), with its own issuer unless one is given."""
+
+    async def __call__(self, *, issuer: FakeIssuer | None = None, **overrides: Any) -> Gate: ...

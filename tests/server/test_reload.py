@@ -1,0 +1,112 @@
+"""Reload: a new configuration replaces the runtime whole, or the old one keeps serving."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+from pytest_aiohttp import AiohttpClient
+
+from proxy.config.load import load_settings
+from proxy.runtime import RUNTIME_KEY
+from proxy.server import reload as reload_module
+from proxy.server.app import build_app
+from proxy.server.reload import reload_config
+from tests.support.context import NO_PROVIDER
+
+SECRET = "0123456789abcdef0123456789abcdef"
+
+
+def document(route_name: str = "app") -> dict[str, Any]:
+    return {
+        "public_url": "https://idgate.example.com",
+        "oidc": {
+            "issuer": NO_PROVIDER,
+            "client_id": "idgate",
+            "audiences": ["https://api.example.com"],
+        },
+        "session": {"secret": SECRET},
+        "routes": [{"name": route_name, "upstream": NO_PROVIDER, "public": True}],
+    }
+
+
+def write(path: Path, data: object) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def reloads(registry: CollectorRegistry, result: str) -> float:
+    return registry.get_sample_value("idgate_config_reloads_total", {"result": result}) or 0.0
+
+
+@pytest.fixture
+async def served(
+    tmp_path: Path, aiohttp_client: AiohttpClient
+) -> tuple[TestClient[web.Request, web.Application], CollectorRegistry, Path]:
+    path = write(tmp_path / "idgate.yaml", document())
+    registry = CollectorRegistry()
+    client = await aiohttp_client(build_app(load_settings(path, {}), registry=registry))
+    return client, registry, path
+
+
+async def test_a_valid_config_replaces_the_runtime(
+    served: tuple[TestClient[web.Request, web.Application], CollectorRegistry, Path],
+) -> None:
+    """A reload of a valid file swaps in a runtime built from it and counts a success."""
+    client, registry, path = served
+    write(path, document(route_name="renamed"))
+
+    assert await reload_config(client.app, path, {})
+
+    assert [route.name for route in client.app[RUNTIME_KEY].current.settings.routes] == ["renamed"]
+    assert reloads(registry, "success") == 1
+
+
+async def test_a_config_error_keeps_the_old_runtime(
+    served: tuple[TestClient[web.Request, web.Application], CollectorRegistry, Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A file with an issue is refused: the old runtime serves on, the issue is logged by its
+    key path, and the failure is counted."""
+    client, registry, path = served
+    old = client.app[RUNTIME_KEY].current
+    broken = document()
+    broken["routes"][0]["upstream"] = "not a url"
+    write(path, broken)
+
+    with caplog.at_level(logging.ERROR, logger="idgate.config"):
+        assert not await reload_config(client.app, path, {})
+
+    assert client.app[RUNTIME_KEY].current is old
+    assert "routes[0].upstream" in caplog.text
+    assert reloads(registry, "failure") == 1
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_a_runtime_that_fails_to_build_keeps_the_old_one(
+    served: tuple[TestClient[web.Request, web.Application], CollectorRegistry, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A valid file whose runtime cannot be built is refused like a config error: logged,
+    counted, and the old runtime keeps serving (it used to die silently in its task)."""
+    client, registry, path = served
+    old = client.app[RUNTIME_KEY].current
+    write(path, document(route_name="renamed"))
+
+    async def broken_build(*args: object, **kwargs: object) -> None:
+        raise OSError("cannot build")
+
+    monkeypatch.setattr(reload_module, "build_runtime", broken_build)
+    with caplog.at_level(logging.ERROR, logger="idgate.config"):
+        assert not await reload_config(client.app, path, {})
+
+    assert client.app[RUNTIME_KEY].current is old
+    assert "building the new configuration" in caplog.text
+    assert reloads(registry, "failure") == 1

@@ -1,0 +1,129 @@
+"""The one error -> response table: status, reason, challenge and page for every IdgateError."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from proxy.errors import (
+    BadRequest,
+    Forbidden,
+    ForwardAuthRefused,
+    IdgateError,
+    InvalidToken,
+    MethodNotAllowed,
+    NoRoute,
+    OriginRefused,
+    ProviderUnavailable,
+    RequestTooLarge,
+    SignInFailed,
+    Unauthenticated,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from proxy.reasons import Reason, TokenFailure
+from proxy.runtime import Runtime
+from proxy.stages.responses import error_response
+from tests.support.context import make_context
+
+TABLE = [
+    (BadRequest("bad"), 400, "bad_request"),
+    (RequestTooLarge("big"), 431, "bad_request"),
+    (Unauthenticated("sign in"), 401, "no_credentials"),
+    (InvalidToken(TokenFailure.EXPIRED), 401, "invalid_token"),
+    (SignInFailed("failed"), 401, "sign_in_failed"),
+    (Forbidden(Reason.DENY_RULE), 403, "deny_rule"),
+    (ForwardAuthRefused("no route", reason=Reason.NO_ROUTE), 403, "no_route"),
+    (OriginRefused("origin"), 403, "origin"),
+    (NoRoute("none"), 404, "no_route"),
+    (MethodNotAllowed("method"), 405, "bad_request"),
+    (ProviderUnavailable("down"), 503, "provider_unavailable"),
+    (UpstreamError("unavailable"), 502, "internal_error"),
+    (UpstreamTimeout("slow"), 504, "internal_error"),
+    (IdgateError("bug"), 500, "internal_error"),
+]
+
+
+@pytest.mark.parametrize(("error", "status", "reason"), TABLE)
+async def test_api_clients_get_status_reason_and_request_id(
+    runtime: Runtime, error: IdgateError, status: int, reason: str
+) -> None:
+    """Every error answers API clients with its status and JSON naming reason and request id."""
+    request = make_mocked_request("GET", "/admin", headers={"Accept": "application/json"})
+    ctx = make_context(runtime, path="/admin")
+
+    response = error_response(error, request=request, ctx=ctx, settings=runtime.settings)
+
+    assert response.status == status
+    assert response.headers["Cache-Control"] == "no-store"
+    assert isinstance(response.body, bytes)
+    assert json.loads(response.body) == {
+        "error": error.public_message,
+        "reason": reason,
+        "status": status,
+        "request_id": "req-1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("error", "challenge"),
+    [
+        (Unauthenticated("sign in"), 'Bearer realm="idgate"'),
+        (InvalidToken(TokenFailure.SIGNATURE), 'Bearer realm="idgate", error="invalid_token"'),
+        (SignInFailed("failed"), 'Bearer realm="idgate"'),
+        (Forbidden(Reason.NOT_ALLOWED), None),
+        (BadRequest("bad"), None),
+    ],
+)
+async def test_only_401s_carry_a_bearer_challenge(
+    runtime: Runtime, error: IdgateError, challenge: str | None
+) -> None:
+    """RFC 6750 3.1: a 401 challenges, with error="invalid_token" only for a failed token."""
+    request = make_mocked_request("GET", "/admin")
+    response = error_response(
+        error, request=request, ctx=make_context(runtime), settings=runtime.settings
+    )
+    assert response.headers.get("WWW-Authenticate") == challenge
+
+
+async def test_an_unavailable_provider_says_when_to_retry(runtime: Runtime) -> None:
+    """503 for a provider or store that cannot answer tells the client to retry shortly."""
+    request = make_mocked_request("GET", "/admin")
+    response = error_response(
+        ProviderUnavailable("down"), request=request, ctx=None, settings=runtime.settings
+    )
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "5"
+
+
+async def test_a_browser_without_a_session_is_sent_to_sign_in_and_back(runtime: Runtime) -> None:
+    """A browser's GET without credentials becomes a redirect to sign-in naming this URL."""
+    request = make_mocked_request("GET", "/admin", headers={"Accept": "text/html"})
+    ctx = make_context(runtime, path="/admin", upstream_path="/admin", query="x=1")
+
+    response = error_response(
+        Unauthenticated("sign in"), request=request, ctx=ctx, settings=runtime.settings
+    )
+
+    assert response.status == 302
+    assert response.headers["Location"] == (
+        "https://idgate.test/oauth2/start?rd=https%3A%2F%2Fapp.example.com%2Fadmin%3Fx%3D1"
+    )
+
+
+async def test_a_browser_denied_sees_the_route_and_a_way_out(runtime: Runtime) -> None:
+    """A browser refused by policy gets the access-denied page naming the route it asked for."""
+    route = runtime.settings.routes[1]
+    request = make_mocked_request("GET", "/admin", headers={"Accept": "text/html"})
+    ctx = make_context(runtime, route=route)
+
+    response = error_response(
+        Forbidden(Reason.NOT_ALLOWED), request=request, ctx=ctx, settings=runtime.settings
+    )
+
+    assert response.status == 403
+    assert response.text is not None
+    assert f"<code>{route.name}</code>" in response.text
+    assert "/oauth2/sign_out" in response.text
