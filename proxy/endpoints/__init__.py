@@ -1,1 +1,5 @@
-"""idgate's own endpoints: health, readiness, keys, identity (and sign-in, forward-auth later)."""
+"""idgate's own endpoints: health, readiness, keys, userinfo, sign-in and sign-out, forward-auth.
+
+Each handler takes `(request, ctx)`; proxy/server/dispatch.py maps the exact normalised paths
+(own_paths.py) to them.
+"""

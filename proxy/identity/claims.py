@@ -1,7 +1,7 @@
 """Reading claims by dotted path, and mapping verified claims to a Principal.
 
-Shared by every identifier (bearer tokens now, ID tokens and sessions later) so that the
-configured claim names mean the same thing whichever way a user arrives.
+Shared by every identifier (bearer tokens, the ID tokens a session starts from, refreshed
+sessions) so that the configured claim names mean the same thing whichever way a user arrives.
 """
 
 from __future__ import annotations
