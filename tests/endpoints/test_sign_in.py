@@ -6,6 +6,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from aiohttp import ClientResponse
 
 from proxy.config.model import Secret, SessionSettings
 from proxy.runtime import RUNTIME_KEY
@@ -96,16 +97,21 @@ async def test_user_without_the_group_gets_the_denied_page(gate: Gate) -> None:
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 
-async def test_a_forged_state_is_refused_and_cleared(gate: Gate) -> None:
-    """A callback whose state no cookie of this browser holds is refused with 401, starts no
-    session, and clears whatever cookie that state would name."""
+async def callback_with_state(gate: Gate, state: str) -> ClientResponse:
+    """A real sign-in's callback, its code intact, carrying `state` instead of its own."""
     started = await gate.client.get("/oauth2/start?rd=/x", allow_redirects=False)
     code = gate.issuer.authorize(started.headers["Location"])
-    response = await gate.client.get(
-        f"/oauth2/callback?code={code}&state=forged",
+    return await gate.client.get(
+        f"/oauth2/callback?code={code}&state={state}",
         headers=cookie_header(set_cookies(started)),
         allow_redirects=False,
     )
+
+
+async def test_a_forged_state_is_refused_and_cleared(gate: Gate) -> None:
+    """A callback whose state no cookie of this browser holds is refused with 401, starts no
+    session, and clears whatever cookie that state would name."""
+    response = await callback_with_state(gate, "forged")
     assert response.status == 401
     changes = set_cookies(response)
     assert SESSION not in changes
@@ -116,13 +122,7 @@ async def test_a_forged_state_is_refused_and_cleared(gate: Gate) -> None:
 
 async def test_a_callback_without_state_is_a_bad_request(gate: Gate) -> None:
     """A callback with an empty state is malformed (400) and starts no session."""
-    started = await gate.client.get("/oauth2/start?rd=/x", allow_redirects=False)
-    code = gate.issuer.authorize(started.headers["Location"])
-    response = await gate.client.get(
-        f"/oauth2/callback?code={code}&state=",
-        headers=cookie_header(set_cookies(started)),
-        allow_redirects=False,
-    )
+    response = await callback_with_state(gate, "")
     assert response.status == 400
     assert SESSION not in set_cookies(response)
 
