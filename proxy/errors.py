@@ -11,6 +11,7 @@
     ├── OriginRefused             403  a WebSocket handshake from an origin the route refuses
     ├── NoRoute                   404  no route matches: nothing is open by default
     ├── MethodNotAllowed          405  a method idgate's own endpoint does not serve
+    ├── RateLimited               429  a client past one of `rate_limits` (sign-ins, 401s)
     ├── ProviderUnavailable       503  no provider keys yet: fail closed, retry later
     └── UpstreamError             502  the upstream refused or broke the connection
         └── UpstreamTimeout       504  the upstream did not answer in time
@@ -97,6 +98,17 @@ class NoRoute(IdgateError):
 class MethodNotAllowed(IdgateError):
     status = 405
     reason = Reason.BAD_REQUEST
+
+
+class RateLimited(IdgateError):
+    """A client past one of `rate_limits`; `retry_after` seconds until it may try again."""
+
+    status = 429
+    reason = Reason.RATE_LIMITED
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("too many requests")
+        self.retry_after = retry_after
 
 
 class ProviderUnavailable(IdgateError):

@@ -33,6 +33,7 @@ class Reason(StrEnum):
     BAD_REQUEST = "bad_request"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     INTERNAL_ERROR = "internal_error"
+    RATE_LIMITED = "rate_limited"
 
 
 class TokenFailure(StrEnum):

@@ -19,6 +19,7 @@ from proxy.identity.bearer import BearerVerifier
 from proxy.observability.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
 from proxy.oidc.logout_token import LogoutTokenVerifier
+from proxy.policy.rate_limits import RateLimits
 from proxy.policy.routes import RouteTable
 from proxy.policy.trust import TrustedProxies
 from proxy.sessions.cookie_store import CookieStore
@@ -36,6 +37,7 @@ class Runtime:
     """The process's metrics: one object for every runtime, so counters survive a reload."""
     routes: RouteTable
     trusted_proxies: TrustedProxies
+    rate_limits: RateLimits
     provider: ProviderKeys
     verifier: BearerVerifier
     signer: AssertionSigner
@@ -74,8 +76,9 @@ async def build_runtime(
     metrics: Metrics,
     previous: Runtime | None = None,
 ) -> Runtime:
-    """A started Runtime; reuses `previous`'s provider keys when `oidc` is unchanged, and its
-    session store (with what it remembers) when the session settings and cookies are."""
+    """A started Runtime; reuses `previous`'s provider keys when `oidc` is unchanged, its
+    session store (with what it remembers) when the session settings and cookies are, and its
+    rate-limit counts when `rate_limits` is."""
     if previous is not None and previous.settings.oidc == settings.oidc:
         provider = previous.provider
     else:
@@ -95,6 +98,11 @@ async def build_runtime(
         metrics=metrics,
         routes=RouteTable(settings.routes),
         trusted_proxies=TrustedProxies(settings.trusted_proxies),
+        rate_limits=(
+            previous.rate_limits
+            if previous is not None and previous.settings.rate_limits == settings.rate_limits
+            else RateLimits(settings.rate_limits)
+        ),
         provider=provider,
         verifier=BearerVerifier(settings.oidc, provider, metrics),
         signer=AssertionSigner(settings.session.secrets, issuer=settings.public_url),

@@ -20,7 +20,13 @@ from proxy.config.addresses import (
     redirect_domain,
 )
 from proxy.config.issues import ConfigError, ConfigIssue
-from proxy.config.model import ListenAddress, LogSettings, MetricsSettings, Settings
+from proxy.config.model import (
+    ListenAddress,
+    LogSettings,
+    MetricsSettings,
+    RateLimitSettings,
+    Settings,
+)
 from proxy.config.parse_oidc import parse_oidc
 from proxy.config.parse_routes import parse_routes
 from proxy.config.parse_session import parse_session
@@ -65,6 +71,7 @@ def parse_settings(data: object, environ: Mapping[str, str]) -> Settings:
             prefix=prefix,
             metrics=_metrics(top.section("metrics")),
             log=_log(top.section("log")),
+            rate_limits=_rate_limits(top.section("rate_limits")),
             tls=parse_tls(top),
             client_certificates=parse_client_certificates(
                 top, has_trusted_proxies=top.peek("trusted_proxies") is not None
@@ -120,6 +127,19 @@ def _log(section: Section) -> LogSettings:
     )
     section.close()
     return log
+
+
+def _rate_limits(section: Section) -> RateLimitSettings:
+    per_minute = int_between(0, 1_000_000, why=" (requests per minute; 0 turns the limit off)")
+    limits = RateLimitSettings(
+        **given(
+            sign_in_per_minute=section.get("sign_in_per_minute", per_minute),
+            callback_per_minute=section.get("callback_per_minute", per_minute),
+            failed_auth_per_minute=section.get("failed_auth_per_minute", per_minute),
+        )
+    )
+    section.close()
+    return limits
 
 
 def _log_level(value: object) -> str:

@@ -214,6 +214,21 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitSettings:
+    """YAML `rate_limits`: per client address and minute; 0 turns a limit off. Allowed requests
+    are never limited; these bound what an anonymous client can repeat for free."""
+
+    sign_in_per_minute: int = 120
+    """Sign-in starts (`/oauth2/start`, `/oauth2/sign_in`): each one costs a state cookie and a
+    trip to the provider."""
+    callback_per_minute: int = 120
+    """Callbacks (`/oauth2/callback`): each one may cost a code exchange at the provider."""
+    failed_auth_per_minute: int = 600
+    """Answers of 401 (no or bad credentials); past the limit such a client gets 429 instead.
+    Not applied to `/oauth2/auth`: nginx `auth_request` turns a 429 into a 500."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     public_url: str
     """External base URL of idgate (scheme, host, port); redirects and cookies derive from it."""
@@ -238,3 +253,4 @@ class Settings:
     """None: only certificates presented to idgate's own TLS listener identify a client."""
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)

@@ -18,6 +18,7 @@ from proxy.oidc.id_token import verify_id_token
 from proxy.runtime import Runtime
 from proxy.sessions.login_state import InvalidLoginState
 from proxy.stages.context import RequestContext
+from proxy.stages.limits import CALLBACK, enforce
 from proxy.stages.pages import NO_STORE
 
 _log = logging.getLogger("idgate.login")
@@ -25,6 +26,7 @@ _log = logging.getLogger("idgate.login")
 
 async def callback(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     runtime = ctx.runtime
+    enforce(ctx, runtime.rate_limits.callback, CALLBACK)
     metrics = runtime.metrics
     query = request.query
     state = query.get("state")

@@ -50,6 +50,7 @@ def _agreed(request: web.Request, names: tuple[str, ...]) -> str | None:
 
 
 async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    ctx.for_gateway = True
     method = (_agreed(request, _METHOD_HEADERS) or "GET").upper()
     uri = _agreed(request, _URI_HEADERS) or "/"
     raw_path, _, query = uri.partition("?")

@@ -10,11 +10,13 @@ from aiohttp import web
 
 from proxy.endpoints.redirects import vet_redirect
 from proxy.stages.context import RequestContext
+from proxy.stages.limits import SIGN_IN, enforce
 from proxy.stages.pages import NO_STORE
 
 
 async def start(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     runtime = ctx.runtime
+    enforce(ctx, runtime.rate_limits.sign_in, SIGN_IN)
     settings = runtime.settings
     wanted = request.query.get("rd") or request.headers.get("X-Auth-Request-Redirect") or "/"
     target = vet_redirect(

@@ -146,6 +146,12 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.rate_limited = Counter(
+            "idgate_rate_limited",
+            "Requests answered 429 because their client passed a rate limit, by limit.",
+            ["limit"],
+            registry=registry,
+        )
         self.config_reloads = Counter(
             "idgate_config_reloads",
             "Configuration reloads, by result.",

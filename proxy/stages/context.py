@@ -46,6 +46,8 @@ class RequestContext:
     """Host and port as the client addressed them (`Host`, or a trusted `X-Forwarded-Host`)."""
     own_endpoint: bool = False
     """The path is one of idgate's own endpoints (metrics label `_idgate`), not a route."""
+    for_gateway: bool = False
+    """A gateway's forward-auth subrequest (`/oauth2/auth`): it must answer 2xx, 401 or 403."""
     route: Route | None = None
     principal: Principal | None = None
     decision: Decision | None = None

@@ -20,6 +20,7 @@ from proxy.observability.metrics import ROUTE_IDGATE, ROUTE_NONE, method_label, 
 from proxy.runtime import Runtime
 from proxy.stages.context import CONTEXT_KEY, RequestContext
 from proxy.stages.decision_line import decision_line
+from proxy.stages.limits import after_failure
 from proxy.stages.responses import error_response
 
 _log = logging.getLogger("idgate.observe")
@@ -69,6 +70,8 @@ async def observe(
         error = IdgateError("internal error")
     ctx = request.get(CONTEXT_KEY)
     settings = runtime.settings
+    if error is not None and ctx is not None:
+        error = after_failure(ctx, error)
     if error is not None:
         response = error_response(error, request=request, ctx=ctx, settings=settings)
     elif client_gone:

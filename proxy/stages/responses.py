@@ -19,9 +19,11 @@ from proxy.errors import (
     IdgateError,
     InvalidToken,
     ProviderUnavailable,
+    RateLimited,
     SignInFailed,
     Unauthenticated,
 )
+from proxy.policy.rate_limits import retry_after_header
 from proxy.stages.context import RequestContext
 from proxy.stages.pages import NO_STORE, denied_page, problem_page
 
@@ -32,6 +34,7 @@ _HEADINGS: Final = {
     403: "Access denied",
     404: "Not found",
     405: "Method not allowed",
+    429: "Too many requests",
     431: "Request too large",
     502: "The tool is not reachable",
     503: "Temporarily unavailable",
@@ -72,6 +75,8 @@ def error_response(
         response.headers["WWW-Authenticate"] = _REALM
     elif isinstance(error, ProviderUnavailable):
         response.headers["Retry-After"] = "5"
+    elif isinstance(error, RateLimited):
+        response.headers["Retry-After"] = retry_after_header(error.retry_after)
     return response
 
 

@@ -22,6 +22,7 @@ from proxy.config.model import (
     MetricsSettings,
     OIDCSettings,
     PolicyMode,
+    RateLimitSettings,
     Secret,
     SessionSettings,
 )
@@ -211,6 +212,14 @@ def test_config_error_carries_issues_and_prints_one_per_line() -> None:
         (
             lambda d: d.update(log={"decisions": "sometimes"}),
             "log.decisions: expected true or false",
+        ),
+        (
+            lambda d: d.update(rate_limits={"sign_in_per_minute": -1}),
+            "rate_limits.sign_in_per_minute: must be between 0 and 1000000",
+        ),
+        (
+            lambda d: d.update(rate_limits={"failed_auth": 10}),
+            "rate_limits.failed_auth: unknown key",
         ),
         (
             lambda d: d.update({True: 1}),
@@ -420,3 +429,14 @@ def test_load_settings_reads_a_file(document: dict[str, Any], tmp_path: Path) ->
     )
 
     assert load_settings(path, {"ID": "idgate"}).oidc.client_id == "idgate"
+
+
+def test_rate_limits_are_on_by_default_and_each_can_be_turned_off(
+    document: dict[str, Any],
+) -> None:
+    """Without a `rate_limits` section every limit is on; `0` turns one off."""
+    assert parse_settings(document, {}).rate_limits == RateLimitSettings()
+    document["rate_limits"] = {"callback_per_minute": 0, "failed_auth_per_minute": 30}
+    limits = parse_settings(document, {}).rate_limits
+    assert (limits.sign_in_per_minute, limits.callback_per_minute) == (120, 0)
+    assert limits.failed_auth_per_minute == 30

@@ -17,6 +17,7 @@ from proxy.errors import (
     NoRoute,
     OriginRefused,
     ProviderUnavailable,
+    RateLimited,
     RequestTooLarge,
     SignInFailed,
     Unauthenticated,
@@ -39,6 +40,7 @@ TABLE = [
     (OriginRefused("origin"), 403, "origin"),
     (NoRoute("none"), 404, "no_route"),
     (MethodNotAllowed("method"), 405, "bad_request"),
+    (RateLimited(12.5), 429, "rate_limited"),
     (ProviderUnavailable("down"), 503, "provider_unavailable"),
     (UpstreamError("unavailable"), 502, "internal_error"),
     (UpstreamTimeout("slow"), 504, "internal_error"),
@@ -96,6 +98,15 @@ async def test_an_unavailable_provider_says_when_to_retry(runtime: Runtime) -> N
     )
     assert response.status == 503
     assert response.headers["Retry-After"] == "5"
+
+
+async def test_a_limited_client_is_told_when_to_come_back(runtime: Runtime) -> None:
+    """429 carries Retry-After in whole seconds, rounded up."""
+    request = make_mocked_request("GET", "/oauth2/start")
+    response = error_response(
+        RateLimited(12.5), request=request, ctx=None, settings=runtime.settings
+    )
+    assert response.headers["Retry-After"] == "13"
 
 
 async def test_a_browser_without_a_session_is_sent_to_sign_in_and_back(runtime: Runtime) -> None:
