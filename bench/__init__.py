@@ -16,6 +16,8 @@
     targets.py    the issue's targets judged; report.py renders BENCHMARKS.md
     profiling.py  py-spy over idgate at the end of a run (or alone with `--profile DIR`),
                   summed by stacks.py
+    soak.py       `--soak MINUTES`: the mixed workload of soak_load.py against idgate in front
+                  of soak_upstream.py, memory and descriptors sampled by soak_sample.py
     runner.py     the order of it all; __main__.py the command line
 
 The plan (plan.py) runs every workload against every server it applies to, in interleaved rounds

@@ -14,6 +14,7 @@ from typing import Final
 
 from bench.plan import FULL, QUICK
 from bench.runner import run, say
+from bench.soak import kept_section, render, soak, with_section
 
 REPO: Final = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,16 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--no-profile", action="store_true", help="skip py-spy at the end of a full run"
     )
     parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="instead of the benchmark: idgate under a mixed workload for MINUTES, memory and "
+        "descriptors sampled every second; the result replaces BENCHMARKS.md's Soak section",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="soak: concurrent clients (default 32)"
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -50,6 +61,17 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # so every server is stopped on the way out
 
 
+def _soak(workdir: Path, minutes: float, concurrency: int, output: Path) -> int:
+    say(f"soak: {minutes:g} minutes, {concurrency} clients")
+    result = soak(workdir, seconds=minutes * 60, concurrency=concurrency)
+    section = render(result)
+    sys.stdout.write(section)
+    previous = output.read_text() if output.exists() else ""
+    output.write_text(with_section(previous, section))
+    say(f"written to {output}")
+    return 0 if result.passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     options = QUICK if args.quick else FULL
@@ -61,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     def write(markdown: str) -> None:
         sys.stdout.write(markdown)
         if output is not None:
+            previous = output.read_text() if output.exists() else ""
+            if (soak_section := kept_section(previous)) is not None:
+                markdown = with_section(markdown, soak_section)
             output.write_text(markdown)
             say(f"written to {output}")
 
@@ -69,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     # Unprivileged nginx and Apache workers read the JWKS and files below it.
     workdir.chmod(0o755)
     try:
+        if args.soak is not None:
+            return _soak(
+                workdir, args.soak, args.concurrency, args.output or REPO / "BENCHMARKS.md"
+            )
         profiled = not (args.quick or args.no_profile)
         return run(workdir, options, write, profile=args.profile, profiled=profiled)
     except KeyboardInterrupt:
