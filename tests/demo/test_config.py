@@ -52,12 +52,14 @@ def test_config_file_is_private(config_path: Path) -> None:
 
 
 def test_settings_are_a_loopback_single_worker_proxy(settings: Settings) -> None:
-    """idgate listens on loopback, one worker, metrics on a port of their own, demo-api accepted."""
+    """idgate listens on loopback, one worker, metrics on a port of their own, demo-api accepted
+    on bearer tokens marked `typ: at+jwt`."""
     assert settings.public_url == f"http://127.0.0.1:{PORT}"
     assert (settings.listen.host, settings.listen.port, settings.workers) == ("127.0.0.1", PORT, 1)
     assert settings.metrics.listen is not None
     assert settings.metrics.listen.port == 4181
     assert settings.oidc.accepted_audiences == ("demo-api",)
+    assert settings.oidc.require_access_token_type
     assert [route.name for route in settings.routes][-1] == "home"
 
 
