@@ -207,13 +207,20 @@ async def test_a_required_access_token_type_refuses_typ_jwt(
 
 
 @pytest.mark.parametrize(
-    "gate", [{"audiences": None, "accept_client_id_audience": True}], indirect=True
+    "gate",
+    [
+        {"audiences": None, "accept_client_id_audience": True},
+        {"audiences": [API_AUDIENCE, CLIENT_ID], "accept_client_id_audience": True},
+    ],
+    ids=["client-only", "api-and-client"],
+    indirect=True,
 )
 async def test_the_opt_in_accepts_the_id_token_and_is_warned_about(
     gate: IdgateProcess, upstream: EchoUpstream, signed_in: SignedIn, http: aiohttp.ClientSession
 ) -> None:
-    """`accept_client_id_audience` restores the old behaviour (the ID token opens the route);
-    `idgate check` passes with a warning naming the option, and `idgate serve` logs it."""
+    """`accept_client_id_audience` restores the old behaviour (the ID token opens the route, with
+    `client_id` alone or listed beside the API); `idgate check` passes with a warning naming the
+    option, and `idgate serve` logs it."""
     assert await status_and_failure(http, gate, signed_in.id_token) == (200, None)
 
     check = await asyncio.create_subprocess_exec(
