@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from proxy import __version__
+from proxy.config.advice import config_warnings
 from proxy.config.load import ConfigError, load_settings
 from proxy.config.model import Settings
 
@@ -87,6 +88,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return EXIT_CONFIG
 
     if args.command == "check":
+        # Warnings go beside the errors (stderr) but leave the exit code alone: the config works.
+        for warning in config_warnings(settings):
+            print(f"{args.config}: warning: {warning}", file=sys.stderr)
         print(f"{args.config}: ok ({len(settings.routes)} routes)")
         return EXIT_OK
 

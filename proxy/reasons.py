@@ -55,3 +55,8 @@ class TokenFailure(StrEnum):
     """A logout token whose `jti` was already used."""
     SUBJECT = "subject"
     """A refreshed ID token that names another user."""
+    ID_TOKEN = "id_token"  # noqa: S105 (a reason label, not a credential)
+    """A bearer token that is an ID token: it carries `nonce`, `at_hash`, `c_hash` or `s_hash`,
+    or its `aud` names idgate's own `client_id` (without `oidc.accept_client_id_audience`)."""
+    TOKEN_TYPE = "token_type"  # noqa: S105 (a reason label, not a credential)
+    """A bearer token without `typ: at+jwt` where `oidc.require_access_token_type` asks for it."""

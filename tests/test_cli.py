@@ -16,6 +16,7 @@ public_url: https://idgate.example.com
 oidc:
   issuer: https://login.example.com
   client_id: idgate
+  audiences: [https://api.example.com]
 session:
   secret: ${IDGATE_SESSION_SECRET}
 routes:
@@ -87,6 +88,53 @@ def test_check_accepts_a_valid_config(config: Path, capsys: pytest.CaptureFixtur
     assert code == EXIT_OK
     assert out == f"{config}: ok (4 routes)\n"
     assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("oidc_lines", "warned"),
+    [
+        ("", "oidc.audiences: not set, so no bearer token is accepted"),
+        (
+            "  audiences: [https://api.example.com, idgate]\n  accept_client_id_audience: true\n",
+            "oidc.accept_client_id_audience: bearer tokens for 'idgate' (oidc.client_id)",
+        ),
+    ],
+    ids=["no-audiences", "client-id-opt-in"],
+)
+def test_check_prints_warnings_and_still_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], oidc_lines: str, warned: str
+) -> None:
+    """A config that works but refuses every bearer token, or accepts ID tokens as bearer tokens,
+    exits 0 with `ok` on stdout and one `warning:` line on stderr at the key it is about."""
+    path = tmp_path / "idgate.yaml"
+    path.write_text(
+        VALID.replace("  audiences: [https://api.example.com]\n", oidc_lines), encoding="utf-8"
+    )
+
+    code, out, err = run(capsys, "check", "-c", str(path))
+
+    assert code == EXIT_OK
+    assert out == f"{path}: ok (4 routes)\n"
+    [line] = err.splitlines()
+    assert line.startswith(f"{path}: warning: {warned}")
+
+
+def test_check_refuses_the_client_id_as_a_bearer_audience(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Listing client_id among the bearer audiences without the opt-in is an error, exit 1."""
+    path = tmp_path / "idgate.yaml"
+    path.write_text(
+        VALID.replace("[https://api.example.com]", "[https://api.example.com, idgate]"),
+        encoding="utf-8",
+    )
+
+    code, out, err = run(capsys, "check", "-c", str(path))
+
+    assert code == EXIT_CONFIG
+    assert out == ""
+    assert err.startswith(f"{path}: oidc.audiences: 'idgate' is oidc.client_id")
+    assert "oidc.accept_client_id_audience: true" in err
 
 
 def test_check_prints_every_issue_with_its_key_path(

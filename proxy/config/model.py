@@ -65,7 +65,15 @@ class OIDCSettings:
     """`prompt` values sent at sign-in; OIDC Core 11 has some providers issue a refresh token for
     `offline_access` only with `consent`."""
     audiences: tuple[str, ...] = ()
-    """`aud` values accepted on bearer tokens; empty means `client_id` alone."""
+    """The API audiences accepted on bearer tokens (a token's `aud` must name one). Empty: no
+    bearer token is accepted. `client_id` is never one of them unless `accept_client_id_audience`
+    says so: it is the audience of every ID token idgate receives (OIDC Core 2)."""
+    accept_client_id_audience: bool = False
+    """Accept bearer tokens whose `aud` names `client_id`, ID tokens included (oauth2-proxy's
+    `--skip-jwt-bearer-tokens` habit): a leaked ID token then opens routes. Off by default."""
+    require_access_token_type: bool = False
+    """Require the JOSE header `typ: at+jwt` (RFC 9068 2.1) on bearer tokens, for providers that
+    mark their access tokens, so nothing else they sign passes as one."""
     user_claim: str = "sub"
     """Claim naming the user; a dotted path reaches into nested objects (`realm_access.roles`)."""
     email_claim: str = "email"
@@ -85,7 +93,10 @@ class OIDCSettings:
 
     @property
     def accepted_audiences(self) -> tuple[str, ...]:
-        return self.audiences or (self.client_id,)
+        """The `aud` values a bearer token may name: `audiences`, and `client_id` when opted in."""
+        if self.accept_client_id_audience and self.client_id not in self.audiences:
+            return (*self.audiences, self.client_id)
+        return self.audiences
 
 
 class Prompt(StrEnum):

@@ -7,6 +7,7 @@ from proxy.config.model import OIDCSettings, Prompt
 from proxy.config.reader import Section, given
 from proxy.config.values import (
     algorithm,
+    boolean,
     choice,
     duration,
     int_between,
@@ -27,6 +28,8 @@ def parse_oidc(section: Section) -> OIDCSettings:
             scopes=None if scopes is None else _unique(scopes),
             prompt=section.get_list("prompt", choice(Prompt), single=True),
             audiences=section.get_list("audiences", text),
+            accept_client_id_audience=section.get("accept_client_id_audience", boolean),
+            require_access_token_type=section.get("require_access_token_type", boolean),
             user_claim=section.get("user_claim", text),
             email_claim=section.get("email_claim", text),
             groups_claim=section.get("groups_claim", text),
@@ -49,6 +52,15 @@ def parse_oidc(section: Section) -> OIDCSettings:
     # returned."
     if Prompt.NONE in oidc.prompt and len(oidc.prompt) > 1:
         section.issue("none cannot be combined with other values", key="prompt")
+    # OIDC Core 2: an ID token's `aud` "MUST contain the OAuth 2.0 client_id of the Relying
+    # Party", so accepting client_id on bearer tokens accepts every ID token idgate receives.
+    if oidc.client_id in oidc.audiences and not oidc.accept_client_id_audience:
+        section.issue(
+            f"{oidc.client_id!r} is oidc.client_id, the audience of every ID token idgate "
+            "receives at sign-in: list the audience of your API's access tokens instead, or set "
+            "oidc.accept_client_id_audience: true to accept ID tokens as bearer tokens",
+            key="audiences",
+        )
     if oidc.jwks_min_refresh_seconds > oidc.jwks_refresh_seconds:
         section.issue(
             "must not be longer than jwks_refresh_interval", key="jwks_min_refresh_interval"

@@ -104,6 +104,9 @@ def config_document(
             "client_id": CLIENT_ID,
             "client_secret": client_secret,
             "audiences": [API_AUDIENCE],
+            # The dev issuer marks its access tokens `typ: at+jwt` (RFC 9068), so its ID tokens
+            # (`typ: JWT`) can never pass as one.
+            "require_access_token_type": True,
         },
         "session": {
             "secret": session_secret,

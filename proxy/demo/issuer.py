@@ -42,7 +42,8 @@ class IssuerSettings:
     """The issuer identifier (`iss`): `http://127.0.0.1:PORT`, no trailing slash."""
     clients: tuple[DemoClient, ...]
     audiences: tuple[str, ...]
-    """`aud` of every access token: the demo API and idgate's client."""
+    """`aud` of every access token: the demo API. Never idgate's client, which is the audience
+    of ID tokens, and idgate refuses those as bearer tokens."""
     users: tuple[DemoUser, ...] = USERS
 
 

@@ -90,7 +90,7 @@ async def _demo(*, port: int, directory: Path, environ: Mapping[str, str]) -> No
             IssuerSettings(
                 url=issuer_url,
                 clients=(idgate_client, service_client),
-                audiences=(API_AUDIENCE, CLIENT_ID),
+                audiences=(API_AUDIENCE,),
             )
         )
         await _serve_on(stack, issuer.app(), issuer_socket)

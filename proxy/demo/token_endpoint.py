@@ -45,7 +45,7 @@ class TokenEndpoint:
         clients: Mapping[str, DemoClient],
         audiences: tuple[str, ...],
     ) -> None:
-        """`audiences`: the `aud` of every access token (the demo API and idgate's client)."""
+        """`audiences`: the `aud` of every access token (the demo API)."""
         self._mint = mint
         self._grants = grants
         self._clients = clients

@@ -1,8 +1,9 @@
 """Bearer access tokens (RFC 6750): the header parsed, the JWT verified against the provider's keys.
 
 The JWT checks (RFC 8725) live in `proxy/oidc/provider_jwt.py`, shared with ID and logout tokens;
-here `exp` is required and `aud` must be one of `oidc.accepted_audiences`. A verified token is
-cached by issuer and token hash until its `exp`; failures are not cached.
+here `exp` is required, `aud` must be one of `oidc.accepted_audiences`, and an ID token is refused
+(`proxy/identity/token_kind.py`). A verified token is cached by issuer and token hash until its
+`exp`; failures are not cached.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from proxy.errors import InvalidToken
 from proxy.identity.claims import principal_from_claims
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.identity.principal_cache import PrincipalCache
+from proxy.identity.token_kind import access_token_type_check, refuse_id_tokens
 from proxy.observability.metrics import Metrics
 from proxy.oidc.provider_jwt import MAX_TOKEN_CHARS, KeySource, decode_provider_jwt
 from proxy.reasons import TokenFailure
@@ -62,6 +64,8 @@ class BearerVerifier:
         over it short (the benchmark measured 100 ms pauses over a 30,000-entry cache)."""
         self._oidc = oidc
         self._keys = keys
+        self._check_type = access_token_type_check(oidc)
+        self._refuse_id_tokens = refuse_id_tokens(oidc)
         self._metrics = metrics
         self._cache = PrincipalCache(cache_size, clock)
 
@@ -99,6 +103,8 @@ class BearerVerifier:
             keys=self._keys,
             audiences=self._oidc.accepted_audiences,
             required=("exp",),
+            check_header=self._check_type,
+            check_kind=self._refuse_id_tokens,
         )
         principal = principal_from_claims(
             claims, self._oidc, source=CredentialSource.BEARER, expires_at=_expires_at(claims)

@@ -50,6 +50,7 @@ class _TokenBounds(jws.JWSRegistry):
 _BOUNDS: Final = _TokenBounds()
 
 HeaderCheck = Callable[[Mapping[str, Any]], None]
+ClaimsCheck = Callable[[Mapping[str, Any]], None]
 
 
 class KeySource(Protocol):
@@ -66,11 +67,14 @@ async def decode_provider_jwt(
     audiences: Sequence[str],
     required: Sequence[str],
     check_header: HeaderCheck | None = None,
+    check_kind: ClaimsCheck | None = None,
 ) -> dict[str, Any]:
     """The claims of a token the provider signed for one of `audiences`; raises InvalidToken.
 
     `iss` and `aud` are always required; `required` names the other claims that must be present.
     `check_header` sees the JOSE header before any key is looked up, and raises InvalidToken.
+    `check_kind` sees the claims once the signature is verified and before any claim is checked,
+    so a token of the wrong kind is refused as such whatever its audience or age.
     """
     signed = _parse(token)
     header = signed.headers()
@@ -88,6 +92,8 @@ async def decode_provider_jwt(
     key = await keys.key_for(kid, algorithm.name)
     _verify_signature(signed, signature, algorithm, key)
     claims = _claims_of(signed.payload)
+    if check_kind is not None:
+        check_kind(claims)
     _check_claims(claims, oidc=oidc, audiences=audiences, required=required)
     return claims
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from proxy.config.advice import config_warnings
 from proxy.config.load import ConfigError, load_settings
 from proxy.runtime import RUNTIME_KEY, build_runtime, retire_runtime
 from proxy.server.app import METRICS_KEY, PROVIDER_CLIENT_KEY
@@ -60,4 +61,6 @@ async def reload_config(app: web.Application, path: Path, environ: Mapping[str, 
     metrics.config_reloads.labels(result="success").inc()
     metrics.config_last_reload_success.set_to_current_time()
     _log.info("configuration reloaded: %d routes", len(settings.routes))
+    for warning in config_warnings(settings):
+        _log.warning("config: %s", warning)
     return True

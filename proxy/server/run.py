@@ -8,6 +8,7 @@ more, each worker serves the proxy on the shared port and the supervisor
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from collections.abc import Coroutine, Mapping
@@ -16,6 +17,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from proxy.config.advice import config_warnings
 from proxy.config.load import load_settings
 from proxy.config.model import Settings
 from proxy.observability.decision_log import start_log_writer
@@ -25,6 +27,8 @@ from proxy.server.supervisor import (
     prepare_multiprocess_metrics,
     remove_multiprocess_metrics,
 )
+
+_log = logging.getLogger("idgate.config")
 
 
 async def _supervise(
@@ -72,6 +76,8 @@ def worker_count(settings: Settings) -> int:
 def run(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) -> None:
     """`idgate serve`: blocks until SIGTERM or SIGINT."""
     listener = start_log_writer(settings.log.level)
+    for warning in config_warnings(settings):
+        _log.warning("config: %s", warning)
     count = worker_count(settings)
     try:
         if count == 1:

@@ -167,6 +167,18 @@ def test_config_error_carries_issues_and_prints_one_per_line() -> None:
         (lambda d: d["oidc"].update(scopes=["email"]), "oidc.scopes: must include openid"),
         (lambda d: d["oidc"].update(scopes=["openid", 'a"b']), "oidc.scopes[1]: a scope is"),
         (lambda d: d["oidc"].update(audiences=[]), "oidc.audiences: must not be empty"),
+        (
+            lambda d: d["oidc"].update(audiences=["https://api.example.com", "idgate"]),
+            "oidc.audiences: 'idgate' is oidc.client_id, the audience of every ID token",
+        ),
+        (
+            lambda d: d["oidc"].update(accept_client_id_audience="yes"),
+            "oidc.accept_client_id_audience: expected true or false",
+        ),
+        (
+            lambda d: d["oidc"].update(require_access_token_type=1),
+            "oidc.require_access_token_type: expected true or false",
+        ),
         (lambda d: d["oidc"].update(user_claim=7), "oidc.user_claim: expected a string"),
         (lambda d: d["oidc"].update(algorithms=["RS256", "none"]), "oidc.algorithms[1]: `none`"),
         (lambda d: d["oidc"].update(algorithms=["HS256"]), "oidc.algorithms[0]: HS256 is HMAC"),
@@ -366,6 +378,20 @@ def test_secrets_never_appear_in_repr_or_issue_messages(
     assert reported.count("\n") == 2
     assert "hunter2" not in reported
     assert "12345" not in reported
+
+
+def test_bearer_audiences_exclude_the_client_unless_opted_in(document: dict[str, Any]) -> None:
+    """Unset audiences accept no bearer token; `accept_client_id_audience` adds client_id (and
+    allows listing it), and `require_access_token_type` is read as a boolean."""
+    assert parse_settings(document, {}).oidc.accepted_audiences == ()
+
+    document["oidc"].update(accept_client_id_audience=True)
+    assert parse_settings(document, {}).oidc.accepted_audiences == ("idgate",)
+
+    document["oidc"].update(audiences=["idgate", "api"], require_access_token_type="true")
+    oidc = parse_settings(document, {}).oidc
+    assert oidc.accepted_audiences == ("idgate", "api")
+    assert oidc.require_access_token_type
 
 
 def test_env_variables_expand_in_every_string(document: dict[str, Any]) -> None:

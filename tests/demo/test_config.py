@@ -6,16 +6,23 @@ import stat
 from pathlib import Path
 
 import pytest
+from joserfc.jwk import JWKRegistry, Key
+from prometheus_client import CollectorRegistry
 
 from proxy.cli import EXIT_OK, main
 from proxy.config.load import load_settings
 from proxy.config.model import Settings
-from proxy.demo.config import DEMO_ROUTES, config_document, write_config
+from proxy.demo.config import API_AUDIENCE, CLIENT_ID, DEMO_ROUTES, config_document, write_config
 from proxy.demo.directory import USERS
+from proxy.demo.tokens import TokenMint
+from proxy.errors import InvalidToken
 from proxy.explain import explain, principal_for_explain
+from proxy.identity.bearer import BearerVerifier
+from proxy.observability.metrics import Metrics
 from proxy.policy.decision import Outcome
 
 PORT = 4180
+ISSUER = "http://127.0.0.1:4100"
 
 
 @pytest.fixture
@@ -23,7 +30,7 @@ def config_path(tmp_path: Path) -> Path:
     document = config_document(
         port=PORT,
         metrics_port=4181,
-        issuer="http://127.0.0.1:4100",
+        issuer=ISSUER,
         client_secret="demo-client-secret",
         session_secret="demo-session-secret-0123456789abcdefghij",
         upstreams={
@@ -52,12 +59,14 @@ def test_config_file_is_private(config_path: Path) -> None:
 
 
 def test_settings_are_a_loopback_single_worker_proxy(settings: Settings) -> None:
-    """idgate listens on loopback, one worker, metrics on a port of their own, demo-api accepted."""
+    """idgate listens on loopback, one worker, metrics on a port of their own, demo-api accepted
+    on bearer tokens marked `typ: at+jwt`."""
     assert settings.public_url == f"http://127.0.0.1:{PORT}"
     assert (settings.listen.host, settings.listen.port, settings.workers) == ("127.0.0.1", PORT, 1)
     assert settings.metrics.listen is not None
     assert settings.metrics.listen.port == 4181
     assert settings.oidc.accepted_audiences == ("demo-api",)
+    assert settings.oidc.require_access_token_type
     assert [route.name for route in settings.routes][-1] == "home"
 
 
@@ -89,3 +98,35 @@ def test_routes_decide_as_the_tour_says(
     )
     assert result.decision is not None
     assert (result.decision.outcome, result.status) == (outcome, status)
+
+
+class MintKeys:
+    """The dev issuer's public key, as idgate would fetch it from its `/jwks`."""
+
+    def __init__(self, mint: TokenMint) -> None:
+        self.key = JWKRegistry.import_key(mint.jwks()["keys"][0])
+
+    async def key_for(self, kid: str | None, alg: str) -> Key:
+        return self.key
+
+
+async def test_the_dev_issuers_access_tokens_are_bearer_credentials_and_its_id_tokens_not(
+    settings: Settings,
+) -> None:
+    """Under the demo config, a dev-issuer access token for demo-api identifies its subject and
+    the ID token a browser sign-in yields (for idgate's client, `typ: JWT`) is refused."""
+    mint = TokenMint(issuer=ISSUER)
+    verifier = BearerVerifier(settings.oidc, MintKeys(mint), Metrics(CollectorRegistry()))
+    access_token = mint.access_token(
+        subject="demo-service",
+        client_id="demo-service",
+        audiences=(API_AUDIENCE,),
+        scope="api",
+        lifetime=60,
+        claims={},
+    )
+    id_token = mint.id_token(user=USERS[0], client_id=CLIENT_ID, nonce="n", sid="s", lifetime=60)
+
+    assert (await verifier.verify(access_token)).user == "demo-service"
+    with pytest.raises(InvalidToken):
+        await verifier.verify(id_token)

@@ -94,10 +94,19 @@ class OidcProvider:
         )
 
     async def sign(
-        self, claims: Mapping[str, Any], *, key: Literal["current", "unpublished"] = "current"
+        self,
+        claims: Mapping[str, Any],
+        *,
+        key: Literal["current", "unpublished"] = "current",
+        typ: str = "at+jwt",
     ) -> str:
-        """A token the endpoints never issue: iss/iat/exp/jti default, a None claim is left out."""
-        body = await _call("POST", f"{self._ready.admin}/sign", json={"claims": claims, "key": key})
+        """A token the endpoints never issue: iss/iat/exp/jti default, a None claim is left out;
+        `typ` is its JOSE header's (an ID token's is "JWT")."""
+        body = await _call(
+            "POST",
+            f"{self._ready.admin}/sign",
+            json={"claims": claims, "key": key, "typ": typ},
+        )
         return str(body["token"])
 
     async def rotate_keys(self, *, keep_old: bool = True) -> str:

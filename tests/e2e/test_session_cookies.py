@@ -11,10 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from http.cookies import Morsel, SimpleCookie
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import aiohttp
 import pytest
@@ -22,8 +21,9 @@ from yarl import URL
 
 from proxy.config.model import Secret
 from proxy.sessions.cookie_store import CookieStore
-from tests.e2e.browser import PASSWORD, SESSION_COOKIE, SignInSetup
+from tests.e2e.browser import SESSION_COOKIE, SignInSetup
 from tests.e2e.idgate_process import IdgateProcess
+from tests.e2e.provider_login import log_in
 from tests.e2e.redis_fixture import RedisServer
 from tests.sessions.records import record
 from tests.support.upstream import EchoUpstream
@@ -31,29 +31,6 @@ from tests.support.upstream import EchoUpstream
 STATE_COOKIE_PREFIX: Final = "_idgate_state_"
 CALLBACK_PATH: Final = "/oauth2/callback"
 PROTECTED_PATH: Final = "/builds"
-#: Redirects and forms between /oauth2/start and the callback: login and consent need eight.
-MAX_STEPS: Final = 20
-
-
-class _FirstForm(HTMLParser):
-    """The first form of a page: where it posts, and its inputs' names and values."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action: str | None = None
-        self.fields: dict[str, str] = {}
-        self._inside = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        if tag == "form" and self.action is None:
-            self.action, self._inside = found.get("action") or "", True
-        elif tag == "input" and self._inside and found.get("name"):
-            self.fields[str(found["name"])] = found.get("value") or ""
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._inside = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,24 +75,9 @@ async def authorize(
     """Start a sign-in at idgate and complete the provider's login (and consent) as `username`,
     following each redirect by hand until the provider sends the browser back to the callback."""
     callback = gate.url + CALLBACK_PATH
-    method, url = "GET", f"{gate.url}/oauth2/start?rd={quote(gate.url + PROTECTED_PATH, safe='')}"
-    data: dict[str, str] | None = None
-    for _ in range(MAX_STEPS):
-        async with http.request(method, url, data=data, allow_redirects=False) as resp:
-            if resp.status in (302, 303):
-                method, url, data = "GET", urljoin(url, resp.headers["Location"]), None
-                if url.startswith(callback):
-                    return Authorization(callback_url=url, state_cookie=state_cookie_of(http, gate))
-                continue
-            assert resp.status == 200, f"{method} {url} answered {resp.status}"
-            form = _FirstForm()
-            form.feed(await resp.text())
-        assert form.action is not None, f"{url} shows no form"
-        data = form.fields
-        if "login" in data:
-            data |= {"login": username, "password": PASSWORD}
-        method, url = "POST", urljoin(url, form.action)
-    raise AssertionError(f"the sign-in did not come back to {callback}")
+    start = f"{gate.url}/oauth2/start?rd={quote(gate.url + PROTECTED_PATH, safe='')}"
+    url = await log_in(http, start, username=username, back_to=callback)
+    return Authorization(callback_url=url, state_cookie=state_cookie_of(http, gate))
 
 
 def state_cookie_of(http: aiohttp.ClientSession, gate: IdgateProcess) -> Morsel[str]:

@@ -310,7 +310,7 @@ async def test_an_issuer_that_is_not_one_string_is_refused(
     ("aud", "expected"),
     [
         ("someone-else", TokenFailure.AUDIENCE),
-        (["someone-else", "idgate"], TokenFailure.AUDIENCE),
+        (["someone-else", "API"], TokenFailure.AUDIENCE),
         ("api-admin", TokenFailure.AUDIENCE),
         (OMIT, TokenFailure.MISSING_CLAIM),
     ],
@@ -318,7 +318,7 @@ async def test_an_issuer_that_is_not_one_string_is_refused(
 async def test_the_audience_must_be_accepted(
     world: MakeWorld, aud: Any, expected: TokenFailure
 ) -> None:
-    """`aud` must name one of `oidc.audiences` exactly (here `client_id` is not among them)."""
+    """`aud` must name one of `oidc.audiences` exactly: no case variant, prefix or suffix."""
     w = await world()
 
     assert await failure_of(w, KEY.sign(claims(aud=aud))) is expected

@@ -171,6 +171,8 @@ class FakeIssuer:
     """`expires_in` of issued tokens, sent as is (None leaves it out)."""
     token_requests: list[dict[str, str]] = field(default_factory=list)
     """Every /token form received, with its `Authorization` header under `authorization`."""
+    issued_id_tokens: list[str] = field(default_factory=list)
+    """Every ID token /token answered with, oldest first."""
     _grants: dict[str, Grant] = field(default_factory=dict)
     _refresh_tokens: set[str] = field(default_factory=set)
     _access_tokens: set[str] = field(default_factory=set)
@@ -311,7 +313,9 @@ class FakeIssuer:
         refresh_token = secrets.token_urlsafe(16) if self.issue_refresh_tokens else None
         if refresh_token is not None:
             self._refresh_tokens.add(refresh_token)
-        return self._tokens(refresh_token=refresh_token, id_token=self.id_token(nonce=grant.nonce))
+        id_token = self.id_token(nonce=grant.nonce)
+        self.issued_id_tokens.append(id_token)
+        return self._tokens(refresh_token=refresh_token, id_token=id_token)
 
     def revoke_access_tokens(self) -> None:
         """Every access token issued so far is refused at userinfo from now on."""

@@ -53,18 +53,20 @@ async function rotateKeys(host, { keep_old: keepOld = true }) {
 }
 
 /**
- * {claims, key = "current" | "unpublished"} -> {token}: iss, iat, exp (+300 s) and jti default
- * from the provider; a claim given as null is left out, so tests can drop exp or iss.
+ * {claims, key = "current" | "unpublished", typ = "at+jwt"} -> {token}: iss, iat, exp (+300 s)
+ * and jti default from the provider; a claim given as null is left out, so tests can drop exp or
+ * iss; `typ` is the JOSE header's (an ID token's is "JWT").
  */
-function sign(host, { claims = {}, key = 'current' }) {
+function sign(host, { claims = {}, key = 'current', typ = 'at+jwt' }) {
   const keys = { current: host.state.keys[0], unpublished: host.state.unpublishedKey };
   if (!Object.hasOwn(keys, key)) throw new BadRequest('key must be "current" or "unpublished"');
   if (!isObject(claims)) throw new BadRequest('claims must be a JSON object');
+  if (typeof typ !== 'string') throw new BadRequest('typ must be a string');
   const now = Math.floor(Date.now() / 1000);
   const defaults = { iss: host.state.issuer, iat: now, exp: now + 300, jti: randomUUID() };
   const payload = { ...defaults, ...claims };
   const present = Object.entries(payload).filter(([, value]) => value !== null);
-  return { token: signJwt(keys[key], Object.fromEntries(present)) };
+  return { token: signJwt(keys[key], Object.fromEntries(present), typ) };
 }
 
 /** {redirect_uris, post_logout_redirect_uris, backchannel_logout_uri} for the "idgate" client. */

@@ -9,9 +9,12 @@ export function generateSigningKey() {
 
 const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-/** A compact RS256 JWS over `payload`, for tokens the endpoints never issue (expired, foreign). */
-export function signJwt(jwk, payload) {
-  const input = `${encode({ alg: 'RS256', typ: 'at+jwt', kid: jwk.kid })}.${encode(payload)}`;
+/**
+ * A compact RS256 JWS over `payload`, for tokens the endpoints never issue (expired, foreign);
+ * `typ` is the JOSE header's, an access token's (RFC 9068) unless told otherwise.
+ */
+export function signJwt(jwk, payload, typ = 'at+jwt') {
+  const input = `${encode({ alg: 'RS256', typ, kid: jwk.kid })}.${encode(payload)}`;
   const signature = sign('sha256', Buffer.from(input), { key: jwk, format: 'jwk' });
   return `${input}.${signature.toString('base64url')}`;
 }

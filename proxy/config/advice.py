@@ -1,0 +1,40 @@
+"""Configurations that load but may not do what the operator means: warnings, not errors.
+
+`idgate check` prints them and still exits 0; `idgate serve` logs them at start and on reload.
+Pure, like the loader: settings in, issues out.
+"""
+
+from __future__ import annotations
+
+from proxy.config.issues import ConfigIssue
+from proxy.config.model import Settings
+
+
+def config_warnings(settings: Settings) -> tuple[ConfigIssue, ...]:
+    """Every warning about `settings`, each at its key path."""
+    oidc = settings.oidc
+    warnings: list[ConfigIssue] = []
+    if oidc.accept_client_id_audience:
+        warnings.append(
+            ConfigIssue(
+                path="oidc.accept_client_id_audience",
+                message=(
+                    f"bearer tokens for {oidc.client_id!r} (oidc.client_id) are accepted, and so "
+                    "is every ID token idgate's users receive at sign-in: a leaked ID token opens "
+                    "routes. Meant for migrating from oauth2-proxy; list your API's audiences in "
+                    "oidc.audiences and remove this option once clients send access tokens"
+                ),
+            )
+        )
+    elif not oidc.audiences:
+        warnings.append(
+            ConfigIssue(
+                path="oidc.audiences",
+                message=(
+                    "not set, so no bearer token is accepted (sessions and client certificates "
+                    "still are); to accept API access tokens, list the `aud` your provider puts in "
+                    "them (its resource or API identifier), e.g. audiences: [https://api.example.com]"
+                ),
+            )
+        )
+    return tuple(warnings)

@@ -1,0 +1,38 @@
+"""Warnings: configurations that load but may not do what the operator means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy.config.advice import config_warnings
+from proxy.config.load import parse_settings
+
+
+def warnings_of(document: dict[str, Any]) -> list[str]:
+    return [str(warning) for warning in config_warnings(parse_settings(document, {}))]
+
+
+def test_api_audiences_draw_no_warning(document: dict[str, Any]) -> None:
+    """A config that lists the API audiences of its bearer tokens is warned about nothing."""
+    document["oidc"]["audiences"] = ["https://api.example.com"]
+
+    assert warnings_of(document) == []
+
+
+def test_no_audiences_warns_that_no_bearer_token_is_accepted(document: dict[str, Any]) -> None:
+    """Without `oidc.audiences` the warning says bearer tokens are refused and how to list them."""
+    [warning] = warnings_of(document)
+
+    assert warning.startswith("oidc.audiences: not set, so no bearer token is accepted")
+    assert "audiences: [https://api.example.com]" in warning
+
+
+def test_the_client_id_opt_in_warns_that_id_tokens_open_routes(document: dict[str, Any]) -> None:
+    """`accept_client_id_audience` is named, with the risk it takes and the way off it."""
+    document["oidc"]["accept_client_id_audience"] = True
+
+    [warning] = warnings_of(document)
+
+    assert warning.startswith("oidc.accept_client_id_audience: bearer tokens for 'idgate'")
+    assert "a leaked ID token opens routes" in warning
+    assert "oauth2-proxy" in warning
