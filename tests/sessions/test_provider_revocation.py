@@ -141,7 +141,7 @@ async def test_a_silent_provider_delays_by_one_timeout_for_both_tokens(
         p.issuer.revocation_hang.set()
     elapsed = time.monotonic() - started
 
-    assert TIMEOUT <= elapsed < 2 * TIMEOUT
+    assert 0.9 * TIMEOUT <= elapsed < 2 * TIMEOUT
     assert p.count("unavailable") == 2
 
 
