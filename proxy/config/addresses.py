@@ -40,9 +40,18 @@ def host_pattern(value: object) -> str:
 
 
 def redirect_domain(value: object) -> str:
-    """A host name, or `.example.com` for example.com's subdomains."""
-    name = text(value)
-    return "." + hostname(name[1:]) if name.startswith(".") else hostname(name)
+    """A host name, or `.example.com` for example.com's subdomains, each with an optional port
+    (`tools.example.com:8443`): without one only the scheme's default port is allowed."""
+    spec = text(value)
+    name, colon, port = spec.partition(":")
+    domain = "." + hostname(name[1:]) if name.startswith(".") else hostname(name)
+    if not colon:
+        return domain
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) <= 65535):
+        raise InvalidValueError(
+            'a port is a number from 1 to 65535 after one ":", as in "tools.example.com:8443"'
+        )
+    return f"{domain}:{int(port)}"
 
 
 def email(value: object) -> str:

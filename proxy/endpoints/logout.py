@@ -9,6 +9,7 @@ from aiohttp import web
 
 from proxy.endpoints.redirects import vet_redirect
 from proxy.errors import BadRequest, InvalidToken
+from proxy.sessions.provider_revocation import revoke_session_tokens
 from proxy.stages.context import RequestContext
 from proxy.stages.pages import NO_STORE
 from proxy.stages.responses import json_response
@@ -21,7 +22,13 @@ _MAX_LOGOUT_BODY: Final = 64 * 1024
 
 async def sign_out(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     """SPEC: "end the session (and the provider session through RP-initiated logout when
-    offered)". Cookies and the server-side record go first, whatever happens at the provider.
+    offered)". Cookies and the server-side record go first, whatever happens at the provider;
+    then the session's tokens are revoked at the provider (RFC 7009) when it offers that.
+
+    The revocation is awaited here rather than left to a background task: it is bounded by one
+    `oidc.http_timeout` (both tokens at once), aiohttp does not cancel a handler whose client goes
+    away, a graceful shutdown drains it like any request in flight, and the browser reaches the
+    provider's end-session page only once the grant is gone there.
 
     The provider is reached by a GET redirect, as RP-Initiated Logout 1.0 defines it: a
     cross-site POST would not carry the provider's SameSite=Lax session cookie, so the provider
@@ -43,15 +50,27 @@ async def sign_out(request: web.Request, ctx: RequestContext) -> web.StreamRespo
         or home
     )
     location = target
-    if record is not None and runtime.provider.metadata is not None:
-        provider_logout = runtime.sessions.flow().end_session_url(
-            id_token_hint=record.id_token, post_logout_redirect_uri=target
-        )
-        location = provider_logout or target
+    if record is not None:
+        loaded = runtime.provider.metadata is not None
+        flow = runtime.sessions.flow() if loaded else None
+        await revoke_session_tokens(flow, record, metrics=runtime.metrics)
+        if flow is not None:
+            provider_logout = flow.end_session_url(
+                id_token_hint=record.id_token,
+                post_logout_redirect_uri=_absolute(target, public_url=settings.public_url),
+            )
+            location = provider_logout or target
     response = web.Response(status=302, headers={"Location": location})
     response.headers["Cache-Control"] = NO_STORE
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _absolute(target: str, *, public_url: str) -> str:
+    """A vetted local path made absolute on `public_url`. RP-Initiated Logout 1.0 2:
+    post_logout_redirect_uri "MUST have been previously registered with the OP", and registered
+    URIs are absolute: a bare path is refused there and the provider session stays alive."""
+    return public_url.rstrip("/") + target if target.startswith("/") else target
 
 
 async def backchannel_logout(request: web.Request, ctx: RequestContext) -> web.StreamResponse:

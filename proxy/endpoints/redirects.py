@@ -3,12 +3,15 @@
 SPEC: "Redirects after login or logout go only to `public_url`'s host or configured allowed
 domains." Anything a browser could read as another origin is refused, so the checks are strict
 (ASCII only, no whitespace, controls or backslashes anywhere, encoded or not) and fail closed.
+A port is part of the origin (RFC 6454 4): the same host on another port is another service, so
+it is allowed only when `public_url` or an allowed domain names that very port.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
@@ -19,16 +22,28 @@ _REFUSED_RAW: Final = re.compile(r"[^\x21-\x5b\x5d-\x7e]")
 _REFUSED_DECODED: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 #: An authority with no userinfo: a lower-case DNS name or bracketed IP literal, optional port.
 _AUTHORITY: Final = re.compile(
-    r"(?P<host>[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?"
+    r"(?P<host>[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?"
 )
+#: RFC 6454 4: "If uri-port is undefined, let uri-port be the default port for the protocol".
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_MAX_PORT: Final = 65535
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Host and port of an absolute URL; `port` is None for the scheme's default port."""
+
+    host: str
+    port: int | None
 
 
 def vet_redirect(target: str, *, public_url: str, allowed_domains: Sequence[str]) -> str | None:
     """`target` when it is safe to redirect to, else None.
 
     Safe: a path starting with a single "/" (stays on the current origin), or an absolute http(s)
-    URL whose host is `public_url`'s host or an allowed domain (`example.com` exactly, or
-    `.example.com` for its subdomains). An https `public_url` refuses http targets (no downgrade).
+    URL on `public_url`'s host and port, or on an allowed domain (`example.com` exactly, or
+    `.example.com` for its subdomains) at the scheme's default port, or at the port the entry
+    names (`example.com:8443`). An https `public_url` refuses http targets (no downgrade).
     """
     if not target or _REFUSED_RAW.search(target):
         return None
@@ -57,8 +72,12 @@ def _is_allowed_url(target: str, *, public_url: str, allowed_domains: Sequence[s
     # "https:evil.com" and "https:/evil.com" lack the "//" yet browsers still find a host in them.
     if not target[len(url.scheme) + 1 :].startswith("//"):
         return False
-    host = _host(url.netloc)
-    return host is not None and (host == _host(public.netloc) or _allowed(host, allowed_domains))
+    place = _place(url.scheme, url.netloc)
+    if place is None:
+        return False
+    return place == _place(public.scheme, public.netloc) or any(
+        _entry_allows(entry, place, scheme=url.scheme) for entry in allowed_domains
+    )
 
 
 def _decodings(target: str) -> Iterator[str]:
@@ -72,18 +91,33 @@ def _decodings(target: str) -> Iterator[str]:
         current = decoded
 
 
-def _host(netloc: str) -> str | None:
-    """The lower-cased host of an authority, or None when it is empty, has userinfo, or is odd."""
+def _place(scheme: str, netloc: str) -> _Place | None:
+    """The lower-cased host and non-default port of an authority, or None when it is empty, has
+    userinfo, or is odd (a port out of range among them)."""
     matched = _AUTHORITY.fullmatch(netloc.lower())
-    return matched["host"] if matched else None
+    if matched is None:
+        return None
+    port = int(matched["port"]) if matched["port"] is not None else None
+    if port is not None and not 0 < port <= _MAX_PORT:
+        return None
+    if port == _DEFAULT_PORTS.get(scheme.lower()):
+        port = None
+    return _Place(host=matched["host"], port=port)
 
 
-def _allowed(host: str, allowed_domains: Sequence[str]) -> bool:
-    for entry in allowed_domains:
-        domain = entry.lower()
-        if domain.startswith("."):
-            if host.endswith(domain) and len(host) > len(domain):
-                return True
-        elif host == domain:
-            return True
-    return False
+def _entry_allows(entry: str, place: _Place, *, scheme: str) -> bool:
+    """Whether an `allowed_redirect_domains` entry (`[.]domain[:port]`) covers `place`."""
+    domain, colon, port_text = entry.lower().rpartition(":")
+    if not colon:
+        domain, port = entry.lower(), None
+    elif port_text.isascii() and port_text.isdigit():
+        # An entry naming the scheme's default port (tools.example.com:443) means no port.
+        port = int(port_text)
+        port = None if port == _DEFAULT_PORTS.get(scheme.lower()) else port
+    else:
+        return False
+    if place.port != port:
+        return False
+    if domain.startswith("."):
+        return place.host.endswith(domain) and len(place.host) > len(domain)
+    return place.host == domain

@@ -146,6 +146,12 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.token_revocations = Counter(
+            "idgate_token_revocations",
+            "Session tokens sent to the provider's revocation endpoint at sign-out, by result.",
+            ["result"],
+            registry=registry,
+        )
         self.rate_limited = Counter(
             "idgate_rate_limited",
             "Requests answered 429 because their client passed a rate limit, by limit.",

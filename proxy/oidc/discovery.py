@@ -35,6 +35,8 @@ class ProviderMetadata:
     userinfo_endpoint: str | None
     end_session_endpoint: str | None
     """Offered only by providers supporting RP-Initiated Logout."""
+    revocation_endpoint: str | None
+    """Offered only by providers supporting token revocation (RFC 7009, RFC 8414 2)."""
     raw: Mapping[str, Any]
     """The whole document, read-only, for fields nobody modelled yet."""
 
@@ -60,6 +62,7 @@ class ProviderMetadata:
             token_endpoint=_endpoint(document, "token_endpoint"),
             userinfo_endpoint=_endpoint(document, "userinfo_endpoint"),
             end_session_endpoint=_endpoint(document, "end_session_endpoint"),
+            revocation_endpoint=_endpoint(document, "revocation_endpoint"),
             raw=MappingProxyType(dict(document)),
         )
 

@@ -1,4 +1,5 @@
-"""The authorization code flow with PKCE (RFC 6749 4.1, RFC 7636), refresh, userinfo and logout URL.
+"""The authorization code flow with PKCE (RFC 6749 4.1, RFC 7636), refresh, userinfo, logout URL
+and token revocation (RFC 7009).
 
 The only module that imports authlib, and only for protocol pieces (random values, the S256
 challenge, URL and form encoding); HTTP goes through the shared aiohttp session. Whatever the
@@ -18,8 +19,9 @@ from urllib.parse import quote_plus
 
 import aiohttp
 from authlib.common.security import generate_token
-from authlib.common.urls import add_params_to_uri
+from authlib.common.urls import add_params_to_qs, add_params_to_uri
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc7009.parameters import prepare_revoke_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from proxy.config.model import OIDCSettings
@@ -47,6 +49,8 @@ class FlowFailure(StrEnum):
     INVALID_SCOPE = "invalid_scope"
     INVALID_TOKEN = "invalid_token"  # noqa: S105 (an RFC 6750 error code, not a credential)
     """The userinfo endpoint refused the access token."""
+    UNSUPPORTED_TOKEN_TYPE = "unsupported_token_type"  # noqa: S105 (an RFC 7009 error code)
+    """The revocation endpoint does not revoke this kind of token."""
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     """Unreachable, too slow, or a 5xx."""
     INVALID_RESPONSE = "invalid_response"
@@ -65,6 +69,15 @@ _TOKEN_ERRORS: Final = frozenset(
         FlowFailure.INVALID_SCOPE,
     }
 )
+# RFC 7009 2.2.1: the error response is RFC 6749 5.2's, with one more code.
+_REVOCATION_ERRORS: Final = _TOKEN_ERRORS | {FlowFailure.UNSUPPORTED_TOKEN_TYPE}
+
+
+class TokenKind(StrEnum):
+    """RFC 7009 2.1 `token_type_hint` values (RFC 7009 4.1.2)."""
+
+    ACCESS_TOKEN = "access_token"  # noqa: S105 (a token type name, not a credential)
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105 (a token type name, not a credential)
 
 
 class FlowError(Exception):
@@ -97,7 +110,8 @@ class TokenSet:
 
 
 class CodeFlow:
-    """The provider's authorization, token, userinfo and end-session endpoints, for one client."""
+    """The provider's authorization, token, userinfo, end-session and revocation endpoints, for
+    one client."""
 
     def __init__(
         self,
@@ -188,32 +202,59 @@ class CodeFlow:
         url: str = add_params_to_uri(endpoint, [(k, v) for k, v in params if v is not None])
         return url
 
+    async def revoke(self, token: str, *, kind: TokenKind) -> None:
+        """Revoke `token` at the provider (RFC 7009 2.1); FlowError `unsupported` without the
+        endpoint, `provider_unavailable` when unreachable or slow, a code for a refusal.
+
+        The client authenticates as at the token endpoint: RFC 7009 2.1 "The client also includes
+        its authentication credentials as described in Section 2.3. of [RFC6749]."
+        """
+        endpoint = _required(self._metadata.revocation_endpoint, "revocation_endpoint")
+        headers = {"Accept": "application/json"}
+        form, _ = prepare_revoke_token_request(token, kind.value, headers=headers)
+        if self._authenticate(headers):
+            form = add_params_to_qs(form, [("client_id", self._oidc.client_id)])
+        status, body = await self._send(
+            "POST", endpoint, headers=headers, data=form.encode("ascii"), what="revocation endpoint"
+        )
+        # RFC 7009 2.2: "The authorization server responds with HTTP status code 200 if the token
+        # has been revoked successfully or if the client submitted an invalid token." The body is
+        # of no interest.
+        if status != 200:
+            raise _oauth_error(status, body, what="revocation endpoint", known=_REVOCATION_ERRORS)
+
+    def _authenticate(self, headers: dict[str, str]) -> bool:
+        """Add client_secret_basic to `headers`; True for a public client, which must send its
+        `client_id` in the form instead."""
+        secret = self._oidc.client_secret
+        if secret is None:
+            return True
+        # RFC 6749 2.3.1: "The client identifier is encoded using the
+        # application/x-www-form-urlencoded encoding algorithm per Appendix B, and the encoded
+        # value is used as the username; the client password is encoded using the same
+        # algorithm and used as the password."
+        headers["Authorization"] = aiohttp.encode_basic_auth(
+            quote_plus(self._oidc.client_id, safe=""), quote_plus(secret.reveal(), safe="")
+        )
+        return False
+
     async def _token_request(self, grant_type: str, **parameters: str) -> dict[str, Any]:
         endpoint = _required(self._metadata.token_endpoint, "token_endpoint")
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "Accept": "application/json",
         }
-        secret = self._oidc.client_secret
-        if secret is None:
+        if self._authenticate(headers):
             # RFC 6749 4.1.3: client_id "REQUIRED, if the client is not authenticating with the
             # authorization server"; PKCE is then what binds the code to this client.
             parameters["client_id"] = self._oidc.client_id
-        else:
-            # RFC 6749 2.3.1: "The client identifier is encoded using the
-            # application/x-www-form-urlencoded encoding algorithm per Appendix B, and the encoded
-            # value is used as the username; the client password is encoded using the same
-            # algorithm and used as the password."
-            headers["Authorization"] = aiohttp.encode_basic_auth(
-                quote_plus(self._oidc.client_id, safe=""), quote_plus(secret.reveal(), safe="")
-            )
         form: str = prepare_token_request(grant_type, **parameters)
         status, body = await self._send(
             "POST", endpoint, headers=headers, data=form.encode("ascii"), what="token endpoint"
         )
         if status == 200:
             return _json_object(body, "token endpoint")
-        raise _token_error(status, body)
+        raise _oauth_error(status, body, what="token endpoint", known=_TOKEN_ERRORS)
 
     async def _send(
         self,
@@ -275,17 +316,17 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
     return document
 
 
-def _token_error(status: int, body: bytes) -> FlowError:
+def _oauth_error(status: int, body: bytes, *, what: str, known: frozenset[str]) -> FlowError:
     # RFC 6749 5.2: the error response is a JSON object whose `error` is one of a fixed list;
     # only that code is kept (it may become a metric label), never `error_description`.
     try:
-        code = _json_object(body, "token endpoint").get("error")
+        code = _json_object(body, what).get("error")
     except FlowError:
         code = None
-    if isinstance(code, str) and code in _TOKEN_ERRORS:
-        return FlowError(FlowFailure(code), f"token endpoint refused: {code}")
+    if isinstance(code, str) and code in known:
+        return FlowError(FlowFailure(code), f"{what} refused: {code}")
     return FlowError(
-        FlowFailure.INVALID_RESPONSE, f"token endpoint answered HTTP {status} without a known error"
+        FlowFailure.INVALID_RESPONSE, f"{what} answered HTTP {status} without a known error"
     )
 
 

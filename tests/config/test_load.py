@@ -152,6 +152,30 @@ def test_config_error_carries_issues_and_prints_one_per_line() -> None:
             lambda d: d.update(allowed_redirect_domains=["good.example.com", "bad domain"]),
             "allowed_redirect_domains[1]: not a valid host name",
         ),
+        (
+            lambda d: d.update(allowed_redirect_domains=["tools.example.com:x"]),
+            'allowed_redirect_domains[0]: a port is a number from 1 to 65535 after one ":"',
+        ),
+        (
+            lambda d: d.update(allowed_redirect_domains=["tools.example.com:0"]),
+            "allowed_redirect_domains[0]: a port is a number from 1 to 65535",
+        ),
+        (
+            lambda d: d.update(allowed_redirect_domains=["tools.example.com:65536"]),
+            "allowed_redirect_domains[0]: a port is a number from 1 to 65535",
+        ),
+        (
+            lambda d: d.update(allowed_redirect_domains=["tools.example.com:"]),
+            "allowed_redirect_domains[0]: a port is a number from 1 to 65535",
+        ),
+        (
+            lambda d: d.update(allowed_redirect_domains=["tools.example.com:80:80"]),
+            "allowed_redirect_domains[0]: a port is a number from 1 to 65535",
+        ),
+        (
+            lambda d: d.update(allowed_redirect_domains=["bad domain:8443"]),
+            "allowed_redirect_domains[0]: not a valid host name",
+        ),
         (lambda d: d.update(trusted_proxies="10.0.0.0/8"), "trusted_proxies: must be a list of"),
         (lambda d: d.update(trusted_proxies=["10.0.0.0/33"]), "trusted_proxies[0]: not an IP"),
         (lambda d: d.update(prefix="/oauth2/"), "prefix: must start with / and not end with /"),
@@ -283,6 +307,24 @@ def test_listen_accepts_host_port_bracketed_ipv6_and_a_mapping(
     document["listen"] = listen
 
     assert parse_settings(document, {"PORT": "9999"}).listen == expected
+
+
+def test_allowed_redirect_domains_may_name_a_port(document: dict[str, Any]) -> None:
+    """An allowed redirect domain, dotted or not, may carry a port; hosts are lower-cased and
+    the port written as a plain number."""
+    document["allowed_redirect_domains"] = [
+        "Tools.Example.com:8443",
+        ".apps.example.com:08443",
+        "wiki.example.com",
+        ".corp.example.com",
+    ]
+
+    assert parse_settings(document, {}).allowed_redirect_domains == (
+        "tools.example.com:8443",
+        ".apps.example.com:8443",
+        "wiki.example.com",
+        ".corp.example.com",
+    )
 
 
 def test_trusted_proxies_become_networks(document: dict[str, Any]) -> None:

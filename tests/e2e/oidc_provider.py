@@ -24,6 +24,8 @@ PROVIDER_DIR = Path(__file__).parent / "provider"
 USER_GRANT = "urn:idgate:test:user"
 MINTER_ID = "e2e-minter"
 MINTER_SECRET = "e2e-minter-secret"
+WEB_CLIENT_ID = "idgate"
+WEB_CLIENT_SECRET = "idgate-secret"
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 
@@ -139,6 +141,24 @@ class OidcProvider:
         would: the user's next refresh is refused, and the next sign-in asks for the password."""
         self._require_own("revoke_user")
         await _call("POST", f"{self._ready.admin}/revoke-user", json={"username": username})
+
+    async def set_revocation(self, mode: Literal["on", "off", "failing"]) -> None:
+        """Token revocation (RFC 7009) served ("on", the default), not offered in discovery
+        ("off"), or offered but answering 503 ("failing"). idgate reads discovery when it starts,
+        so set this before starting the idgate that should see it."""
+        self._require_own("set_revocation")
+        await _call("PUT", f"{self._ready.admin}/revocation", json={"mode": mode})
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+        """The web client `idgate` redeems `refresh_token` at the token endpoint; the token
+        response, or ProviderError (`invalid_grant` once the token is revoked)."""
+        body: dict[str, Any] = await _call(
+            "POST",
+            f"{self.issuer}/token",
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            headers={"Authorization": aiohttp.encode_basic_auth(WEB_CLIENT_ID, WEB_CLIENT_SECRET)},
+        )
+        return body
 
     def stop(self) -> None:
         """Take the provider down (idempotent), killing it if it ignores SIGTERM."""

@@ -70,12 +70,14 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def authorize(
-    http: aiohttp.ClientSession, gate: IdgateProcess, username: str
+    http: aiohttp.ClientSession, gate: IdgateProcess, username: str, *, rd: str | None = None
 ) -> Authorization:
-    """Start a sign-in at idgate and complete the provider's login (and consent) as `username`,
-    following each redirect by hand until the provider sends the browser back to the callback."""
+    """Start a sign-in at idgate (to return to `rd`, by default PROTECTED_PATH) and complete the
+    provider's login (and consent) as `username`, following each redirect by hand until the
+    provider sends the browser back to the callback."""
     callback = gate.url + CALLBACK_PATH
-    start = f"{gate.url}/oauth2/start?rd={quote(gate.url + PROTECTED_PATH, safe='')}"
+    rd = gate.url + PROTECTED_PATH if rd is None else rd
+    start = f"{gate.url}/oauth2/start?rd={quote(rd, safe='')}"
     url = await log_in(http, start, username=username, back_to=callback)
     return Authorization(callback_url=url, state_cookie=state_cookie_of(http, gate))
 

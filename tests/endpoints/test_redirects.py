@@ -29,8 +29,9 @@ def vet(target: str, *, public_url: str = PUBLIC_URL) -> str | None:
         "https://auth.example.com/x?y=z#w",
         "https://AUTH.Example.COM/x",
         "HTTPS://auth.example.com/x",
-        "https://auth.example.com:8443/x",
+        "https://auth.example.com:443/x",
         "https://tools.example.com/grafana/",
+        "https://tools.example.com:443/grafana/",
         "https://grafana.apps.example.com/d/abc",
         "https://a.b.apps.example.com/",
         "https://auth.example.com/path@with-at",
@@ -56,6 +57,15 @@ HOSTILE = [
     "https://evil-apps.example.com/",
     "https://auth.example.com./",
     "https://auth.example.com%2eevil.com/",
+    # another port is another origin (another service), on every allowed host
+    "https://auth.example.com:8443/x",
+    "https://auth.example.com:9/",
+    "https://auth.example.com:80/",
+    "https://tools.example.com:8443/",
+    "https://grafana.apps.example.com:8443/d/abc",
+    "https://auth.example.com:0/",
+    "https://auth.example.com:65536/",
+    "https://auth.example.com:99999/",
     # protocol-relative and its disguises
     "//evil.com",
     "///evil.com",
@@ -140,9 +150,60 @@ def test_the_hostile_table_is_large() -> None:
 def test_an_http_public_url_accepts_http_targets() -> None:
     """Without https on public_url, http targets on allowed hosts are not a downgrade."""
     public_url = "http://localhost:4180"
-    assert vet("http://localhost:9000/x", public_url=public_url) == "http://localhost:9000/x"
+    assert vet("http://localhost:4180/x", public_url=public_url) == "http://localhost:4180/x"
     assert vet("http://tools.example.com/", public_url=public_url) == "http://tools.example.com/"
     assert vet("https://tools.example.com/", public_url=public_url) == "https://tools.example.com/"
+
+
+def test_public_url_s_host_on_another_port_is_refused() -> None:
+    """public_url's own host on any other port is another origin, so it is refused; its default
+    port written out or left off is the same origin."""
+    assert vet("http://localhost:9000/x", public_url="http://localhost:4180") is None
+    assert vet("http://localhost/x", public_url="http://localhost:4180") is None
+    assert vet("http://localhost:80/x", public_url="http://localhost") == "http://localhost:80/x"
+    assert vet("https://auth.example.com:443/") == "https://auth.example.com:443/"
+    assert vet("https://auth.example.com/", public_url="https://auth.example.com:443") == (
+        "https://auth.example.com/"
+    )
+    assert vet("https://auth.example.com:8443/", public_url="https://auth.example.com") is None
+
+
+def test_an_entry_with_a_port_allows_that_port_only() -> None:
+    """`tools.example.com:8443` allows that host on port 8443, and not on the default port;
+    `.apps.example.com:8443` does the same for the subdomains."""
+    allowed = ("tools.example.com:8443", ".apps.example.com:8443")
+
+    def check(target: str) -> str | None:
+        return vet_redirect(target, public_url=PUBLIC_URL, allowed_domains=allowed)
+
+    assert check("https://tools.example.com:8443/x") == "https://tools.example.com:8443/x"
+    assert check("https://a.apps.example.com:8443/") == "https://a.apps.example.com:8443/"
+    assert check("https://tools.example.com/x") is None
+    assert check("https://tools.example.com:9443/x") is None
+    assert check("https://a.apps.example.com/") is None
+    assert check("https://apps.example.com:8443/") is None
+
+
+def test_an_entry_naming_the_default_port_means_no_port() -> None:
+    """`tools.example.com:443` allows https://tools.example.com/ with or without `:443`."""
+    allowed = ("tools.example.com:443",)
+    for target in ("https://tools.example.com/", "https://tools.example.com:443/"):
+        assert vet_redirect(target, public_url=PUBLIC_URL, allowed_domains=allowed) == target
+    assert (
+        vet_redirect(
+            "https://tools.example.com:8443/", public_url=PUBLIC_URL, allowed_domains=allowed
+        )
+        is None
+    )
+
+
+def test_a_malformed_entry_allows_nothing() -> None:
+    """An entry with a port that is not a number matches no target (the loader refuses it)."""
+    allowed = ("tools.example.com:x", "tools.example.com:")
+    assert (
+        vet_redirect("https://tools.example.com/", public_url=PUBLIC_URL, allowed_domains=allowed)
+        is None
+    )
 
 
 def test_a_dotted_entry_allows_subdomains_but_not_the_apex() -> None:
@@ -167,10 +228,11 @@ def test_allowed_domains_compare_case_insensitively() -> None:
 
 
 def test_ip_literal_public_url_allows_its_own_host() -> None:
-    """A public_url on an IPv6 literal accepts targets on that same literal, any port."""
+    """A public_url on an IPv6 literal accepts targets on that same literal and port."""
     public_url = "http://[::1]:4180"
-    assert vet("http://[::1]:9000/x", public_url=public_url) == "http://[::1]:9000/x"
-    assert vet("http://[::2]/x", public_url=public_url) is None
+    assert vet("http://[::1]:4180/x", public_url=public_url) == "http://[::1]:4180/x"
+    assert vet("http://[::1]:9000/x", public_url=public_url) is None
+    assert vet("http://[::2]:4180/x", public_url=public_url) is None
 
 
 def test_nothing_is_allowed_without_a_host_match() -> None:

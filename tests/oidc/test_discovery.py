@@ -35,6 +35,7 @@ async def test_metadata_is_read_from_the_issuer_well_known_url(
     assert metadata.token_endpoint == issuer.url + "/token"
     assert metadata.userinfo_endpoint == issuer.url + "/userinfo"
     assert metadata.end_session_endpoint is None
+    assert metadata.revocation_endpoint == issuer.url + "/revoke"
     assert metadata.raw["id_token_signing_alg_values_supported"] == ["RS256"]
     assert issuer.discovery_fetches == 1
 
@@ -116,6 +117,7 @@ async def test_a_body_that_is_not_a_json_object_is_refused_without_quoting_it(
         {"jwks_uri": "https://"},
         {"jwks_uri": 42},
         {"token_endpoint": "javascript:alert(1)"},
+        {"revocation_endpoint": "ftp://revoke.example.com/"},
     ],
 )
 async def test_a_document_without_usable_endpoints_is_refused(

@@ -15,7 +15,14 @@ from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import OIDCSettings, Secret
 from proxy.oidc.discovery import ProviderMetadata, fetch_metadata
-from proxy.oidc.flow import MAX_RESPONSE_BYTES, CodeFlow, FlowError, FlowFailure, TokenSet
+from proxy.oidc.flow import (
+    MAX_RESPONSE_BYTES,
+    CodeFlow,
+    FlowError,
+    FlowFailure,
+    TokenKind,
+    TokenSet,
+)
 from proxy.oidc.id_token import verify_id_token
 from tests.support.issuer import FakeClock, FakeIssuer, SigningKey, StaticKeys, s256, serve_issuer
 
@@ -445,3 +452,93 @@ async def test_no_end_session_endpoint_means_no_logout_url(world: MakeWorld) -> 
     w = await world()
 
     assert w.flow.end_session_url(id_token_hint="x", post_logout_redirect_uri="https://a/") is None
+
+
+# --- token revocation (RFC 7009) -----------------------------------------------------------------
+
+
+async def test_a_revoked_refresh_token_no_longer_refreshes(world: MakeWorld) -> None:
+    """Revoking the refresh token sends it with its type hint, and the provider then refuses it."""
+    w = await world()
+    tokens, _ = await w.sign_in()
+    assert tokens.refresh_token is not None
+
+    await w.flow.revoke(tokens.refresh_token, kind=TokenKind.REFRESH_TOKEN)
+
+    [sent] = w.issuer.revocation_requests
+    assert sent == {
+        "token": tokens.refresh_token,
+        "token_type_hint": "refresh_token",
+        "client_id": "idgate",
+        "authorization": "",
+    }
+    assert (await flow_failure(w.flow.refresh(tokens.refresh_token))).error is (
+        FlowFailure.INVALID_GRANT
+    )
+
+
+async def test_a_confidential_client_revokes_with_basic_authentication(world: MakeWorld) -> None:
+    """The revocation request authenticates as the token request does (RFC 7009 2.1):
+    client_secret_basic, and no client_id in the form."""
+    issuer = FakeIssuer(keys=[KEY], client_id="idgate:web app", client_secret="s3cr:t/+ %é")
+    w = await world(issuer)
+    tokens, _ = await w.sign_in()
+    assert tokens.access_token is not None
+
+    await w.flow.revoke(tokens.access_token, kind=TokenKind.ACCESS_TOKEN)
+
+    [sent] = w.issuer.revocation_requests
+    assert sent["authorization"] == w.issuer.token_requests[0]["authorization"]
+    assert sent["token_type_hint"] == "access_token"
+    assert "client_id" not in sent
+
+
+async def test_revocation_without_an_endpoint_is_unsupported(world: MakeWorld) -> None:
+    """A provider whose metadata has no revocation_endpoint gives FlowError `unsupported`."""
+    w = await world(FakeIssuer(keys=[KEY], offer_revocation=False))
+    assert w.metadata.revocation_endpoint is None
+
+    error = await flow_failure(w.flow.revoke("a-token", kind=TokenKind.REFRESH_TOKEN))
+
+    assert error.error is FlowFailure.UNSUPPORTED
+    assert w.issuer.revocation_requests == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (400, b'{"error": "unsupported_token_type"}', FlowFailure.UNSUPPORTED_TOKEN_TYPE),
+        (401, b'{"error": "invalid_client"}', FlowFailure.INVALID_CLIENT),
+        (
+            400,
+            b'{"error": "made_up", "error_description": "a-token"}',
+            FlowFailure.INVALID_RESPONSE,
+        ),
+        (404, b"<html>not here</html>", FlowFailure.INVALID_RESPONSE),
+        (503, b'{"error": "temporarily_unavailable"}', FlowFailure.PROVIDER_UNAVAILABLE),
+    ],
+)
+async def test_a_refused_revocation_keeps_only_the_error_code(
+    world: MakeWorld, status: int, body: bytes, expected: FlowFailure
+) -> None:
+    """An error answer becomes a FlowError with its RFC 7009 2.2.1 code (or invalid_response, or
+    provider_unavailable for a 5xx); neither the token nor the provider's text is in it."""
+    w = await world()
+    w.issuer.revocation_status, w.issuer.revocation_body = status, body
+
+    error = await flow_failure(w.flow.revoke("a-token", kind=TokenKind.REFRESH_TOKEN))
+
+    assert error.error is expected
+    assert "a-token" not in str(error)
+
+
+async def test_a_slow_revocation_endpoint_times_out(world: MakeWorld) -> None:
+    """No answer within http_timeout_seconds is provider_unavailable."""
+    w = await world(http_timeout_seconds=0.2)
+    w.issuer.revocation_hang = asyncio.Event()
+    try:
+        error = await flow_failure(w.flow.revoke("a-token", kind=TokenKind.REFRESH_TOKEN))
+    finally:
+        w.issuer.revocation_hang.set()
+
+    assert error.error is FlowFailure.PROVIDER_UNAVAILABLE

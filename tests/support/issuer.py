@@ -1,7 +1,8 @@
 """An in-process OpenID provider for tests, and the keys and tokens tests sign with.
 
 `await serve_issuer(aiohttp_server)` starts a provider on 127.0.0.1 (port 0) that serves discovery,
-a JWKS, a token endpoint (authorization code with PKCE, refresh) and userinfo; tests switch its
+a JWKS, a token endpoint (authorization code with PKCE, refresh), userinfo and token revocation
+(RFC 7009); tests switch its
 published keys, take it down (503), replace its documents, revoke its refresh tokens, and count
 what was fetched. `issuer.authorize(url)` plays the browser's visit to the authorization endpoint
 and returns the code. Nothing here is used by idgate itself.
@@ -173,6 +174,15 @@ class FakeIssuer:
     """Every /token form received, with its `Authorization` header under `authorization`."""
     issued_id_tokens: list[str] = field(default_factory=list)
     """Every ID token /token answered with, oldest first."""
+    offer_revocation: bool = True
+    """Advertise `revocation_endpoint` (/revoke) in discovery."""
+    revocation_status: int = 200
+    """Any other status answers /revoke with `revocation_body` and revokes nothing."""
+    revocation_body: bytes = b""
+    revocation_hang: asyncio.Event | None = None
+    """When set, /revoke waits for this event before answering."""
+    revocation_requests: list[dict[str, str]] = field(default_factory=list)
+    """Every /revoke form received, with its `Authorization` header under `authorization`."""
     _grants: dict[str, Grant] = field(default_factory=dict)
     _refresh_tokens: set[str] = field(default_factory=set)
     _access_tokens: set[str] = field(default_factory=set)
@@ -184,6 +194,7 @@ class FakeIssuer:
         app.router.add_get(self.path + "/jwks", self._jwks)
         app.router.add_post(self.path + "/token", self._token)
         app.router.add_get(self.path + "/userinfo", self._userinfo)
+        app.router.add_post(self.path + "/revoke", self._revoke)
         return app
 
     def authorize(self, url: str) -> str:
@@ -245,6 +256,7 @@ class FakeIssuer:
             "token_endpoint": self.url + "/token",
             "userinfo_endpoint": self.url + "/userinfo",
             "id_token_signing_alg_values_supported": ["RS256"],
+            **({"revocation_endpoint": self.url + "/revoke"} if self.offer_revocation else {}),
             **self.discovery_overrides,
         }
         return web.json_response(document)
@@ -344,6 +356,31 @@ class FakeIssuer:
         }
         present = {name: value for name, value in body.items() if value is not None}
         return web.json_response(present, headers={"Cache-Control": "no-store"})
+
+    async def _revoke(self, request: web.Request) -> web.Response:
+        if self.revocation_hang is not None:
+            await self.revocation_hang.wait()
+        form = {name: str(value) for name, value in (await request.post()).items()}
+        self.revocation_requests.append(
+            {**form, "authorization": request.headers.get("Authorization", "")}
+        )
+        if self.revocation_status != 200:
+            return web.Response(
+                status=self.revocation_status,
+                body=self.revocation_body,
+                content_type="application/json",
+            )
+        if not self._client_authenticated(request, form):
+            return _oauth_error("invalid_client", status=401)
+        # RFC 7009 2.2: 200 for a revoked token and for one the server does not know alike.
+        self._refresh_tokens.discard(form.get("token", ""))
+        self._access_tokens.discard(form.get("token", ""))
+        return web.Response(status=200)
+
+    @property
+    def live_refresh_tokens(self) -> frozenset[str]:
+        """The refresh tokens /token would still take (unless `refresh_revoked`)."""
+        return frozenset(self._refresh_tokens)
 
     async def _userinfo(self, request: web.Request) -> web.Response:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")

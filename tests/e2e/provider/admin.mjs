@@ -1,5 +1,5 @@
 // TEST-ONLY admin endpoints under /__admin: rotate signing keys, sign arbitrary tokens, point the
-// web client at a running idgate, revoke a user. Loopback-only like the rest of this provider;
+// web client at a running idgate, revoke a user, switch token revocation on, off or to failing. Loopback-only like the rest of this provider;
 // never deploy it.
 import { randomUUID } from 'node:crypto';
 
@@ -88,6 +88,16 @@ async function configureWebClient(host, body) {
   return {};
 }
 
+/** How the revocation endpoint behaves: served, not offered at all, or offered but failing. */
+const REVOCATION_MODES = new Set(['on', 'off', 'failing']);
+
+/** {mode} -> {revocation_endpoint}: the endpoint discovery advertises from now on, or null. */
+async function configureRevocation(host, { mode }) {
+  if (!REVOCATION_MODES.has(mode)) throw new BadRequest('mode must be "on", "off" or "failing"');
+  await rebuild(host, { revocation: mode });
+  return { revocation_endpoint: mode === 'off' ? null : `${host.state.issuer}/token/revocation` };
+}
+
 /** {username} -> {grants, sessions}: how many of the user's grants and sessions were ended. */
 async function revokeUserAccess(_host, { username }) {
   if (!USERS.has(username)) throw new BadRequest('username must name a test user');
@@ -99,6 +109,7 @@ const ROUTES = new Map([
   ['POST /sign', sign],
   ['PUT /web-client', configureWebClient],
   ['POST /revoke-user', revokeUserAccess],
+  ['PUT /revocation', configureRevocation],
 ]);
 
 /** Errors have the OAuth shape ({error, error_description}), like the provider's own. */

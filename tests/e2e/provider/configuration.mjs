@@ -54,7 +54,7 @@ function serviceClients() {
  * A ready provider for `state` ({issuer, keys, cookieKeys, web}); throws if oidc-provider rejects
  * any client, which it otherwise would only do at that client's first request.
  */
-export async function buildProvider({ issuer, keys, cookieKeys, web }) {
+export async function buildProvider({ issuer, keys, cookieKeys, web, revocation }) {
   const clients = [
     webClient(web),
     { ...MINTER, grant_types: [USER_GRANT], response_types: [], redirect_uris: [] },
@@ -90,6 +90,9 @@ export async function buildProvider({ issuer, keys, cookieKeys, web }) {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
       backchannelLogout: { enabled: true },
+      // Token revocation (RFC 7009) at /token/revocation, unless a test turned it off (see
+      // REVOCATION_MODES in admin.mjs); "failing" keeps it advertised but host.mjs answers 503.
+      revocation: { enabled: revocation !== 'off' },
       resourceIndicators: { enabled: true, getResourceServerInfo },
     },
     ttl: {

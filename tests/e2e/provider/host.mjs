@@ -2,6 +2,9 @@
 // keys can rotate live without losing sessions (configuration.mjs shares one store).
 import { buildProvider } from './configuration.mjs';
 
+/** oidc-provider's default route of the revocation endpoint. */
+const REVOCATION_PATH = '/token/revocation';
+
 export class ProviderHost {
   #state;
 
@@ -28,6 +31,12 @@ export class ProviderHost {
   }
 
   handle(req, res) {
+    // TEST-ONLY: a revocation endpoint that is advertised but fails, as a provider in trouble.
+    if (this.#state.revocation === 'failing' && req.url.split('?')[0] === REVOCATION_PATH) {
+      res.writeHead(503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify({ error: 'temporarily_unavailable' }));
+      return undefined;
+    }
     return this.#handle(req, res);
   }
 }

@@ -40,6 +40,7 @@ const host = await ProviderHost.start({
     postLogoutRedirectUris: args['post-logout-redirect-uri'],
     backchannelLogoutUri: args['backchannel-logout-uri'],
   },
+  revocation: 'on',
 });
 
 server.on('request', (req, res) => {
