@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from typing import Final
 
@@ -69,7 +70,8 @@ async def drain(
     state.begin()
     in_flight = state.requests
     _log.info(
-        "draining: /readyz is 503; %d requests in flight, %d websocket tunnels",
+        "draining (pid %d): /readyz is 503; %d requests in flight, %d websocket tunnels",
+        os.getpid(),
         in_flight,
         state.tunnels,
     )
