@@ -18,8 +18,9 @@ from pytest_aiohttp import AiohttpClient, AiohttpServer
 from proxy.config.model import DrainSettings, ListenAddress, Policy, Route
 from proxy.drain import DRAIN_KEY, Drain
 from proxy.server.app import build_app
-from proxy.server.drain import IDLE_SECONDS, Drained, drain
+from proxy.server.drain import CLOSING_SECONDS, IDLE_SECONDS, Drained, drain, longest_drain
 from proxy.server.listener import Listener
+from proxy.server.supervisor import STOP_MARGIN_SECONDS, stop_grace_seconds
 from tests.support.gate import start_gate
 from tests.support.held_upstream import HeldUpstream, serve_held
 from tests.support.issuer import serve_issuer
@@ -221,3 +222,12 @@ async def test_readyz_is_503_from_the_drain_on_and_healthz_stays_200(
     assert ready.headers["Connection"] == "close"
     healthy = await gate.client.get("/healthz")
     assert (healthy.status, healthy.headers["Connection"]) == (200, "close")
+
+
+def test_the_supervisor_waits_for_the_longest_drain_and_a_margin() -> None:
+    """The supervisor kills a worker only after the delay, the grace, aiohttp's two closing
+    waits and a margin to exit: never in the middle of a drain."""
+    settings = DrainSettings(delay_seconds=2.0, grace_seconds=10.0)
+
+    assert longest_drain(settings) == 2.0 + 10.0 + 2 * CLOSING_SECONDS
+    assert stop_grace_seconds(settings) == longest_drain(settings) + STOP_MARGIN_SECONDS
