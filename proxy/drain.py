@@ -27,8 +27,9 @@ class Drain:
     def __init__(self) -> None:
         self.draining = False
         """Set once, at SIGTERM: `/readyz` answers 503 and every response closes its connection."""
-        self._requests: dict[Connection, int] = {}
-        """Requests in progress that are not tunnels, by connection (more than one: pipelining)."""
+        self._requests: set[Connection] = set()
+        """Connections with a request in progress that is not a tunnel. aiohttp handles a
+        connection's requests one after the other, pipelined ones too: one at most each."""
         self._tunnels: dict[Connection, asyncio.Event] = {}
         self._going_away = False
 
@@ -36,14 +37,10 @@ class Drain:
         self.draining = True
 
     def request_started(self, connection: Connection) -> None:
-        self._requests[connection] = self._requests.get(connection, 0) + 1
+        self._requests.add(connection)
 
     def request_ended(self, connection: Connection) -> None:
-        left = self._requests[connection] - 1
-        if left:
-            self._requests[connection] = left
-        else:
-            del self._requests[connection]
+        self._requests.discard(connection)
 
     @contextmanager
     def tunnel(self, connection: Connection) -> Iterator[asyncio.Event]:
@@ -70,7 +67,7 @@ class Drain:
     @property
     def requests(self) -> int:
         """Requests in progress, tunnels not counted."""
-        return sum(self._requests.values())
+        return len(self._requests)
 
     @property
     def tunnels(self) -> int:

@@ -5,21 +5,19 @@ from __future__ import annotations
 from proxy.drain import Drain
 
 
-def test_requests_are_counted_per_connection_until_they_end() -> None:
-    """Requests in flight are counted by connection (pipelining may put two on one) and a
-    connection is busy until its last one ends."""
+def test_a_connection_is_busy_while_its_request_is_in_flight() -> None:
+    """Requests in flight are counted by connection, and a connection is busy until its
+    request ends."""
     state = Drain()
     first, second = object(), object()
     state.request_started(first)
-    state.request_started(first)
     state.request_started(second)
 
-    assert state.requests == 3
+    assert state.requests == 2
     state.request_ended(first)
-    assert state.busy(first)
-    state.request_ended(first)
+    assert (state.busy(first), state.busy(second)) == (False, True)
     state.request_ended(second)
-    assert (state.requests, state.busy(first), state.busy(second)) == (0, False, False)
+    assert (state.requests, state.busy(second)) == (0, False)
 
 
 def test_a_tunnel_is_not_a_request_in_flight_but_keeps_its_connection_busy() -> None:
