@@ -12,7 +12,6 @@ import gc
 import logging
 import os
 import signal
-import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -47,15 +46,12 @@ def build_metrics_app(registry: CollectorRegistry) -> web.Application:
     return app
 
 
-async def start_site(
-    app: web.Application, listen: ListenAddress, *, tls: ssl.SSLContext | None = None
-) -> web.AppRunner:
+async def start_site(app: web.Application, listen: ListenAddress) -> web.AppRunner:
+    """The metrics listener; the proxy's own is a Listener (proxy/server/listener.py)."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    # reuse_port lets several worker processes accept on one port.
-    site = web.TCPSite(
-        runner, listen.host, listen.port, reuse_port=True, backlog=1024, ssl_context=tls
-    )
+    # reuse_port: the next idgate of a rolling restart on one host binds it too.
+    site = web.TCPSite(runner, listen.host, listen.port, reuse_port=True, backlog=1024)
     await site.start()
     return runner
 
