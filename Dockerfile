@@ -43,5 +43,8 @@ EXPOSE 4180 9180
 # when `listen` uses another port.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['IDGATE_HEALTHCHECK_URL'], timeout=2)"]
+# Exec form: idgate is PID 1 and gets `docker stop`'s SIGTERM itself, which starts its drain
+# (README: Stopping). Docker kills it 10s later unless told otherwise: `docker stop -t 45`,
+# compose's `stop_grace_period`, Kubernetes' `terminationGracePeriodSeconds`.
 ENTRYPOINT ["idgate"]
 CMD ["serve"]

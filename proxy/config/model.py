@@ -240,6 +240,19 @@ class RateLimitSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DrainSettings:
+    """YAML `drain`: what happens between SIGTERM and exit (proxy/server/drain.py)."""
+
+    delay_seconds: float = 0.0
+    """YAML `delay`: how long the listener keeps accepting after SIGTERM, with `/readyz` already
+    503, so a load balancer that only probes readiness stops sending first. Kubernetes removes a
+    terminating pod from its Service by itself; there the Deployment's `preStop` pause does this."""
+    grace_seconds: float = 30.0
+    """YAML `grace`: how long requests in flight may take to finish once the listener is closed;
+    what still runs then is cut, and WebSocket tunnels are closed with 1001 (going away)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     public_url: str
     """External base URL of idgate (scheme, host, port); redirects and cookies derive from it."""
@@ -265,3 +278,4 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    drain: DrainSettings = field(default_factory=DrainSettings)

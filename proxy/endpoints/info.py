@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from proxy.drain import DRAIN_KEY
 from proxy.errors import Unauthenticated
 from proxy.stages.context import RequestContext
 from proxy.stages.identify import identify
@@ -18,7 +19,10 @@ async def healthz(request: web.Request, ctx: RequestContext) -> web.StreamRespon
 
 async def readyz(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     """Readiness: configuration loaded, the provider's metadata and keys fetched, and the session
-    store answering."""
+    store answering; from SIGTERM on, never, so load balancers stop sending new requests while
+    the ones in flight finish."""
+    if request.app[DRAIN_KEY].draining:
+        return json_response({"ready": False, "draining": True}, status=503)
     ready = await ctx.runtime.ready()
     return json_response({"ready": ready}, status=200 if ready else 503)
 

@@ -9,12 +9,16 @@ The identity that opened the tunnel is held to it: when its `expires_at` passes,
 periodic re-check (sessions) finds it no longer valid, both ends are closed with 1008 (policy
 violation), which RFC 6455 7.4.1 defines as "an endpoint is terminating the connection because it
 has received a message that violates its policy".
+
+When idgate stops (proxy/server/drain.py), both ends are closed with 1001, "an endpoint is
+"going away", such as a server going down" (RFC 6455 7.4.1), so the client reconnects elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Final
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -22,6 +26,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from proxy.stages.watch import IdentityWatch
 
 _log = logging.getLogger("idgate.tunnel")
+
+SHUTTING_DOWN: Final = "server shutting down"
 
 Socket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
 
@@ -31,24 +37,31 @@ async def run_tunnel(
     upstream: aiohttp.ClientWebSocketResponse,
     *,
     watch: IdentityWatch | None,
+    going_away: asyncio.Event | None = None,
 ) -> str | None:
-    """Relay between two open WebSockets until both are closed.
+    """Relay between two open WebSockets until both are closed, or `going_away` is set.
 
-    Returns why the identity ended the tunnel, or None when one of the ends closed it.
+    Returns why idgate ended the tunnel (the identity, or SHUTTING_DOWN), or None when one of
+    the ends closed it.
     """
     loop = asyncio.get_running_loop()
     pumps = {loop.create_task(_pump(client, upstream)), loop.create_task(_pump(upstream, client))}
-    watcher = loop.create_task(watch.ended()) if watch is not None else None
+    # What idgate ends a tunnel for, each with the close code it sends both ends.
+    enders: dict[asyncio.Task[str], WSCloseCode] = {}
+    if watch is not None:
+        enders[loop.create_task(watch.ended())] = WSCloseCode.POLICY_VIOLATION
+    if going_away is not None:
+        enders[loop.create_task(_shutting_down(going_away))] = WSCloseCode.GOING_AWAY
     reason: str | None = None
     try:
-        waiting = pumps if watcher is None else {*pumps, watcher}
-        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        if watcher in done:
-            reason = watcher.result()
+        done, _ = await asyncio.wait({*pumps, *enders}, return_when=asyncio.FIRST_COMPLETED)
+        ender = next((task for task in enders if task in done), None)
+        if ender is not None:
+            reason = ender.result()
             message = reason.encode()
             await asyncio.gather(
-                client.close(code=WSCloseCode.POLICY_VIOLATION, message=message),
-                upstream.close(code=WSCloseCode.POLICY_VIOLATION, message=message),
+                client.close(code=enders[ender], message=message),
+                upstream.close(code=enders[ender], message=message),
             )
         # Each pump ends once its source is closed, and closes its sink when its source broke.
         await asyncio.wait(pumps)
@@ -56,10 +69,14 @@ async def run_tunnel(
             if (error := pump.exception()) is not None:
                 _log.error("websocket relay failed", exc_info=error)
     finally:
-        for task in (*pumps, watcher):
-            if task is not None:
-                task.cancel()
+        for task in (*pumps, *enders):
+            task.cancel()
     return reason
+
+
+async def _shutting_down(going_away: asyncio.Event) -> str:
+    await going_away.wait()
+    return SHUTTING_DOWN
 
 
 async def _pump(source: Socket, sink: Socket) -> None:

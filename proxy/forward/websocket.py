@@ -14,7 +14,8 @@ upstream answers 101"). Then:
   is authorized afresh.
 - The tunnel (proxy/forward/tunnel.py) lasts while the identity does: until its `expires_at`, and
   for a
-  session, while the session still verifies every `refresh_interval`.
+  session, while the session still verifies every `refresh_interval`; and until idgate stops
+  (proxy/drain.py), which closes it with 1001.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from aiohttp import WSCloseCode, web
 from multidict import CIMultiDict, MultiMapping
 
 from proxy.config.model import Route
+from proxy.drain import DRAIN_KEY
 from proxy.errors import BadRequest, OriginRefused, UpstreamError, UpstreamTimeout
 from proxy.forward.headers import websocket_subprotocols, without_websocket_handshake
 from proxy.forward.http import headers_for_upstream, relay_response, upstream_url
@@ -194,7 +196,10 @@ async def open_websocket(
             max_msg_size=_MAX_MESSAGE_BYTES,
         )
         await downstream.prepare(request)
-        ended = await run_tunnel(downstream, upstream, watch=identity_watch(request, ctx))
+        with request.app[DRAIN_KEY].tunnel(request.protocol) as going_away:
+            ended = await run_tunnel(
+                downstream, upstream, watch=identity_watch(request, ctx), going_away=going_away
+            )
     finally:
         # Already closed when the tunnel ran its course; not when the client vanished before
         # the 101 or the server is stopping (the handler is cancelled): then it goes away.

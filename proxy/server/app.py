@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
-from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, web
+from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, hdrs, web
 from prometheus_client import CollectorRegistry
 
 from proxy.config.model import Settings
+from proxy.drain import DRAIN_KEY, Drain
 from proxy.forward.http import UPSTREAM_POOL_KEY
 from proxy.forward.websocket import WEBSOCKET_CLIENT_KEY, create_websocket_client
 from proxy.observability.http_log import http_logger
@@ -41,7 +42,8 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
     """The proxy application; its runtime is built (and provider keys first fetched) at startup."""
     app = web.Application(handler_args=SERVER_LIMITS)
     app[METRICS_KEY] = Metrics(registry if registry is not None else CollectorRegistry())
-    app.router.add_route("*", "/{tail:.*}", _handle)
+    drain = app[DRAIN_KEY] = Drain()
+    app.router.add_route("*", "/{tail:.*}", _handler(drain))
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         provider_client = ClientSession(
@@ -64,15 +66,24 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
         await provider_client.close()
 
     app.cleanup_ctx.append(resources)
-    app.on_response_prepare.append(_finish_response)
+    app.on_response_prepare.append(_response_finisher(drain))
     return app
 
 
-async def _handle(request: web.Request) -> web.StreamResponse:
-    """observe -> accept -> dispatch, called directly: as aiohttp middlewares the two stages
-    cost a wrapper per request and stage for nothing the catch-all route needs. The runtime is
-    taken here, once, and is the one the whole request uses."""
-    return await observe(request, request.app[RUNTIME_KEY].current, _accepted)
+def _handler(drain: Drain) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        """observe -> accept -> dispatch, called directly: as aiohttp middlewares the two stages
+        cost a wrapper per request and stage for nothing the catch-all route needs. The runtime
+        is taken here, once, and is the one the whole request uses. The drain counts it in
+        flight on its connection."""
+        connection = request.protocol
+        drain.request_started(connection)
+        try:
+            return await observe(request, request.app[RUNTIME_KEY].current, _accepted)
+        finally:
+            drain.request_ended(connection)
+
+    return handle
 
 
 async def _accepted(request: web.Request, runtime: Runtime) -> web.StreamResponse:
@@ -80,12 +91,25 @@ async def _accepted(request: web.Request, runtime: Runtime) -> web.StreamRespons
     return await dispatch(request, ctx)
 
 
-async def _finish_response(request: web.Request, response: web.StreamResponse) -> None:
-    """Whatever response a request ends with (page, redirect, error, streamed upstream answer),
-    it carries the request id of its decision-log line and the session cookie changes it earned."""
-    ctx = request.get(CONTEXT_KEY)
-    if ctx is None:
-        return
-    response.headers["X-Request-Id"] = ctx.request_id
-    if ctx.set_cookies:
-        ctx.runtime.cookies.apply(response, ctx.set_cookies)
+def _response_finisher(
+    drain: Drain,
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    async def finish_response(request: web.Request, response: web.StreamResponse) -> None:
+        """Whatever response a request ends with (page, redirect, error, streamed upstream
+        answer), it carries the request id of its decision-log line and the session cookie
+        changes it earned; while draining, it closes its connection and says so."""
+        if drain.draining and response.status != 101:
+            # RFC 9112 9.6: "A client that receives a "close" connection option MUST cease
+            # sending requests on that connection and close the connection after reading the
+            # response message containing the "close" connection option": its next request goes
+            # on a new connection (to another replica) instead of racing our close.
+            response.force_close()
+            response.headers[hdrs.CONNECTION] = "close"
+        ctx = request.get(CONTEXT_KEY)
+        if ctx is None:
+            return
+        response.headers["X-Request-Id"] = ctx.request_id
+        if ctx.set_cookies:
+            ctx.runtime.cookies.apply(response, ctx.set_cookies)
+
+    return finish_response

@@ -3,8 +3,9 @@
 A reload runs as a background task of the server (proxy/server/serve.py): it never raises, so a
 failure is always logged and counted rather than lost with the task.
 
-Keys that shape the listening sockets (`listen`, `workers`, `metrics.listen`, `tls`) take effect
-at the next restart; a reload that changes them says so and applies everything else.
+Keys that shape the listening sockets (`listen`, `workers`, `metrics.listen`, `tls`) and the stop
+sequence (`drain`) take effect at the next restart; a reload that changes them says so and applies
+everything else.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ async def reload_config(app: web.Application, path: Path, environ: Mapping[str, 
             ("workers", old.settings.workers, settings.workers),
             ("metrics.listen", old.settings.metrics.listen, settings.metrics.listen),
             ("tls", old.settings.tls, settings.tls),
+            # The supervisor's stop deadline is derived from it at start.
+            ("drain", old.settings.drain, settings.drain),
         )
         if before != after
     ]

@@ -1,5 +1,7 @@
 """One serving process: the proxy's listener (and, alone, `/metrics`) until SIGTERM; SIGHUP reloads.
 
+SIGTERM (or SIGINT) starts a drain (proxy/server/drain.py); the process exits when it is done.
+
 How many such processes run, and who serves `/metrics` for several, is proxy/server/run.py's.
 """
 
@@ -10,7 +12,6 @@ import gc
 import logging
 import os
 import signal
-import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -21,7 +22,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from proxy.config.model import ListenAddress, Settings
 from proxy.config.tls_context import server_context
+from proxy.drain import DRAIN_KEY
 from proxy.server.app import METRICS_KEY, build_app
+from proxy.server.drain import CLOSING_SECONDS, drain
+from proxy.server.listener import Listener
 from proxy.server.reload import reload_config
 
 _log = logging.getLogger("idgate.serve")
@@ -42,15 +46,12 @@ def build_metrics_app(registry: CollectorRegistry) -> web.Application:
     return app
 
 
-async def start_site(
-    app: web.Application, listen: ListenAddress, *, tls: ssl.SSLContext | None = None
-) -> web.AppRunner:
+async def start_site(app: web.Application, listen: ListenAddress) -> web.AppRunner:
+    """The metrics listener; the proxy's own is a Listener (proxy/server/listener.py)."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    # reuse_port lets several worker processes accept on one port.
-    site = web.TCPSite(
-        runner, listen.host, listen.port, reuse_port=True, backlog=1024, ssl_context=tls
-    )
+    # reuse_port: the next idgate of a rolling restart on one host binds it too.
+    site = web.TCPSite(runner, listen.host, listen.port, reuse_port=True, backlog=1024)
     await site.start()
     return runner
 
@@ -85,10 +86,16 @@ async def serve(
     app = build_app(settings)
     metrics = app[METRICS_KEY]
     tls = None if settings.tls is None else server_context(settings.tls)
-    runners = [await start_site(app, settings.listen, tls=tls)]
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=CLOSING_SECONDS
+    )
+    await runner.setup()
+    listener = await Listener.bind(runner, settings.listen, tls=tls)
+    await listener.start()
+    metrics_runner = None
     if with_metrics and settings.metrics.listen is not None:
         metrics_app = build_metrics_app(metrics.registry)
-        runners.append(await start_site(metrics_app, settings.metrics.listen))
+        metrics_runner = await start_site(metrics_app, settings.metrics.listen)
     _settle_garbage_collector()
     _log.info("idgate listening on %s (pid %d)", settings.listen, os.getpid())
 
@@ -104,10 +111,23 @@ async def serve(
     stop = stop_event(lambda: spawn(reload_config(app, config_path, environ)))
     try:
         await stop.wait()
-    finally:
         _log.info("idgate stopping (pid %d)", os.getpid())
+        assert runner.server is not None  # set up above
+        drained = await drain(app[DRAIN_KEY], listener, runner.server, settings.drain)
+    finally:
+        # The metrics listener serves to the end, so a last scrape sees the drain.
+        await runner.cleanup()
         for task in background:
             task.cancel()
-        for runner in reversed(runners):
-            await runner.cleanup()
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         metrics.buffers.flush()
+    _log.info(
+        "idgate stopped (pid %d): %d requests were in flight, %d queued connections taken over, "
+        "%d requests cut at the grace, %d websocket tunnels closed",
+        os.getpid(),
+        drained.in_flight,
+        drained.queued,
+        drained.cut,
+        drained.tunnels,
+    )

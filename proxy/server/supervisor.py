@@ -2,7 +2,7 @@
 
 Each worker is a full, independent idgate (`serve()`), binding the listen address with
 SO_REUSEPORT so the kernel spreads connections across them. This process only supervises:
-it restarts a worker that dies, passes SIGHUP (reload) on, stops them all on SIGTERM/SIGINT, and
+it restarts a worker that dies, passes SIGHUP (reload) on, drains them all on SIGTERM/SIGINT, and
 serves `/metrics` itself, summing every worker's samples through prometheus-client's
 multiprocess mode so one scrape of one port sees the whole instance.
 """
@@ -22,14 +22,22 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Final
 
-from proxy.config.model import Settings
+from proxy.config.model import DrainSettings, Settings
+from proxy.server.drain import longest_drain
 
 _log = logging.getLogger("idgate.supervisor")
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
-_STOP_GRACE_SECONDS: Final = 10.0
+#: Beyond a worker's longest drain, for it to exit (interpreter and log writer shutdown).
+STOP_MARGIN_SECONDS: Final = 5.0
 _RESTART_DELAY_SECONDS: Final = 1.0
 _POLL_SECONDS: Final = 1.0
+
+
+def stop_grace_seconds(settings: DrainSettings) -> float:
+    """How long the supervisor waits for its workers to drain and exit before it kills them;
+    an orchestrator's own stop timeout must exceed it."""
+    return longest_drain(settings) + STOP_MARGIN_SECONDS
 
 
 WorkerMain = Callable[[Path, dict[str, str]], None]
@@ -77,10 +85,13 @@ class Supervisor:
         for index in range(self._count):
             self._start_worker(index)
         _log.info("supervising %d workers on %s", self._count, self._settings.listen)
+        stopping = asyncio.get_running_loop().create_task(stop.wait())
         while not stop.is_set():
             sentinels = [process.sentinel for process in self._workers.values()]
-            # Wakes when a worker exits, and once a second to notice `stop`.
-            await asyncio.to_thread(multiprocessing.connection.wait, sentinels, _POLL_SECONDS)
+            # Wakes when a worker exits, at `stop` (the workers start draining at once), and
+            # once a second regardless.
+            exited = asyncio.ensure_future(asyncio.to_thread(_wait_for_any, sentinels))
+            await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
             for index, process in list(self._workers.items()):
                 if process.is_alive() or stop.is_set():
                     continue
@@ -91,12 +102,23 @@ class Supervisor:
         await self._stop_workers()
 
     async def _stop_workers(self) -> None:
+        """SIGTERM every worker, so they all drain at once; kill what outlives the stop grace."""
         self.signal_workers(signal.SIGTERM)
-        for process in self._workers.values():
-            await asyncio.to_thread(process.join, _STOP_GRACE_SECONDS)
+        grace = stop_grace_seconds(self._settings.drain)
+        _log.info("stopping: %d workers draining, killed after %.0fs", len(self._workers), grace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        for index, process in self._workers.items():
+            await asyncio.to_thread(process.join, max(0.0, deadline - loop.time()))
             if process.is_alive():
+                _log.error("worker %d still running at the stop grace; killing it", index)
                 process.kill()
                 await asyncio.to_thread(process.join)
+
+
+def _wait_for_any(sentinels: list[int]) -> None:
+    """Until one of the processes ends, or _POLL_SECONDS pass."""
+    multiprocessing.connection.wait(sentinels, _POLL_SECONDS)
 
 
 def prepare_multiprocess_metrics() -> Path:

@@ -13,7 +13,9 @@ import pytest
 
 from proxy.config.load import parse_settings
 from proxy.config.model import Settings
+from proxy.config.values import duration
 from proxy.explain import explain, principal_for_explain
+from proxy.server.supervisor import stop_grace_seconds
 from tests.deploy.files import COMPOSE, COMPOSE_DEX, COMPOSE_IDGATE, config_variables, read_yaml
 from tests.deploy.tools import run, tool
 
@@ -128,6 +130,16 @@ def test_idgate_runs_hardened(compose: dict[str, Any]) -> None:
     assert idgate["tmpfs"] == ["/tmp"]
     assert idgate["cap_drop"] == ["ALL"]
     assert idgate["security_opt"] == ["no-new-privileges:true"]
+
+
+def test_docker_waits_for_idgate_to_drain_before_killing_it(
+    compose: dict[str, Any], settings: Settings
+) -> None:
+    """`stop_grace_period` covers the longest a stopping idgate takes: Docker's default 10s
+    would kill it in the middle of its drain."""
+    grace = duration(compose["services"]["idgate"]["stop_grace_period"])
+
+    assert grace >= stop_grace_seconds(settings.drain)
 
 
 def test_browser_and_idgate_reach_dex_at_the_issuer_url(

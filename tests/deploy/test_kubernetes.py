@@ -12,6 +12,7 @@ import pytest
 
 from proxy.config.load import parse_settings
 from proxy.config.model import Settings
+from proxy.server.supervisor import stop_grace_seconds
 from tests.deploy.dockerfile import parse_dockerfile
 from tests.deploy.files import (
     DOCKERFILE,
@@ -197,6 +198,19 @@ def test_probes_ask_healthz_and_readyz_on_the_listen_port() -> None:
     assert _container_port(liveness["port"]) == settings.listen.port
     assert _container_port(readiness["port"]) == settings.listen.port
     assert settings.listen.host == "0.0.0.0"  # noqa: S104 (a pod must listen outside)
+
+
+def test_termination_grace_outlasts_the_pre_stop_pause_and_the_drain() -> None:
+    """The kubelet kills a pod terminationGracePeriodSeconds after it starts terminating, preStop
+    pause included: that covers the pause and the longest a stopping idgate takes (the
+    supervisor's stop grace, which bounds a single process too), so no drain is cut short."""
+    pod = kubernetes_object("Deployment")["spec"]["template"]["spec"]
+    program, pause = _container()["lifecycle"]["preStop"]["exec"]["command"]
+
+    assert program == "sleep"
+    assert pod["terminationGracePeriodSeconds"] >= float(pause) + stop_grace_seconds(
+        _settings().drain
+    )
 
 
 def test_metrics_port_is_metrics_listen() -> None:

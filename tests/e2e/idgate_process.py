@@ -159,15 +159,19 @@ class IdgateProcess:
         ssl_context: ssl.SSLContext | None = None,
         public_url: str | None = None,
         workers: int = 1,
+        port: int | None = None,
     ) -> None:
         """`public_url` defaults to idgate's own URL; behind a gateway it is the gateway's, so the
-        provider sends the browser back through the gateway."""
+        provider sends the browser back through the gateway. `port` shares another idgate's port
+        (SO_REUSEPORT, as a rolling restart on one host does); a free one otherwise."""
         self.workdir = workdir
         self.ssl_context = ssl_context
         self.public_url = public_url
         self.workers = workers
         self.config_path = workdir / "idgate.yaml"
         self.port, self.metrics_port = free_loopback_ports(2)
+        if port is not None:
+            self.port = port
         self.write_config(document)
         self._stdout_path = workdir / "idgate.stdout.log"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("IDGATE_")}
@@ -204,18 +208,23 @@ class IdgateProcess:
         self.config_path.write_text(yaml.safe_dump(completed, sort_keys=False), encoding="utf-8")
 
     def wait_until_ready(self) -> None:
-        """Block until idgate logs that it listens, then require `/readyz` to say ready.
+        """Block until idgate logs that it listens (every worker of it), then require `/readyz`
+        to say ready.
 
         The listeners start only after the first provider key fetch has finished
         (proxy/server/serve.py builds the runtime first), so one `/readyz` answer after that line
         is the real state.
         """
+        listening: set[str] = set()
+
+        def one_more_listens(line: str) -> bool:
+            message = str((parse_entry(line) or {}).get("msg", ""))
+            if message.startswith(LISTENING):
+                listening.add(message)  # each names its pid
+            return len(listening) == self.workers
+
         try:
-            self._stderr.wait_for(
-                lambda line: (parse_entry(line) or {}).get("msg", "").startswith(LISTENING),
-                start=0,
-                timeout=START_TIMEOUT,
-            )
+            self._stderr.wait_for(one_more_listens, start=0, timeout=START_TIMEOUT)
         except LookupError:
             code = self._process.poll()
             why = f"not listening within {START_TIMEOUT}s" if code is None else f"exited {code}"
@@ -233,6 +242,17 @@ class IdgateProcess:
 
     def send_hup(self) -> None:
         self._process.send_signal(signal.SIGHUP)
+
+    def send_term(self) -> None:
+        """SIGTERM, without waiting: the drain starts."""
+        self._process.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code, once the process has exited; fails the test after `timeout`."""
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"idgate still running {timeout}s after SIGTERM:\n{self._tail()}")
 
     def log_mark(self) -> int:
         """How many stderr lines there are now: pass it as `after` to wait for later ones."""
@@ -303,10 +323,16 @@ def running_idgate(
     ssl_context: ssl.SSLContext | None = None,
     public_url: str | None = None,
     workers: int = 1,
+    port: int | None = None,
 ) -> Iterator[IdgateProcess]:
     """A ready idgate serving `document`, stopped when the block ends, whatever happens."""
     process = IdgateProcess(
-        workdir, document, ssl_context=ssl_context, public_url=public_url, workers=workers
+        workdir,
+        document,
+        ssl_context=ssl_context,
+        public_url=public_url,
+        workers=workers,
+        port=port,
     )
     try:
         process.wait_until_ready()
