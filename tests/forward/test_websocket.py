@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -292,6 +293,84 @@ async def test_refused_upgrade_leaves_an_http_connection_whose_next_request_is_c
     assert following[2] == b'{"user": "bob"}', "the second request carries its own identity"
     assert anonymous[0] == 401
     assert [h.get("X-Authenticated-User") for h in sockets.requests] == ["alice", "bob"]
+
+
+@dataclass(kw_only=True)
+class StrayUpstream:
+    """A raw-socket upstream that refuses every handshake with 426 naming its user. On the first
+    connection, once told to (`send_stray`), it sends a second, unasked-for response."""
+
+    url: str = ""
+    connections: int = 0
+    handshakes: int = 0
+    send_stray: asyncio.Event = field(default_factory=asyncio.Event)
+    stray_sent: asyncio.Event = field(default_factory=asyncio.Event)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        first = self.connections == 1
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            self.handshakes += 1
+            user = next(
+                line.partition(b":")[2].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"x-authenticated-user:")
+            )
+            writer.write(response(426, user))
+            await writer.drain()
+            if first:
+                first = False
+                await self.send_stray.wait()
+                try:
+                    writer.write(response(200, b"stray for " + user))
+                    await writer.drain()
+                except ConnectionError:
+                    pass  # idgate closed the connection already: the stray goes nowhere
+                finally:
+                    self.stray_sent.set()
+        writer.close()
+
+
+def response(status: int, body: bytes) -> bytes:
+    return b"HTTP/1.1 %d Whatever\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
+
+
+@pytest.fixture
+async def stray_upstream() -> AsyncIterator[StrayUpstream]:
+    upstream = StrayUpstream()
+    server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    upstream.url = f"http://{host}:{port}"
+    async with server:
+        yield upstream
+        server.close()
+        for writer in upstream.writers:
+            writer.close()
+
+
+async def test_a_refused_upgrade_never_shares_its_connection_with_the_next_handshake(
+    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, stray_upstream: StrayUpstream
+) -> None:
+    """Each handshake goes upstream on a fresh connection and a refused one's connection is closed,
+    so a response an upstream sends after its refusal can never be read as another user's."""
+    gate = await start_gate(aiohttp_server, aiohttp_client, routes=socket_routes(stray_upstream.url))
+    answers = []
+    for user in ("alice", "bob", "alice", "bob"):
+        headers = {**HANDSHAKE, **gate.bearer(user, groups=["admins"])}
+        response = await gate.client.get("/ws/echo", headers=headers)
+        answers.append((response.status, await response.text()))
+        if not stray_upstream.send_stray.is_set():
+            stray_upstream.send_stray.set()
+            async with asyncio.timeout(5):
+                await stray_upstream.stray_sent.wait()
+    assert answers == [(426, "alice"), (426, "bob"), (426, "alice"), (426, "bob")]
+    assert (stray_upstream.connections, stray_upstream.handshakes) == (4, 4)
 
 
 async def test_a_redirect_answering_the_handshake_is_relayed_not_followed(
