@@ -359,7 +359,8 @@ async def test_a_refused_upgrade_never_shares_its_connection_with_the_next_hands
 ) -> None:
     """Each handshake goes upstream on a fresh connection and a refused one's connection is closed,
     so a response an upstream sends after its refusal can never be read as another user's."""
-    gate = await start_gate(aiohttp_server, aiohttp_client, routes=socket_routes(stray_upstream.url))
+    routes = socket_routes(stray_upstream.url)
+    gate = await start_gate(aiohttp_server, aiohttp_client, routes=routes)
     answers = []
     for user in ("alice", "bob", "alice", "bob"):
         headers = {**HANDSHAKE, **gate.bearer(user, groups=["admins"])}
