@@ -40,7 +40,8 @@ HOP_BY_HOP: Final = frozenset(
 )
 
 #: Request headers never copied upstream: the client session names the upstream's own Host, and
-#: idgate's server already answered any `Expect: 100-continue` itself.
+#: idgate answers `Expect: 100-continue` itself once the request is allowed
+#: (proxy/stages/expect.py).
 _NOT_COPIED_UPSTREAM: Final = HOP_BY_HOP | FORWARDED_CLIENT_CERT_HEADERS | {"host", "expect"}
 _NOT_COPIED_UPSTREAM_NOR_TOKEN: Final = _NOT_COPIED_UPSTREAM | {"authorization"}
 

@@ -17,6 +17,7 @@ from proxy.runtime import RUNTIME_KEY, Runtime, RuntimeHolder, build_runtime, re
 from proxy.server.dispatch import dispatch
 from proxy.stages.accept import accept
 from proxy.stages.context import CONTEXT_KEY
+from proxy.stages.expect import close_unless_body_read, defer_continue
 from proxy.stages.observe import observe
 from proxy.upstream import UpstreamPool
 
@@ -41,7 +42,7 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
     """The proxy application; its runtime is built (and provider keys first fetched) at startup."""
     app = web.Application(handler_args=SERVER_LIMITS)
     app[METRICS_KEY] = Metrics(registry if registry is not None else CollectorRegistry())
-    app.router.add_route("*", "/{tail:.*}", _handle)
+    app.router.add_route("*", "/{tail:.*}", _handle, expect_handler=defer_continue)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         provider_client = ClientSession(
@@ -65,6 +66,7 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
 
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(_finish_response)
+    app.on_response_prepare.append(close_unless_body_read)
     return app
 
 
