@@ -15,6 +15,7 @@ from proxy.observability.http_log import http_logger
 from proxy.observability.metrics import Metrics
 from proxy.runtime import RUNTIME_KEY, Runtime, RuntimeHolder, build_runtime, retire_runtime
 from proxy.server.dispatch import dispatch
+from proxy.server.pipelining import stop_parsing_after_close
 from proxy.stages.accept import accept
 from proxy.stages.context import CONTEXT_KEY
 from proxy.stages.expect import close_unless_body_read, defer_continue
@@ -40,6 +41,7 @@ SERVER_LIMITS: Final = {
 
 def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
     """The proxy application; its runtime is built (and provider keys first fetched) at startup."""
+    stop_parsing_after_close()
     app = web.Application(handler_args=SERVER_LIMITS)
     app[METRICS_KEY] = Metrics(registry if registry is not None else CollectorRegistry())
     app.router.add_route("*", "/{tail:.*}", _handle, expect_handler=defer_continue)
