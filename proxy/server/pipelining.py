@@ -61,7 +61,9 @@ class _StopsAfterClose:
         self._recent = data[-3:] if len(data) >= 3 else (recent + data)[-3:]
         messages: list[tuple[Any, Any]] = []
         start = 0
-        while start < len(data):
+        # Even b"" reaches the parser: aiohttp feeds it to resume parsing what the parser kept
+        # back when its queue was full.
+        while True:
             split = self._closing is None and len(messages) < _SPLIT_REQUESTS
             end = self._piece_end(data, start, recent) if split else len(data)
             recent = b""
@@ -85,9 +87,8 @@ class _StopsAfterClose:
                     self._body_left = _content_length(message)
             if upgraded:
                 return messages, True, tail + data[start:]
-            if self._closing_request_complete():
+            if self._closing_request_complete() or start == len(data):
                 return messages, False, b""
-        return messages, False, b""
 
     def _piece_end(self, data: bytes, start: int, recent: bytes) -> int:
         """Where the piece of `data` from `start` ends: after a header block, or a known body."""

@@ -155,6 +155,21 @@ async def test_requests_pipelined_before_the_closing_one_are_all_answered() -> N
     assert upstream.calls == 2
 
 
+@on_each_loop
+async def test_a_pipeline_longer_than_the_server_queue_is_answered_whole() -> None:
+    """A hundred requests in one write, the last closing, overflow aiohttp's queue of parsed
+    requests: parsing pauses and resumes, and every one is answered in order."""
+    async with gate_with_echo() as (port, upstream):
+        pipeline = b"".join(
+            b"GET /public/%d HTTP/1.1\r\nHost: idgate.test\r\n\r\n" % n for n in range(99)
+        )
+        closing = b"GET /public/99 HTTP/1.1\r\nHost: idgate.test\r\nConnection: close\r\n\r\n"
+        answer = await exchange(port, pipeline + closing)
+    paths = [json.loads(body)["raw_path"] for _, body in split_responses(answer)]
+    assert paths == [f"/public/{n}" for n in range(100)]
+    assert upstream.calls == 100
+
+
 # --- the parser, fed directly ------------------------------------------------------------------
 
 PARSERS = {"llhttp": HttpRequestParserC, "python": HttpRequestParserPy}
