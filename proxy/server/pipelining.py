@@ -57,6 +57,26 @@ class _StopsAfterClose:
     def feed_data(self, data: bytes) -> _Parsed:
         if self._done:
             return [], False, b""
+        if self._closing is None and not self._body_left and data[:1] not in b"\r\n":
+            head_end = data.find(_HEAD_END)
+            if head_end < 0 or head_end == len(data) - len(_HEAD_END):
+                # The common read: at most one header block, ending it, so no byte can follow a
+                # closing request here; fed whole without the piece-by-piece loop's cost. (A
+                # read starting with CR or LF may end a header block begun in the last read.)
+                self._recent = data[-3:]
+                parsed, upgraded, tail = self._inner.feed_data(data)
+                if len(parsed) == 1 and not parsed[0][0].should_close:
+                    self._body_left = _content_length(parsed[0][0])
+                    return parsed, upgraded, tail
+                if not parsed:
+                    return parsed, upgraded, tail
+                messages: list[tuple[Any, Any]] = []
+                self._take(parsed, messages, after_head=True)
+                self._closing_request_complete()
+                return messages, upgraded, tail
+        return self._feed_pieces(data)
+
+    def _feed_pieces(self, data: bytes) -> _Parsed:
         recent = self._recent
         self._recent = data[-3:] if len(data) >= 3 else (recent + data)[-3:]
         messages: list[tuple[Any, Any]] = []
@@ -75,20 +95,27 @@ class _StopsAfterClose:
                 if self._closing_request_complete():
                     return messages, False, b""
                 raise
-            for message, payload in parsed:
-                # The pure-Python parser forgets the closing request between reads and goes on
-                # parsing: a request after it is never handed on.
-                if self._closing is not None:
-                    break
-                messages.append((message, payload))
-                if message.should_close:
-                    self._closing = payload
-                elif split:  # the piece ended with this request's header block
-                    self._body_left = _content_length(message)
+            self._take(parsed, messages, after_head=split)
             if upgraded:
                 return messages, True, tail + data[start:]
             if self._closing_request_complete() or start == len(data):
                 return messages, False, b""
+
+    def _take(
+        self, parsed: list[tuple[Any, Any]], messages: list[tuple[Any, Any]], *, after_head: bool
+    ) -> None:
+        """Add to `messages` the requests in `parsed` up to a closing one; note where a request
+        whose header block ended the piece (`after_head`) has its body."""
+        for message, payload in parsed:
+            # The pure-Python parser forgets the closing request between reads and goes on
+            # parsing: a request after it is never handed on.
+            if self._closing is not None:
+                return
+            messages.append((message, payload))
+            if message.should_close:
+                self._closing = payload
+            elif after_head:
+                self._body_left = _content_length(message)
 
     def _piece_end(self, data: bytes, start: int, recent: bytes) -> int:
         """Where the piece of `data` from `start` ends: after a header block, or a known body."""
