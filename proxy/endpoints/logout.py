@@ -11,6 +11,7 @@ from proxy.endpoints.redirects import vet_redirect
 from proxy.errors import BadRequest, InvalidToken
 from proxy.sessions.provider_revocation import revoke_session_tokens
 from proxy.stages.context import RequestContext
+from proxy.stages.expect import continue_if_expected
 from proxy.stages.pages import NO_STORE
 from proxy.stages.responses import json_response
 
@@ -81,6 +82,7 @@ async def backchannel_logout(request: web.Request, ctx: RequestContext) -> web.S
     metrics = runtime.metrics
     if request.content_length is not None and request.content_length > _MAX_LOGOUT_BODY:
         raise BadRequest("logout request too large")
+    await continue_if_expected(request)
     form = await request.post()
     token = form.get("logout_token")
     if not isinstance(token, str):

@@ -1,6 +1,9 @@
 """Which headers cross idgate towards an upstream and back: pure filtering, no I/O.
 
-Both directions drop hop-by-hop headers, which describe one connection and never the message.
+Both directions drop hop-by-hop headers, which describe one connection and never the message,
+and names are compared as accept compares identity headers: without case, `_` read as `-`. CGI,
+WSGI and PHP map `Transfer_Encoding` and `Transfer-Encoding` to the same variable, so a look-alike
+of a hop-by-hop or framing header would reach such an upstream as the real one.
 Towards the upstream idgate also drops what only it may see (its session cookie, the client's
 bearer token unless a route asks for it), then adds `X-Forwarded-*` and the identity headers last,
 so nothing copied from the client can stand in for them. A WebSocket handshake is recognised here,
@@ -15,6 +18,7 @@ from typing import Final
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 from proxy.identity.client_cert import FORWARDED_CLIENT_CERT_HEADERS
+from proxy.stages.header_names import header_key
 
 # RFC 9110 7.6.1: "Intermediaries MUST parse a received Connection header field before a message
 # is forwarded and, for each connection-option in this field, remove any header or trailer field(s)
@@ -36,9 +40,16 @@ HOP_BY_HOP: Final = frozenset(
 )
 
 #: Request headers never copied upstream: the client session names the upstream's own Host, and
-#: idgate's server already answered any `Expect: 100-continue` itself.
+#: idgate answers `Expect: 100-continue` itself once the request is allowed
+#: (proxy/stages/expect.py).
 _NOT_COPIED_UPSTREAM: Final = HOP_BY_HOP | FORWARDED_CLIENT_CERT_HEADERS | {"host", "expect"}
 _NOT_COPIED_UPSTREAM_NOR_TOKEN: Final = _NOT_COPIED_UPSTREAM | {"authorization"}
+
+#: The framing header a message keeps (idgate frames the body it forwards by it): only under its
+#: own name. Spelled with `_` it frames nothing here, yet an upstream that reads `_` as `-` would
+#: take it for the body's length (RFC 9112 6.3: a length from anywhere else desynchronises the two
+#: parsers).
+_FRAMING: Final = frozenset({"content-length"})
 
 #: RFC 6455 4.1 and 4.2.2: the handshake's key, version, subprotocols and extensions belong to one
 #: WebSocket connection. idgate ends the client's connection and opens its own to the upstream, so
@@ -68,8 +79,9 @@ def _tokens(headers: MultiMapping[str], name: str) -> frozenset[str]:
 
 
 def connection_options(headers: MultiMapping[str]) -> frozenset[str]:
-    """Lower-case names listed in every `Connection` header: hop-by-hop for this message only."""
-    return _tokens(headers, "Connection")
+    """Names listed in every `Connection` header, as header_key compares them: hop-by-hop for
+    this message only."""
+    return frozenset(header_key(token) for token in _tokens(headers, "Connection"))
 
 
 def is_websocket_upgrade(method: str, headers: CIMultiDictProxy[str]) -> bool:
@@ -95,15 +107,25 @@ def websocket_subprotocols(headers: CIMultiDictProxy[str]) -> tuple[str, ...]:
 def without_websocket_handshake(headers: CIMultiDict[str]) -> CIMultiDict[str]:
     """`headers` (as built for the upstream) less the client's own handshake fields."""
     return CIMultiDict(
-        (name, value) for name, value in headers.items() if name.lower() not in _WEBSOCKET_HANDSHAKE
+        (name, value)
+        for name, value in headers.items()
+        if header_key(name) not in _WEBSOCKET_HANDSHAKE
     )
 
 
 def _copy_except(headers: MultiMapping[str], fixed: frozenset[str]) -> CIMultiDict[str]:
-    """All of `headers` but the `fixed` names and those their own Connection header names."""
+    """All of `headers` but the `fixed` names and those their own Connection header names, each
+    also in its `_` spellings, and `_` spellings of the framing headers."""
     options = connection_options(headers)
     drop = fixed | options if options else fixed
-    return CIMultiDict((name, value) for name, value in headers.items() if name.lower() not in drop)
+    return CIMultiDict((name, value) for name, value in headers.items() if not _dropped(name, drop))
+
+
+def _dropped(name: str, drop: frozenset[str]) -> bool:
+    if "_" not in name:  # the common case: the name is its own key once lower-cased
+        return name.lower() in drop
+    key = header_key(name)
+    return key in drop or key in _FRAMING
 
 
 def is_session_cookie(name: str, session_cookie_name: str) -> bool:

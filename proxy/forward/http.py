@@ -28,6 +28,7 @@ from proxy.config.model import Route
 from proxy.errors import NoRoute, UpstreamError
 from proxy.forward.headers import downstream_response_headers, upstream_request_headers
 from proxy.stages.context import RequestContext
+from proxy.stages.expect import continue_if_expected
 from proxy.upstream import Origin, RequestBody, UpstreamPool, request_head
 
 _log = logging.getLogger("idgate.forward")
@@ -129,6 +130,8 @@ async def forward(
     headers = headers_for_upstream(request, ctx, route, identity_headers)
     body = None
     if request.body_exists:
+        # The request is allowed: only now is a client that waits for it invited to send the body.
+        await continue_if_expected(request)
         # A body of unknown length (the client sent it chunked) goes on chunked.
         chunked = "Content-Length" not in headers
         body = RequestBody(request.content.iter_chunked(_CHUNK_BYTES), chunked=chunked)

@@ -76,13 +76,20 @@ async def _surface_refused_upgrades(
 
 
 def create_websocket_client() -> aiohttp.ClientSession:
-    """The pooled client for upstream WebSockets; open it in `app.cleanup_ctx`, close it there.
+    """The client for upstream WebSockets; open it in `app.cleanup_ctx`, close it there.
+
+    Every handshake goes on a connection of its own that is never pooled (`force_close`): one the
+    upstream upgraded becomes that tunnel's, and one it refused is closed once its answer has been
+    relayed. aiohttp's client keeps parsing what arrives on an idle pooled connection and hands it
+    to the next request, so an upstream's second, unasked-for answer after a refusal would reach
+    the next user's handshake; idgate's own HTTP client closes a connection on such bytes
+    (proxy/upstream), and here no connection lives long enough to carry them.
 
     Like idgate's HTTP client it never decompresses, keeps no cookie jar and ignores proxy
     environment variables.
     """
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0),
+        connector=aiohttp.TCPConnector(limit=0, force_close=True),
         timeout=_NO_CLIENT_TIMEOUT,
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),

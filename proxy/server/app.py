@@ -16,8 +16,10 @@ from proxy.observability.http_log import http_logger
 from proxy.observability.metrics import Metrics
 from proxy.runtime import RUNTIME_KEY, Runtime, RuntimeHolder, build_runtime, retire_runtime
 from proxy.server.dispatch import dispatch
+from proxy.server.pipelining import stop_parsing_after_close
 from proxy.stages.accept import accept
 from proxy.stages.context import CONTEXT_KEY
+from proxy.stages.expect import close_unless_body_read, defer_continue
 from proxy.stages.observe import observe
 from proxy.upstream import UpstreamPool
 
@@ -40,10 +42,11 @@ SERVER_LIMITS: Final = {
 
 def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
     """The proxy application; its runtime is built (and provider keys first fetched) at startup."""
+    stop_parsing_after_close()
     app = web.Application(handler_args=SERVER_LIMITS)
     app[METRICS_KEY] = Metrics(registry if registry is not None else CollectorRegistry())
     drain = app[DRAIN_KEY] = Drain()
-    app.router.add_route("*", "/{tail:.*}", _handler(drain))
+    app.router.add_route("*", "/{tail:.*}", _handler(drain), expect_handler=defer_continue)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         provider_client = ClientSession(
@@ -67,6 +70,7 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
 
     app.cleanup_ctx.append(resources)
     app.on_response_prepare.append(_response_finisher(drain))
+    app.on_response_prepare.append(close_unless_body_read)
     return app
 
 

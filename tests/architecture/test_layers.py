@@ -36,6 +36,7 @@ PURE: Final = (
     "proxy.identity",
     "proxy.upstream",
     "proxy.stages.paths",
+    "proxy.stages.header_names",
     "proxy.endpoints.redirects",
     "proxy.endpoints.own_paths",
     "proxy.forward.headers",

@@ -21,7 +21,7 @@ import jwt
 import pytest
 from multidict import CIMultiDict
 
-from proxy.stages.accept import header_key
+from proxy.stages.header_names import header_key
 from tests.e2e.conftest import API_AUDIENCE, OidcProvider
 from tests.e2e.idgate_process import (
     SECRET_ENVIRONMENT,

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import hashlib
 import io
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable
@@ -235,6 +236,53 @@ async def test_hop_by_hop_and_connection_named_headers_are_not_forwarded(
         assert header_values(body, name) == [], name
     assert header_values(body, "Proxy-Authorization") == []
     assert header_values(body, "X-Custom") == ["kept"]
+
+
+async def test_hop_by_hop_and_framing_headers_spelled_with_underscores_are_not_forwarded(
+    upstream: TestServer, start_proxy: StartProxy
+) -> None:
+    """`Transfer_Encoding`, `Content_Length` and other `_` spellings of connection or framing
+    headers (which CGI and WSGI read as the real ones) never reach the upstream; the body still
+    arrives framed by the real Content-Length."""
+    client = await start_proxy(route_to(base_url(upstream)))
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        writer.write(
+            b"POST /x HTTP/1.1\r\n"
+            b"Host: idgate.test\r\n"
+            b"Content-Length: 5\r\n"
+            b"Transfer_Encoding: chunked\r\n"
+            b"Content_Length: 1000\r\n"
+            b"Keep_Alive: timeout=5\r\n"
+            b"Proxy_Connection: keep-alive\r\n"
+            b"Proxy_Authorization: Basic cHJveHk6cHc=\r\n"
+            b"Connection: X_Named_Hop\r\n"
+            b"X-Named-Hop: secret\r\n"
+            b"X_Custom: kept\r\n"
+            b"\r\n"
+            b"hello"
+        )
+        async with asyncio.timeout(5):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            body = json.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert head.startswith(b"HTTP/1.1 200 ")
+    names = [name for name, _ in body["headers"]]
+    for dropped in (
+        "Transfer_Encoding",
+        "Content_Length",
+        "Keep_Alive",
+        "Proxy_Connection",
+        "Proxy_Authorization",
+        "X-Named-Hop",
+    ):
+        assert dropped not in names, dropped
+    assert header_values(body, "Content-Length") == ["5"]
+    assert header_values(body, "X_Custom") == ["kept"]
+    assert body["size"] == 5
 
 
 @pytest.mark.parametrize(("pass_token", "expected"), [(False, []), (True, ["Bearer abc.def.ghi"])])

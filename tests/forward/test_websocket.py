@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType
 from multidict import CIMultiDict, CIMultiDictProxy
-from pytest_aiohttp import AiohttpServer
 
-from proxy.config.model import Policy, Route, Rule, Secret, SessionSettings
+from proxy.config.model import Secret, SessionSettings
 from proxy.forward.headers import is_websocket_upgrade, websocket_subprotocols
 from proxy.forward.websocket import origin_allowed
 from proxy.stages.watch import EXPIRED, REVOKED, IdentityWatch
+from tests.forward.sockets import LISTED_ORIGIN, SocketUpstream, admin, socket_routes
 from tests.support.gate import Gate, StartGate
 from tests.support.issuer import FakeIssuer, SigningKey
 from tests.support.settings import SESSION_SECRET
 from tests.support.signed_in import cookie_header, sign_in
 
-LISTED_ORIGIN = "https://tools.example.com"
 #: A valid client handshake for raw requests (RFC 6455 4.1's sample key).
 HANDSHAKE = {
     "Connection": "Upgrade",
@@ -32,84 +32,6 @@ HANDSHAKE = {
 
 
 # --- the upstream: a WebSocket echo server that records what reached it --------------------------
-
-
-@dataclass(kw_only=True)
-class SocketUpstream:
-    url: str = ""
-    requests: list[CIMultiDict[str]] = field(default_factory=list)
-    """Headers of every request that reached the upstream, handshakes included."""
-    close_codes: list[int | None] = field(default_factory=list)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(CIMultiDict(request.headers))
-        if request.path.endswith("/refuse"):
-            return web.Response(status=403, text="no sockets here", headers={"X-Why": "refused"})
-        if request.path.endswith("/moved"):
-            return web.Response(status=302, headers={"Location": "/elsewhere"})
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return web.json_response({"user": request.headers.get("X-Authenticated-User")})
-        ws = web.WebSocketResponse(protocols=("chat.v2",))
-        await ws.prepare(request)
-        async for message in ws:
-            if message.type is WSMsgType.TEXT and message.data == "close please":
-                await ws.close(code=4001, message=b"done")
-            elif message.type is WSMsgType.TEXT:
-                await ws.send_str(f"echo: {message.data}")
-            elif message.type is WSMsgType.BINARY:
-                await ws.send_bytes(message.data[::-1])
-        self.close_codes.append(ws.close_code)
-        self.closed.set()
-        return ws
-
-    def handshakes(self) -> list[CIMultiDict[str]]:
-        return [headers for headers in self.requests if "Sec-WebSocket-Key" in headers]
-
-    async def wait_closed(self) -> int | None:
-        async with asyncio.timeout(5):
-            await self.closed.wait()
-        return self.close_codes[-1]
-
-
-def socket_routes(upstream: str) -> tuple[Route, ...]:
-    admins = Policy(
-        allow=Rule(groups=frozenset({"admins"})), deny=Rule(users=frozenset({"mallory"}))
-    )
-    return (
-        Route(
-            name="sockets",
-            path="/ws",
-            upstream=upstream,
-            allowed_origins=frozenset({LISTED_ORIGIN}),
-            policy=admins,
-        ),
-        Route(
-            name="api",
-            path="/api",
-            upstream=upstream,
-            policy=Policy(allow=Rule(authenticated=True)),
-        ),
-    )
-
-
-@pytest.fixture
-async def sockets(aiohttp_server: AiohttpServer) -> SocketUpstream:
-    upstream = SocketUpstream()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", upstream.handle)
-    server = await aiohttp_server(app)
-    upstream.url = f"http://{server.host}:{server.port}"
-    return upstream
-
-
-@pytest.fixture
-async def gate(sockets: SocketUpstream, start_gate: StartGate) -> Gate:
-    return await start_gate(routes=socket_routes(sockets.url))
-
-
-def admin(gate: Gate, **claims: object) -> dict[str, str]:
-    return gate.bearer("alice", groups=["admins"], **claims)
 
 
 async def refused_status(
@@ -290,6 +212,85 @@ async def test_refused_upgrade_leaves_an_http_connection_whose_next_request_is_c
     assert following[2] == b'{"user": "bob"}', "the second request carries its own identity"
     assert anonymous[0] == 401
     assert [h.get("X-Authenticated-User") for h in sockets.requests] == ["alice", "bob"]
+
+
+@dataclass(kw_only=True)
+class StrayUpstream:
+    """A raw-socket upstream that refuses every handshake with 426 naming its user. On the first
+    connection, once told to (`send_stray`), it sends a second, unasked-for response."""
+
+    url: str = ""
+    connections: int = 0
+    handshakes: int = 0
+    send_stray: asyncio.Event = field(default_factory=asyncio.Event)
+    stray_sent: asyncio.Event = field(default_factory=asyncio.Event)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        first = self.connections == 1
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            self.handshakes += 1
+            user = next(
+                line.partition(b":")[2].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"x-authenticated-user:")
+            )
+            writer.write(response(426, user))
+            await writer.drain()
+            if first:
+                first = False
+                await self.send_stray.wait()
+                try:
+                    writer.write(response(200, b"stray for " + user))
+                    await writer.drain()
+                except ConnectionError:
+                    pass  # idgate closed the connection already: the stray goes nowhere
+                finally:
+                    self.stray_sent.set()
+        writer.close()
+
+
+def response(status: int, body: bytes) -> bytes:
+    return b"HTTP/1.1 %d Whatever\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
+
+
+@pytest.fixture
+async def stray_upstream() -> AsyncIterator[StrayUpstream]:
+    upstream = StrayUpstream()
+    server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    upstream.url = f"http://{host}:{port}"
+    async with server:
+        yield upstream
+        server.close()
+        for writer in upstream.writers:
+            writer.close()
+
+
+async def test_a_refused_upgrade_never_shares_its_connection_with_the_next_handshake(
+    start_gate: StartGate, stray_upstream: StrayUpstream
+) -> None:
+    """Each handshake goes upstream on a fresh connection and a refused one's connection is closed,
+    so a response an upstream sends after its refusal can never be read as another user's."""
+    routes = socket_routes(stray_upstream.url)
+    gate = await start_gate(routes=routes)
+    answers = []
+    for user in ("alice", "bob", "alice", "bob"):
+        headers = {**HANDSHAKE, **gate.bearer(user, groups=["admins"])}
+        response = await gate.client.get("/ws/echo", headers=headers)
+        answers.append((response.status, await response.text()))
+        if not stray_upstream.send_stray.is_set():
+            stray_upstream.send_stray.set()
+            async with asyncio.timeout(5):
+                await stray_upstream.stray_sent.wait()
+    assert answers == [(426, "alice"), (426, "bob"), (426, "alice"), (426, "bob")]
+    assert (stray_upstream.connections, stray_upstream.handshakes) == (4, 4)
 
 
 async def test_a_redirect_answering_the_handshake_is_relayed_not_followed(

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-from aiohttp import WSCloseCode, WSMsgType, web
-from pytest_aiohttp import AiohttpServer
+from aiohttp import WSCloseCode, WSMsgType
 
 from proxy.drain import DRAIN_KEY
 from proxy.forward.tunnel import SHUTTING_DOWN
-from tests.forward.test_websocket import SocketUpstream, admin, socket_routes
-from tests.support.gate import Gate, StartGate
-
-
-@pytest.fixture
-async def sockets(aiohttp_server: AiohttpServer) -> SocketUpstream:
-    upstream = SocketUpstream()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", upstream.handle)
-    server = await aiohttp_server(app)
-    upstream.url = f"http://{server.host}:{server.port}"
-    return upstream
-
-
-@pytest.fixture
-async def gate(start_gate: StartGate, sockets: SocketUpstream) -> Gate:
-    return await start_gate(routes=socket_routes(sockets.url))
+from tests.forward.sockets import SocketUpstream, admin
+from tests.support.gate import Gate
 
 
 async def test_closing_tunnels_sends_1001_to_the_client_and_the_upstream(

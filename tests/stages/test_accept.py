@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from proxy.errors import BadRequest
-from proxy.stages.accept import IDENTITY_HEADERS, header_key, parse_forwarded, strip_host_port
+from proxy.stages.accept import parse_forwarded, strip_host_port
+from proxy.stages.header_names import IDENTITY_HEADERS, header_key
 
 
 @pytest.mark.parametrize(
