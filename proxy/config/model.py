@@ -229,6 +229,16 @@ class RateLimitSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ForwardAuthSettings:
+    """YAML `forward_auth`: how `/oauth2/auth` answers gateways."""
+
+    decision_cache_seconds: int = 5
+    """Ceiling on how long a gateway may reuse an allow (`Cache-Control: max-age`), which is also
+    never beyond the token's `exp` or the session's next refresh; 0: every answer is `no-store`.
+    A revocation reaches a gateway that caches within this many seconds."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     public_url: str
     """External base URL of idgate (scheme, host, port); redirects and cookies derive from it."""
@@ -254,3 +264,4 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    forward_auth: ForwardAuthSettings = field(default_factory=ForwardAuthSettings)
