@@ -8,8 +8,9 @@ from proxy.config.model import ForwardAuthSettings
 from proxy.config.reader import Section, given
 from proxy.config.values import int_between
 
-#: A gateway may go on serving a revoked caller's cached allow this long: keep it short.
-MAX_DECISION_CACHE_SECONDS: Final = 300
+#: A gateway may go on serving a revoked caller's cached allow this long: keep it short. It also
+#: keeps every cached assertion (5-minute exp) at least 4 minutes from expiring.
+MAX_DECISION_CACHE_SECONDS: Final = 60
 
 
 def parse_forward_auth(section: Section) -> ForwardAuthSettings:

@@ -222,8 +222,8 @@ def test_config_error_carries_issues_and_prints_one_per_line() -> None:
             "rate_limits.failed_auth: unknown key",
         ),
         (
-            lambda d: d.update(forward_auth={"decision_cache_seconds": 301}),
-            "forward_auth.decision_cache_seconds: must be between 0 and 300",
+            lambda d: d.update(forward_auth={"decision_cache_seconds": 61}),
+            "forward_auth.decision_cache_seconds: must be between 0 and 60",
         ),
         (
             lambda d: d.update({True: 1}),
