@@ -27,8 +27,10 @@ from typing import Final
 
 from aiohttp import web
 
-from proxy.errors import BadRequest, ForwardAuthRefused, NoRoute
+from proxy.errors import BadRequest, ForwardAuthRefused, NoRoute, OriginRefused
 from proxy.forward.identity_headers import identity_headers
+from proxy.forward.websocket import origin_allowed
+from proxy.policy.decision import Decision, Outcome
 from proxy.reasons import Reason
 from proxy.stages.authorize import authorize
 from proxy.stages.context import RequestContext
@@ -41,6 +43,9 @@ _URI_HEADERS: Final = ("X-Forwarded-Uri", "X-Original-URI", "X-Original-URL")
 ROUTES_HEADER: Final = "X-Idgate-Routes"
 #: Sent back: the normalised, encoded path idgate judged, for the gateway to forward as it is.
 PATH_HEADER: Final = "X-Idgate-Path"
+#: Sent by the gateway: the original request's `Upgrade` (gateways do not pass hop-by-hop headers
+#: on), so a WebSocket handshake gets the route's Origin check as it does in the proxy.
+UPGRADE_HEADER: Final = "X-Original-Upgrade"
 
 #: The names nginx's `auth_request_set $user $upstream_http_x_auth_request_user;` reads.
 _AUTH_REQUEST_NAMES: Final = {
@@ -88,6 +93,8 @@ async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
         decision = await authorize(request, ctx)
     except NoRoute as error:
         raise ForwardAuthRefused("no route for the original request", reason=error.reason) from None
+    if request.headers.get(UPGRADE_HEADER, "").lower() == "websocket":
+        _check_origin(request, ctx, decision)
     lifetime = decision_lifetime(ctx, now=time.time())
     headers = {
         "Cache-Control": f"max-age={lifetime}" if lifetime > 0 else NO_STORE,
@@ -101,6 +108,21 @@ async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
             alias: identity[name] for name, alias in _AUTH_REQUEST_NAMES.items() if name in identity
         }
     return web.Response(status=202, headers=headers)
+
+
+def _check_origin(request: web.Request, ctx: RequestContext, decision: Decision) -> None:
+    """A browser sends its cookies on a cross-site WebSocket handshake too: the handshake's
+    `Origin` must be the address it was sent to or one of the route's `allowed_origins`."""
+    origin = request.headers.get("Origin")
+    route = decision.route
+    if origin is None or origin_allowed(
+        origin, own=f"{ctx.scheme}://{ctx.authority}", allowed=route.allowed_origins
+    ):
+        return
+    ctx.decision = Decision(
+        outcome=Outcome.DENY, reason=OriginRefused.reason, route=route, matched="origin"
+    )
+    raise OriginRefused("this origin may not open a WebSocket here")
 
 
 def decision_lifetime(ctx: RequestContext, *, now: float) -> int:

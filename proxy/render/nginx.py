@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from proxy.config.model import Settings
-from proxy.endpoints.forward_auth import PATH_HEADER, ROUTES_HEADER
+from proxy.endpoints.forward_auth import PATH_HEADER, ROUTES_HEADER, UPGRADE_HEADER
 from proxy.identity.client_cert import FORWARDED_CLIENT_CERT_HEADERS
 from proxy.render.plan import Location, Server, Upstream, plan_servers, upstream_blocks
 from proxy.stages.accept import FORWARDING_HEADERS, IDENTITY_HEADERS
@@ -285,6 +285,9 @@ class _Renderer:
                         "X-Original-URI": "$request_uri",
                         "X-Forwarded-Method": "$request_method",
                         "X-Forwarded-Uri": "$request_uri",
+                        # With its port: a WebSocket's Origin is compared with it.
+                        "X-Forwarded-Host": "$http_host",
+                        UPGRADE_HEADER: "$http_upgrade",
                         ROUTES_HEADER: "$idgate_routes",
                     }
                 )
@@ -292,8 +295,8 @@ class _Renderer:
         ]
         if self._cache:
             key = (
-                "$request_method $scheme://$host$request_uri $idgate_routes "
-                "$http_authorization $http_cookie"
+                "$request_method $scheme://$host $http_host $request_uri $idgate_routes "
+                "$http_upgrade $http_origin $http_authorization $http_cookie"
             )
             if self._cert_header is not None:
                 key += f" ${_variable('http-' + self._cert_header)}"

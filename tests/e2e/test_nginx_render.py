@@ -267,6 +267,29 @@ async def test_websocket_passes_through_the_generated_config(
     assert tool.received[-1][0] == "/tools/socket"
 
 
+async def test_a_cross_site_websocket_is_refused(
+    nginx: Gateway, tool: Recorder, oidc_provider: OidcProvider
+) -> None:
+    """A handshake from another origin is refused (Cross-Site WebSocket Hijacking); one from
+    nginx's own origin opens."""
+    token = await oidc_provider.token_for_user("bob")
+
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(
+                f"{nginx.url}/tools/socket", headers=bearer(token), origin="https://evil.example"
+            )
+        async with http.ws_connect(
+            f"{nginx.url}/tools/socket", headers=bearer(token), origin=nginx.url
+        ) as socket:
+            await socket.send_str("same origin")
+            message = await socket.receive(timeout=5)
+
+    assert refused.value.status == 403
+    assert message.data == "echo same origin"
+    assert len(tool.received) == 1
+
+
 async def test_websocket_without_credentials_is_refused(nginx: Gateway, tool: Recorder) -> None:
     """An upgrade without credentials is refused before the tool sees it."""
     async with aiohttp.ClientSession() as http:

@@ -234,3 +234,32 @@ def test_decision_lifetime_is_the_shortest_bound(
         set_cookies=[CookieChange(name="_idgate", value="x")] if cookies else [],
     )
     assert decision_lifetime(ctx, now=now) == seconds
+
+
+@pytest.mark.parametrize(
+    ("upgrade", "origin", "status"),
+    [
+        pytest.param("websocket", "https://tools.example.com", 202, id="same-origin"),
+        pytest.param("websocket", "https://evil.example", 403, id="cross-site"),
+        pytest.param("websocket", "null", 403, id="opaque"),
+        pytest.param("websocket", None, 202, id="no-origin-not-a-browser"),
+        pytest.param(None, "https://evil.example", 202, id="not-an-upgrade"),
+    ],
+)
+async def test_a_websocket_handshake_gets_the_origin_check(
+    gateway: Gate, upgrade: str | None, origin: str | None, status: int
+) -> None:
+    """With X-Original-Upgrade: websocket the handshake's Origin must be the address it was sent
+    to (or an allowed origin), as in the proxy; other requests are judged without it."""
+    headers = {
+        **original("/admin/socket"),
+        **gateway.bearer("alice", groups=["admins"]),
+        "X-Forwarded-Host": "tools.example.com",
+        "X-Forwarded-Proto": "https",
+    }
+    if upgrade is not None:
+        headers["X-Original-Upgrade"] = upgrade
+    if origin is not None:
+        headers["Origin"] = origin
+    response = await gateway.client.get("/oauth2/auth", headers=headers)
+    assert response.status == status
