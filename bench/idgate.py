@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import yaml
 
+from bench.plan import DECISION_CACHE_SECONDS
 from bench.servers import Server, ServerFailed, Servers
 from bench.tokens import GROUP
 from proxy.demo.ports import free_loopback_ports
@@ -64,6 +65,8 @@ def document(
         "routes": [*decoys, bench],
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
         "log": {"level": "INFO", "decisions": True},
+        # How long nginx+idgate may reuse an allow (direct to idgate, nothing caches it).
+        "forward_auth": {"decision_cache_seconds": DECISION_CACHE_SECONDS},
     }
 
 

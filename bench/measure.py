@@ -28,10 +28,14 @@ class Snapshot:
     clock: float
 
 
-def snapshot(server: int, upstream: int | None) -> Snapshot:
+def snapshot(server: int, upstream: int | None, companion: int | None = None) -> Snapshot:
+    """`companion`: another process tree counted as part of the server (idgate behind nginx)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    usage = procfs.usage(server)
+    if companion is not None:
+        usage = procfs.combined(usage, procfs.usage(companion))
     return Snapshot(
-        server=procfs.usage(server),
+        server=usage,
         upstream_cpu=procfs.usage(upstream).cpu_seconds if upstream is not None else 0.0,
         wrk_cpu=children.ru_utime + children.ru_stime,
         machine_busy=procfs.machine_busy_seconds(),

@@ -1,4 +1,5 @@
-"""nginx twice: the upstream every proxy forwards to, and nginx as a plain reverse proxy.
+"""nginx: the upstream every proxy forwards to, nginx as a plain reverse proxy, and nginx as
+idgate's data plane (configured by `idgate render nginx`).
 
 The upstream answers `/bench/...` with a small fixed body, serves the issuer's JWKS (so idgate's
 `oidc.jwks_uri` and Apache's `OIDCOAuthVerifyJwksUri` read the same keys), a large file for the
@@ -14,6 +15,8 @@ from typing import Any, Final
 
 from bench.servers import Server, Servers
 from bench.tls import TlsFiles
+from proxy.config.model import Settings
+from proxy.render.nginx import NginxOptions, render_nginx
 
 NGINX: Final = "/usr/sbin/nginx"
 BODY: Final = "idgate benchmark upstream: a small body, as an API answer or a page fragment.\n"
@@ -99,6 +102,33 @@ def proxy_config(prefix: Path, *, port: int, upstream_port: int) -> str:
 }}
 """
     )
+
+
+def gateway_config(prefix: Path, *, site: str) -> str:
+    """nginx around a site `idgate render nginx` generated (its decision cache under `prefix`)."""
+    return (
+        _common(prefix, workers="auto")
+        + f"""    access_log {prefix}/access.log;
+{site}
+}}
+"""
+    )
+
+
+def start_gateway(
+    servers: Servers, *, name: str, port: int, settings: Settings, idgate: str
+) -> Server:
+    """nginx as idgate's data plane: the config `idgate render nginx` makes for `settings`,
+    listening on `port` and asking idgate at `idgate` (`host:port`)."""
+    prefix = servers.workdir / name
+    prefix.mkdir(exist_ok=True)
+    options = NginxOptions(
+        listen=f"127.0.0.1:{port}",
+        idgate=idgate,
+        cache_path=str(_writable_dir(prefix / "decisions")),
+    )
+    config = gateway_config(prefix, site=render_nginx(settings, options))
+    return _start(servers, name, config, port=port)
 
 
 def _start(servers: Servers, name: str, config: str, *, port: int) -> Server:

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+#: How long nginx may reuse idgate's allow in the cached nginx+idgate target
+#: (`forward_auth.decision_cache_seconds` of the benchmark's idgate).
+DECISION_CACHE_SECONDS: Final = 5
+
 
 class Target(StrEnum):
     DIRECT = "direct"
@@ -19,6 +23,10 @@ class Target(StrEnum):
     """idgate, 10 routes, the benchmark route last."""
     IDGATE_1K = "idgate-1k"
     """idgate, 1,000 routes, the benchmark route last."""
+    NGINX_IDGATE = "nginx+idgate"
+    """nginx configured by `idgate render nginx`, asking idgate (10 routes) on every request."""
+    NGINX_IDGATE_CACHED = f"nginx+idgate, decision cache {DECISION_CACHE_SECONDS} s"
+    """The same, reusing each allow for as long as idgate says (at most the ceiling)."""
 
 
 class Credential(StrEnum):
@@ -41,23 +49,33 @@ class Workload:
         return f"{self.credential} -c{self.connections}"
 
 
+#: idgate as nginx's decision service (`idgate render nginx`): nginx proxies, idgate decides.
+GATEWAYS: Final = (Target.NGINX_IDGATE, Target.NGINX_IDGATE_CACHED)
+
 WORKLOADS: Final = (
     Workload(
         credential=Credential.SAME_TOKEN,
         connections=32,
-        targets=(Target.DIRECT, Target.NGINX, Target.APACHE, Target.IDGATE, Target.IDGATE_1K),
+        targets=(
+            Target.DIRECT,
+            Target.NGINX,
+            Target.APACHE,
+            Target.IDGATE,
+            Target.IDGATE_1K,
+            *GATEWAYS,
+        ),
     ),
     Workload(
         credential=Credential.SAME_TOKEN,
         connections=256,
-        targets=(Target.DIRECT, Target.NGINX, Target.APACHE, Target.IDGATE),
+        targets=(Target.DIRECT, Target.NGINX, Target.APACHE, Target.IDGATE, *GATEWAYS),
     ),
     Workload(
         credential=Credential.DISTINCT_TOKENS,
         connections=32,
         targets=(Target.APACHE, Target.IDGATE),
     ),
-    Workload(credential=Credential.SESSION, connections=32, targets=(Target.IDGATE,)),
+    Workload(credential=Credential.SESSION, connections=32, targets=(Target.IDGATE, *GATEWAYS)),
     Workload(credential=Credential.FORWARD_AUTH, connections=32, targets=(Target.IDGATE,)),
 )
 BASELINE: Final = WORKLOADS[0]

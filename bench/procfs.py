@@ -96,6 +96,15 @@ def usage(root: int) -> Usage:
     )
 
 
+def combined(one: Usage, other: Usage) -> Usage:
+    """Two process trees counted as one server."""
+    return Usage(
+        cpu_seconds=one.cpu_seconds + other.cpu_seconds,
+        system_seconds=one.system_seconds + other.system_seconds,
+        rss_bytes={**one.rss_bytes, **other.rss_bytes},
+    )
+
+
 def parse_machine_busy(stat: str) -> int:
     """Ticks every core spent not idle, from the `cpu` line of /proc/stat."""
     fields = [int(value) for value in stat.splitlines()[0].split()[1:9]]

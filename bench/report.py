@@ -7,7 +7,7 @@ from typing import Final
 
 from bench.environment import Environment
 from bench.measure import Row
-from bench.plan import DISTINCT, Options, Target
+from bench.plan import DECISION_CACHE_SECONDS, DISTINCT, Options, Target
 from bench.targets import MB, Verdict, find
 from bench.transfer import Transfer
 
@@ -23,6 +23,11 @@ _ABOUT: Final = """\
 - **idgate**: `idgate serve` with one worker per core, the decision log on (stderr to a file),
   the metrics listener on, the signed assertion on every forwarded request; 10 routes, the
   benchmark route last. **idgate-1k**: the same with 1,000 routes.
+- **nginx+idgate**: nginx configured by `idgate render nginx` from that idgate's routes: nginx
+  proxies, asking the idgate above (`auth_request`, `/oauth2/auth`) on every request; CPU and
+  memory are nginx's and idgate's together. **nginx+idgate, decision cache {ceiling} s**: the
+  same, nginx reusing each allow for as long as idgate's answer says, at most
+  `forward_auth.decision_cache_seconds` = {ceiling} s (a revocation takes that long to apply).
 
 Before any run, every server is checked to enforce what it is credited with (a valid token
 passes; no token, another group, another issuer or audience, an expired, forged or `alg: none`
@@ -154,6 +159,7 @@ def render(
             threads=options.threads,
             seconds=options.seconds,
             rounds=options.rounds,
+            ceiling=DECISION_CACHE_SECONDS,
         )
     )
     return "\n\n".join(sections).rstrip() + "\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 from bench import nginx, profiling, stage, transfer, verify
 from bench.environment import describe
 from bench.measure import Measurement, aggregate
-from bench.plan import WORKLOADS, Credential, Options, Target
+from bench.plan import GATEWAYS, WORKLOADS, Credential, Options, Target
 from bench.report import render
 from bench.servers import Servers
 from bench.stage import DistinctTokens, Stage
@@ -32,7 +32,7 @@ def _verify(stage: Stage) -> bool:
         issuer,
         forbidden=verify.FORBIDDEN_OR_UNAUTHORIZED,
     )
-    for target in (Target.IDGATE, Target.IDGATE_1K):
+    for target in (Target.IDGATE, Target.IDGATE_1K, *GATEWAYS):
         port = stage.servers[target].port
         checks += verify.bearer_enforced(target.value, port, issuer, forbidden=frozenset({403}))
     idgate_server = stage.servers[Target.IDGATE]

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
 from bench import apache, idgate, nginx, verify, wrk
 from bench.measure import Measurement, snapshot
-from bench.plan import DISTINCT, Credential, Options, Target, Workload
+from bench.plan import (
+    DECISION_CACHE_SECONDS,
+    DISTINCT,
+    GATEWAYS,
+    Credential,
+    Options,
+    Target,
+    Workload,
+)
 from bench.pool import TokenPool, TokenSlice
 from bench.servers import Server, Servers
 from bench.session_cookie import cookie_header
 from bench.tls import write_tls_files
 from bench.tokens import GROUP, Issuer
+from proxy.config.load import load_settings
+from proxy.config.model import ForwardAuthSettings
 from proxy.demo.ports import free_loopback_ports
 
 AUDIENCE: Final = "https://api.bench.test"
@@ -29,6 +39,8 @@ _CALIBRATION_RATE: Final = 5_000
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Stage:
     servers: Mapping[Target, Server]
+    companions: Mapping[Target, int]
+    """Process trees whose CPU and memory count as the target's too: idgate behind nginx."""
     idgate_config: Path
     idgate_secret: str
     metrics_port: int
@@ -66,7 +78,8 @@ class Stage:
             headers |= verify.bearer(self.token)
         server.truncate_logs()
         upstream = None if target is Target.DIRECT else self.servers[Target.DIRECT].process.pid
-        before = snapshot(server.process.pid, upstream)
+        companion = self.companions.get(target)
+        before = snapshot(server.process.pid, upstream, companion)
         result = wrk.run(
             server.url + path,
             connections=workload.connections,
@@ -75,7 +88,7 @@ class Stage:
             headers=headers,
             tokens=(tokens.path, tokens.start) if tokens else None,
         )
-        after = snapshot(server.process.pid, upstream)
+        after = snapshot(server.process.pid, upstream, companion)
         repeated = tokens.reused(result, self.options.threads) if tokens else 0
         return Measurement.of(
             workload, target, result, before=before, after=after, repeated=repeated
@@ -121,6 +134,23 @@ def start(servers: Servers, options: Options) -> Stage:
         )
         started[target] = server
         metrics_port = metrics_port or port
+    config = servers.workdir / f"{Target.IDGATE.value}.yaml"
+    decider = started[Target.IDGATE]
+    settings = load_settings(config, {idgate.SECRET_VARIABLE: secret})
+    for target, ceiling in (
+        (Target.NGINX_IDGATE, 0),
+        (Target.NGINX_IDGATE_CACHED, DECISION_CACHE_SECONDS),
+    ):
+        started[target] = nginx.start_gateway(
+            servers,
+            name="nginx-idgate" if ceiling == 0 else "nginx-idgate-cached",
+            port=free_loopback_ports(1)[0],
+            # Without a ceiling the rendered config has no decision cache at all.
+            settings=replace(
+                settings, forward_auth=ForwardAuthSettings(decision_cache_seconds=ceiling)
+            ),
+            idgate=f"127.0.0.1:{decider.port}",
+        )
     pool = TokenPool(
         issuer,
         servers.workdir / "distinct-tokens.txt",
@@ -129,7 +159,8 @@ def start(servers: Servers, options: Options) -> Stage:
     )
     return Stage(
         servers=started,
-        idgate_config=servers.workdir / f"{Target.IDGATE.value}.yaml",
+        companions=dict.fromkeys(GATEWAYS, decider.process.pid),
+        idgate_config=config,
         idgate_secret=secret,
         metrics_port=metrics_port,
         issuer=issuer,

@@ -50,6 +50,31 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     explain.add_argument(
         "--claim", action="append", default=[], metavar="NAME=VALUE", help="an extra claim"
     )
+    render = with_config(
+        commands.add_parser(
+            "render", help="generate a gateway's configuration from the routes (nginx)"
+        )
+    )
+    render.add_argument("gateway", choices=["nginx"], help="what to generate for")
+    render.add_argument("--listen", default="80", help="nginx's listen address (default: 80)")
+    render.add_argument(
+        "--server-name", default="_", help="server_name of the default server (default: _)"
+    )
+    render.add_argument(
+        "--idgate", help="host:port where nginx reaches idgate (default: from listen)"
+    )
+    render.add_argument(
+        "--cache-path",
+        default="/var/cache/nginx/idgate",
+        help="directory of the decision cache (default: /var/cache/nginx/idgate)",
+    )
+    render.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="ROUTE=URL",
+        help="the tool a decision-only route goes to (or another one for a route); repeatable",
+    )
     demo = commands.add_parser(
         "demo", help="try idgate locally: a dev-only issuer and demo upstream, no setup"
     )
@@ -79,10 +104,8 @@ def _load(path: Path, environ: Mapping[str, str]) -> Settings | None:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     args = _parser(env).parse_args(argv)
-    if args.command == "demo":
-        from proxy.demo.run import run_demo  # noqa: PLC0415 (serve, check, explain never load it)
-
-        return run_demo(port=args.port, environ=env)
+    if args.command in ("demo", "render"):
+        return _demo(args, env) if args.command == "demo" else _render(args, env)
     settings = _load(args.config, env)
     if settings is None:
         return EXIT_CONFIG
@@ -113,4 +136,44 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     from proxy.server.run import run  # noqa: PLC0415 (check and explain must not import the server)
 
     run(settings, config_path=args.config, environ=env)
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from proxy.demo.run import run_demo  # noqa: PLC0415 (serve, check, explain never load it)
+
+    return run_demo(port=args.port, environ=environ)
+
+
+def _render(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from proxy.render.nginx import NginxOptions, render_nginx  # noqa: PLC0415 (keeps serve lean)
+    from proxy.render.plan import RenderError  # noqa: PLC0415
+
+    settings = _load(args.config, environ)
+    if settings is None:
+        return EXIT_CONFIG
+
+    upstreams: dict[str, str] = {}
+    for item in args.upstream:
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url.startswith(("http://", "https://")):
+            print(f"--upstream {item!r}: expected ROUTE=http(s)://host[:port]", file=sys.stderr)
+            return EXIT_USAGE
+        upstreams[name] = url
+    listen = settings.listen
+    host = "127.0.0.1" if listen.host in ("0.0.0.0", "::", "") else listen.host  # noqa: S104
+    idgate = args.idgate or (f"[{host}]:{listen.port}" if ":" in host else f"{host}:{listen.port}")
+    options = NginxOptions(
+        listen=args.listen,
+        server_name=args.server_name,
+        idgate=idgate,
+        cache_path=args.cache_path,
+        upstreams=upstreams,
+        source=str(args.config),
+    )
+    try:
+        print(render_nginx(settings, options), end="")
+    except RenderError as error:
+        print(f"{args.config}: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     return EXIT_OK

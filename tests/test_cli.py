@@ -336,3 +336,36 @@ def test_explain_with_a_broken_config_exits_1(
     assert code == EXIT_CONFIG
     assert out == ""
     assert f"{broken}: routes[0].allow.groups: must not be empty" in err.splitlines()
+
+
+def test_render_nginx_prints_a_server_block_per_host(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`idgate render nginx` prints the config for inside http {}: the status host's server,
+    the default server, idgate at the address given."""
+    code = main(
+        ["render", "nginx", "-c", str(config), "--listen", "8080", "--idgate", "10.0.0.5:4180"],
+        ENVIRON,
+    )
+    out = capsys.readouterr().out
+    assert code == EXIT_OK
+    assert "server_name status.example.com;" in out
+    assert "listen 8080 default_server;" in out
+    assert "server 10.0.0.5:4180;" in out
+
+
+def test_render_nginx_names_a_decision_only_route_without_upstream(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A route nginx has nowhere to send is an error that says which --upstream to give."""
+    path = tmp_path / "idgate.yaml"
+    path.write_text(VALID.replace("    upstream: http://beta.internal:8080\n", ""), "utf-8")
+
+    code = main(["render", "nginx", "-c", str(path)], ENVIRON)
+
+    assert code == EXIT_CONFIG
+    assert "--upstream beta=URL" in capsys.readouterr().err
+    assert (
+        main(["render", "nginx", "-c", str(path), "--upstream", "beta=http://b:80"], ENVIRON) == 0
+    )
+    assert main(["render", "nginx", "-c", str(path), "--upstream", "beta"], ENVIRON) == EXIT_USAGE

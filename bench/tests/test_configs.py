@@ -1,8 +1,12 @@
+from dataclasses import replace
 from pathlib import Path
 
 from bench import apache, idgate, nginx
+from bench.plan import DECISION_CACHE_SECONDS
 from bench.tls import write_tls_files
 from proxy.config.load import parse_settings
+from proxy.config.model import ForwardAuthSettings
+from proxy.render.nginx import NginxOptions, render_nginx
 
 
 def test_idgate_document_is_a_valid_config_with_the_bench_route_last() -> None:
@@ -50,3 +54,25 @@ def test_upstream_serves_jwks_over_tls_and_accepts_uploads(tmp_path: Path) -> No
     assert "listen 127.0.0.1:8443 ssl;" in text
     assert "dav_methods PUT;" in text
     assert f"location = {nginx.JWKS_PATH}" in text
+
+
+def test_nginx_idgate_is_rendered_from_the_bench_idgate(tmp_path: Path) -> None:
+    """The nginx+idgate targets proxy through the config `idgate render nginx` makes for the
+    bench idgate; the cached one keeps decisions, the other asks idgate every time."""
+    document = idgate.document(
+        port=4180,
+        metrics_port=9180,
+        issuer="http://127.0.0.1:8000",
+        audience="https://api.bench.test",
+        upstream="http://127.0.0.1:8000",
+        route_count=10,
+    )
+    settings = parse_settings(document, {idgate.SECRET_VARIABLE: "x" * 40})
+    assert settings.forward_auth.decision_cache_seconds == DECISION_CACHE_SECONDS
+    cached = NginxOptions(listen="127.0.0.1:8081", cache_path=str(tmp_path / "decisions"))
+    text = nginx.gateway_config(tmp_path, site=render_nginx(settings, cached))
+    uncached = replace(settings, forward_auth=ForwardAuthSettings(decision_cache_seconds=0))
+    assert 'location "/bench/"' in text
+    assert "auth_request /oauth2/auth;" in text
+    assert "proxy_cache idgate_decisions;" in text
+    assert "proxy_cache " not in render_nginx(uncached, cached)

@@ -28,6 +28,7 @@ from proxy.config.model import (
     Settings,
 )
 from proxy.config.parse_drain import parse_drain
+from proxy.config.parse_forward_auth import parse_forward_auth
 from proxy.config.parse_oidc import parse_oidc
 from proxy.config.parse_routes import parse_routes
 from proxy.config.parse_session import parse_session
@@ -74,6 +75,7 @@ def parse_settings(data: object, environ: Mapping[str, str]) -> Settings:
             log=_log(top.section("log")),
             rate_limits=_rate_limits(top.section("rate_limits")),
             drain=parse_drain(top.section("drain")),
+            forward_auth=parse_forward_auth(top.section("forward_auth")),
             tls=parse_tls(top),
             client_certificates=parse_client_certificates(
                 top, has_trusted_proxies=top.peek("trusted_proxies") is not None

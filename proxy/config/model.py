@@ -253,6 +253,16 @@ class DrainSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ForwardAuthSettings:
+    """YAML `forward_auth`: how `/oauth2/auth` answers gateways."""
+
+    decision_cache_seconds: int = 5
+    """Ceiling on how long a gateway may reuse an allow (`Cache-Control: max-age`), which is also
+    never beyond the token's `exp` or the session's next refresh; 0: every answer is `no-store`.
+    A revocation reaches a gateway that caches within this many seconds."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     public_url: str
     """External base URL of idgate (scheme, host, port); redirects and cookies derive from it."""
@@ -279,3 +289,4 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     drain: DrainSettings = field(default_factory=DrainSettings)
+    forward_auth: ForwardAuthSettings = field(default_factory=ForwardAuthSettings)

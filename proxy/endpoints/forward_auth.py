@@ -10,16 +10,28 @@ target is `GET /` on the request's host.
 Answers: 202 with the identity headers when allowed, 401 without valid credentials, 403 when
 denied. Never a redirect (nginx would turn it into a 500); the gateway sends browsers to
 `/oauth2/sign_in` on 401.
+
+An allow says how long it holds (`Cache-Control: max-age=N`, which nginx's `proxy_cache` honours):
+never beyond the token's `exp`, the session's next refresh or `forward_auth.
+decision_cache_seconds`; an answer that sets a cookie, and every refusal, is `no-store`. It also
+names the normalised path it judged (`X-Idgate-Path`), so a gateway forwards exactly that path
+(`idgate render nginx` does), and a gateway may name the routes its location serves
+(`X-Idgate-Routes`): a request idgate would match to another route is refused, so the gateway
+and idgate never disagree on which route a path is.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Final
 
 from aiohttp import web
 
-from proxy.errors import BadRequest, ForwardAuthRefused, NoRoute
+from proxy.errors import BadRequest, ForwardAuthRefused, NoRoute, OriginRefused
 from proxy.forward.identity_headers import identity_headers
+from proxy.forward.websocket import origin_allowed
+from proxy.policy.decision import Decision, Outcome
+from proxy.reasons import Reason
 from proxy.stages.authorize import authorize
 from proxy.stages.context import RequestContext
 from proxy.stages.pages import NO_STORE
@@ -27,6 +39,13 @@ from proxy.stages.paths import normalize_path
 
 _METHOD_HEADERS: Final = ("X-Forwarded-Method", "X-Original-Method")
 _URI_HEADERS: Final = ("X-Forwarded-Uri", "X-Original-URI", "X-Original-URL")
+#: Sent by the gateway: the names of the routes its location serves, space-separated.
+ROUTES_HEADER: Final = "X-Idgate-Routes"
+#: Sent back: the normalised, encoded path idgate judged, for the gateway to forward as it is.
+PATH_HEADER: Final = "X-Idgate-Path"
+#: Sent by the gateway: the original request's `Upgrade` (gateways do not pass hop-by-hop headers
+#: on), so a WebSocket handshake gets the route's Origin check as it does in the proxy.
+UPGRADE_HEADER: Final = "X-Original-Upgrade"
 
 #: The names nginx's `auth_request_set $user $upstream_http_x_auth_request_user;` reads.
 _AUTH_REQUEST_NAMES: Final = {
@@ -63,11 +82,24 @@ async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
         raise ForwardAuthRefused("malformed original URI", reason=error.reason) from None
     # The decision log and metrics describe the request that was judged, not this subrequest.
     ctx.method, ctx.path, ctx.upstream_path, ctx.query = method, path.decoded, path.encoded, query
+    expected = request.headers.get(ROUTES_HEADER)
+    if expected is not None:
+        route = ctx.runtime.routes.match(host=ctx.host, path=path.decoded, method=method)
+        if route is None or route.name not in expected.split():
+            raise ForwardAuthRefused(
+                "the gateway's location serves another route", reason=Reason.NO_ROUTE
+            )
     try:
         decision = await authorize(request, ctx)
     except NoRoute as error:
         raise ForwardAuthRefused("no route for the original request", reason=error.reason) from None
-    headers = {"Cache-Control": NO_STORE}
+    if request.headers.get(UPGRADE_HEADER, "").lower() == "websocket":
+        _check_origin(request, ctx, decision)
+    lifetime = decision_lifetime(ctx, now=time.time())
+    headers = {
+        "Cache-Control": f"max-age={lifetime}" if lifetime > 0 else NO_STORE,
+        PATH_HEADER: ctx.upstream_path,
+    }
     principal = ctx.principal
     if principal is not None:
         identity = identity_headers(principal, decision.route, ctx.runtime.signer)
@@ -76,3 +108,37 @@ async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
             alias: identity[name] for name, alias in _AUTH_REQUEST_NAMES.items() if name in identity
         }
     return web.Response(status=202, headers=headers)
+
+
+def _check_origin(request: web.Request, ctx: RequestContext, decision: Decision) -> None:
+    """A browser sends its cookies on a cross-site WebSocket handshake too: the handshake's
+    `Origin` must be the address it was sent to or one of the route's `allowed_origins`."""
+    origin = request.headers.get("Origin")
+    route = decision.route
+    if origin is None or origin_allowed(
+        origin, own=f"{ctx.scheme}://{ctx.authority}", allowed=route.allowed_origins
+    ):
+        return
+    ctx.decision = Decision(
+        outcome=Outcome.DENY, reason=OriginRefused.reason, route=route, matched="origin"
+    )
+    raise OriginRefused("this origin may not open a WebSocket here")
+
+
+def decision_lifetime(ctx: RequestContext, *, now: float) -> int:
+    """Whole seconds a gateway may reuse this allow; 0: not at all.
+
+    Never beyond the configured ceiling, the identity's `expires_at` (token `exp`, session end)
+    or the session's next refresh, when the provider must vouch for the user again. An answer
+    that sets a cookie is never reused: replayed to another request it would hand one browser's
+    session to another.
+    """
+    ceiling = ctx.runtime.settings.forward_auth.decision_cache_seconds
+    if ceiling <= 0 or ctx.set_cookies:
+        return 0
+    holds = float(ceiling)
+    if ctx.principal is not None:
+        holds = min(holds, ctx.principal.expires_at - now)
+    if ctx.verify_again_at is not None:
+        holds = min(holds, ctx.verify_again_at - now)
+    return max(0, int(holds))

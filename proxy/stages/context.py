@@ -50,6 +50,9 @@ class RequestContext:
     """A gateway's forward-auth subrequest (`/oauth2/auth`): it must answer 2xx, 401 or 403."""
     route: Route | None = None
     principal: Principal | None = None
+    verify_again_at: float | None = None
+    """Unix time of the session's next refresh, when a session identified the caller: a
+    gateway's cached decision must not outlive it."""
     decision: Decision | None = None
     token_failure: TokenFailure | None = None
     set_cookies: list[CookieChange] = field(default_factory=list)

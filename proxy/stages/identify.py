@@ -64,4 +64,5 @@ async def _session(request: web.Request, ctx: RequestContext) -> Principal | Non
     if session is None:
         return None
     ctx.set_cookies.extend(session.cookies)
+    ctx.verify_again_at = session.record.verified_at + ctx.runtime.settings.session.refresh_seconds
     return session.principal

@@ -258,6 +258,10 @@ def test_config_error_carries_issues_and_prints_one_per_line() -> None:
             "rate_limits.failed_auth: unknown key",
         ),
         (
+            lambda d: d.update(forward_auth={"decision_cache_seconds": 61}),
+            "forward_auth.decision_cache_seconds: must be between 0 and 60",
+        ),
+        (
             lambda d: d.update({True: 1}),
             "a key written on/off/yes/no is read by YAML as true/false",
         ),
@@ -508,3 +512,12 @@ def test_rate_limits_are_on_by_default_and_each_can_be_turned_off(
     limits = parse_settings(document, {}).rate_limits
     assert (limits.sign_in_per_minute, limits.callback_per_minute) == (120, 0)
     assert limits.failed_auth_per_minute == 30
+
+
+def test_forward_auth_decisions_hold_a_few_seconds_unless_turned_off(
+    document: dict[str, Any],
+) -> None:
+    """Without a `forward_auth` section a gateway may reuse an allow for 5 s; `0` turns it off."""
+    assert parse_settings(document, {}).forward_auth.decision_cache_seconds == 5
+    document["forward_auth"] = {"decision_cache_seconds": 0}
+    assert parse_settings(document, {}).forward_auth.decision_cache_seconds == 0

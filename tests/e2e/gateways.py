@@ -137,7 +137,6 @@ def _nginx_main(workdir: Path, site: Path) -> str:
 def running_nginx(workdir: Path, *, idgate: str, upstream: str, port: int = 0) -> Iterator[Gateway]:
     """nginx serving deploy/nginx/idgate.conf on `port` (0: a free one), with idgate and the tool
     at these `host:port` addresses; stopped when the block ends."""
-    nginx = require_tool(NGINX, "Debian package nginx-light runs the nginx auth_request tests")
     port = port or free_loopback_ports(1)[0]
     site = workdir / "idgate.conf"
     site.write_text(
@@ -151,11 +150,24 @@ def running_nginx(workdir: Path, *, idgate: str, upstream: str, port: int = 0) -
         ),
         encoding="utf-8",
     )
+    with nginx_serving(workdir, site, port=port) as gateway:
+        yield gateway
+
+
+def nginx_argv(workdir: Path, site: Path) -> list[str]:
+    """nginx's command line for `site` (a file for inside http {}), everything it writes kept
+    in `workdir`; with `-t` appended it only tests the configuration."""
+    nginx = require_tool(NGINX, "Debian package nginx-light runs the nginx tests")
     main = workdir / "nginx.conf"
     main.write_text(_nginx_main(workdir, site), encoding="utf-8")
     daemon = f"daemon off; pid {workdir / 'nginx.pid'};"
-    argv = [nginx, "-e", "stderr", "-p", str(workdir), "-c", str(main), "-g", daemon]
-    gateway = Gateway(argv, workdir=workdir, port=port)
+    return [nginx, "-e", "stderr", "-p", str(workdir), "-c", str(main), "-g", daemon]
+
+
+@contextmanager
+def nginx_serving(workdir: Path, site: Path, *, port: int) -> Iterator[Gateway]:
+    """nginx serving `site`, which listens on loopback `port`; stopped when the block ends."""
+    gateway = Gateway(nginx_argv(workdir, site), workdir=workdir, port=port)
     try:
         # Logged by the master after it has opened every listening socket.
         gateway.wait_for_log("start worker processes", "nginx")

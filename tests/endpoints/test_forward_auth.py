@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 
 import pytest
 
-from proxy.config.model import Policy, Route, Rule
+from proxy.config.model import ForwardAuthSettings, Policy, Route, Rule
+from proxy.endpoints.forward_auth import decision_lifetime
+from proxy.identity.principal import CredentialSource, Principal
+from proxy.runtime import Runtime
+from proxy.sessions.store import CookieChange
+from tests.support.context import make_context
 from tests.support.gate import Gate, StartGate
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -38,7 +44,8 @@ async def test_allowed_is_202_with_identity_headers(gateway: Gate) -> None:
     assert response.headers["X-Auth-Request-Groups"] == "admins,eng"
     assert response.headers["X-Authenticated-User"] == "alice"
     assert response.headers["X-Authenticated-Assertion"].count(".") == 2
-    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Cache-Control"] == "max-age=5"
+    assert response.headers["X-Idgate-Path"] == "/admin/panel"
     assert await response.read() == b""
     assert gateway.upstream.calls == 0, "forward-auth decides; it never proxies"
 
@@ -127,3 +134,132 @@ async def test_a_client_cannot_add_the_other_header_family(gateway: Gate) -> Non
         "/oauth2/auth", headers={**original("/public/x"), "X-Forwarded-Uri": "/public/x"}
     )
     assert agreeing.status == 202
+
+
+async def test_an_allow_holds_no_longer_than_its_token(gateway: Gate) -> None:
+    """A token that expires in 3 s makes an allow a gateway may reuse for at most 3 s."""
+    soon = int(time.time()) + 3
+    response = await gateway.client.get(
+        "/oauth2/auth",
+        headers={**original("/admin"), **gateway.bearer("alice", groups=["admins"], exp=soon)},
+    )
+    assert response.status == 202
+    seconds = int(response.headers["Cache-Control"].removeprefix("max-age="))
+    assert 1 <= seconds <= 3
+
+
+async def test_refusals_and_a_zero_ceiling_are_never_reusable(start_gate: StartGate) -> None:
+    """401 and 403 are no-store; with decision_cache_seconds 0 an allow is no-store too."""
+    gate = await start_gate(
+        trusted_proxies=LOOPBACK, forward_auth=ForwardAuthSettings(decision_cache_seconds=0)
+    )
+    allowed = await gate.client.get(
+        "/oauth2/auth", headers={**original("/admin"), **gate.bearer(groups=["admins"])}
+    )
+    unauthenticated = await gate.client.get("/oauth2/auth", headers=original("/admin"))
+    denied = await gate.client.get(
+        "/oauth2/auth", headers={**original("/admin"), **gate.bearer("bob", groups=[])}
+    )
+    assert [allowed.status, unauthenticated.status, denied.status] == [202, 401, 403]
+    for response in (allowed, unauthenticated, denied):
+        assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("uri", "path"),
+    [
+        ("/public/a/../b", "/public/b"),
+        ("//public//x", "/public/x"),
+        ("/public/a%20b", "/public/a%20b"),
+    ],
+)
+async def test_the_answer_names_the_path_it_judged(gateway: Gate, uri: str, path: str) -> None:
+    """X-Idgate-Path is the normalised, re-encoded path: what a gateway must forward."""
+    response = await gateway.client.get("/oauth2/auth", headers=original(uri))
+    assert response.status == 202
+    assert response.headers["X-Idgate-Path"] == path
+
+
+async def test_a_location_of_another_route_is_refused(gateway: Gate) -> None:
+    """X-Idgate-Routes names the routes the gateway's location serves: a path idgate matches
+    to another route is 403, whatever the credentials; one of them is judged as usual."""
+    admin = gateway.bearer("alice", groups=["admins"])
+    elsewhere = await gateway.client.get(
+        "/oauth2/auth", headers={**original("/admin"), **admin, "X-Idgate-Routes": "public"}
+    )
+    listed = await gateway.client.get(
+        "/oauth2/auth", headers={**original("/admin"), **admin, "X-Idgate-Routes": "public admin"}
+    )
+    assert elsewhere.status == 403
+    assert listed.status == 202
+
+
+def _principal(expires_at: float) -> Principal:
+    return Principal(
+        user="alice",
+        email=None,
+        groups=frozenset(),
+        claims={},
+        source=CredentialSource.SESSION,
+        expires_at=expires_at,
+    )
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "refresh_in", "cookies", "seconds"),
+    [
+        pytest.param(None, None, False, 5, id="public-route-the-ceiling"),
+        pytest.param(3600.0, None, False, 5, id="ceiling"),
+        pytest.param(2.5, None, False, 2, id="token-exp"),
+        pytest.param(3600.0, 1.5, False, 1, id="session-refresh"),
+        pytest.param(3600.0, 0.5, False, 0, id="refresh-due"),
+        pytest.param(-1.0, None, False, 0, id="expired"),
+        pytest.param(3600.0, 3600.0, True, 0, id="sets-a-cookie"),
+    ],
+)
+def test_decision_lifetime_is_the_shortest_bound(
+    runtime: Runtime,
+    expires_in: float | None,
+    refresh_in: float | None,
+    cookies: bool,
+    seconds: int,
+) -> None:
+    """An allow holds for the ceiling (5 s by default), the identity's expiry or the session's
+    next refresh, whichever is first, in whole seconds; never when the answer sets a cookie."""
+    now = 1_000_000.0
+    ctx = make_context(
+        runtime,
+        principal=None if expires_in is None else _principal(now + expires_in),
+        verify_again_at=None if refresh_in is None else now + refresh_in,
+        set_cookies=[CookieChange(name="_idgate", value="x")] if cookies else [],
+    )
+    assert decision_lifetime(ctx, now=now) == seconds
+
+
+@pytest.mark.parametrize(
+    ("upgrade", "origin", "status"),
+    [
+        pytest.param("websocket", "https://tools.example.com", 202, id="same-origin"),
+        pytest.param("websocket", "https://evil.example", 403, id="cross-site"),
+        pytest.param("websocket", "null", 403, id="opaque"),
+        pytest.param("websocket", None, 202, id="no-origin-not-a-browser"),
+        pytest.param(None, "https://evil.example", 202, id="not-an-upgrade"),
+    ],
+)
+async def test_a_websocket_handshake_gets_the_origin_check(
+    gateway: Gate, upgrade: str | None, origin: str | None, status: int
+) -> None:
+    """With X-Original-Upgrade: websocket the handshake's Origin must be the address it was sent
+    to (or an allowed origin), as in the proxy; other requests are judged without it."""
+    headers = {
+        **original("/admin/socket"),
+        **gateway.bearer("alice", groups=["admins"]),
+        "X-Forwarded-Host": "tools.example.com",
+        "X-Forwarded-Proto": "https",
+    }
+    if upgrade is not None:
+        headers["X-Original-Upgrade"] = upgrade
+    if origin is not None:
+        headers["Origin"] = origin
+    response = await gateway.client.get("/oauth2/auth", headers=headers)
+    assert response.status == status

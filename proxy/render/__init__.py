@@ -1,0 +1,1 @@
+"""Configurations for other programs, generated from idgate\x27s own settings."""
