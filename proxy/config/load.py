@@ -21,6 +21,7 @@ from proxy.config.addresses import (
 )
 from proxy.config.issues import ConfigError, ConfigIssue
 from proxy.config.model import ListenAddress, LogSettings, MetricsSettings, Settings
+from proxy.config.parse_limits import parse_server, parse_upstream
 from proxy.config.parse_oidc import parse_oidc
 from proxy.config.parse_routes import parse_routes
 from proxy.config.parse_session import parse_session
@@ -63,6 +64,8 @@ def parse_settings(data: object, environ: Mapping[str, str]) -> Settings:
             allowed_redirect_domains=redirect_domains,
             trusted_proxies=trusted_proxies,
             prefix=prefix,
+            server=parse_server(top.section("server")),
+            upstream=parse_upstream(top),
             metrics=_metrics(top.section("metrics")),
             log=_log(top.section("log")),
             tls=parse_tls(top),

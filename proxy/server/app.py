@@ -14,6 +14,7 @@ from proxy.forward.websocket import WEBSOCKET_CLIENT_KEY, create_websocket_clien
 from proxy.observability.http_log import http_logger
 from proxy.observability.metrics import Metrics
 from proxy.runtime import RUNTIME_KEY, Runtime, RuntimeHolder, build_runtime, retire_runtime
+from proxy.server.connections import CONNECTION_GUARD_KEY, ConnectionGuard
 from proxy.server.dispatch import dispatch
 from proxy.stages.accept import accept
 from proxy.stages.context import CONTEXT_KEY
@@ -39,8 +40,12 @@ SERVER_LIMITS: Final = {
 
 def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
     """The proxy application; its runtime is built (and provider keys first fetched) at startup."""
-    app = web.Application(handler_args=SERVER_LIMITS)
+    # aiohttp's keep-alive timer: the next request head must be complete this long after a
+    # response (and it is armed at connection open, behind the guard's shorter head deadline).
+    handler_args = {**SERVER_LIMITS, "keepalive_timeout": settings.server.keepalive_timeout_seconds}
+    app = web.Application(handler_args=handler_args)
     app[METRICS_KEY] = Metrics(registry if registry is not None else CollectorRegistry())
+    app[CONNECTION_GUARD_KEY] = ConnectionGuard(settings.server, app[METRICS_KEY])
     app.router.add_route("*", "/{tail:.*}", _handle)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -71,7 +76,9 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
 async def _handle(request: web.Request) -> web.StreamResponse:
     """observe -> accept -> dispatch, called directly: as aiohttp middlewares the two stages
     cost a wrapper per request and stage for nothing the catch-all route needs. The runtime is
-    taken here, once, and is the one the whole request uses."""
+    taken here, once, and is the one the whole request uses. Being the app's one handler, it is
+    where a connection's first request head is known to be complete."""
+    request.app[CONNECTION_GUARD_KEY].head_arrived(request.transport)
     return await observe(request, request.app[RUNTIME_KEY].current, _accepted)
 
 

@@ -22,6 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from proxy.config.model import ListenAddress, Settings
 from proxy.config.tls_context import server_context
 from proxy.server.app import METRICS_KEY, build_app
+from proxy.server.connections import CONNECTION_GUARD_KEY, GuardedSite
 from proxy.server.reload import reload_config
 
 _log = logging.getLogger("idgate.serve")
@@ -47,9 +48,14 @@ async def start_site(
 ) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
+    guard = app.get(CONNECTION_GUARD_KEY)
     # reuse_port lets several worker processes accept on one port.
-    site = web.TCPSite(
-        runner, listen.host, listen.port, reuse_port=True, backlog=1024, ssl_context=tls
+    site: web.BaseSite = (
+        web.TCPSite(
+            runner, listen.host, listen.port, reuse_port=True, backlog=1024, ssl_context=tls
+        )
+        if guard is None
+        else GuardedSite(runner, guard, listen.host, listen.port, ssl_context=tls)
     )
     await site.start()
     return runner

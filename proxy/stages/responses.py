@@ -32,6 +32,7 @@ _HEADINGS: Final = {
     403: "Access denied",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request timed out",
     431: "Request too large",
     502: "The tool is not reachable",
     503: "Temporarily unavailable",
