@@ -22,6 +22,8 @@ from proxy.stages.observe import observe
 from proxy.upstream import UpstreamPool
 
 METRICS_KEY = web.AppKey[Metrics]("metrics")
+#: aiohttp's default `lingering_time`.
+_LINGERING_SECONDS: Final = 10.0
 PROVIDER_CLIENT_KEY = web.AppKey[ClientSession]("provider_client")
 
 #: Bounds on what a client may send before any token parsing (SPEC: "Request line, header and
@@ -40,9 +42,17 @@ SERVER_LIMITS: Final = {
 
 def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
     """The proxy application; its runtime is built (and provider keys first fetched) at startup."""
-    # aiohttp's keep-alive timer: the next request head must be complete this long after a
-    # response (and it is armed at connection open, behind the guard's shorter head deadline).
-    handler_args = {**SERVER_LIMITS, "keepalive_timeout": settings.server.keepalive_timeout_seconds}
+    server = settings.server
+    handler_args = {
+        **SERVER_LIMITS,
+        # aiohttp's keep-alive timer: the next request head must be complete this long after a
+        # response (it is armed at connection open too, behind the guard's head deadline).
+        "keepalive_timeout": server.keepalive_timeout_seconds,
+        # After an early answer (a 401 or 408 to an upload) aiohttp reads and drops the rest of
+        # the body for up to this long, so the client sees the answer rather than a reset; a
+        # body that has gone quiet is not worth waiting for past its own idle timeout.
+        "lingering_time": min(_LINGERING_SECONDS, server.body_idle_timeout_seconds),
+    }
     app = web.Application(handler_args=handler_args)
     app[METRICS_KEY] = Metrics(registry if registry is not None else CollectorRegistry())
     app[CONNECTION_GUARD_KEY] = ConnectionGuard(settings.server, app[METRICS_KEY])

@@ -19,6 +19,7 @@ from proxy.errors import (
     IdgateError,
     InvalidToken,
     ProviderUnavailable,
+    RequestTimeout,
     SignInFailed,
     Unauthenticated,
 )
@@ -73,6 +74,11 @@ def error_response(
         response.headers["WWW-Authenticate"] = _REALM
     elif isinstance(error, ProviderUnavailable):
         response.headers["Retry-After"] = "5"
+    elif isinstance(error, RequestTimeout):
+        # RFC 9110 15.5.9: "The server SHOULD send the "close" connection option [...] since 408
+        # implies that the server has decided to close the connection rather than continue
+        # waiting."
+        response.force_close()
     return response
 
 
