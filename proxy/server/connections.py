@@ -7,7 +7,8 @@ opens too; but it is one value, so it cannot also be a shorter bound on the firs
 aiohttp counts no connections. So every connection of the proxy listener passes through a
 `_GuardedConnection` around aiohttp's own protocol:
 
-- at `connection_made` (after the TLS handshake, which asyncio bounds itself), with
+- at `connection_made` (after the TLS handshake, which asyncio bounds by the same
+  `request_head_timeout`), with
   `server.max_connections` already open the connection is closed at once, unanswered, and
   counted. A 503 would mean reading the request first, which is the cost the cap is there to
   avoid; a load balancer in front retries a closed connection elsewhere.
@@ -50,7 +51,7 @@ class ConnectionGuard:
 
     def __init__(self, settings: ServerSettings, metrics: Metrics) -> None:
         self.max_connections = settings.max_connections
-        self._head_seconds = settings.request_head_timeout_seconds
+        self.head_seconds = settings.request_head_timeout_seconds
         self._metrics = metrics
         self._open = 0
         self._awaiting_head: dict[asyncio.BaseTransport, asyncio.TimerHandle] = {}
@@ -82,7 +83,7 @@ class ConnectionGuard:
         self._open += 1
         self._metrics.connections_open.inc()
         self._awaiting_head[transport] = asyncio.get_running_loop().call_later(
-            self._head_seconds, self._head_late, transport
+            self.head_seconds, self._head_late, transport
         )
         return True
 
@@ -154,7 +155,7 @@ class GuardedSite(web.BaseSite):
     """A TCP listener (`reuse_port`, as several workers share the port) whose connections go
     through `guard`; stopped with its runner like any aiohttp site."""
 
-    __slots__ = ("_guard", "_handshake_timeout", "_host", "_port")
+    __slots__ = ("_guard", "_host", "_port")
 
     def __init__(
         self,
@@ -165,13 +166,11 @@ class GuardedSite(web.BaseSite):
         *,
         ssl_context: ssl.SSLContext | None = None,
         backlog: int = 1024,
-        handshake_timeout: float = 60.0,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._guard = guard
         self._host = host
         self._port = port
-        self._handshake_timeout = handshake_timeout
 
     @property
     def name(self) -> str:
@@ -188,7 +187,7 @@ class GuardedSite(web.BaseSite):
             self._host,
             self._port,
             ssl=self._ssl_context,
-            ssl_handshake_timeout=self._handshake_timeout if self._ssl_context else None,
+            ssl_handshake_timeout=self._guard.head_seconds if self._ssl_context else None,
             backlog=self._backlog,
             reuse_port=True,
         )

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from proxy.config.model import ServerSettings, UpstreamSettings
+from proxy.config.model import ServerSettings, TLSSettings, UpstreamSettings
+from proxy.config.tls_context import server_context
 from proxy.server.app import build_app
 from proxy.server.serve import start_site
+from tests.support.certificates import CertificateAuthority
 from tests.support.context import NO_PROVIDER
 from tests.support.scripted_upstream import Peer, Script, ScriptedUpstream, answer, answering
 from tests.support.settings import make_settings
@@ -45,6 +49,7 @@ async def listening(
     *,
     server: ServerSettings | None = None,
     upstream: UpstreamSettings | None = None,
+    tls: TLSSettings | None = None,
 ) -> AsyncIterator[Listening]:
     """idgate on 127.0.0.1, port 0, started and stopped as `idgate serve` does it."""
     registry = CollectorRegistry()
@@ -53,8 +58,13 @@ async def listening(
         upstream_url,
         server=server or ServerSettings(),
         upstream=upstream or UpstreamSettings(),
+        tls=tls,
     )
-    runner = await start_site(build_app(settings, registry=registry), settings.listen)
+    runner = await start_site(
+        build_app(settings, registry=registry),
+        settings.listen,
+        tls=None if tls is None else server_context(tls),
+    )
     try:
         yield Listening(port=runner.addresses[0][1], registry=registry)
     finally:
@@ -201,6 +211,34 @@ async def test_a_stalled_upload_gets_408_and_the_upstream_connection_is_closed()
     assert received[0].startswith(b"POST /public HTTP/1.1\r\n")
     assert b"\r\nContent-Length: 100\r\n" in received[0]
     assert received[1] == b"0123456789"
+
+
+async def test_over_tls_a_silent_connection_is_closed_and_an_asking_one_answered(
+    tmp_path: Path,
+) -> None:
+    """With idgate's own TLS listener the guard sits behind the handshake: a connection that
+    completes it and asks nothing is closed at request_head_timeout; one that asks is served."""
+    ca = CertificateAuthority.create()
+    server_files = ca.issue(common_name="idgate", ips=("127.0.0.1",), server=True)
+    cert_file, key_file = server_files.write(tmp_path, "server")
+    trusting = ssl.create_default_context(cadata=ca.root.pem.decode())
+    server = ServerSettings(request_head_timeout_seconds=0.2, keepalive_timeout_seconds=60)
+    async with (
+        upstream_playing(answering(answer(b"hello"))) as upstream,
+        listening(
+            upstream.url, server=server, tls=TLSSettings(cert_file=cert_file, key_file=key_file)
+        ) as gate,
+    ):
+        silent_reader, silent_writer = await asyncio.open_connection(
+            "127.0.0.1", gate.port, ssl=trusting
+        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", gate.port, ssl=trusting)
+        writer.write(get())
+        assert (await read_response(reader))[1] == b"hello"
+        assert await until_closed(silent_reader) == b""
+        silent_writer.close()
+        writer.close()
+        assert gate.metric("idgate_request_head_timeouts_total") == 1
 
 
 # --- upstream side: timeouts --------------------------------------------------------------------
