@@ -192,7 +192,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._limits = _DEFAULT_LIMITS
         self._head_bytes = 0
-        """Bytes received since the head was asked for (or since an interim answer ended)."""
+        """Bytes received while the head was awaited (interim answers' included): an upper
+        bound on the head's size."""
         self._head_only = False
         self._interim = False
         self._answered = False
@@ -285,14 +286,16 @@ class UpstreamConnection(asyncio.Protocol):
         status = self._parser.get_status_code()
         raw_headers, self._raw_headers = self._raw_headers, []
         reason, self._reason = self._reason, b""  # no on_status for an answer without one
-        # The head arrived with body bytes in one read, so the count in data_received is not
-        # the head's: count exactly. Each field is `name: value` and CRLF.
-        size = _STATUS_LINE_BYTES + len(reason) + sum(len(n) + len(v) + 4 for n, v in raw_headers)
-        if size > self._limits.max_response_head_bytes:
-            raise ResponseHeadTooLarge("upstream response head too large")
+        limit = self._limits.max_response_head_bytes
+        if self._head_bytes > limit:
+            # What arrived since the request was sent may hold body bytes (or interim answers)
+            # too, so only counting this head tells. Each field is `name: value` and CRLF.
+            size = _STATUS_LINE_BYTES + len(reason)
+            size += sum(len(name) + len(value) + 4 for name, value in raw_headers)
+            if size > limit:
+                raise ResponseHeadTooLarge("upstream response head too large")
         if status < 200:
             self._interim = True  # llhttp ends it as a message of its own; the answer follows
-            self._head_bytes = 0
             return
         headers = CIMultiDict((_decode(name), _decode(value)) for name, value in raw_headers)
         response = UpstreamResponse(

@@ -553,6 +553,19 @@ async def test_a_response_head_over_the_byte_bound_is_a_502_even_when_its_body_c
 
 
 @on_each_loop
+async def test_a_small_head_arriving_with_a_large_body_is_within_the_byte_bound() -> None:
+    """A 100 KiB body written with its head, against a 4 KiB head bound: the body bytes that
+    came in the same read are not counted as head."""
+    body = b"b" * (100 * 1024)
+    async with ScriptedUpstream(answering(answer(body))) as upstream, open_pool() as pool:
+        response = await exchange(
+            pool, upstream, limits=UpstreamSettings(max_response_head_bytes=4096)
+        )
+        assert await read_to_end(response) == body
+        response.release()
+
+
+@on_each_loop
 async def test_a_response_head_that_never_ends_is_refused_once_past_the_byte_bound() -> None:
     """One header value growing without end: refused when past the bound, not at the deadline,
     so a head that never ends holds at most the bound (plus one read) in memory."""
