@@ -8,7 +8,7 @@ aiohttp counts no connections. So every connection of the proxy listener passes 
 `_GuardedConnection` around aiohttp's own protocol:
 
 - at `connection_made` (after the TLS handshake, which asyncio bounds by the same
-  `request_head_timeout`), with
+  `request_head_timeout`, as nginx's `client_header_timeout` bounds its handshakes), with
   `server.max_connections` already open the connection is closed at once, unanswered, and
   counted. A 503 would mean reading the request first, which is the cost the cap is there to
   avoid; a load balancer in front retries a closed connection elsewhere.
