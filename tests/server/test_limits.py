@@ -1,5 +1,6 @@
 """What a connection may cost, over raw sockets: idgate as `idgate serve` listens (GuardedSite),
-short timeouts, and a scripted upstream that writes exact bytes.
+short timeouts, and a scripted upstream that writes exact bytes. Each test runs on asyncio's
+loop and on uvloop's, which production uses.
 
 Every wait is on the socket being closed (or answered) by idgate, bounded by an asyncio timeout.
 """
@@ -23,6 +24,7 @@ from proxy.server.app import build_app
 from proxy.server.serve import start_site
 from tests.support.certificates import CertificateAuthority
 from tests.support.context import NO_PROVIDER
+from tests.support.loops import on_each_loop
 from tests.support.scripted_upstream import Peer, Script, ScriptedUpstream, answer, answering
 from tests.support.settings import make_settings
 
@@ -108,6 +110,7 @@ def get(path: str = "/public", *headers: bytes) -> bytes:
 # --- client side: timeouts ----------------------------------------------------------------------
 
 
+@on_each_loop
 async def test_a_connection_that_sends_nothing_is_closed_after_the_request_head_timeout() -> None:
     """No byte at all: closed, unanswered, once request_head_timeout (0.2 s) has passed."""
     server = ServerSettings(request_head_timeout_seconds=0.2, keepalive_timeout_seconds=60)
@@ -120,6 +123,7 @@ async def test_a_connection_that_sends_nothing_is_closed_after_the_request_head_
         assert gate.metric("idgate_request_head_timeouts_total") == 1
 
 
+@on_each_loop
 async def test_a_head_dribbled_byte_by_byte_is_closed_when_the_whole_head_is_late() -> None:
     """A byte every 20 ms never completes the head: the deadline is not restarted per byte, so
     the connection is closed at request_head_timeout (0.3 s) while bytes are still coming."""
@@ -151,6 +155,7 @@ async def test_a_head_dribbled_byte_by_byte_is_closed_when_the_whole_head_is_lat
         assert upstream.connections == 0
 
 
+@on_each_loop
 async def test_an_idle_keepalive_connection_is_closed_after_the_keepalive_timeout() -> None:
     """After a response, no next request within keepalive_timeout (0.3 s): closed."""
     server = ServerSettings(request_head_timeout_seconds=60, keepalive_timeout_seconds=0.3)
@@ -169,6 +174,7 @@ async def test_an_idle_keepalive_connection_is_closed_after_the_keepalive_timeou
         writer.close()
 
 
+@on_each_loop
 async def test_a_connection_whose_first_request_was_answered_outlives_the_head_timeout() -> None:
     """The head deadline is for the first head only: a kept-alive connection serves a second
     request after it has passed."""
@@ -187,6 +193,7 @@ async def test_a_connection_whose_first_request_was_answered_outlives_the_head_t
         assert gate.metric("idgate_request_head_timeouts_total") == 0
 
 
+@on_each_loop
 async def test_a_stalled_upload_gets_408_and_the_upstream_connection_is_closed() -> None:
     """Content-Length 100, 10 bytes, then silence: after body_idle_timeout (0.2 s) the client
     gets 408 and its connection closed; the upstream has the head, those 10 bytes, and then its
@@ -213,6 +220,7 @@ async def test_a_stalled_upload_gets_408_and_the_upstream_connection_is_closed()
     assert received[1] == b"0123456789"
 
 
+@on_each_loop
 async def test_over_tls_a_silent_connection_is_closed_and_an_asking_one_answered(
     tmp_path: Path,
 ) -> None:
@@ -246,6 +254,7 @@ async def test_over_tls_a_silent_connection_is_closed_and_an_asking_one_answered
 # --- upstream side: timeouts --------------------------------------------------------------------
 
 
+@on_each_loop
 async def test_a_small_upstream_body_that_stalls_gets_504_and_none_of_it() -> None:
     """Content-Length 100 (read whole before relaying), 10 bytes, silence: after the upstream's
     body_idle_timeout (0.2 s) the client gets 504 and not one of those bytes."""
@@ -274,6 +283,7 @@ async def test_a_small_upstream_body_that_stalls_gets_504_and_none_of_it() -> No
     [b"Content-Length: 1048576", b"Transfer-Encoding: chunked"],
     ids=["length", "chunked"],
 )
+@on_each_loop
 async def test_a_large_upstream_body_that_stalls_is_cut_off(framing: bytes) -> None:
     """A streamed body that stops after 100 KiB: the client has the 200 and those bytes, then
     its connection is closed short of the end, after body_idle_timeout (0.2 s)."""
@@ -307,6 +317,7 @@ async def test_a_large_upstream_body_that_stalls_is_cut_off(framing: bytes) -> N
 # --- the connection cap -------------------------------------------------------------------------
 
 
+@on_each_loop
 async def test_the_connection_past_max_connections_is_closed_at_once_and_counted() -> None:
     """With max_connections 2 and two open, a third is closed unanswered, counted in
     idgate_connections_refused_total; the two keep working."""
@@ -346,6 +357,7 @@ async def test_the_connection_past_max_connections_is_closed_at_once_and_counted
     ],
     ids=["5000-fields", "one-1MiB-field"],
 )
+@on_each_loop
 async def test_an_oversized_upstream_head_is_a_502_and_none_of_it_reaches_the_client(
     fields: bytes,
 ) -> None:
@@ -369,6 +381,7 @@ async def test_an_oversized_upstream_head_is_a_502_and_none_of_it_reaches_the_cl
     assert b"X-Leak" not in head + body
 
 
+@on_each_loop
 async def test_an_oversized_request_head_is_431_and_nothing_reaches_the_upstream() -> None:
     """40 fields of 2 KB (80 KiB, each within aiohttp's per-field bound) over the 64 KiB total:
     431, and the upstream never sees a connection."""
@@ -382,6 +395,7 @@ async def test_an_oversized_request_head_is_431_and_nothing_reaches_the_upstream
     assert upstream.connections == 0
 
 
+@on_each_loop
 async def test_a_request_head_within_the_total_bound_is_forwarded() -> None:
     """20 fields of 2 KB (40 KiB) are within the 64 KiB total and reach the upstream."""
     fields = [b"X-Pad-%d: %b" % (number, b"p" * 2000) for number in range(20)]

@@ -1,49 +1,24 @@
 """idgate's upstream HTTP/1.1 client, against a scripted upstream that writes exact bytes.
 
-The async tests run twice: on asyncio's own event loop and on uvloop's, which idgate runs in
-production. Their transports differ (uvloop's are not asyncio.Transport subclasses, and pause,
-reset and end of stream take other code paths), and pytest-asyncio runs every test on one loop.
+The async tests run twice: on asyncio's own event loop and on uvloop's (tests/support/loops.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
-import uvloop
 
 from proxy.config.model import UpstreamSettings
 from proxy.errors import IdgateError, UpstreamError, UpstreamTimeout
 from proxy.upstream import Origin, RequestBody, UpstreamPool, UpstreamResponse, request_head
 from proxy.upstream.connection import _HIGH_WATER, ResponseHeadTooLarge, UpstreamConnection
+from tests.support.loops import LOOPS, on_each_loop, run_on
 from tests.support.scripted_upstream import Peer, ScriptedUpstream, answer, answering
-
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "asyncio": asyncio.new_event_loop,
-    "uvloop": uvloop.new_event_loop,
-}
-
-
-def run_on(loop: str, scenario: Coroutine[Any, Any, None]) -> None:
-    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
-        runner.run(scenario)
-
-
-def on_each_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[str], None]:
-    """The async `test`, as a test run once on each of LOOPS."""
-
-    def run(loop: str) -> None:
-        run_on(loop, test())
-
-    run.__name__ = test.__name__
-    run.__qualname__ = test.__qualname__
-    run.__doc__ = test.__doc__
-    return pytest.mark.parametrize("loop", LOOPS)(run)
-
 
 # --- the client's side --------------------------------------------------------------------------
 
