@@ -28,6 +28,13 @@ def parse_server(section: Section) -> ServerSettings:
         )
     )
     section.close()
+    if server.request_head_timeout_seconds > server.keepalive_timeout_seconds:
+        # aiohttp's keep-alive timer also runs from a connection's opening, so a longer head
+        # timeout would never be reached.
+        section.issue(
+            "must not be longer than keepalive_timeout, which also bounds a new connection",
+            key="request_head_timeout",
+        )
     return server
 
 

@@ -46,7 +46,7 @@ def test_every_key_is_read(document: dict[str, Any]) -> None:
     """Durations take units or seconds (fractions too); sizes and counts are whole numbers."""
     document["server"] = {
         "request_head_timeout": "10s",
-        "keepalive_timeout": 2.5,
+        "keepalive_timeout": 20.5,
         "body_idle_timeout": "500ms",
         "max_connections": 100,
         "max_request_head_bytes": "32768",
@@ -61,7 +61,7 @@ def test_every_key_is_read(document: dict[str, Any]) -> None:
 
     assert settings.server == ServerSettings(
         request_head_timeout_seconds=10,
-        keepalive_timeout_seconds=2.5,
+        keepalive_timeout_seconds=20.5,
         body_idle_timeout_seconds=0.5,
         max_connections=100,
         max_request_head_bytes=32768,
@@ -96,6 +96,19 @@ def test_each_problem_is_named_by_its_key_path(
 
     [issue] = issues(document)
     assert issue.startswith(f"{where}: {expected}"), issue
+
+
+def test_a_head_timeout_longer_than_the_keepalive_timeout_is_an_issue(
+    document: dict[str, Any], issues: Issues
+) -> None:
+    """The keep-alive timer runs from a connection's opening too, so it would cut first."""
+    document["server"] = {"request_head_timeout": "90s", "keepalive_timeout": "75s"}
+
+    [issue] = issues(document)
+    assert issue == (
+        "server.request_head_timeout: must not be longer than keepalive_timeout, which also"
+        " bounds a new connection"
+    )
 
 
 def test_a_url_as_the_top_level_upstream_says_where_it_belongs(

@@ -23,7 +23,7 @@ session: {{secret: {SESSION_SECRET}}}
 routes:
   - {{name: public, path: /, upstream: "{NO_PROVIDER}", public: true}}
 server:
-  keepalive_timeout: 5s
+  keepalive_timeout: 90s
   max_connections: 10
   max_request_head_bytes: 32768
   body_idle_timeout: 7s
