@@ -1,15 +1,19 @@
-"""The connection guard on its own: admission against the cap, the first head's deadline."""
+"""The connection guard on its own: admission against the cap, the first head's deadline, and
+the open-file limit it makes room in."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from proxy.config.model import ServerSettings
 from proxy.observability.metrics import Metrics
-from proxy.server.connections import ConnectionGuard
+from proxy.server.connections import ConnectionGuard, make_room_for
 
 
 class FakeTransport(asyncio.Transport):
@@ -99,3 +103,32 @@ async def test_a_head_that_arrived_in_time_stops_the_deadline() -> None:
 
     assert not transport.closed.done()
     assert (registry.get_sample_value("idgate_request_head_timeouts_total") or 0) == 0
+
+
+def test_the_open_file_limit_is_raised_to_fit_the_connection_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Soft limit 1024, hard 1,048,576, 4096 connections: raised to two descriptors a connection
+    (client and upstream) plus spare ones, not to the hard limit."""
+    set_to: list[tuple[int, int]] = []
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 1_048_576))
+    monkeypatch.setattr(resource, "setrlimit", lambda _, limits: set_to.append(limits))
+
+    make_room_for(4096)
+
+    assert set_to == [(2 * 4096 + 512, 1_048_576)]
+
+
+def test_a_hard_limit_too_low_for_the_cap_is_said_in_the_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When even the hard limit cannot hold the cap, idgate raises what it can and warns."""
+    set_to: list[tuple[int, int]] = []
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 4096))
+    monkeypatch.setattr(resource, "setrlimit", lambda _, limits: set_to.append(limits))
+
+    with caplog.at_level(logging.WARNING, logger="idgate.connections"):
+        make_room_for(4096)
+
+    assert set_to == [(4096, 4096)]
+    assert "server.max_connections 4096 needs about 8704 open files" in caplog.text
