@@ -1,6 +1,8 @@
 """idgate: an identity-aware reverse proxy.
 
-Every request passes the same stages, outermost first (docs/architecture.md has the whole walk):
+Before any stage, server/connections.py admits each connection (at most `server.max_connections`
+per worker) and gives its first request head `server.request_head_timeout` to arrive. Every
+request then passes the same stages, outermost first (docs/architecture.md has the whole walk):
 
     observe    stages/observe.py    timing, metrics, decision log; the one error -> response mapping
     accept     stages/accept.py     strip client-sent identity headers, believe X-Forwarded-* only

@@ -2,7 +2,8 @@
 
     IdgateError
     ├── BadRequest                400  malformed path, header or parameter
-    │   └── RequestTooLarge       431  header or cookie over the bound, refused before any parsing
+    │   ├── RequestTooLarge       431  header or cookie over the bound, refused before any parsing
+    │   └── RequestTimeout        408  the request body stalled (`server.body_idle_timeout`)
     ├── Unauthenticated           401  no credentials, or credentials that did not verify
     │   ├── InvalidToken          401  a token was presented and failed (carries TokenFailure)
     │   └── SignInFailed          401  the browser sign-in did not complete; offer to start again
@@ -49,6 +50,13 @@ class BadRequest(IdgateError):
 
 class RequestTooLarge(BadRequest):
     status = 431
+
+
+class RequestTimeout(BadRequest):
+    """RFC 9110 15.5.9: "the server did not receive a complete request message within the time
+    that it was prepared to wait"."""
+
+    status = 408
 
 
 class Unauthenticated(IdgateError):

@@ -29,6 +29,7 @@ from proxy.config.model import (
 )
 from proxy.config.parse_drain import parse_drain
 from proxy.config.parse_forward_auth import parse_forward_auth
+from proxy.config.parse_limits import parse_server, parse_upstream
 from proxy.config.parse_oidc import parse_oidc
 from proxy.config.parse_routes import parse_routes
 from proxy.config.parse_session import parse_session
@@ -71,6 +72,8 @@ def parse_settings(data: object, environ: Mapping[str, str]) -> Settings:
             allowed_redirect_domains=redirect_domains,
             trusted_proxies=trusted_proxies,
             prefix=prefix,
+            server=parse_server(top.section("server")),
+            upstream=parse_upstream(top),
             metrics=_metrics(top.section("metrics")),
             log=_log(top.section("log")),
             rate_limits=_rate_limits(top.section("rate_limits")),

@@ -212,6 +212,46 @@ class ClientCertificateSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    """YAML `server`: what a client connection may cost. Defaults follow nginx's.
+
+    `request_head_timeout`, `keepalive_timeout` and `max_connections` shape the listener and
+    change at the next restart; the others are read per request and change on reload."""
+
+    request_head_timeout_seconds: float = 60.0
+    """YAML `request_head_timeout`: a new connection's first request head must be complete this
+    long after the connection opened (nginx `client_header_timeout`). Not restarted per byte, so a
+    client dribbling its head is cut all the same."""
+    keepalive_timeout_seconds: float = 75.0
+    """YAML `keepalive_timeout`: after a response, the next request head must be complete within
+    this time or the connection is closed (nginx `keepalive_timeout`)."""
+    body_idle_timeout_seconds: float = 60.0
+    """YAML `body_idle_timeout`: a request body that sends no byte for this long is cut with 408
+    (nginx `client_body_timeout`)."""
+    max_connections: int = 4096
+    """Open client connections per worker; one more is closed at once, unanswered, and counted in
+    `idgate_connections_refused_total` (nginx `worker_connections`)."""
+    max_request_head_bytes: int = 64 * 1024
+    """Request line plus all header fields; more gets 431 before anything is forwarded (Envoy's
+    `max_request_headers_kb` is 60 KiB)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamSettings:
+    """YAML `upstream`: what idgate accepts from every route's upstream. Changes on reload."""
+
+    body_idle_timeout_seconds: float = 60.0
+    """YAML `body_idle_timeout`: a response body that sends no byte for this long is cut (nginx
+    `proxy_read_timeout`): a 504 if nothing was relayed yet, else the client connection closes.
+    Raise it for event streams and long polls that are silent for longer."""
+    max_response_head_bytes: int = 64 * 1024
+    """Status line plus all header fields of an upstream's response; more gets 502 and nothing of
+    that response reaches the client (Envoy's `max_response_headers_kb` is 60 KiB)."""
+    max_response_headers: int = 100
+    """Header fields in an upstream's response; more gets 502, as above."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsSettings:
     listen: ListenAddress | None = None
     """Separate listener for `/metrics`; None disables it."""
@@ -285,6 +325,8 @@ class Settings:
     """None: plain HTTP on `listen` (TLS ends in front of idgate)."""
     client_certificates: ClientCertificateSettings | None = None
     """None: only certificates presented to idgate's own TLS listener identify a client."""
+    server: ServerSettings = field(default_factory=ServerSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Final
 
 from aiohttp import web
 
 from proxy.endpoints.redirects import vet_redirect
-from proxy.errors import BadRequest, InvalidToken
+from proxy.errors import BadRequest, InvalidToken, RequestTimeout
 from proxy.sessions.provider_revocation import revoke_session_tokens
 from proxy.stages.context import RequestContext
 from proxy.stages.expect import continue_if_expected
@@ -83,7 +84,12 @@ async def backchannel_logout(request: web.Request, ctx: RequestContext) -> web.S
     if request.content_length is not None and request.content_length > _MAX_LOGOUT_BODY:
         raise BadRequest("logout request too large")
     await continue_if_expected(request)
-    form = await request.post()
+    try:
+        # A body this small arrives at once; one bound for all of it (server.body_idle_timeout).
+        async with asyncio.timeout(runtime.settings.server.body_idle_timeout_seconds):
+            form = await request.post()
+    except TimeoutError:
+        raise RequestTimeout("request body stalled") from None
     token = form.get("logout_token")
     if not isinstance(token, str):
         metrics.logouts.labels(result="backchannel_invalid").inc()

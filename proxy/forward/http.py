@@ -6,17 +6,19 @@ user's upstream cookies must never reach another user) and ignores proxy environ
 
 `route.timeout_seconds` bounds connecting and waiting for the response headers; while the client's
 request body is still flowing the wait restarts with every chunk, so a long upload is not cut off
-while the upstream keeps reading it. The response body has no time limit (streams, long polls) and
-is relayed as it arrives: each read returns what the upstream has sent so far, so server-sent
-events and chunked streams are never held back to fill a buffer, and nothing (no `Content-Length`,
-no compression) is added to them.
+while the upstream keeps reading it. A client body that sends no byte for
+`server.body_idle_timeout` gets 408. The response body has no overall time limit (streams, long
+polls), only `upstream.body_idle_timeout` between bytes, and is relayed as it arrives: each read
+returns what the upstream has sent so far, so server-sent events and chunked streams are never
+held back to fill a buffer, and nothing (no `Content-Length`, no compression) is added to them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from functools import lru_cache
 from typing import Final, Protocol
 
@@ -25,7 +27,7 @@ from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
 from proxy.config.model import Route
-from proxy.errors import NoRoute, UpstreamError
+from proxy.errors import NoRoute, RequestTimeout, UpstreamError
 from proxy.forward.headers import downstream_response_headers, upstream_request_headers
 from proxy.stages.context import RequestContext
 from proxy.stages.expect import continue_if_expected
@@ -134,7 +136,8 @@ async def forward(
         await continue_if_expected(request)
         # A body of unknown length (the client sent it chunked) goes on chunked.
         chunked = "Content-Length" not in headers
-        body = RequestBody(request.content.iter_chunked(_CHUNK_BYTES), chunked=chunked)
+        idle_seconds = ctx.runtime.settings.server.body_idle_timeout_seconds
+        body = RequestBody(_client_body(request, idle_seconds), chunked=chunked)
         if chunked:
             headers["Transfer-Encoding"] = "chunked"
     head = request_head(ctx.method, _request_target(target, ctx), target.host, headers.items())
@@ -144,12 +147,28 @@ async def forward(
         head,
         body,
         timeout_seconds=route.timeout_seconds,
+        limits=ctx.runtime.settings.upstream,
         head_only=ctx.method == "HEAD",
         replayable=body is None and ctx.method in _IDEMPOTENT,
     )
     metrics = ctx.runtime.metrics
     metrics.child(metrics.upstream_duration, route.name).observe(time.perf_counter() - started)
     return await relay_response(upstream, request, ctx, route)
+
+
+async def _client_body(request: web.Request, idle_seconds: float) -> AsyncIterator[bytes]:
+    """The client's body as it arrives; RequestTimeout (408) when no byte comes for
+    `idle_seconds`, as nginx's `client_body_timeout` (which also answers 408)."""
+    content = request.content
+    while True:
+        try:
+            async with asyncio.timeout(idle_seconds):
+                chunk = await content.read(_CHUNK_BYTES)
+        except TimeoutError:
+            raise RequestTimeout("request body stalled") from None
+        if not chunk:
+            return
+        yield chunk
 
 
 async def relay_response(
@@ -195,6 +214,7 @@ async def _relay_body(
             # The status line is already out, so no error response can follow. Closing the client
             # connection without the final chunk (or short of Content-Length) tells it the body is
             # incomplete. Only the exception type is logged: its text may hold the upstream URL.
+            # An UpstreamTimeout here is upstream.body_idle_timeout.
             _log.warning(
                 "upstream broke off the response body: route=%s request_id=%s error=%s",
                 route.name,

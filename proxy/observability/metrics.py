@@ -158,6 +158,23 @@ class Metrics:
             ["limit"],
             registry=registry,
         )
+        self.connections_open = Gauge(
+            "idgate_connections_open",
+            "Client connections open now (summed over workers).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.connections_refused = Counter(
+            "idgate_connections_refused",
+            "Client connections closed at once because server.max_connections were open.",
+            registry=registry,
+        )
+        self.request_head_timeouts = Counter(
+            "idgate_request_head_timeouts",
+            "Client connections closed because their first request head was not complete within"
+            " server.request_head_timeout.",
+            registry=registry,
+        )
         self.config_reloads = Counter(
             "idgate_config_reloads",
             "Configuration reloads, by result.",

@@ -1,1 +1,2 @@
-"""Hosting: the aiohttp app, dispatch to endpoints or the proxy, serving, workers, reload."""
+"""Hosting: the aiohttp app, connection limits, dispatch to endpoints or the proxy, serving,
+workers, reload."""

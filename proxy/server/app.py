@@ -15,6 +15,7 @@ from proxy.forward.websocket import WEBSOCKET_CLIENT_KEY, create_websocket_clien
 from proxy.observability.http_log import http_logger
 from proxy.observability.metrics import Metrics
 from proxy.runtime import RUNTIME_KEY, Runtime, RuntimeHolder, build_runtime, retire_runtime
+from proxy.server.connections import CONNECTION_GUARD_KEY, ConnectionGuard
 from proxy.server.dispatch import dispatch
 from proxy.server.pipelining import stop_parsing_after_close
 from proxy.stages.accept import accept
@@ -24,6 +25,8 @@ from proxy.stages.observe import observe
 from proxy.upstream import UpstreamPool
 
 METRICS_KEY = web.AppKey[Metrics]("metrics")
+#: aiohttp's default `lingering_time`.
+_LINGERING_SECONDS: Final = 10.0
 PROVIDER_CLIENT_KEY = web.AppKey[ClientSession]("provider_client")
 
 #: Bounds on what a client may send before any token parsing (SPEC: "Request line, header and
@@ -43,10 +46,22 @@ SERVER_LIMITS: Final = {
 def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
     """The proxy application; its runtime is built (and provider keys first fetched) at startup."""
     stop_parsing_after_close()
-    app = web.Application(handler_args=SERVER_LIMITS)
+    server = settings.server
+    handler_args = {
+        **SERVER_LIMITS,
+        # aiohttp's keep-alive timer: the next request head must be complete this long after a
+        # response (it is armed at connection open too, behind the guard's head deadline).
+        "keepalive_timeout": server.keepalive_timeout_seconds,
+        # After an early answer (a 401 or 408 to an upload) aiohttp reads and drops the rest of
+        # the body for up to this long, so the client sees the answer rather than a reset; a
+        # body that has gone quiet is not worth waiting for past its own idle timeout.
+        "lingering_time": min(_LINGERING_SECONDS, server.body_idle_timeout_seconds),
+    }
+    app = web.Application(handler_args=handler_args)
     app[METRICS_KEY] = Metrics(registry if registry is not None else CollectorRegistry())
+    guard = app[CONNECTION_GUARD_KEY] = ConnectionGuard(settings.server, app[METRICS_KEY])
     drain = app[DRAIN_KEY] = Drain()
-    app.router.add_route("*", "/{tail:.*}", _handler(drain), expect_handler=defer_continue)
+    app.router.add_route("*", "/{tail:.*}", _handler(drain, guard), expect_handler=defer_continue)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         provider_client = ClientSession(
@@ -74,12 +89,16 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
     return app
 
 
-def _handler(drain: Drain) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def _handler(
+    drain: Drain, guard: ConnectionGuard
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         """observe -> accept -> dispatch, called directly: as aiohttp middlewares the two stages
         cost a wrapper per request and stage for nothing the catch-all route needs. The runtime
-        is taken here, once, and is the one the whole request uses. The drain counts it in
-        flight on its connection."""
+        is taken here, once, and is the one the whole request uses. Being the app's one
+        handler, it is where a connection's first request head is known to be complete (the
+        guard's head deadline ends), and where the drain counts it in flight."""
+        guard.head_arrived(request.transport)
         connection = request.protocol
         drain.request_started(connection)
         try:

@@ -19,6 +19,7 @@ from typing import Final
 from aiohttp import web
 
 from proxy.config.model import ListenAddress
+from proxy.server.connections import ConnectionGuard, GuardedSockSite
 
 _log = logging.getLogger("idgate.serve")
 
@@ -36,19 +37,30 @@ class Listener:
         sockets: list[socket.socket],
         *,
         tls: ssl.SSLContext | None,
+        guard: ConnectionGuard | None = None,
     ) -> None:
         self._runner = runner
         self._sockets = sockets
         self._tls = tls
-        self._sites = [
-            web.SockSite(runner, sock, ssl_context=tls, backlog=_BACKLOG) for sock in sockets
+        self._guard = guard
+        self._sites: list[web.BaseSite] = [
+            web.SockSite(runner, sock, ssl_context=tls, backlog=_BACKLOG)
+            if guard is None
+            else GuardedSockSite(runner, guard, sock, ssl_context=tls, backlog=_BACKLOG)
+            for sock in sockets
         ]
 
     @classmethod
     async def bind(
-        cls, runner: web.BaseRunner, listen: ListenAddress, *, tls: ssl.SSLContext | None
+        cls,
+        runner: web.BaseRunner,
+        listen: ListenAddress,
+        *,
+        tls: ssl.SSLContext | None,
+        guard: ConnectionGuard | None = None,
     ) -> Listener:
-        """Bound, not yet accepting: `start()` does that."""
+        """Bound, not yet accepting: `start()` does that. With a `guard`, every connection
+        passes through it (proxy/server/connections.py)."""
         loop = asyncio.get_running_loop()
         found = await loop.getaddrinfo(
             listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -61,7 +73,7 @@ class Listener:
             for sock in sockets:
                 sock.close()
             raise
-        return cls(runner, sockets, tls=tls)
+        return cls(runner, sockets, tls=tls, guard=guard)
 
     @property
     def ports(self) -> list[int]:
@@ -82,11 +94,12 @@ class Listener:
             sock.close()  # closed (or, by uvloop, detached) already: this only makes sure
         server = self._runner.server
         assert server is not None  # set up before any site started
+        factory = server if self._guard is None else self._guard.protocol_factory(server)
         loop = asyncio.get_running_loop()
         for connection in queued:
             try:
                 await loop.connect_accepted_socket(
-                    server,
+                    factory,
                     connection,
                     ssl=self._tls,
                     ssl_handshake_timeout=None if self._tls is None else _HANDSHAKE_SECONDS,

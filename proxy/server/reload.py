@@ -3,9 +3,10 @@
 A reload runs as a background task of the server (proxy/server/serve.py): it never raises, so a
 failure is always logged and counted rather than lost with the task.
 
-Keys that shape the listening sockets (`listen`, `workers`, `metrics.listen`, `tls`) and the stop
-sequence (`drain`) take effect at the next restart; a reload that changes them says so and applies
-everything else.
+Keys that shape the listening sockets (`listen`, `workers`, `metrics.listen`, `tls`, and the
+connection-level `server.request_head_timeout`, `server.keepalive_timeout`,
+`server.max_connections`) and the stop sequence (`drain`) take effect at the next restart; a
+reload that changes them says so and applies everything else.
 """
 
 from __future__ import annotations
@@ -46,6 +47,21 @@ async def reload_config(app: web.Application, path: Path, environ: Mapping[str, 
             ("tls", old.settings.tls, settings.tls),
             # The supervisor's stop deadline is derived from it at start.
             ("drain", old.settings.drain, settings.drain),
+            (
+                "server.request_head_timeout",
+                old.settings.server.request_head_timeout_seconds,
+                settings.server.request_head_timeout_seconds,
+            ),
+            (
+                "server.keepalive_timeout",
+                old.settings.server.keepalive_timeout_seconds,
+                settings.server.keepalive_timeout_seconds,
+            ),
+            (
+                "server.max_connections",
+                old.settings.server.max_connections,
+                settings.server.max_connections,
+            ),
         )
         if before != after
     ]

@@ -24,6 +24,7 @@ from proxy.config.model import ListenAddress, Settings
 from proxy.config.tls_context import server_context
 from proxy.drain import DRAIN_KEY
 from proxy.server.app import METRICS_KEY, build_app
+from proxy.server.connections import CONNECTION_GUARD_KEY
 from proxy.server.drain import CLOSING_SECONDS, drain
 from proxy.server.listener import Listener
 from proxy.server.reload import reload_config
@@ -90,7 +91,9 @@ async def serve(
         app, access_log=None, handle_signals=False, shutdown_timeout=CLOSING_SECONDS
     )
     await runner.setup()
-    listener = await Listener.bind(runner, settings.listen, tls=tls)
+    listener = await Listener.bind(
+        runner, settings.listen, tls=tls, guard=app[CONNECTION_GUARD_KEY]
+    )
     await listener.start()
     metrics_runner = None
     if with_metrics and settings.metrics.listen is not None:

@@ -39,7 +39,10 @@ async def defer_continue(request: web.Request) -> web.StreamResponse | None:
     100-continue MAY respond with a 417 (Expectation Failed) status code"."""
     if request.version != HttpVersion11 or _expects_continue(request):
         return None
-    return web.Response(status=417, text="unknown expectation")
+    refused = web.Response(status=417, text="unknown expectation")
+    # Answered before the handler ever sees the request: the connection ends with this answer.
+    refused.force_close()
+    return refused
 
 
 async def continue_if_expected(request: web.Request) -> None:

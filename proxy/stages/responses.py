@@ -20,6 +20,7 @@ from proxy.errors import (
     InvalidToken,
     ProviderUnavailable,
     RateLimited,
+    RequestTimeout,
     SignInFailed,
     Unauthenticated,
 )
@@ -35,6 +36,7 @@ _HEADINGS: Final = {
     404: "Not found",
     405: "Method not allowed",
     429: "Too many requests",
+    408: "Request timed out",
     431: "Request too large",
     502: "The tool is not reachable",
     503: "Temporarily unavailable",
@@ -77,6 +79,11 @@ def error_response(
         response.headers["Retry-After"] = "5"
     elif isinstance(error, RateLimited):
         response.headers["Retry-After"] = retry_after_header(error.retry_after)
+    elif isinstance(error, RequestTimeout):
+        # RFC 9110 15.5.9: "The server SHOULD send the "close" connection option [...] since 408
+        # implies that the server has decided to close the connection rather than continue
+        # waiting."
+        response.force_close()
     return response
 
 

@@ -8,6 +8,12 @@ client), so llhttp's upgrade signal counts as a broken response.
 
 Body bytes are queued for the reader and reading from the upstream pauses while more than
 `_HIGH_WATER` bytes wait, so a slow client holds at most that much per response in memory.
+
+Limits (`upstream` in the config): a response head over `max_response_head_bytes` or with more
+than `max_response_headers` fields breaks the exchange (502) before any of it is handed on; bytes
+still arriving without the end of the head are counted as they come, so a head that never ends
+costs at most that bound plus one read. A body read that waits `body_idle_timeout_seconds` for
+a byte fails with UpstreamTimeout.
 """
 
 from __future__ import annotations
@@ -20,11 +26,21 @@ from typing import Final, cast
 import httptools
 from multidict import CIMultiDict
 
-from proxy.errors import UpstreamError
+from proxy.config.model import UpstreamSettings
+from proxy.errors import UpstreamError, UpstreamTimeout
 
 _HIGH_WATER: Final = 256 * 1024
 _LOW_WATER: Final = 64 * 1024
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
+#: "HTTP/1.1 200 " and the CRLFs around the head: what the callbacks do not count.
+_STATUS_LINE_BYTES: Final = 15
+_DEFAULT_LIMITS: Final = UpstreamSettings()
+
+
+class ResponseHeadTooLarge(UpstreamError):
+    """The upstream's response head is over `upstream.max_response_head_bytes` or
+    `upstream.max_response_headers`: nothing of it is relayed (nginx: "upstream sent too big
+    header", 502)."""
 
 
 class ClosedBeforeResponse(UpstreamError):
@@ -53,6 +69,7 @@ class UpstreamResponse:
         "_connection",
         "_done",
         "_error",
+        "_idle_seconds",
         "_waiter",
         "content_length",
         "headers",
@@ -67,8 +84,11 @@ class UpstreamResponse:
         reason: str,
         headers: CIMultiDict[str],
         content_length: int | None,
+        *,
+        idle_seconds: float,
     ) -> None:
         self._connection = connection
+        self._idle_seconds = idle_seconds
         self.status = status
         self.reason = reason
         self.headers = headers
@@ -108,17 +128,22 @@ class UpstreamResponse:
     async def read(self, limit: int) -> bytes:
         """At most `limit` bytes of what has arrived, waiting only when nothing has; b"" at the end.
 
-        Raises UpstreamError when the upstream breaks off the body.
+        Raises UpstreamError when the upstream breaks off the body, UpstreamTimeout when no byte
+        of it arrives for `idle_seconds`.
         """
         while not self._chunks:
             if self._error is not None:
                 raise UpstreamError("upstream broke off the response body") from self._error
             if self._done:
                 return b""
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            # A timer only while waiting: reads of bytes already queued cost nothing extra.
+            timer = loop.call_later(self._idle_seconds, _stalled, waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
+                timer.cancel()
                 self._waiter = None
         chunk = self._chunks.popleft()
         if len(chunk) > limit:
@@ -145,6 +170,11 @@ class UpstreamResponse:
         self._connection.finish_exchange(self)
 
 
+def _stalled(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(UpstreamTimeout("upstream response body stalled"))
+
+
 class UpstreamConnection(asyncio.Protocol):
     """The protocol of one upstream connection: one request and its response at a time."""
 
@@ -160,6 +190,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._response: UpstreamResponse | None = None
         self._reason = b""
         self._raw_headers: list[tuple[bytes, bytes]] = []
+        self._limits = _DEFAULT_LIMITS
+        self._head_bytes = 0
+        """Bytes received while the head was awaited (interim answers' included): an upper
+        bound on the head's size."""
         self._head_only = False
         self._interim = False
         self._answered = False
@@ -179,10 +213,25 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self._answered = True
+        awaiting_head = self._head is not None
+        if awaiting_head:
+            self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as error:
-            self._break(UpstreamError("invalid upstream response"), error)
+            # A callback's own refusal (head too large) is the parser error's context.
+            refusal = error.__context__
+            if not isinstance(refusal, UpstreamError):
+                refusal = UpstreamError("invalid upstream response")
+            self._break(refusal, error)
+            return
+        if (
+            awaiting_head
+            and self._head is not None
+            and self._head_bytes > self._limits.max_response_head_bytes
+        ):
+            # Everything received so far is head, and the head has not ended yet.
+            self._break(ResponseHeadTooLarge("upstream response head too large"), None)
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost settles what was in flight
@@ -224,6 +273,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._reason = status
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self._raw_headers) >= self._limits.max_response_headers:
+            raise ResponseHeadTooLarge("upstream response has too many header fields")
         self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -235,12 +286,25 @@ class UpstreamConnection(asyncio.Protocol):
         status = self._parser.get_status_code()
         raw_headers, self._raw_headers = self._raw_headers, []
         reason, self._reason = self._reason, b""  # no on_status for an answer without one
+        limit = self._limits.max_response_head_bytes
+        if self._head_bytes > limit:
+            # What arrived since the request was sent may hold body bytes (or interim answers)
+            # too, so only counting this head tells. Each field is `name: value` and CRLF.
+            size = _STATUS_LINE_BYTES + len(reason)
+            size += sum(len(name) + len(value) + 4 for name, value in raw_headers)
+            if size > limit:
+                raise ResponseHeadTooLarge("upstream response head too large")
         if status < 200:
             self._interim = True  # llhttp ends it as a message of its own; the answer follows
             return
         headers = CIMultiDict((_decode(name), _decode(value)) for name, value in raw_headers)
         response = UpstreamResponse(
-            self, status, _decode(reason), headers, _content_length(status, headers)
+            self,
+            status,
+            _decode(reason),
+            headers,
+            _content_length(status, headers),
+            idle_seconds=self._limits.body_idle_timeout_seconds,
         )
         self._response = response
         self._head = None
@@ -270,12 +334,19 @@ class UpstreamConnection(asyncio.Protocol):
     # the exchange
 
     def send(
-        self, head: bytes, *, head_only: bool, release: Callable[[UpstreamConnection], None]
+        self,
+        head: bytes,
+        *,
+        head_only: bool,
+        release: Callable[[UpstreamConnection], None],
+        limits: UpstreamSettings = _DEFAULT_LIMITS,
     ) -> asyncio.Future[UpstreamResponse]:
         """Write a request head; the returned future gets the response once its head arrives."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         self._head = loop.create_future()
+        self._limits = limits
+        self._head_bytes = 0
         self._head_only = head_only
         self._answered = False
         self._release = release
@@ -329,7 +400,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _break(self, error: UpstreamError, cause: BaseException) -> None:
+    def _break(self, error: UpstreamError, cause: BaseException | None) -> None:
         error.__cause__ = cause
         head = self._head
         if head is not None and not head.done():

@@ -19,12 +19,14 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Final
 
-from proxy.errors import BadRequest, UpstreamError, UpstreamTimeout
+from proxy.config.model import UpstreamSettings
+from proxy.errors import BadRequest, RequestTimeout, UpstreamError, UpstreamTimeout
 from proxy.upstream.connection import ClosedBeforeResponse, UpstreamConnection, UpstreamResponse
 
 _MAX_IDLE_PER_ORIGIN: Final = 256
 _IDLE_SECONDS: Final = 30.0
 _LAST_CHUNK: Final = b"0\r\n\r\n"
+_DEFAULT_LIMITS: Final = UpstreamSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +103,14 @@ class UpstreamPool:
         body: RequestBody | None,
         *,
         timeout_seconds: float,
+        limits: UpstreamSettings = _DEFAULT_LIMITS,
         head_only: bool = False,
         replayable: bool = False,
     ) -> UpstreamResponse:
         """Send one request; its response once the head arrived. The caller releases it.
 
         `replayable`: the request may be sent twice (idempotent, no body: RFC 9110 9.2.2).
+        `limits`: what is accepted of the response (head size, idle body).
 
         Raises UpstreamError (502) when the upstream cannot be reached or answers nonsense,
         UpstreamTimeout (504) when the response head does not arrive in time.
@@ -116,12 +120,16 @@ class UpstreamPool:
             connection = self._idle_connection(origin)
             if connection is not None and replayable and body is None:
                 try:
-                    return await self._send(connection, head, None, deadline, head_only)
+                    return await self._send(
+                        connection, head, None, deadline, head_only=head_only, limits=limits
+                    )
                 except ClosedBeforeResponse:
                     connection = None  # the keep-alive race: once more, on a new connection
             if connection is None:
                 connection = await self._connect(origin, deadline)
-            return await self._send(connection, head, body, deadline, head_only)
+            return await self._send(
+                connection, head, body, deadline, head_only=head_only, limits=limits
+            )
         finally:
             deadline.cancel()
 
@@ -131,9 +139,11 @@ class UpstreamPool:
         head: bytes,
         body: RequestBody | None,
         deadline: _Deadline,
+        *,
         head_only: bool,
+        limits: UpstreamSettings,
     ) -> UpstreamResponse:
-        answer = connection.send(head, head_only=head_only, release=self._release)
+        answer = connection.send(head, head_only=head_only, release=self._release, limits=limits)
         deadline.watch(answer)
         sending = (
             None
@@ -255,6 +265,11 @@ async def _send_body(
             await connection.drain()
         if body.chunked:
             connection.write(_LAST_CHUNK)
+    except RequestTimeout as error:
+        # The client's body stalled (server.body_idle_timeout): 408, and the upstream connection
+        # is abandoned with the body unfinished.
+        if not answer.done():
+            answer.set_exception(error)
     except ConnectionResetError as error:
         if answer.done():
             return

@@ -11,7 +11,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
-from pytest_aiohttp import AiohttpClient
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 
 from proxy.config.load import load_settings
 from proxy.runtime import RUNTIME_KEY
@@ -19,6 +19,7 @@ from proxy.server import reload as reload_module
 from proxy.server.app import build_app
 from proxy.server.reload import reload_config
 from tests.support.context import NO_PROVIDER
+from tests.support.settings import make_settings
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
@@ -110,3 +111,35 @@ async def test_a_runtime_that_fails_to_build_keeps_the_old_one(
     assert client.app[RUNTIME_KEY].current is old
     assert "building the new configuration" in caplog.text
     assert reloads(registry, "failure") == 1
+
+
+async def test_connection_level_server_keys_wait_for_a_restart_and_the_rest_apply_at_once(
+    aiohttp_server: AiohttpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """keepalive_timeout and max_connections shape the listener: the reload says they change at
+    the next restart; per-request limits (head bytes, body idle, upstream) apply at once."""
+    app = build_app(make_settings(NO_PROVIDER, NO_PROVIDER), registry=CollectorRegistry())
+    await aiohttp_server(app)
+    limits = {
+        "server": {
+            "keepalive_timeout": "90s",
+            "max_connections": 10,
+            "max_request_head_bytes": 32768,
+            "body_idle_timeout": "7s",
+        },
+        "upstream": {"max_response_headers": 50},
+    }
+    path = write(tmp_path / "idgate.yaml", document() | limits)
+
+    with caplog.at_level(logging.WARNING, logger="idgate.config"):
+        assert await reload_config(app, path, {})
+
+    [warning] = [record.getMessage() for record in caplog.records if "restart" in record.message]
+    assert "server.keepalive_timeout" in warning
+    assert "server.max_connections" in warning
+    assert "server.request_head_timeout" not in warning
+    assert "max_request_head_bytes" not in warning
+    settings = app[RUNTIME_KEY].current.settings
+    assert settings.server.max_request_head_bytes == 32768
+    assert settings.server.body_idle_timeout_seconds == 7
+    assert settings.upstream.max_response_headers == 50

@@ -55,7 +55,7 @@ def standard_routes(upstream: str) -> tuple[Route, ...]:
     )
 
 
-def make_settings(issuer: str, upstream: str, **overrides: Any) -> Settings:
+def make_settings(issuer: str, upstream: str, /, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "listen": ListenAddress(host="127.0.0.1", port=0),
         "public_url": "https://idgate.test",

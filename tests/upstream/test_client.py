@@ -1,171 +1,24 @@
 """idgate's upstream HTTP/1.1 client, against a scripted upstream that writes exact bytes.
 
-The async tests run twice: on asyncio's own event loop and on uvloop's, which idgate runs in
-production. Their transports differ (uvloop's are not asyncio.Transport subclasses, and pause,
-reset and end of stream take other code paths), and pytest-asyncio runs every test on one loop.
+The async tests run twice: on asyncio's own event loop and on uvloop's (tests/support/loops.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
-import struct
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
-import uvloop
 
+from proxy.config.model import UpstreamSettings
 from proxy.errors import IdgateError, UpstreamError, UpstreamTimeout
 from proxy.upstream import Origin, RequestBody, UpstreamPool, UpstreamResponse, request_head
-from proxy.upstream.connection import _HIGH_WATER, UpstreamConnection
-
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "asyncio": asyncio.new_event_loop,
-    "uvloop": uvloop.new_event_loop,
-}
-
-
-def run_on(loop: str, scenario: Coroutine[Any, Any, None]) -> None:
-    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
-        runner.run(scenario)
-
-
-def on_each_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[str], None]:
-    """The async `test`, as a test run once on each of LOOPS."""
-
-    def run(loop: str) -> None:
-        run_on(loop, test())
-
-    run.__name__ = test.__name__
-    run.__qualname__ = test.__qualname__
-    run.__doc__ = test.__doc__
-    return pytest.mark.parametrize("loop", LOOPS)(run)
-
-
-# --- the scripted upstream ----------------------------------------------------------------------
-
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
-_CHUNKED = re.compile(rb"\r\ntransfer-encoding: *chunked", re.IGNORECASE)
-
-
-class Peer:
-    """The upstream's end of one connection; `number` counts connections from 1."""
-
-    def __init__(self, number: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.number = number
-        self.reader = reader
-        self.writer = writer
-
-    async def request(self) -> bytes:
-        """The next request: its head, and its body when it has one."""
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = _CONTENT_LENGTH.search(head)
-        if length is not None:
-            return head + await self.reader.readexactly(int(length[1]))
-        if _CHUNKED.search(head):
-            return head + await self.reader.readuntil(b"\r\n0\r\n\r\n")
-        return head
-
-    async def requests(self) -> AsyncIterator[bytes]:
-        """Each request, until idgate closes the connection."""
-        while True:
-            try:
-                yield await self.request()
-            except asyncio.IncompleteReadError as end:
-                if end.partial:
-                    raise AssertionError("the connection ended inside a request") from end
-                return
-            except ConnectionResetError:
-                return
-
-    def send(self, data: bytes) -> None:
-        self.writer.write(data)
-
-    async def closed_by_idgate(self) -> bool:
-        """Whether idgate closes the connection without sending anything more."""
-        return await self.reader.read() == b""
-
-    def reset(self) -> None:
-        """End the connection with a TCP reset rather than an orderly close."""
-        sock = self.writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.writer.transport.abort()
-
-
-Script = Callable[[Peer], Awaitable[None]]
-
-
-class ScriptedUpstream:
-    """An upstream on 127.0.0.1 that plays `script` on each connection it accepts, then closes it.
-
-    A script that fails fails the test when the upstream stops.
-    """
-
-    def __init__(self, script: Script) -> None:
-        self._script = script
-        self.peers: list[Peer] = []
-        self._serving: set[asyncio.Task[None]] = set()
-        self._failures: list[BaseException] = []
-
-    @property
-    def connections(self) -> int:
-        return len(self.peers)
-
-    @property
-    def origin(self) -> Origin:
-        return Origin("http", "127.0.0.1", self._port)
-
-    async def __aenter__(self) -> ScriptedUpstream:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self._port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        self._server.close()
-        for task in self._serving:
-            task.cancel()
-        await asyncio.gather(*self._serving)
-        await self._server.wait_closed()
-        if self._failures:
-            raise self._failures[0]
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._serving.add(task)
-        peer = Peer(len(self.peers) + 1, reader, writer)
-        self.peers.append(peer)
-        try:
-            await self._script(peer)
-        except asyncio.CancelledError:
-            pass  # the test is over
-        except Exception as error:  # noqa: BLE001 (reported when the upstream stops)
-            self._failures.append(error)
-        finally:
-            writer.close()
-            self._serving.discard(task)
-
-
-def answer(body: bytes = b"ok", *headers: bytes, status: bytes = b"200 OK") -> bytes:
-    """A response with `body`, announced by Content-Length."""
-    fields = b"".join(header + b"\r\n" for header in headers)
-    return b"HTTP/1.1 %b\r\nContent-Length: %d\r\n%b\r\n%b" % (status, len(body), fields, body)
-
-
-def answering(*answers: bytes) -> Script:
-    """A script that answers the requests on its connection with `answers`, then the last again."""
-
-    async def script(peer: Peer) -> None:
-        number = 0
-        async for _ in peer.requests():
-            peer.send(answers[min(number, len(answers) - 1)])
-            number += 1
-
-    return script
-
+from proxy.upstream.connection import _HIGH_WATER, ResponseHeadTooLarge, UpstreamConnection
+from tests.support.loops import LOOPS, on_each_loop, run_on
+from tests.support.scripted_upstream import Peer, ScriptedUpstream, answer, answering
 
 # --- the client's side --------------------------------------------------------------------------
 
@@ -190,6 +43,7 @@ async def exchange(
     body: RequestBody | None = None,
     *,
     timeout_seconds: float = 5.0,
+    limits: UpstreamSettings | None = None,
 ) -> UpstreamResponse:
     request = head_of(method, ("Content-Length", "4")) if body is not None else head_of(method)
     return await pool.exchange(
@@ -197,6 +51,7 @@ async def exchange(
         request,
         body,
         timeout_seconds=timeout_seconds,
+        limits=limits or UpstreamSettings(),
         head_only=method == "HEAD",
         replayable=body is None and method in {"GET", "HEAD", "PUT", "DELETE"},  # as forward does
     )
@@ -627,6 +482,130 @@ async def test_a_body_cut_short_fails_and_its_connection_is_not_reused() -> None
         response.release()
         assert (await fetch(pool, upstream))[1] == b"ok"
     assert upstream.connections == 2
+
+
+def _fields(count: int, size: int = 8) -> bytes:
+    return b"".join(b"X-Field-%d: %b\r\n" % (number, b"v" * size) for number in range(count))
+
+
+@on_each_loop
+async def test_a_response_with_more_header_fields_than_allowed_is_a_502() -> None:
+    """101 fields against max_response_headers 100: ResponseHeadTooLarge, and idgate hangs up."""
+    hung_up = asyncio.Event()
+
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        peer.send(b"HTTP/1.1 200 OK\r\n%bContent-Length: 2\r\n\r\nok" % _fields(100))
+        if await peer.closed_by_idgate():
+            hung_up.set()
+
+    async with ScriptedUpstream(script) as upstream, open_pool() as pool:
+        with pytest.raises(ResponseHeadTooLarge):
+            await exchange(pool, upstream, limits=UpstreamSettings(max_response_headers=100))
+        await hung_up.wait()
+
+
+@on_each_loop
+async def test_a_response_with_as_many_header_fields_as_allowed_is_relayed() -> None:
+    """Exactly max_response_headers fields (99 and Content-Length) is within the bound."""
+    reply = b"HTTP/1.1 200 OK\r\n%bContent-Length: 2\r\n\r\nok" % _fields(99)
+    async with ScriptedUpstream(answering(reply)) as upstream, open_pool() as pool:
+        response = await exchange(pool, upstream, limits=UpstreamSettings(max_response_headers=100))
+        assert len(response.headers) == 100
+        assert await read_to_end(response) == b"ok"
+        response.release()
+
+
+@on_each_loop
+async def test_a_response_head_over_the_byte_bound_is_a_502_even_when_its_body_came_with_it() -> (
+    None
+):
+    """A 5 KiB head with its body in one write, against a 4 KiB bound: counted exactly, refused."""
+    reply = b"HTTP/1.1 200 OK\r\nX-Big: %b\r\nContent-Length: 2\r\n\r\nok" % (b"b" * 5000)
+    async with ScriptedUpstream(answering(reply)) as upstream, open_pool() as pool:
+        with pytest.raises(ResponseHeadTooLarge):
+            await exchange(pool, upstream, limits=UpstreamSettings(max_response_head_bytes=4096))
+
+
+@on_each_loop
+async def test_a_small_head_arriving_with_a_large_body_is_within_the_byte_bound() -> None:
+    """A 100 KiB body written with its head, against a 4 KiB head bound: the body bytes that
+    came in the same read are not counted as head."""
+    body = b"b" * (100 * 1024)
+    async with ScriptedUpstream(answering(answer(body))) as upstream, open_pool() as pool:
+        response = await exchange(
+            pool, upstream, limits=UpstreamSettings(max_response_head_bytes=4096)
+        )
+        assert await read_to_end(response) == body
+        response.release()
+
+
+@on_each_loop
+async def test_a_response_head_that_never_ends_is_refused_once_past_the_byte_bound() -> None:
+    """One header value growing without end: refused when past the bound, not at the deadline,
+    so a head that never ends holds at most the bound (plus one read) in memory."""
+    hung_up = asyncio.Event()
+
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        peer.send(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        for _ in range(64):
+            peer.send(b"e" * 4096)
+        if await peer.closed_by_idgate():
+            hung_up.set()
+
+    async with ScriptedUpstream(script) as upstream, open_pool() as pool:
+        async with asyncio.timeout(5):  # the exchange's own deadline is 60 s
+            with pytest.raises(ResponseHeadTooLarge):
+                await exchange(
+                    pool,
+                    upstream,
+                    timeout_seconds=60,
+                    limits=UpstreamSettings(max_response_head_bytes=64 * 1024),
+                )
+            await hung_up.wait()
+
+
+@on_each_loop
+async def test_a_body_that_stalls_fails_the_read_with_a_timeout_and_is_not_reused() -> None:
+    """Content-Length 100, 10 bytes, then silence: the read waits body_idle_timeout, no more."""
+    hung_up = asyncio.Event()
+
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+        if await peer.closed_by_idgate():
+            hung_up.set()
+
+    limits = UpstreamSettings(body_idle_timeout_seconds=0.1)
+    async with ScriptedUpstream(script) as upstream, open_pool() as pool:
+        response = await exchange(pool, upstream, timeout_seconds=60, limits=limits)
+        async with asyncio.timeout(5):
+            assert await response.read(64) == b"0123456789"
+            with pytest.raises(UpstreamTimeout):
+                await response.read(64)
+        response.release()
+        await hung_up.wait()
+
+
+@on_each_loop
+async def test_a_body_that_keeps_coming_is_not_cut_by_the_idle_timeout() -> None:
+    """Chunks 50 ms apart for longer than body_idle_timeout (200 ms) in all: the body is whole."""
+
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(8):
+            peer.send(b"1\r\nx\r\n")
+            await asyncio.sleep(0.05)  # the pace under test, not a synchronisation
+        peer.send(b"0\r\n\r\n")
+        await peer.closed_by_idgate()
+
+    limits = UpstreamSettings(body_idle_timeout_seconds=0.2)
+    async with ScriptedUpstream(script) as upstream, open_pool() as pool:
+        response = await exchange(pool, upstream, limits=limits)
+        assert await read_to_end(response) == b"x" * 8
+        response.release()
 
 
 @on_each_loop
