@@ -64,8 +64,10 @@ def module_oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[O
 
 @pytest.fixture
 def fresh_oidc_provider(tmp_path: Path) -> Iterator[OidcProvider]:
-    """A provider of the test's own, for key rotation, web-client changes and stop()."""
-    with running_provider(tmp_path, shared=False) as provider:
+    """A provider of the test's own, for key rotation, web-client changes, stop() and restart()
+    (its signing keys are kept in a file in the test's directory for that)."""
+    keys_file = tmp_path / "provider-keys.json"
+    with running_provider(tmp_path, shared=False, keys_file=keys_file) as provider:
         yield provider
 
 
