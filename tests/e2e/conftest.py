@@ -24,7 +24,7 @@ from tests.e2e.gateways import (
 )
 from tests.e2e.idgate_process import IdgateProcess, running_idgate
 from tests.e2e.oidc_provider import OidcProvider, ProviderError, running_provider
-from tests.e2e.redis_fixture import redis_server
+from tests.e2e.redis_fixture import persistent_redis_server, redis_server
 from tests.e2e.tools import API_AUDIENCE, E2E_REQUIRED, require_tool
 from tests.support.upstream import EchoUpstream, serve_echo
 
@@ -33,6 +33,7 @@ __all__ = [
     "E2E_REQUIRED",
     "OidcProvider",
     "ProviderError",
+    "persistent_redis_server",
     "redis_server",
     "require_tool",
 ]
