@@ -254,3 +254,52 @@ async def test_redis_down_is_503_and_the_session_works_again_when_it_returns(
     assert ready_after == (200, {"ready": True})
     assert_identified_every_time(upstream, "alice")
     await assert_failed_closed(redis_gate)
+
+
+@pytest.fixture
+def own_sign_in_setup(
+    fresh_oidc_provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
+) -> Iterator[SignInSetup]:
+    """Idgates for sign-in registered at the test's own provider, which the test stops."""
+    setup = SignInSetup(fresh_oidc_provider, upstream=upstream.url, workdir=tmp_path)
+    try:
+        yield setup
+    finally:
+        setup.stop()
+
+
+async def test_provider_down_at_a_session_refresh_is_503_and_keeps_the_session(
+    own_sign_in_setup: SignInSetup, fresh_oidc_provider: OidcProvider, upstream: EchoUpstream
+) -> None:
+    """A signed-in browser whose session is due for a refresh gets 503 while the provider is
+    down (nothing is forwarded), and its session is neither ended nor its cookie cleared: an
+    outage is not a refusal. (The test provider forgets its grants when it restarts, so the
+    recovery itself is pinned in tests/endpoints/test_sign_in.py.)"""
+    gate = await own_sign_in_setup.start_idgate(refresh_interval="1ms")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        cookie = await sign_in(http, gate, "alice")
+    headers = {"Cookie": f"{SESSION_COOKIE}={cookie}"}
+    url = f"{gate.url}{PROTECTED_PATH}"
+    assert (await status_of(url, headers))[0] == 200
+    calls = upstream.calls
+    async with Load(url, headers=headers) as load:
+        await load.wait_for("answers before the fault", lambda: len(load.answers) >= PER_PHASE)
+        fresh_oidc_provider.stop()
+        down = load.now()
+        await load.wait_for(
+            "503s while the provider is down",
+            lambda: count(load.sent_after(down), 503) >= PER_PHASE,
+        )
+        stopped_calls = upstream.calls
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as last:
+        kept = last.status, last.headers.getall("Set-Cookie", [])
+
+    assert_only(load.answers, 200, 503)
+    assert_only(load.sent_after(down), 503)
+    assert {a.reason for a in load.answers if a.status == 503} == {"provider_unavailable"}
+    assert kept == (503, [])
+    assert stopped_calls - calls == count(load.answers, 200)
+    # Concurrent requests of one session share one refresh, so fewer failures than 503s.
+    assert await gate.metric("idgate_session_refreshes_total", result="failure") >= 1
+    assert_identified_every_time(upstream, "alice")
+    await assert_failed_closed(gate)
