@@ -256,6 +256,31 @@ async def test_redis_down_is_503_and_the_session_works_again_when_it_returns(
     await assert_failed_closed(redis_gate)
 
 
+async def test_redis_restarted_without_its_data_ends_sessions_with_a_401(
+    sign_in_setup: SignInSetup, redis_server: RedisServer, upstream: EchoUpstream
+) -> None:
+    """A Redis without persistence comes back empty: the session is gone, so the browser gets a
+    401 that clears its cookie (it signs in again), never a 5xx and never the upstream."""
+    gate = await sign_in_setup.start_idgate(store="redis", redis_url=redis_server.url.reveal())
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        cookie = await sign_in(http, gate, "alice")
+    headers = {"Cookie": f"{SESSION_COOKIE}={cookie}"}
+    url = f"{gate.url}{PROTECTED_PATH}"
+    before = (await status_of(url, headers))[0]
+    calls = upstream.calls
+    redis_server.stop()
+    redis_server.start()
+
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as resp:
+        status, body, cleared = resp.status, await resp.json(), resp.cookies[SESSION_COOKIE]
+
+    assert before == 200
+    assert (status, body["reason"]) == (401, "invalid_session")
+    assert (cleared.value, cleared["max-age"]) == ("", "0")
+    assert upstream.calls == calls
+    await assert_failed_closed(gate)
+
+
 @pytest.fixture
 def own_sign_in_setup(
     fresh_oidc_provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
