@@ -16,11 +16,12 @@ from typing import Any, Final
 import aiohttp
 import jwt
 import pytest
+from aiohttp.test_utils import TestServer
 from pytest_aiohttp import AiohttpServer
 
 from tests.e2e.browser import SESSION_COOKIE, SignInSetup
 from tests.e2e.http_sign_in import PROTECTED_PATH, sign_in
-from tests.e2e.idgate_process import IdgateProcess, base_document, running_idgate
+from tests.e2e.idgate_process import IdgateProcess, base_document, running_idgate, sample
 from tests.e2e.load import Answer, Load, statuses
 from tests.e2e.oidc_provider import OidcProvider
 from tests.e2e.redis_fixture import RedisServer
@@ -43,7 +44,7 @@ class RestartableEcho:
     def __init__(self, aiohttp_server: AiohttpServer, port: int) -> None:
         self._serve = aiohttp_server
         self._port = port
-        self._server: Any = None
+        self._server: TestServer | None = None
         self.echo = EchoUpstream(url=f"http://127.0.0.1:{port}")
 
     async def start(self) -> None:
@@ -51,6 +52,7 @@ class RestartableEcho:
 
     async def stop(self) -> None:
         """Stop listening and close every connection, idgate's pooled ones too."""
+        assert self._server is not None
         await self._server.close()
 
 
@@ -111,7 +113,9 @@ def assert_identified_every_time(upstream: EchoUpstream, user: str) -> None:
 
 async def assert_failed_closed(gate: IdgateProcess) -> None:
     """Nothing went past the decision, and nothing blew up on the way."""
-    assert await gate.metric(WITHOUT_DECISION) == 0
+    exposition = await gate.scrape()
+    assert WITHOUT_DECISION in exposition, "the counter is exported even at 0"
+    assert sample(exposition, WITHOUT_DECISION) == 0
     assert not TRACEBACK.search(gate.output()), gate.output()[-3000:]
 
 
