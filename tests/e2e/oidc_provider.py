@@ -206,7 +206,11 @@ class _Launcher:
         readable, _, _ = select.select([process.stdout], [], [], READY_TIMEOUT)
         line = process.stdout.readline() if readable else b""
         if not line:
-            code = process.poll()
+            try:
+                # Its stdout closed: it is exiting, so wait a moment for the code (or signal).
+                code = process.wait(STOP_TIMEOUT) if readable else process.poll()
+            except subprocess.TimeoutExpired:
+                code = None
             why = f"not ready within {READY_TIMEOUT}s" if code is None else f"exited with {code}"
             tail = "\n".join(self._log.read_text(errors="replace").splitlines()[-20:])
             pytest.fail(f"provider.mjs {why}; its stderr:\n{tail}", pytrace=False)
