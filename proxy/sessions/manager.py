@@ -3,9 +3,9 @@
 Continuous verification: every `refresh_interval` the session's tokens are refreshed at the
 provider and its groups re-read, so a user the provider revokes is out within one interval. A
 refresh the provider refuses ends the session (fail closed); one it cannot answer (down, timed out)
-is a 503 that keeps the session, to be refreshed at the next request. Within one process, concurrent requests of one
-session share one refresh; across workers and replicas the store's lock makes one of them refresh
-while the others keep the current record for a short grace period.
+is a 503 that keeps the session, to be refreshed at the next request. Within one process,
+concurrent requests of one session share one refresh; across workers and replicas the store's
+lock makes one of them refresh while the others keep the current record for a short grace period.
 """
 
 from __future__ import annotations
