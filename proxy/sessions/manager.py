@@ -2,9 +2,10 @@
 
 Continuous verification: every `refresh_interval` the session's tokens are refreshed at the
 provider and its groups re-read, so a user the provider revokes is out within one interval. A
-refresh that fails ends the session (fail closed). Within one process, concurrent requests of one
-session share one refresh; across workers and replicas the store's lock makes one of them refresh
-while the others keep the current record for a short grace period.
+refresh the provider refuses ends the session (fail closed); one it cannot answer (down, timed out)
+is a 503 that keeps the session, to be refreshed at the next request. Within one process,
+concurrent requests of one session share one refresh; across workers and replicas the store's
+lock makes one of them refresh while the others keep the current record for a short grace period.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ class SessionManager:
         """The live session these cookies carry, None when there is no session cookie.
 
         Raises SessionEnded (401; `forget` gives the cookie deletions) for a bad, expired, revoked
-        or unrefreshable session, and ProviderUnavailable when the store cannot answer.
+        or unrefreshable session, and ProviderUnavailable (the session kept) when the store, or
+        the provider at a due refresh, cannot answer.
         """
         try:
             record = await self.store.load(cookies)
@@ -225,6 +227,11 @@ class SessionManager:
                 claims = await self.userinfo_claims(flow, tokens.access_token, claims)
         except (FlowError, Unauthenticated, ProviderUnavailable, _RefreshRefused) as error:
             self._metrics.session_refreshes.labels(result="failure").inc()
+            if _provider_unreachable(error):
+                # Not a refusal: fail closed (503) but keep the session, so an outage or a blip
+                # at the provider does not sign out everybody whose refresh falls due.
+                _log.warning("session refresh for user %s not possible now: %s", record.user, error)
+                raise ProviderUnavailable("the provider cannot refresh the session now") from error
             _log.info("session refresh refused for user %s: %s", record.user, error)
             raise _RefreshRefused("session refresh failed") from error
         principal = principal_from_claims(
@@ -269,6 +276,13 @@ class SessionManager:
         if extra.get("sub") != claims.get("sub"):
             raise FlowError(FlowFailure.INVALID_RESPONSE, "userinfo names another subject")
         return {**claims, **extra}
+
+
+def _provider_unreachable(error: Exception) -> bool:
+    """The provider did not answer (down, timed out, 5xx, keys not loaded): it refused nothing."""
+    if isinstance(error, FlowError):
+        return error.error is FlowFailure.PROVIDER_UNAVAILABLE
+    return isinstance(error, ProviderUnavailable)
 
 
 #: Claims that are about the token, not the user: never copied into a session's policy claims.

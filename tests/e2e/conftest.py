@@ -24,7 +24,7 @@ from tests.e2e.gateways import (
 )
 from tests.e2e.idgate_process import IdgateProcess, running_idgate
 from tests.e2e.oidc_provider import OidcProvider, ProviderError, running_provider
-from tests.e2e.redis_fixture import redis_server
+from tests.e2e.redis_fixture import persistent_redis_server, redis_server
 from tests.e2e.tools import API_AUDIENCE, E2E_REQUIRED, require_tool
 from tests.support.upstream import EchoUpstream, serve_echo
 
@@ -33,6 +33,7 @@ __all__ = [
     "E2E_REQUIRED",
     "OidcProvider",
     "ProviderError",
+    "persistent_redis_server",
     "redis_server",
     "require_tool",
 ]
@@ -64,8 +65,10 @@ def module_oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[O
 
 @pytest.fixture
 def fresh_oidc_provider(tmp_path: Path) -> Iterator[OidcProvider]:
-    """A provider of the test's own, for key rotation, web-client changes and stop()."""
-    with running_provider(tmp_path, shared=False) as provider:
+    """A provider of the test's own, for key rotation, web-client changes, stop() and restart()
+    (its signing keys are kept in a file in the test's directory for that)."""
+    keys_file = tmp_path / "provider-keys.json"
+    with running_provider(tmp_path, shared=False, keys_file=keys_file) as provider:
         yield provider
 
 

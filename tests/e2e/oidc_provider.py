@@ -1,7 +1,8 @@
 """The real OpenID provider in tests/e2e/provider (oidc-provider on Node.js), run for a test.
 
 `running_provider` starts `node provider.mjs`, reads its one ready line, and stops it at the end;
-`OidcProvider` mints tokens through it and drives its test-only admin endpoints.
+`OidcProvider` mints tokens through it and drives its test-only admin endpoints. Given a keys
+file, a provider can be stopped and started again on the same port with the same signing keys.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -72,9 +74,9 @@ class OidcProvider:
     or its liveness would leak into other tests. Those need `fresh_oidc_provider`.
     """
 
-    def __init__(self, process: subprocess.Popen[bytes], ready: Ready, *, shared: bool) -> None:
-        self._process = process
-        self._ready = ready
+    def __init__(self, launcher: _Launcher, *, shared: bool) -> None:
+        self._launcher = launcher
+        self._ready = launcher.start()
         self._shared = shared
 
     @property
@@ -163,7 +165,17 @@ class OidcProvider:
     def stop(self) -> None:
         """Take the provider down (idempotent), killing it if it ignores SIGTERM."""
         self._require_own("stop")
-        stop_process(self._process)
+        self._launcher.stop()
+
+    def restart(self) -> None:
+        """Stop the provider (if running) and start it again on the same port with the signing
+        keys it last had (a keys file holds them). Grants and sessions are in memory: gone."""
+        self._require_own("restart")
+        if self._launcher.keys_file is None:
+            raise RuntimeError("restart needs a provider started with a keys file")
+        self._launcher.stop()
+        ready = self._launcher.start(port=_port_of(self._ready.issuer))
+        assert ready == self._ready, f"restarted as {ready}, not {self._ready}"
 
     async def _token(self, client_id: str, secret: str, **form: str) -> str:
         body = await _call(
@@ -179,32 +191,69 @@ class OidcProvider:
             raise RuntimeError(f"{action} on the shared oidc_provider: use fresh_oidc_provider")
 
 
-def _read_ready_line(process: subprocess.Popen[bytes], log: Path) -> Ready:
-    assert process.stdout is not None
-    readable, _, _ = select.select([process.stdout], [], [], READY_TIMEOUT)
-    line = process.stdout.readline() if readable else b""
-    if not line:
-        code = process.poll()
-        why = f"not ready within {READY_TIMEOUT}s" if code is None else f"exited with {code}"
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        pytest.fail(f"provider.mjs {why}; its stderr:\n{tail}", pytrace=False)
-    return Ready.parse(line)
+def _port_of(issuer: str) -> int:
+    port = urlsplit(issuer).port
+    assert port is not None, issuer
+    return port
+
+
+class _Launcher:
+    """Starts `node provider.mjs` (again), appending its stderr to one log in `workdir`."""
+
+    def __init__(self, workdir: Path, *, keys_file: Path | None) -> None:
+        self._node = require_tool("node", "Node.js 20+ runs the test OpenID provider")
+        require_tool(
+            str(PROVIDER_DIR / "node_modules" / "oidc-provider"), f"npm ci in {PROVIDER_DIR}"
+        )
+        self._log = workdir / "provider.stderr.log"
+        self.keys_file = keys_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, port: int = 0) -> Ready:
+        """A new provider process on `port` (0: any free one), once it accepts connections."""
+        assert self._process is None or self._process.poll() is not None, "already running"
+        command = [self._node, "provider.mjs", "--exit-on-stdin-close", "--port", str(port)]
+        if self.keys_file is not None:
+            command += ["--keys-file", str(self.keys_file)]
+        with self._log.open("ab") as stderr:
+            self._process = subprocess.Popen(
+                command,
+                cwd=PROVIDER_DIR,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+        return self._read_ready_line(self._process)
+
+    def stop(self) -> None:
+        """Stop the current process, if any (idempotent)."""
+        if self._process is not None:
+            stop_process(self._process, STOP_TIMEOUT)
+
+    def _read_ready_line(self, process: subprocess.Popen[bytes]) -> Ready:
+        assert process.stdout is not None
+        readable, _, _ = select.select([process.stdout], [], [], READY_TIMEOUT)
+        line = process.stdout.readline() if readable else b""
+        if not line:
+            try:
+                # Its stdout closed: it is exiting, so wait a moment for the code (or signal).
+                code = process.wait(STOP_TIMEOUT) if readable else process.poll()
+            except subprocess.TimeoutExpired:
+                code = None
+            why = f"not ready within {READY_TIMEOUT}s" if code is None else f"exited with {code}"
+            tail = "\n".join(self._log.read_text(errors="replace").splitlines()[-20:])
+            pytest.fail(f"provider.mjs {why}; its stderr:\n{tail}", pytrace=False)
+        return Ready.parse(line)
 
 
 @contextmanager
-def running_provider(workdir: Path, *, shared: bool) -> Iterator[OidcProvider]:
-    node = require_tool("node", "Node.js 20+ runs the test OpenID provider")
-    require_tool(str(PROVIDER_DIR / "node_modules" / "oidc-provider"), f"npm ci in {PROVIDER_DIR}")
-    log = workdir / "provider.stderr.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [node, "provider.mjs", "--exit-on-stdin-close"],
-            cwd=PROVIDER_DIR,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
+def running_provider(
+    workdir: Path, *, shared: bool, keys_file: Path | None = None
+) -> Iterator[OidcProvider]:
+    """A ready provider, stopped at the end; with `keys_file`, one that `restart()` can bring
+    back with the same keys (the file holds private keys: keep it in the test's directory)."""
+    launcher = _Launcher(workdir, keys_file=keys_file)
     try:
-        yield OidcProvider(process, _read_ready_line(process, log), shared=shared)
+        yield OidcProvider(launcher, shared=shared)
     finally:
-        stop_process(process)
+        launcher.stop()

@@ -1,4 +1,9 @@
-"""A real redis-server per test, on a unix socket of its own: no port to race for, no disk use."""
+"""A real redis-server per test, on a unix socket of its own: no port to race for.
+
+`redis_server` keeps nothing on disk. `persistent_redis_server` writes every change to an
+append-only file before answering, so `restart()` (stop, start again at the same socket) brings
+back what it held, as a Redis with persistence does after a crash or an upgrade.
+"""
 
 from __future__ import annotations
 
@@ -20,20 +25,48 @@ STOP_TIMEOUT = 5.0
 #: Redis 7.0 says "The server is now ready to accept connections at <socket>", 7.2+ says
 #: "Ready to accept connections unix": both contain this, compared case-insensitively.
 READY_MARK = b"ready to accept connections"
+_EPHEMERAL = ("--save", "", "--appendonly", "no")
+_PERSISTENT = ("--save", "", "--appendonly", "yes", "--appendfsync", "always")
 
 
 class RedisServer:
-    def __init__(self, process: subprocess.Popen[bytes], socket: Path) -> None:
-        self._process = process
-        self.socket = socket
+    """A redis-server in `directory` (its socket and, if persistent, its data); see `start`."""
+
+    def __init__(self, executable: str, directory: Path, *, persistent: bool) -> None:
+        self.socket = directory / "redis.sock"
+        self._command = [
+            executable,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            *(_PERSISTENT if persistent else _EPHEMERAL),
+            "--dir",
+            str(directory),
+        ]
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> Secret:
         return Secret(f"unix://{self.socket}")
 
+    def start(self) -> None:
+        """Start the server (not already running) and return once it accepts connections."""
+        assert self._process is None or self._process.poll() is not None, "already running"
+        self._process = subprocess.Popen(
+            self._command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_until_ready(self._process)
+
     def stop(self) -> None:
         """Take the server down (idempotent), killing it if it ignores SIGTERM."""
-        stop_process(self._process, STOP_TIMEOUT)
+        if self._process is not None:
+            stop_process(self._process, STOP_TIMEOUT)
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes]) -> None:
@@ -53,36 +86,25 @@ def _wait_until_ready(process: subprocess.Popen[bytes]) -> None:
         output += chunk
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """An empty redis-server listening only on a unix socket, stopped when the test ends."""
+def _running_redis(*, persistent: bool) -> Iterator[RedisServer]:
     executable = require_tool("redis-server", "Redis backs the session store of replicas")
     # Not tmp_path: a unix socket path must stay under ~104 bytes, and test names are long.
     with tempfile.TemporaryDirectory(prefix="idgate-redis-") as directory:
-        socket = Path(directory) / "redis.sock"
-        process = subprocess.Popen(
-            [
-                executable,
-                "--port",
-                "0",
-                "--unixsocket",
-                str(socket),
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                directory,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        server = RedisServer(process, socket)
+        server = RedisServer(executable, Path(directory), persistent=persistent)
         try:
-            _wait_until_ready(process)
+            server.start()
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """An empty redis-server listening only on a unix socket, stopped when the test ends."""
+    yield from _running_redis(persistent=False)
+
+
+@pytest.fixture
+def persistent_redis_server() -> Iterator[RedisServer]:
+    """Like `redis_server`, with every write on disk first: a restart keeps the sessions."""
+    yield from _running_redis(persistent=True)

@@ -137,11 +137,14 @@ async def test_signed_tokens_use_the_published_key_or_an_unpublished_one(
 
 
 async def test_shared_provider_refuses_changes(oidc_provider: OidcProvider) -> None:
-    """Rotating keys or stopping the module-wide provider is refused, keeping tests independent."""
+    """Rotating keys, stopping or restarting the module-wide provider is refused, keeping tests
+    independent."""
     with pytest.raises(RuntimeError, match="fresh_oidc_provider"):
         await oidc_provider.rotate_keys()
     with pytest.raises(RuntimeError, match="fresh_oidc_provider"):
         oidc_provider.stop()
+    with pytest.raises(RuntimeError, match="fresh_oidc_provider"):
+        oidc_provider.restart()
 
 
 async def test_key_rotation_changes_the_kid_and_keeps_the_old_key(
@@ -217,3 +220,22 @@ async def test_stop_takes_the_provider_down(fresh_oidc_provider: OidcProvider) -
 
     with pytest.raises(aiohttp.ClientConnectionError):
         await _get_json(f"{fresh_oidc_provider.issuer}/jwks")
+
+
+async def test_restart_serves_the_same_issuer_with_the_keys_it_last_had(
+    fresh_oidc_provider: OidcProvider,
+) -> None:
+    """A stopped provider restarts on its port with its rotated keys, so old tokens still verify
+    there and new ones are signed with the key that was current before the restart."""
+    before = await fresh_oidc_provider.token_for_user("alice")
+    current = await fresh_oidc_provider.rotate_keys()
+    published = [key.key_id for key in (await _jwks(fresh_oidc_provider)).keys]
+    fresh_oidc_provider.stop()
+
+    fresh_oidc_provider.restart()
+    after = await fresh_oidc_provider.token_for_user("alice")
+
+    assert [key.key_id for key in (await _jwks(fresh_oidc_provider)).keys] == published
+    assert jwt.get_unverified_header(after)["kid"] == current
+    assert (await _verify(fresh_oidc_provider, before))["sub"] == "alice"
+    assert (await _verify(fresh_oidc_provider, after))["sub"] == "alice"

@@ -1,9 +1,9 @@
 """Session and sign-in state cookies against a real sign-in, without a browser.
 
-An aiohttp client with a cookie jar takes the browser's part: it follows idgate and the
-provider's redirects one by one and fills in the provider's forms, so a test can stop right
-before the callback, keep or alter any cookie, and replay what it kept. Every cookie idgate
-refuses gets a 401 and a Set-Cookie that clears it, so a broken cookie never lingers.
+An aiohttp client with a cookie jar takes the browser's part (tests/e2e/http_sign_in.py), so a
+test can stop right before the callback, keep or alter any cookie, and replay what it kept.
+Every cookie idgate refuses gets a 401 and a Set-Cookie that clears it, so a broken cookie never
+lingers.
 """
 
 from __future__ import annotations
@@ -11,34 +11,27 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from http.cookies import Morsel, SimpleCookie
-from typing import Any, Final
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 import pytest
-from yarl import URL
 
 from proxy.config.model import Secret
 from proxy.sessions.cookie_store import CookieStore
 from tests.e2e.browser import SESSION_COOKIE, SignInSetup
+from tests.e2e.http_sign_in import (
+    CALLBACK_PATH,
+    PROTECTED_PATH,
+    STATE_COOKIE_PREFIX,
+    authorize,
+    sign_in,
+)
 from tests.e2e.idgate_process import IdgateProcess
-from tests.e2e.provider_login import log_in
 from tests.e2e.redis_fixture import RedisServer
 from tests.sessions.records import record
 from tests.support.upstream import EchoUpstream
-
-STATE_COOKIE_PREFIX: Final = "_idgate_state_"
-CALLBACK_PATH: Final = "/oauth2/callback"
-PROTECTED_PATH: Final = "/builds"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Authorization:
-    """A sign-in the provider has approved, stopped right before idgate's callback."""
-
-    callback_url: str
-    state_cookie: Morsel[str]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,37 +60,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A browser's cookie jar: `unsafe` keeps cookies of IP-address hosts such as 127.0.0.1."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         yield session
-
-
-async def authorize(
-    http: aiohttp.ClientSession, gate: IdgateProcess, username: str, *, rd: str | None = None
-) -> Authorization:
-    """Start a sign-in at idgate (to return to `rd`, by default PROTECTED_PATH) and complete the
-    provider's login (and consent) as `username`, following each redirect by hand until the
-    provider sends the browser back to the callback."""
-    callback = gate.url + CALLBACK_PATH
-    rd = gate.url + PROTECTED_PATH if rd is None else rd
-    start = f"{gate.url}/oauth2/start?rd={quote(rd, safe='')}"
-    url = await log_in(http, start, username=username, back_to=callback)
-    return Authorization(callback_url=url, state_cookie=state_cookie_of(http, gate))
-
-
-def state_cookie_of(http: aiohttp.ClientSession, gate: IdgateProcess) -> Morsel[str]:
-    [cookie] = [
-        morsel
-        for name, morsel in http.cookie_jar.filter_cookies(URL(gate.url + CALLBACK_PATH)).items()
-        if name.startswith(STATE_COOKIE_PREFIX)
-    ]
-    return cookie
-
-
-async def sign_in(http: aiohttp.ClientSession, gate: IdgateProcess, username: str) -> str:
-    """A completed sign-in in `http`'s jar; the session cookie's value."""
-    authorization = await authorize(http, gate, username)
-    async with http.get(authorization.callback_url, allow_redirects=False) as resp:
-        assert resp.status == 302
-        assert resp.headers["Location"] == gate.url + PROTECTED_PATH
-    return http.cookie_jar.filter_cookies(URL(gate.url))[SESSION_COOKIE].value
 
 
 async def get(url: str, cookies: Mapping[str, str]) -> Answer:

@@ -21,9 +21,9 @@ from yarl import URL
 from proxy.config.model import Secret
 from proxy.sessions.cookie_store import CookieStore
 from tests.e2e.browser import SESSION_COOKIE, SIGNED_OUT_PATH, SignInSetup
+from tests.e2e.http_sign_in import authorize, sign_in
 from tests.e2e.idgate_process import SESSION_SECRET, IdgateProcess
 from tests.e2e.oidc_provider import OidcProvider, ProviderError
-from tests.e2e.test_session_cookies import authorize, sign_in
 
 REVOCATIONS: Final = "idgate_token_revocations_total"
 #: oidc-provider 9's end-session confirmation form (its default logoutSource).

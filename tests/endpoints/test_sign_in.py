@@ -218,6 +218,26 @@ async def test_revoked_user_is_refused_at_the_next_refresh(refreshing: Gate) -> 
     assert gate.metric("idgate_session_refreshes_total", result="failure") == 1
 
 
+async def test_a_provider_outage_at_refresh_time_is_503_and_keeps_the_session(
+    refreshing: Gate,
+) -> None:
+    """A refresh the provider cannot answer (down, not refusing) fails closed with 503 and keeps
+    the session, so the user is let in again once the provider is back, without signing in."""
+    gate, issuer = refreshing, refreshing.issuer
+    cookies = await sign_in(gate)
+    issuer.down = True
+    response = await gate.client.get("/admin", headers=cookie_header(cookies))
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "5"
+    assert SESSION not in set_cookies(response), "the session cookie is neither cleared nor reset"
+    assert gate.metric("idgate_session_refreshes_total", result="failure") == 1
+
+    issuer.down = False
+    response = await gate.client.get("/admin", headers=cookie_header(cookies))
+    assert response.status == 200
+    assert gate.metric("idgate_session_refreshes_total", result="success") == 1
+
+
 async def test_backchannel_logout_ends_the_session(gate: Gate) -> None:
     """A provider-signed logout token naming the user's `sub` ends sessions created before it."""
     cookies = await sign_in(gate)

@@ -33,11 +33,16 @@ class EchoUpstream:
         return web.json_response(seen)
 
 
+def echo_app(upstream: EchoUpstream) -> web.Application:
+    """An application answering every request through `upstream` (a new one per server start)."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", upstream.handle)
+    return app
+
+
 async def serve_echo(aiohttp_server: AiohttpServer, *, port: int | None = None) -> EchoUpstream:
     """An echo upstream on 127.0.0.1 (`port`, or an ephemeral one); the fixture stops it."""
     upstream = EchoUpstream()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", upstream.handle)
-    server = await aiohttp_server(app, port=port)
+    server = await aiohttp_server(echo_app(upstream), port=port)
     upstream.url = f"http://{server.host}:{server.port}"
     return upstream

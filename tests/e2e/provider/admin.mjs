@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 
 import { USERS } from './accounts.mjs';
 import { revokeUser } from './configuration.mjs';
-import { generateSigningKey, signJwt } from './keys.mjs';
+import { generateSigningKey, saveKeys, signJwt } from './keys.mjs';
 
 export const ADMIN_PATH = '/__admin';
 
@@ -49,6 +49,7 @@ async function rotateKeys(host, { keep_old: keepOld = true }) {
   if (typeof keepOld !== 'boolean') throw new BadRequest('keep_old must be a boolean');
   const key = generateSigningKey();
   await rebuild(host, { keys: keepOld ? [key, ...host.state.keys] : [key] });
+  if (host.state.keysFile) saveKeys(host.state.keysFile, host.state);
   return { kid: key.kid, published: host.state.keys.map(({ kid }) => kid) };
 }
 

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 
 import { ADMIN_PATH, handleAdmin } from './admin.mjs';
 import { ProviderHost } from './host.mjs';
-import { generateSigningKey } from './keys.mjs';
+import { loadOrCreateKeys } from './keys.mjs';
 
 // stdout is the readiness channel, and oidc-provider prints its notices with console.info.
 console.info = console.error;
@@ -18,6 +18,8 @@ const { values: args } = parseArgs({
     'redirect-uri': { type: 'string', multiple: true, default: [] },
     'post-logout-redirect-uri': { type: 'string', multiple: true, default: [] },
     'backchannel-logout-uri': { type: 'string' },
+    // Signing keys are read from (or first written to) this file, so a restart keeps them.
+    'keys-file': { type: 'string' },
     // The pytest fixture holds our stdin: if pytest dies without cleanup, we do not linger.
     'exit-on-stdin-close': { type: 'boolean', default: false },
   },
@@ -32,8 +34,8 @@ const issuer = `http://127.0.0.1:${server.address().port}`;
 
 const host = await ProviderHost.start({
   issuer,
-  keys: [generateSigningKey()],
-  unpublishedKey: generateSigningKey(),
+  ...loadOrCreateKeys(args['keys-file']),
+  keysFile: args['keys-file'],
   cookieKeys: [randomBytes(32).toString('base64url')],
   web: {
     redirectUris: args['redirect-uri'],
