@@ -89,7 +89,7 @@ def _wait_until(condition: Callable[[], bool], what: str, timeout: float) -> Non
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"{what} within {timeout}s", pytrace=False)
-        time.sleep(0.05)
+        time.sleep(0.05)  # the state lives in other processes: poll it
 
 
 class SentinelSet:
@@ -157,9 +157,8 @@ class SentinelSet:
     def _all_sentinels_see_everyone(self) -> bool:
         for port in self.sentinel_ports:
             with redis.Redis(port=port, socket_timeout=1.0) as client:
-                state = client.execute_command("SENTINEL", "MASTER", MASTER_NAME)
-            fields = dict(zip(state[::2], state[1::2], strict=True))
-            if fields[b"num-slaves"] != b"1" or fields[b"num-other-sentinels"] != b"2":
+                state = client.sentinel_master(MASTER_NAME)
+            if state["num-slaves"] != 1 or state["num-other-sentinels"] != 2:
                 return False
         return True
 
