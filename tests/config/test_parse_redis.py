@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from proxy.config.load import parse_settings
 from proxy.config.model import (
@@ -161,3 +162,23 @@ def test_redis_passwords_never_appear_in_repr_or_issues(
     reported = "\n".join(issues(document, ENVIRON))
     assert "hunter2" not in reported
     assert "12345" not in reported
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_ENVIRON = {"IDGATE_REDIS_PASSWORD": "x", "IDGATE_REDIS_SENTINEL_PASSWORD": "y"}
+
+
+def test_readme_shows_each_topology_as_a_valid_session_block(document: dict[str, Any]) -> None:
+    """The README's three `session.redis` examples parse, one per topology, as written."""
+    fenced = [
+        block.split("```", 1)[0]
+        for block in README.read_text(encoding="utf-8").split("```yaml")[1:]
+    ]
+    blocks = [yaml.safe_load(block) for block in fenced if "\n  redis:\n" in block]
+    topologies = []
+    for block in blocks:
+        document["session"] = {"secret": document["session"]["secret"], **block["session"]}
+        redis = parse_settings(document, README_ENVIRON).session.redis
+        assert redis is not None
+        topologies.append(redis.topology)
+    assert topologies == [RedisTopology.SERVER, RedisTopology.SENTINEL, RedisTopology.CLUSTER]
