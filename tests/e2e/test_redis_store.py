@@ -1,5 +1,5 @@
-"""The Redis store against real Redis, as one server and as a three-master Cluster: shared by
-replicas, ciphertext only, every script on one slot, fail closed."""
+"""The Redis store against real Redis, as one server, behind Sentinel, and as a three-master
+Cluster: shared by replicas, ciphertext only, every script on one slot, fail closed."""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
-from redis.asyncio.cluster import ClusterNode
 
 from proxy.config.model import RedisSettings
+from proxy.sessions.redis_client import connect
 from proxy.sessions.redis_store import LOCK_MILLISECONDS, RedisStore
 from proxy.sessions.store import CookieChange, InvalidSession, SessionStore, StoreUnavailable
-from tests.e2e.redis_topologies import Cluster, running_cluster
+from tests.e2e.redis_topologies import Cluster, SentinelSet, running_cluster, running_sentinel_set
 from tests.sessions.records import ACCESS_TOKEN, ID_TOKEN, REFRESH_TOKEN, record
 
 NAME = "__Host-idgate"
 MAX_AGE = 3600
-TOPOLOGIES = ["server", "cluster"]
+TOPOLOGIES = ["server", "sentinel", "cluster"]
+#: Stopping a topology: its own instance per test (a Sentinel set's is covered under failover).
+STOPPABLE = ["server", "cluster"]
 
 RawClient = Redis | RedisCluster
 
@@ -31,23 +33,26 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]:
+    """One primary, replica and three sentinels for the module; each test starts empty."""
+    with running_sentinel_set(tmp_path_factory.mktemp("sentinel")) as running:
+        yield running
+
+
 @pytest.fixture(params=TOPOLOGIES)
 def topology(request: pytest.FixtureRequest) -> RedisSettings:
-    """The same tests on one redis-server and on a Redis Cluster."""
+    """The same tests on one redis-server, behind Sentinel, and on a Redis Cluster."""
     if request.param == "server":
         return RedisSettings(url=request.getfixturevalue("redis_server").url)
+    if request.param == "sentinel":
+        watched: SentinelSet = request.getfixturevalue("sentinels")
+        with watched.primary_client() as primary:
+            primary.flushall()
+        return watched.settings()
     running: Cluster = request.getfixturevalue("cluster")
     running.flush()
     return running.settings()
-
-
-def raw_client(settings: RedisSettings) -> RawClient:
-    if settings.cluster_nodes:
-        return RedisCluster(
-            startup_nodes=[ClusterNode(node.host, node.port) for node in settings.cluster_nodes]
-        )
-    assert settings.url is not None
-    return Redis.from_url(settings.url.reveal())
 
 
 @pytest.fixture
@@ -63,9 +68,9 @@ async def replicas(topology: RedisSettings) -> AsyncIterator[tuple[RedisStore, R
 @pytest.fixture
 async def raw(topology: RedisSettings) -> AsyncIterator[RawClient]:
     """A plain client to look at what Redis actually holds."""
-    client = raw_client(topology)
-    yield client
-    await client.aclose()
+    connection = connect(topology, timeout_seconds=5.0)
+    yield connection.client
+    await connection.close()
 
 
 def cookies_from(changes: list[CookieChange]) -> dict[str, str]:
@@ -307,7 +312,7 @@ async def test_refresh_lock_expires_and_never_releases_another_holder(
     assert await raw.get(lock) == b"the-next-holder"
 
 
-@pytest.mark.parametrize("kind", TOPOLOGIES)
+@pytest.mark.parametrize("kind", STOPPABLE)
 async def test_redis_down_fails_closed(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
