@@ -13,27 +13,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Final
 
 import aiohttp
 import pytest
 from pytest_aiohttp import AiohttpServer
 
-from proxy.config.load import load_settings
 from proxy.demo.ports import free_loopback_ports
-from proxy.runtime import build_store
-from proxy.sessions.cookies import CookieJar
-from proxy.sessions.model import SessionRecord
 from tests.e2e.gateways import NGINX, Gateway
-from tests.e2e.idgate_process import SECRET_ENVIRONMENT, IdgateProcess, base_document
+from tests.e2e.idgate_process import IdgateProcess, base_document
+from tests.e2e.minted_session import mint_session
 from tests.e2e.oidc_provider import OidcProvider
 from tests.e2e.redis_topologies import SentinelSet, running_sentinel_set
 from tests.e2e.tools import require_tool
@@ -132,34 +127,6 @@ def running_balancer(workdir: Path, backends: list[int]) -> Iterator[Gateway]:
         yield gateway
     finally:
         gateway.stop()
-
-
-async def mint_session(config: Path, subject: str) -> str:
-    """The Cookie header of a fresh session, saved through idgate's own store and config (as
-    bench/session_cookie.py does), so no browser or refresh is involved."""
-    settings = load_settings(config, SECRET_ENVIRONMENT)
-    now = time.time()
-    record = SessionRecord(
-        session_id=secrets.token_urlsafe(24),
-        subject=subject,
-        provider_sid=secrets.token_hex(16),
-        user=subject,
-        email=f"{subject}@example.com",
-        groups=frozenset({"staff"}),
-        claims=MappingProxyType({"sub": subject, "email": f"{subject}@example.com"}),
-        id_token="unused-id-token",
-        access_token="unused-access-token",
-        refresh_token="unused-refresh-token",
-        created_at=now,
-        last_seen_at=now,
-        verified_at=now,
-    )
-    store = build_store(settings, CookieJar.from_settings(settings))
-    try:
-        changes = await store.save(record, {}, max_age=settings.session.lifetime_seconds)
-    finally:
-        await store.close()
-    return "; ".join(f"{change.name}={change.value}" for change in changes if change.value)
 
 
 async def load_loop(
