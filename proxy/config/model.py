@@ -148,7 +148,7 @@ class RedisSettings:
     cluster_nodes: tuple[RedisNode, ...] = ()
     """YAML `cluster.nodes`: seed nodes; the rest of the cluster is discovered from them."""
     username: str | None = None
-    """ACL user on the data nodes (overrides one in `url`)."""
+    """ACL user on the data nodes (with `url`: used when the URL names none)."""
     password: Secret | None = None
     tls: RedisTLSSettings | None = None
     """TLS for `sentinel` and `cluster` (present, even empty, turns it on); with `url`, TLS is

@@ -12,7 +12,9 @@ The braces are a Redis Cluster hash tag: a key's slot is the hash of the part in
 session's record and its refresh lock share a slot, and every Lua script here touches one key (one
 slot). Nothing needs a multi-key script: a save writes the logout indexes first and the record
 last, so a record that exists is always findable by a logout, and a logout deletes the records it
-found (redis-py sends one DEL per slot) and then removes just those from the index.
+found (redis-py sends one DEL per slot) and then removes just those from the index. A re-save
+only replaces a record that still exists, so a session ended during a request is not revived by
+that request's touch or refresh.
 
 Every Redis failure becomes StoreUnavailable, named by its class only: the URL and its password
 stay out of messages and logs.
@@ -31,7 +33,7 @@ from typing import Final
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis.exceptions import RedisClusterException, RedisError
 
-from proxy.config.model import RedisSettings, RedisTopology
+from proxy.config.model import RedisSettings
 from proxy.sessions.crypto import KEY_BYTES, SealError, b64decode, b64encode, decrypt, encrypt
 from proxy.sessions.model import SessionFormatError, SessionRecord
 from proxy.sessions.redis_client import connect
@@ -106,10 +108,6 @@ class RedisStore:
         self._index_script = self._redis.register_script(_INDEX_SCRIPT)
         self._release_script = self._redis.register_script(_RELEASE_SCRIPT)
 
-    @property
-    def topology(self) -> RedisTopology:
-        return self._connection.topology
-
     async def load(self, cookies: Mapping[str, str]) -> SessionRecord | None:
         value = cookies.get(self._name)
         if value is None:
@@ -133,7 +131,8 @@ class RedisStore:
         if max_age <= 0:
             raise ValueError("a saved session needs a positive max_age")
         previous = self._carried_ticket(cookies)
-        if previous is not None and previous.session_id == record.session_id:
+        resaved = previous is not None and previous.session_id == record.session_id
+        if previous is not None and resaved:
             ticket = previous
         else:
             ticket = _Ticket(session_id=record.session_id, key=os.urandom(KEY_BYTES))
@@ -149,7 +148,9 @@ class RedisStore:
             # key that was never written (harmless), never miss a record that was.
             for index in indexes:
                 await self._index_script(keys=[index], args=[key, max_age])
-            await self._redis.set(key, sealed, ex=max_age)
+            # XX on a re-save: a session signed out or logged out (at any replica) while this
+            # request held it stays ended instead of coming back with the touch or refresh.
+            await self._redis.set(key, sealed, ex=max_age, xx=resaved)
         return [CookieChange(name=self._name, value=ticket.encode(), max_age=max_age)]
 
     async def clear(self, cookies: Mapping[str, str]) -> list[CookieChange]:

@@ -203,6 +203,27 @@ async def test_clear_on_one_replica_ends_the_session_everywhere(
             await store.load(cookies)
 
 
+@pytest.mark.parametrize("ending", ["sign-out", "back-channel logout"])
+async def test_a_session_ended_elsewhere_is_not_revived_by_a_late_save(
+    replicas: tuple[RedisStore, RedisStore], ending: str
+) -> None:
+    """A request that loaded a session before another replica ended it does not bring it back
+    when it saves its touch or refresh afterwards."""
+    first, second = replicas
+    cookies = cookies_from(await first.save(record(), {}, max_age=MAX_AGE))
+    loaded = await first.load(cookies)
+    assert loaded is not None
+    if ending == "sign-out":
+        await second.clear(cookies)
+    else:
+        assert await second.end_sessions(sid=None, sub=loaded.subject) == 1
+    touched = loaded.seen(loaded.created_at + 30)
+    assert cookies_from(await first.save(touched, cookies, max_age=MAX_AGE)) == cookies
+    for store in replicas:
+        with pytest.raises(InvalidSession, match="ended"):
+            await store.load(cookies)
+
+
 async def test_clear_without_a_readable_ticket_still_deletes_the_cookie(
     replicas: tuple[RedisStore, RedisStore],
 ) -> None:
