@@ -118,8 +118,8 @@ async def build_runtime(
 def build_store(settings: Settings, cookies: CookieJar) -> SessionStore:
     session = settings.session
     if session.store is SessionStoreKind.REDIS:
-        assert session.redis_url is not None  # the config loader requires it with store: redis
-        return RedisStore(session.redis_url, cookie_name=cookies.session_name)
+        assert session.redis is not None  # the config loader requires it with store: redis
+        return RedisStore(session.redis, cookie_name=cookies.session_name)
     return CookieStore(
         session.secrets,
         cookie_name=cookies.session_name,

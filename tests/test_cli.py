@@ -180,6 +180,33 @@ def test_check_never_prints_a_secret_value(
     assert short not in err
 
 
+def test_check_never_prints_redis_passwords(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Redis passwords (data nodes, sentinels, one in a URL) appear neither when the config is
+    accepted nor when its Redis block has problems."""
+    redis = (
+        "  store: redis\n"
+        "  redis:\n"
+        "    sentinel: {master: m, addresses: ['s:26379'], password: sentinel-hunter2}\n"
+        "    password: ${REDIS_PASSWORD}\n"
+    )
+    path = tmp_path / "idgate.yaml"
+    path.write_text(VALID.replace("session:\n", "session:\n" + redis), encoding="utf-8")
+    environ = ENVIRON | {"REDIS_PASSWORD": "data-hunter2"}
+
+    accepted = run(capsys, "check", "-c", str(path), environ=environ)
+    broken = VALID.replace(
+        "session:\n", "session:\n" + redis + "    url: redis://:url-hunter2@cache\n"
+    )
+    path.write_text(broken, encoding="utf-8")
+    refused = run(capsys, "check", "-c", str(path), environ=environ)
+
+    assert (accepted[0], refused[0]) == (EXIT_OK, EXIT_CONFIG)
+    assert "session.redis: exactly one of url, sentinel or cluster" in refused[2]
+    assert "hunter2" not in "".join(accepted[1:] + refused[1:])
+
+
 def test_check_names_an_unset_environment_variable(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

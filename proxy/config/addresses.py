@@ -9,7 +9,7 @@ import ipaddress
 import re
 from urllib.parse import SplitResult, urlsplit
 
-from proxy.config.model import IPNetwork, Secret
+from proxy.config.model import IPNetwork, RedisNode, Secret
 from proxy.config.values import InvalidValueError, int_between, text
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -159,3 +159,11 @@ def redis_url(value: object) -> Secret:
     if urlsplit(url).scheme.lower() not in ("redis", "rediss", "unix"):
         raise InvalidValueError("expected a redis://, rediss:// or unix:// URL")
     return Secret(url)
+
+
+def redis_node(value: object) -> RedisNode:
+    """`host:port` of a Redis server or sentinel (`[::1]:6379` for IPv6)."""
+    host, port = listen_address(value)
+    if port == 0:
+        raise InvalidValueError("port 0 is not a Redis server's port")
+    return RedisNode(host=host, port=port)

@@ -113,12 +113,74 @@ class SessionStoreKind(StrEnum):
     REDIS = "redis"
 
 
+class RedisTopology(StrEnum):
+    SERVER = "url"
+    SENTINEL = "sentinel"
+    CLUSTER = "cluster"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisNode:
+    host: str
+    port: int = 6379
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisTLSSettings:
+    """YAML `session.redis.tls`: certificates for TLS to Redis (and to its sentinels)."""
+
+    ca_file: Path | None = None
+    """Trusted CAs for the server certificates; the system's when absent."""
+    cert_file: Path | None = None
+    """A client certificate, when Redis requires one (`tls-auth-clients yes`)."""
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisSentinelSettings:
+    master: str
+    """The name the sentinels monitor the primary by (`sentinel monitor <master> ...`)."""
+    addresses: tuple[RedisNode, ...]
+    username: str | None = None
+    """ACL user for the sentinels themselves (their own `requirepass`/ACL, not the data nodes')."""
+    password: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisSettings:
+    """YAML `session.redis` (or the older `session.redis_url`): exactly one topology."""
+
+    url: Secret | None = None
+    """One server: `redis://`, `rediss://` (TLS) or `unix://`."""
+    sentinel: RedisSentinelSettings | None = None
+    cluster_nodes: tuple[RedisNode, ...] = ()
+    """YAML `cluster.nodes`: seed nodes; the rest of the cluster is discovered from them."""
+    username: str | None = None
+    """ACL user on the data nodes (with `url`: used when the URL names none)."""
+    password: Secret | None = None
+    tls: RedisTLSSettings | None = None
+    """TLS for `sentinel` and `cluster` (present, even empty, turns it on); with `url`, TLS is
+    `rediss://` and this block only adds certificates."""
+
+    @property
+    def topology(self) -> RedisTopology:
+        if self.sentinel is not None:
+            return RedisTopology.SENTINEL
+        if self.cluster_nodes:
+            return RedisTopology.CLUSTER
+        return RedisTopology.SERVER
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionSettings:
     secrets: tuple[Secret, ...]
     """YAML `secret`: one string or a list, newest first. The newest seals; all may open."""
     store: SessionStoreKind = SessionStoreKind.COOKIE
-    redis_url: Secret | None = None
+    redis: RedisSettings | None = None
+    """YAML `redis` (or `redis_url`, the same as `redis: {url: ...}`); set when store is redis."""
     lifetime_seconds: int = 12 * 3600
     idle_timeout_seconds: int = 3600
     refresh_seconds: float = 300.0

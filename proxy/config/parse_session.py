@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from proxy.config.addresses import hostname, redis_url
+from proxy.config.addresses import hostname
 from proxy.config.model import SessionSettings, SessionStoreKind
+from proxy.config.parse_redis import parse_redis
 from proxy.config.reader import Section, given
 from proxy.config.values import choice, cookie_name, duration, session_secret, whole_seconds
 
@@ -16,7 +17,7 @@ def parse_session(section: Section, *, public_host: str | None) -> SessionSettin
         secrets=secrets or (),
         **given(
             store=section.get("store", choice(SessionStoreKind)),
-            redis_url=section.get("redis_url", redis_url),
+            redis=parse_redis(section),
             lifetime_seconds=section.get("lifetime", whole_seconds),
             idle_timeout_seconds=section.get("idle_timeout", whole_seconds),
             refresh_seconds=section.get("refresh_interval", duration),
@@ -25,11 +26,12 @@ def parse_session(section: Section, *, public_host: str | None) -> SessionSettin
         ),
     )
     section.close()
-    redis_given = section.peek("redis_url") is not None
-    if session.store is SessionStoreKind.REDIS and not redis_given:
-        section.issue("required when store is redis", key="redis_url")
-    if session.store is SessionStoreKind.COOKIE and redis_given:
-        section.issue("only used when store is redis (store is cookie)", key="redis_url")
+    written = [key for key in ("redis_url", "redis") if section.peek(key) is not None]
+    if session.store is SessionStoreKind.REDIS and not written:
+        section.issue("required when store is redis (or redis_url)", key="redis")
+    if session.store is SessionStoreKind.COOKIE:
+        for key in written:
+            section.issue("only used when store is redis (store is cookie)", key=key)
     # RFC 6265 5.3 step 6: "If the canonicalized request-host does not domain-match the
     # domain-attribute: Ignore the cookie entirely", so such a session cookie would never be set.
     if (

@@ -2,11 +2,19 @@
 
 The cookie holds `v1.<session id>.<key>`: the session id names the Redis entry, and a random
 256-bit key, new for every session and never sent to Redis, decrypts it. Redis holds
-`<prefix>s:<sha256(session id)>` -> AES-256-GCM(record) with the Redis key as associated data, so
+`<prefix>s:{<sha256(session id)>}` -> AES-256-GCM(record) with the Redis key as associated data, so
 a dump of Redis reveals no claim or token, and a ciphertext moved under another key does not open.
 Two sets per session let a back-channel logout find records without decrypting them:
-`<prefix>sid:<sha256(provider sid)>` and `<prefix>sub:<sha256(subject)>`, each holding record keys
-and living as long as the longest record it names.
+`<prefix>sid:{<sha256(provider sid)>}` and `<prefix>sub:{<sha256(subject)>}`, each holding record
+keys and living as long as the longest record it names.
+
+The braces are a Redis Cluster hash tag: a key's slot is the hash of the part inside them, so a
+session's record and its refresh lock share a slot, and every Lua script here touches one key (one
+slot). Nothing needs a multi-key script: a save writes the logout indexes first and the record
+last, so a record that exists is always findable by a logout, and a logout deletes the records it
+found (redis-py sends one DEL per slot) and then removes just those from the index. A re-save
+only replaces a record that still exists, so a session ended during a request is not revived by
+that request's touch or refresh.
 
 Every Redis failure becomes StoreUnavailable, named by its class only: the URL and its password
 stay out of messages and logs.
@@ -23,45 +31,26 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
-from proxy.config.model import Secret
+from proxy.config.model import RedisSettings
 from proxy.sessions.crypto import KEY_BYTES, SealError, b64decode, b64encode, decrypt, encrypt
 from proxy.sessions.model import SessionFormatError, SessionRecord
+from proxy.sessions.redis_client import connect
 from proxy.sessions.store import CookieChange, InvalidSession, StoreUnavailable
 
 logger = logging.getLogger("idgate.sessions")
 
 _TICKET_VERSION: Final = "v1"
 LOCK_MILLISECONDS: Final = 15_000
-#: A blip is retried briefly; a Redis that stays down fails the request within about a second
-#: rather than holding it through redis-py's default ten retries.
-_RETRIES: Final = 2
 
-# KEYS[1] the record, KEYS[2..] its index sets; ARGV[1] ciphertext, ARGV[2] lifetime in seconds.
-# An index set keeps the longest lifetime of any record it names (TTL is -1 on a new set).
-_SAVE_SCRIPT: Final = """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-for i = 2, #KEYS do
-  redis.call('SADD', KEYS[i], KEYS[1])
-  if redis.call('TTL', KEYS[i]) < tonumber(ARGV[2]) then
-    redis.call('EXPIRE', KEYS[i], ARGV[2])
-  end
+# KEYS[1] an index set; ARGV[1] a record key, ARGV[2] the record's lifetime in seconds.
+# The set keeps the longest lifetime of any record it names (TTL is -1 on a new set).
+_INDEX_SCRIPT: Final = """
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
-"""
-# KEYS: index sets; deletes every record they name and the sets; returns the records deleted.
-_END_SCRIPT: Final = """
-local ended = 0
-for _, index in ipairs(KEYS) do
-  for _, record in ipairs(redis.call('SMEMBERS', index)) do
-    ended = ended + redis.call('DEL', record)
-  end
-  redis.call('DEL', index)
-end
-return ended
 """
 # Compare-and-delete: a holder whose lock expired must not release the next holder's lock.
 _RELEASE_SCRIPT: Final = """
@@ -98,32 +87,25 @@ class _Ticket:
 def _reaching_redis() -> Iterator[None]:
     try:
         yield
-    except (RedisError, OSError) as error:
+    # RedisClusterException (no cluster node reachable) is not a RedisError.
+    except (RedisError, RedisClusterException, OSError) as error:
         raise StoreUnavailable(f"session store unavailable ({type(error).__name__})") from None
 
 
 class RedisStore:
     def __init__(
         self,
-        redis_url: Secret,
+        redis: RedisSettings,
         *,
         cookie_name: str,
         key_prefix: str = "idgate:",
         timeout_seconds: float = 2.0,
     ) -> None:
-        try:
-            self._redis = Redis.from_url(
-                redis_url.reveal(),
-                socket_timeout=timeout_seconds,
-                socket_connect_timeout=timeout_seconds,
-                retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), _RETRIES),
-            )
-        except ValueError:
-            raise ValueError("session redis_url is not a valid Redis URL") from None
+        self._connection = connect(redis, timeout_seconds=timeout_seconds)
+        self._redis = self._connection.client
         self._name = cookie_name
         self._prefix = key_prefix
-        self._save_script = self._redis.register_script(_SAVE_SCRIPT)
-        self._end_script = self._redis.register_script(_END_SCRIPT)
+        self._index_script = self._redis.register_script(_INDEX_SCRIPT)
         self._release_script = self._redis.register_script(_RELEASE_SCRIPT)
 
     async def load(self, cookies: Mapping[str, str]) -> SessionRecord | None:
@@ -149,7 +131,8 @@ class RedisStore:
         if max_age <= 0:
             raise ValueError("a saved session needs a positive max_age")
         previous = self._carried_ticket(cookies)
-        if previous is not None and previous.session_id == record.session_id:
+        resaved = previous is not None and previous.session_id == record.session_id
+        if previous is not None and resaved:
             ticket = previous
         else:
             ticket = _Ticket(session_id=record.session_id, key=os.urandom(KEY_BYTES))
@@ -161,7 +144,13 @@ class RedisStore:
         with _reaching_redis():
             if previous is not None and previous.session_id != record.session_id:
                 await self._redis.delete(self._key("s", previous.session_id))
-            await self._save_script(keys=[key, *indexes], args=[sealed, max_age])
+            # Indexes first: should idgate or Redis fail in between, a logout may find a record
+            # key that was never written (harmless), never miss a record that was.
+            for index in indexes:
+                await self._index_script(keys=[index], args=[key, max_age])
+            # XX on a re-save: a session signed out or logged out (at any replica) while this
+            # request held it stays ended instead of coming back with the touch or refresh.
+            await self._redis.set(key, sealed, ex=max_age, xx=resaved)
         return [CookieChange(name=self._name, value=ticket.encode(), max_age=max_age)]
 
     async def clear(self, cookies: Mapping[str, str]) -> list[CookieChange]:
@@ -182,7 +171,12 @@ class RedisStore:
         else:
             return 0
         with _reaching_redis():
-            ended = await self._end_script(keys=[index])
+            records = list(await self._redis.smembers(index))
+            if not records:
+                return 0
+            ended = await self._redis.delete(*records)
+            # Only what was read: a record indexed meanwhile stays findable by the next logout.
+            await self._redis.srem(index, *records)
         return int(ended)
 
     @asynccontextmanager
@@ -200,7 +194,7 @@ class RedisStore:
         finally:
             try:
                 await self._release_script(keys=[key], args=[owner])
-            except (RedisError, OSError) as error:
+            except (RedisError, RedisClusterException, OSError) as error:
                 # The refresh itself is done; the lock expires on its own.
                 logger.warning("refresh lock not released (%s)", type(error).__name__)
 
@@ -209,7 +203,7 @@ class RedisStore:
             await self._redis.ping()
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._connection.close()
 
     def _carried_ticket(self, cookies: Mapping[str, str]) -> _Ticket | None:
         """The request's ticket, or None when it carries none or an unreadable one."""
@@ -222,4 +216,4 @@ class RedisStore:
             return None
 
     def _key(self, kind: str, value: str) -> str:
-        return f"{self._prefix}{kind}:{hashlib.sha256(value.encode()).hexdigest()}"
+        return f"{self._prefix}{kind}:{{{hashlib.sha256(value.encode()).hexdigest()}}}"

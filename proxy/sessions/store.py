@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from proxy.errors import ProviderUnavailable
 from proxy.sessions.model import SessionRecord
 
 
@@ -23,8 +24,9 @@ class InvalidSession(Exception):
     """
 
 
-class StoreUnavailable(Exception):
-    """The backing store (Redis) cannot be reached: fail closed, 503."""
+class StoreUnavailable(ProviderUnavailable):
+    """The backing store (Redis) cannot be reached: fail closed, 503 wherever it surfaces (a
+    caller that does not handle it still answers 503, never 500)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,6 +23,7 @@ from proxy.config.model import (
     OIDCSettings,
     PolicyMode,
     RateLimitSettings,
+    RedisSettings,
     Secret,
     SessionSettings,
 )
@@ -216,7 +217,7 @@ def test_config_error_carries_issues_and_prints_one_per_line() -> None:
         (lambda d: d.pop("session"), "session.secret: required"),
         (lambda d: d["session"].update(secret=[]), "session.secret: must not be empty"),
         (lambda d: d["session"].update(store="memcached"), "session.store: must be one of: cookie"),
-        (lambda d: d["session"].update(store="redis"), "session.redis_url: required when store"),
+        (lambda d: d["session"].update(store="redis"), "session.redis: required when store"),
         (
             lambda d: d["session"].update(redis_url="redis://cache:6379/0"),
             "session.redis_url: only used when store is redis",
@@ -412,7 +413,7 @@ def test_secrets_never_appear_in_repr_or_issue_messages(
     document["session"].update(store="redis", redis_url="redis://:hunter2-redis@cache:6379")
     settings = parse_settings(document, {"CLIENT": CLIENT_SECRET})
 
-    assert settings.session.redis_url == Secret("redis://:hunter2-redis@cache:6379")
+    assert settings.session.redis == RedisSettings(url=Secret("redis://:hunter2-redis@cache:6379"))
     for text in (repr(settings), str(settings)):
         assert CLIENT_SECRET not in text
         assert SESSION_SECRET[:20] not in text

@@ -283,10 +283,45 @@ def test_service_monitor_and_budget_select_the_idgate_pods() -> None:
 
 
 def test_budget_keeps_a_pod_serving() -> None:
-    """The disruption budget never lets every replica go at once."""
-    replicas = kubernetes_object("Deployment")["spec"]["replicas"]
+    """The disruption budget never lets every replica go at once, even at the autoscaler's
+    minimum."""
+    replicas = kubernetes_object("HorizontalPodAutoscaler")["spec"]["minReplicas"]
 
     assert kubernetes_object("PodDisruptionBudget")["spec"]["maxUnavailable"] < replicas
+
+
+def test_autoscaler_scales_the_deployment_on_cpu() -> None:
+    """The HorizontalPodAutoscaler owns the Deployment's replica count (which the Deployment
+    leaves unset) and scales on CPU utilisation of the container's request."""
+    autoscaler = kubernetes_object("HorizontalPodAutoscaler")["spec"]
+    deployment = kubernetes_object("Deployment")
+    (metric,) = autoscaler["metrics"]
+
+    assert autoscaler["scaleTargetRef"] == {
+        "apiVersion": deployment["apiVersion"],
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert "replicas" not in deployment["spec"]
+    assert 2 <= autoscaler["minReplicas"] < autoscaler["maxReplicas"]
+    assert metric["resource"]["name"] == "cpu"
+    assert 0 < metric["resource"]["target"]["averageUtilization"] < 100
+    assert "cpu" in _container()["resources"]["requests"]
+
+
+def test_replicas_share_sessions_in_redis_behind_sentinels() -> None:
+    """With several replicas the ConfigMap keeps sessions in Redis (Sentinel), with passwords
+    from the Secret, and the NetworkPolicy lets idgate reach the data nodes and sentinels."""
+    redis = _settings().session.redis
+    egress = kubernetes_object("NetworkPolicy", "idgate")["spec"]["egress"]
+    allowed = {(port["port"], port["protocol"]) for rule in egress for port in rule["ports"]}
+
+    assert redis is not None
+    assert redis.sentinel is not None
+    assert redis.password is not None
+    assert redis.sentinel.password is not None
+    assert {(6379, "TCP"), (26379, "TCP")} <= allowed
+    assert {address.port for address in redis.sentinel.addresses} == {26379}
 
 
 def test_network_policy_denies_all_by_default() -> None:

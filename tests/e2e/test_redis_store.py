@@ -1,38 +1,76 @@
-"""The Redis store against a real redis-server: shared by replicas, ciphertext only, fail closed."""
+"""The Redis store against real Redis, as one server, behind Sentinel, and as a three-master
+Cluster: shared by replicas, ciphertext only, every script on one slot, fail closed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
+from proxy.config.model import RedisSettings
+from proxy.sessions.redis_client import connect
 from proxy.sessions.redis_store import LOCK_MILLISECONDS, RedisStore
 from proxy.sessions.store import CookieChange, InvalidSession, SessionStore, StoreUnavailable
-from tests.e2e.redis_fixture import RedisServer
+from tests.e2e.redis_topologies import Cluster, SentinelSet, running_cluster, running_sentinel_set
 from tests.sessions.records import ACCESS_TOKEN, ID_TOKEN, REFRESH_TOKEN, record
 
 NAME = "__Host-idgate"
 MAX_AGE = 3600
+TOPOLOGIES = ["server", "sentinel", "cluster"]
+#: Stopping a topology: its own instance per test (a Sentinel set's is covered under failover).
+STOPPABLE = ["server", "cluster"]
+
+RawClient = Redis | RedisCluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One three-master cluster for the module; each test starts from an empty one."""
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]:
+    """One primary, replica and three sentinels for the module; each test starts empty."""
+    with running_sentinel_set(tmp_path_factory.mktemp("sentinel")) as running:
+        yield running
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def topology(request: pytest.FixtureRequest) -> RedisSettings:
+    """The same tests on one redis-server, behind Sentinel, and on a Redis Cluster."""
+    if request.param == "server":
+        return RedisSettings(url=request.getfixturevalue("redis_server").url)
+    if request.param == "sentinel":
+        watched: SentinelSet = request.getfixturevalue("sentinels")
+        with watched.primary_client() as primary:
+            primary.flushall()
+        return watched.settings()
+    running: Cluster = request.getfixturevalue("cluster")
+    running.flush()
+    return running.settings()
 
 
 @pytest.fixture
-async def replicas(redis_server: RedisServer) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
+async def replicas(topology: RedisSettings) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
     """Two stores sharing one Redis, as two idgate replicas behind a load balancer would."""
-    first = RedisStore(redis_server.url, cookie_name=NAME)
-    second = RedisStore(redis_server.url, cookie_name=NAME)
+    first = RedisStore(topology, cookie_name=NAME)
+    second = RedisStore(topology, cookie_name=NAME)
     yield first, second
     await first.close()
     await second.close()
 
 
 @pytest.fixture
-async def raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
+async def raw(topology: RedisSettings) -> AsyncIterator[RawClient]:
     """A plain client to look at what Redis actually holds."""
-    client = Redis.from_url(redis_server.url.reveal())
-    yield client
-    await client.aclose()
+    connection = connect(topology, timeout_seconds=5.0)
+    yield connection.client
+    await connection.close()
 
 
 def cookies_from(changes: list[CookieChange]) -> dict[str, str]:
@@ -42,11 +80,11 @@ def cookies_from(changes: list[CookieChange]) -> dict[str, str]:
     return {NAME: change.value}
 
 
-async def record_keys(raw: Redis) -> list[bytes]:
+async def record_keys(raw: RawClient) -> list[bytes]:
     return [key async for key in raw.scan_iter(match="idgate:s:*")]
 
 
-async def string_at(raw: Redis, key: bytes) -> bytes:
+async def string_at(raw: RawClient, key: bytes) -> bytes:
     value = await raw.get(key)
     assert isinstance(value, bytes)
     return value
@@ -76,7 +114,7 @@ async def test_no_cookie_is_no_session(replicas: tuple[RedisStore, RedisStore]) 
 
 
 async def test_redis_holds_no_plaintext(
-    replicas: tuple[RedisStore, RedisStore], raw: Redis
+    replicas: tuple[RedisStore, RedisStore], raw: RawClient
 ) -> None:
     """No key or value in Redis shows the user's email, name, tokens, ids or the ticket's key."""
     session = record(provider_sid="provider-sid-visible?")
@@ -111,7 +149,7 @@ async def test_redis_holds_no_plaintext(
 
 
 async def test_session_has_the_given_lifetime_in_redis(
-    replicas: tuple[RedisStore, RedisStore], raw: Redis
+    replicas: tuple[RedisStore, RedisStore], raw: RawClient
 ) -> None:
     """The record expires from Redis after max_age; its logout indexes live at least as long."""
     await replicas[0].save(record(), {}, max_age=MAX_AGE)
@@ -125,7 +163,7 @@ async def test_session_has_the_given_lifetime_in_redis(
 
 
 async def test_saving_again_keeps_the_ticket_and_extends_its_life(
-    replicas: tuple[RedisStore, RedisStore], raw: Redis
+    replicas: tuple[RedisStore, RedisStore], raw: RawClient
 ) -> None:
     """Re-saving a session keeps the same ticket, updates the record and sets the new max-age."""
     first, second = replicas
@@ -153,13 +191,34 @@ async def test_a_new_login_gets_a_new_ticket_and_ends_the_old_session(
 
 
 async def test_clear_on_one_replica_ends_the_session_everywhere(
-    replicas: tuple[RedisStore, RedisStore], raw: Redis
+    replicas: tuple[RedisStore, RedisStore], raw: RawClient
 ) -> None:
     """After sign-out through one replica, the old ticket is refused by every replica."""
     first, second = replicas
     cookies = cookies_from(await first.save(record(), {}, max_age=MAX_AGE))
     assert await second.clear(cookies) == [CookieChange(name=NAME, value=None)]
     assert await record_keys(raw) == []
+    for store in replicas:
+        with pytest.raises(InvalidSession, match="ended"):
+            await store.load(cookies)
+
+
+@pytest.mark.parametrize("ending", ["sign-out", "back-channel logout"])
+async def test_a_session_ended_elsewhere_is_not_revived_by_a_late_save(
+    replicas: tuple[RedisStore, RedisStore], ending: str
+) -> None:
+    """A request that loaded a session before another replica ended it does not bring it back
+    when it saves its touch or refresh afterwards."""
+    first, second = replicas
+    cookies = cookies_from(await first.save(record(), {}, max_age=MAX_AGE))
+    loaded = await first.load(cookies)
+    assert loaded is not None
+    if ending == "sign-out":
+        await second.clear(cookies)
+    else:
+        assert await second.end_sessions(sid=None, sub=loaded.subject) == 1
+    touched = loaded.seen(loaded.created_at + 30)
+    assert cookies_from(await first.save(touched, cookies, max_age=MAX_AGE)) == cookies
     for store in replicas:
         with pytest.raises(InvalidSession, match="ended"):
             await store.load(cookies)
@@ -233,7 +292,7 @@ async def test_forged_tickets_are_invalid_sessions(
 
 
 async def test_a_record_moved_under_another_session_key_does_not_open(
-    replicas: tuple[RedisStore, RedisStore], raw: Redis
+    replicas: tuple[RedisStore, RedisStore], raw: RawClient
 ) -> None:
     """Someone with write access to Redis cannot swap one session's ciphertext into another's."""
     store = replicas[0]
@@ -262,7 +321,7 @@ async def test_refresh_lock_is_exclusive_across_replicas(
 
 
 async def test_refresh_lock_expires_and_never_releases_another_holder(
-    replicas: tuple[RedisStore, RedisStore], raw: Redis
+    replicas: tuple[RedisStore, RedisStore], raw: RawClient
 ) -> None:
     """The lock carries an expiry, and a holder whose lock expired leaves the next one's alone."""
     first, _ = replicas
@@ -274,14 +333,27 @@ async def test_refresh_lock_expires_and_never_releases_another_holder(
     assert await raw.get(lock) == b"the-next-holder"
 
 
+@pytest.mark.parametrize("kind", STOPPABLE)
 async def test_redis_down_fails_closed(
-    replicas: tuple[RedisStore, RedisStore],
-    redis_server: RedisServer,
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     """With Redis gone every operation raises StoreUnavailable, naming no URL or socket."""
-    store = replicas[0]
+    if kind == "server":
+        server = request.getfixturevalue("redis_server")
+        await redis_down_fails_closed(
+            RedisSettings(url=server.url), server.stop, str(server.socket)
+        )
+        return
+    with running_cluster(tmp_path) as own:
+        await redis_down_fails_closed(own.settings(), own.stop, str(own.ports[0]))
+
+
+async def redis_down_fails_closed(
+    settings: RedisSettings, stop: Callable[[], None], address: str
+) -> None:
+    store = RedisStore(settings, cookie_name=NAME)
     cookies = cookies_from(await store.save(record(), {}, max_age=MAX_AGE))
-    redis_server.stop()
+    stop()
     attempts: list[Callable[[], Awaitable[object]]] = [
         store.ping,
         lambda: store.load(cookies),
@@ -292,9 +364,10 @@ async def test_redis_down_fails_closed(
     for attempt in attempts:
         with pytest.raises(StoreUnavailable) as caught:
             await attempt()
-        assert str(redis_server.socket) not in str(caught.value)
+        assert address not in str(caught.value)
         assert "unix" not in str(caught.value)
         assert caught.value.__suppress_context__
     with pytest.raises(StoreUnavailable):
         async with store.refresh_lock("s1"):
             pytest.fail("the lock must not be granted without Redis")
+    await store.close()
