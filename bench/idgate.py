@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, Final
 
 import yaml
@@ -34,6 +35,7 @@ def document(
     audience: str,
     upstream: str,
     route_count: int,
+    session: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     decoys = [
         {
@@ -61,7 +63,7 @@ def document(
             "audiences": [audience],
             "jwks_uri": f"{issuer}/jwks.json",
         },
-        "session": {"secret": f"${{{SECRET_VARIABLE}}}"},
+        "session": {"secret": f"${{{SECRET_VARIABLE}}}", **(session or {})},
         "routes": [*decoys, bench],
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
         "log": {"level": "INFO", "decisions": True},
@@ -83,8 +85,9 @@ def start(
     upstream: str,
     route_count: int,
     secret: str,
+    session: Mapping[str, Any] | None = None,
 ) -> tuple[Server, int]:
-    """A ready idgate and its metrics port."""
+    """A ready idgate and its metrics port; `session` adds to its `session` settings."""
     port, metrics_port = free_loopback_ports(2)
     config = servers.workdir / f"{name}.yaml"
     config.write_text(
@@ -96,6 +99,7 @@ def start(
                 audience=audience,
                 upstream=upstream,
                 route_count=route_count,
+                session=session,
             ),
             sort_keys=False,
         )

@@ -76,6 +76,9 @@ def soak(workdir: Path, *, seconds: float, concurrency: int) -> SoakResult:
             upstream=f"http://127.0.0.1:{upstream_port}",
             route_count=1,
             secret=secret,
+            # The soak's issuer has no token endpoint: a session falling due for its refresh
+            # would be refused (503) for the rest of the run, which is no soak of idgate.
+            session={"refresh_interval": "1h"},
         )
         target = Target(
             host="127.0.0.1",
@@ -178,12 +181,20 @@ def render(result: SoakResult) -> str:
             f"{change:+.1f} | {drift.rss_max_mb:.1f} | {drift.fds_min}-{drift.fds_max} "
             f"({drift.fds_last}) |"
         )
+    lines += ["", "RSS (MiB) over each tenth of the run, per worker:", ""]
+    lines += [
+        f"- {drift.role}: " + " · ".join(f"{value:.1f}" for value in drift.rss_by_tenth_mb)
+        for drift in result.drifts
+        if drift.role == "worker"
+    ]
     lines += [
         "",
         (
             "Windows: the first and the last tenth of the run, after a tenth of warm-up. Slow "
             "clients dribble a header byte every 0.2 s for up to 3 s; open FDs count every "
-            "socket and file of the process at the moment of the sample."
+            "socket and file of the process at the moment of the sample. Memory grows while the "
+            "bounded caches fill (10,000 verified bearer tokens per worker, the distinct-token "
+            "clients supply about 50 new ones a second) and must be level once they are full."
         ),
         "",
     ]

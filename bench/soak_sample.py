@@ -73,6 +73,8 @@ class Drift:
     fds_min: int
     fds_max: int
     fds_last: int
+    rss_by_tenth_mb: tuple[float, ...]
+    """Median RSS over each tenth of the whole run (warm-up included): where growth stops."""
 
 
 def drifts(
@@ -97,6 +99,16 @@ def drifts(
             fds_min=min(s.open_fds[pid] for s in settled),
             fds_max=max(s.open_fds[pid] for s in settled),
             fds_last=settled[-1].open_fds[pid],
+            rss_by_tenth_mb=_by_tenth(samples, pid),
         )
         for pid in pids
     ]
+
+
+def _by_tenth(samples: list[Sample], pid: int) -> tuple[float, ...]:
+    end = samples[-1].at or 1.0
+    tenths: list[list[int]] = [[] for _ in range(10)]
+    for sample in samples:
+        if pid in sample.rss_bytes:
+            tenths[min(9, int(10 * sample.at / end))].append(sample.rss_bytes[pid])
+    return tuple(round(statistics.median(values) / (1024 * 1024), 1) for values in tenths if values)
