@@ -187,6 +187,35 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
+        self.certificate_expiry = Gauge(
+            "idgate_certificate_expiry_timestamp_seconds",
+            "Unix time the soonest-expiring certificate in use expires, by role: listener,"
+            " client_ca, upstream_ca, upstream_client.",
+            ["role"],
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.certificate_reloads = Counter(
+            "idgate_certificate_reloads",
+            "Certificate files re-read after a change on disk, by role (listener, upstream) and"
+            " result; a failure keeps the previous certificates serving.",
+            ["role", "result"],
+            registry=registry,
+        )
+        self.upstream_identity_mismatches = Counter(
+            "idgate_upstream_identity_mismatches",
+            "Upstream connections closed because the upstream's certificate did not carry the"
+            " route's upstream_tls.spiffe_id (answered 502), by route.",
+            ["route"],
+            registry=registry,
+        )
+
+    def reloaded(self, role: str, *, ok: bool) -> None:
+        """A certificate reload (proxy/certfiles), counted."""
+        self.certificate_reloads.labels(role=role, result="success" if ok else "failure").inc()
+
+    def expiry(self, role: str, expires_at: float) -> None:
+        self.certificate_expiry.labels(role=role).set(expires_at)
 
     @overload
     def child(self, metric: Counter, *values: str) -> CounterBuffer: ...
