@@ -148,7 +148,10 @@ async def test_requests_running_through_a_rotation_all_succeed(tmp_path: Path) -
 async def test_a_rotated_client_ca_verifies_new_clients(tmp_path: Path) -> None:
     """Replacing the client-CA file: certificates of the new CA are accepted from the next
     handshake on, and those of the old one refused."""
-    ca, new_ca = CertificateAuthority.create("old clients"), CertificateAuthority.create("new clients")
+    ca, new_ca = (
+        CertificateAuthority.create("old clients"),
+        CertificateAuthority.create("new clients"),
+    )
     server_ca = CertificateAuthority.create("server")
     _, files = _server_files(server_ca)
     volume = SecretVolume(tmp_path / "secret", files | {"ca.crt": ca.root.pem})

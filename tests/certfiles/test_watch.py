@@ -11,22 +11,9 @@ import pytest
 from proxy.certfiles.watch import CertificateWatcher, WatchedContext
 from proxy.config.model import TLSSettings
 from proxy.config.tls_context import TLSFileError, build_server_context
+from tests.support.certificate_events import Events
 from tests.support.certificates import CertificateAuthority, Issued
 from tests.support.secret_volume import SecretVolume
-
-
-class Events:
-    def __init__(self) -> None:
-        self.reloads: list[tuple[str, bool]] = []
-        self.expiries: dict[str, float] = {}
-        self.changed = asyncio.Event()
-
-    def reloaded(self, role: str, *, ok: bool) -> None:
-        self.reloads.append((role, ok))
-        self.changed.set()
-
-    def expiry(self, role: str, expires_at: float) -> None:
-        self.expiries[role] = expires_at
 
 
 def _files(issued: Issued) -> dict[str, bytes]:

@@ -1,0 +1,200 @@
+"""Per-route upstream TLS: an internal CA, a client certificate that rotates, the server name,
+the upstream's SPIFFE ID. Against an HTTPS upstream that requires a client certificate.
+
+The async tests run on asyncio's own event loop and on uvloop's (tests/support/loops.py).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from cryptography import x509
+
+from proxy.certfiles.watch import CertificateWatcher
+from proxy.config.model import UpstreamTLS
+from proxy.errors import UpstreamError, UpstreamIdentityMismatch
+from proxy.upstream import Origin, UpstreamPool, UpstreamTLSContexts, request_head
+from tests.support.certificate_events import Events
+from tests.support.certificates import CertificateAuthority, Issued
+from tests.support.loops import on_each_loop
+from tests.support.secret_volume import SecretVolume
+
+UPSTREAM_ID = "spiffe://idgate.test/ns/prod/sa/ledger"
+
+
+async def _client_serial(request: web.Request) -> web.Response:
+    """The serial of the certificate the client presented: which one idgate sent."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    serial = x509.load_der_x509_certificate(der).serial_number if der else 0
+    return web.Response(text=str(serial), headers={"Connection": "close"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upstream:
+    port: int
+    ca: CertificateAuthority
+
+
+@asynccontextmanager
+async def https_upstream(
+    directory: Path, *, client_ca: CertificateAuthority, uris: tuple[str, ...] = ()
+) -> AsyncIterator[Upstream]:
+    """An HTTPS upstream on 127.0.0.1 with a certificate of its own CA (for `upstream.internal`
+    and 127.0.0.1) that requires a client certificate of `client_ca`."""
+    ca = CertificateAuthority.create("upstream CA")
+    certificate = ca.issue(
+        common_name="upstream.internal", ips=("127.0.0.1",), uris=uris, server=True
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate.write(directory, "upstream"))
+    context.load_verify_locations(cadata=client_ca.root.pem.decode("ascii"))
+    context.verify_mode = ssl.CERT_REQUIRED
+    app = web.Application()
+    app.router.add_get("/", _client_serial)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    try:
+        yield Upstream(port=runner.addresses[0][1], ca=ca)
+    finally:
+        await runner.cleanup()
+
+
+async def _get(pool: UpstreamPool, origin: Origin) -> int:
+    response = await pool.exchange(
+        origin, request_head("GET", "/", "upstream.internal", ()), None, timeout_seconds=5
+    )
+    try:
+        assert response.status == 200
+        assert response.content_length is not None
+        return int(await response.read_exactly(response.content_length))
+    finally:
+        response.release()
+
+
+def _client_files(issued: Issued, upstream_ca: CertificateAuthority) -> dict[str, bytes]:
+    return {"tls.crt": issued.pem, "tls.key": issued.key_pem, "ca.crt": upstream_ca.root.pem}
+
+
+def _tls(volume: SecretVolume, **changes: object) -> UpstreamTLS:
+    settings: dict[str, object] = {
+        "ca_file": volume.path("ca.crt"),
+        "cert_file": volume.path("tls.crt"),
+        "key_file": volume.path("tls.key"),
+    }
+    return UpstreamTLS(**(settings | changes))  # type: ignore[arg-type]
+
+
+@on_each_loop
+async def test_a_rotated_client_certificate_is_presented_from_the_next_connection(
+    tmp_path: Path,
+) -> None:
+    """idgate verifies the upstream with the route's CA, presents its client certificate, and
+    after a Secret volume swap presents the new one on new connections, no request failing."""
+    clients = CertificateAuthority.create("workloads")
+    first, second = clients.issue(common_name="idgate-1"), clients.issue(common_name="idgate-2")
+    async with https_upstream(tmp_path, client_ca=clients) as upstream:
+        volume = SecretVolume(tmp_path / "secret", _client_files(first, upstream.ca))
+        events = Events()
+        watcher = CertificateWatcher(events)
+        pool = UpstreamPool(tls_contexts=UpstreamTLSContexts(watcher))
+        origin = Origin("https", "127.0.0.1", upstream.port, _tls(volume))
+        try:
+            assert await _get(pool, origin) == first.certificate.serial_number
+            volume.update(_client_files(second, upstream.ca))
+            await watcher.poll()
+            assert events.reloads == [("upstream", True)]
+            assert await _get(pool, origin) == second.certificate.serial_number
+            assert events.expiries["upstream_client"] == (
+                second.certificate.not_valid_after_utc.timestamp()
+            )
+
+            volume.update({"tls.crt": b"broken", "tls.key": b"", "ca.crt": upstream.ca.root.pem})
+            await watcher.poll()
+            assert events.reloads[-1] == ("upstream", False)
+            assert await _get(pool, origin) == second.certificate.serial_number
+        finally:
+            await pool.close()
+
+
+@on_each_loop
+async def test_without_the_route_ca_an_internal_upstream_is_a_502(tmp_path: Path) -> None:
+    """The system trust store does not know an internal CA: the handshake fails, 502."""
+    clients = CertificateAuthority.create("workloads")
+    async with https_upstream(tmp_path, client_ca=clients) as upstream:
+        cert_file, key_file = clients.issue(common_name="idgate").write(tmp_path, "client")
+        pool = UpstreamPool()
+        origin = Origin(
+            "https", "127.0.0.1", upstream.port, UpstreamTLS(cert_file=cert_file, key_file=key_file)
+        )
+        try:
+            with pytest.raises(UpstreamError):
+                await _get(pool, origin)
+        finally:
+            await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("server_name", "works"), [("upstream.internal", True), ("other.internal", False)]
+)
+@on_each_loop
+async def test_the_server_name_is_what_the_certificate_must_name(
+    tmp_path: Path, server_name: str, works: bool
+) -> None:
+    """`server_name` replaces the URL's host in SNI and in the certificate check."""
+    clients = CertificateAuthority.create("workloads")
+    async with https_upstream(tmp_path, client_ca=clients) as upstream:
+        volume = SecretVolume(tmp_path / "secret", _client_files(clients.issue(), upstream.ca))
+        pool = UpstreamPool()
+        origin = Origin("https", "localhost", upstream.port, _tls(volume, server_name=server_name))
+        try:
+            if works:
+                assert await _get(pool, origin) > 0
+            else:
+                with pytest.raises(UpstreamError):
+                    await _get(pool, origin)
+        finally:
+            await pool.close()
+
+
+@pytest.mark.parametrize("presented", [(UPSTREAM_ID,), ("spiffe://idgate.test/ns/prod/sa/x",), ()])
+@on_each_loop
+async def test_the_upstream_must_present_the_expected_spiffe_id(
+    tmp_path: Path, presented: tuple[str, ...]
+) -> None:
+    """With `spiffe_id`, an upstream whose certificate names another workload (or none) is
+    refused after the handshake, before the request is sent."""
+    clients = CertificateAuthority.create("workloads")
+    async with https_upstream(tmp_path, client_ca=clients, uris=presented) as upstream:
+        volume = SecretVolume(tmp_path / "secret", _client_files(clients.issue(), upstream.ca))
+        pool = UpstreamPool()
+        origin = Origin("https", "127.0.0.1", upstream.port, _tls(volume, spiffe_id=UPSTREAM_ID))
+        try:
+            if presented == (UPSTREAM_ID,):
+                assert await _get(pool, origin) > 0
+            else:
+                with pytest.raises(UpstreamIdentityMismatch):
+                    await _get(pool, origin)
+        finally:
+            await pool.close()
+
+
+@on_each_loop
+async def test_insecure_skip_verify_accepts_any_upstream_certificate(tmp_path: Path) -> None:
+    """The explicitly insecure option connects to an upstream whose CA idgate does not know."""
+    clients = CertificateAuthority.create("workloads")
+    async with https_upstream(tmp_path, client_ca=clients) as upstream:
+        cert_file, key_file = clients.issue(common_name="idgate").write(tmp_path, "client")
+        tls = UpstreamTLS(cert_file=cert_file, key_file=key_file, insecure_skip_verify=True)
+        pool = UpstreamPool()
+        try:
+            assert await _get(pool, Origin("https", "127.0.0.1", upstream.port, tls)) > 0
+        finally:
+            await pool.close()
