@@ -128,7 +128,8 @@ def _load_crls(context: ssl.SSLContext, path: Path, key: str) -> None:
             # OpenSSL fails every handshake against a stale CRL; refusing it keeps the old one.
             raise TLSFileError(key, f"holds a CRL past its nextUpdate ({_iso(update.timestamp())})")
     try:
-        context.load_verify_locations(cadata=data.decode("ascii", "replace"))
+        # By path: `cadata` takes certificates only, OpenSSL's file lookup takes CRLs too.
+        context.load_verify_locations(cafile=path)
     except ssl.SSLError as error:
         raise TLSFileError(key, f"is not a PEM CRL bundle ({_why(error)})") from None
     # Leaf only: an intermediate CA's revocation is the CA bundle's business (remove it there).

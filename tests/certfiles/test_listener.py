@@ -29,11 +29,12 @@ async def _peer(request: web.Request) -> web.Response:
 class Server:
     """An aiohttp server on the rotating context of a Secret volume's files."""
 
-    def __init__(self, volume: SecretVolume, *, client_ca: bool) -> None:
+    def __init__(self, volume: SecretVolume, *, client_ca: bool, crl: bool = False) -> None:
         self.tls = TLSSettings(
             cert_file=volume.path("tls.crt"),
             key_file=volume.path("tls.key"),
             client_ca_file=volume.path("ca.crt") if client_ca else None,
+            client_crl_file=volume.path("ca.crl") if crl else None,
         )
         self.port = 0
         self.watched: WatchedContext | None = None
@@ -44,7 +45,11 @@ class Server:
         self.watched = await WatchedContext.load(
             role="listener",
             name="tls",
-            paths=tuple(p for p in (tls.cert_file, tls.key_file, tls.client_ca_file) if p),
+            paths=tuple(
+                p
+                for p in (tls.cert_file, tls.key_file, tls.client_ca_file, tls.client_crl_file)
+                if p
+            ),
             build=lambda: build_server_context(tls),
         )
         app = web.Application()
@@ -175,3 +180,34 @@ async def test_a_rotated_client_ca_verifies_new_clients(tmp_path: Path) -> None:
         else:
             writer.close()
             raise AssertionError(f"the old CA's client got {response!r}")
+
+
+async def _refused(port: int, context: ssl.SSLContext) -> bool:
+    try:
+        _, _, _, writer = await _get(port, context)
+    except (ssl.SSLError, ConnectionError, asyncio.IncompleteReadError):
+        return True
+    writer.close()
+    return False
+
+
+async def test_a_revoked_client_certificate_identifies_no_one(tmp_path: Path) -> None:
+    """With `client_crl_file`, a certificate the CRL revokes fails the handshake; a CRL updated
+    on disk revokes from the next handshake on; a stale CRL is refused and the old one kept."""
+    clients, server_ca = CertificateAuthority.create("clients"), CertificateAuthority.create("s")
+    _, files = _server_files(server_ca)
+    revoked, kept = clients.issue(common_name="revoked"), clients.issue(common_name="kept")
+    files |= {"ca.crt": clients.root.pem, "ca.crl": clients.crl(revoked)}
+    volume = SecretVolume(tmp_path / "secret", files)
+    async with Server(volume, client_ca=True, crl=True) as server:
+        assert await _refused(server.port, _client(server_ca, revoked, tmp_path))
+        assert not await _refused(server.port, _client(server_ca, kept, tmp_path))
+
+        volume.update(files | {"ca.crl": clients.crl(revoked, kept)})
+        assert await server.refresh() is True
+        assert await _refused(server.port, _client(server_ca, kept, tmp_path))
+
+        stale = clients.crl(next_update=-datetime.timedelta(minutes=1))
+        volume.update(files | {"ca.crl": stale})
+        assert await server.refresh() is False
+        assert await _refused(server.port, _client(server_ca, kept, tmp_path))
