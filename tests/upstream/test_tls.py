@@ -6,15 +6,9 @@ The async tests run on asyncio's own event loop and on uvloop's (tests/support/l
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from cryptography import x509
 
 from proxy.certfiles.watch import CertificateWatcher
 from proxy.config.model import UpstreamTLS
@@ -24,47 +18,9 @@ from tests.support.certificate_events import Events
 from tests.support.certificates import CertificateAuthority, Issued
 from tests.support.loops import on_each_loop
 from tests.support.secret_volume import SecretVolume
+from tests.support.tls_upstream import https_upstream
 
 UPSTREAM_ID = "spiffe://idgate.test/ns/prod/sa/ledger"
-
-
-async def _client_serial(request: web.Request) -> web.Response:
-    """The serial of the certificate the client presented: which one idgate sent."""
-    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    serial = x509.load_der_x509_certificate(der).serial_number if der else 0
-    return web.Response(text=str(serial), headers={"Connection": "close"})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Upstream:
-    port: int
-    ca: CertificateAuthority
-
-
-@asynccontextmanager
-async def https_upstream(
-    directory: Path, *, client_ca: CertificateAuthority, uris: tuple[str, ...] = ()
-) -> AsyncIterator[Upstream]:
-    """An HTTPS upstream on 127.0.0.1 with a certificate of its own CA (for `upstream.internal`
-    and 127.0.0.1) that requires a client certificate of `client_ca`."""
-    ca = CertificateAuthority.create("upstream CA")
-    certificate = ca.issue(
-        common_name="upstream.internal", ips=("127.0.0.1",), uris=uris, server=True
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certificate.write(directory, "upstream"))
-    context.load_verify_locations(cadata=client_ca.root.pem.decode("ascii"))
-    context.verify_mode = ssl.CERT_REQUIRED
-    app = web.Application()
-    app.router.add_get("/", _client_serial)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
-    try:
-        yield Upstream(port=runner.addresses[0][1], ca=ca)
-    finally:
-        await runner.cleanup()
 
 
 async def _get(pool: UpstreamPool, origin: Origin) -> int:
