@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Protocol
 
-from proxy.config.tls_context import BuiltContext, TLSFileError
+from proxy.config.tls_context import BuiltContext, TLSFileError, Validity
 
 _log = logging.getLogger("idgate.certificates")
 
@@ -35,7 +35,8 @@ class CertificateEvents(Protocol):
 
     def reloaded(self, role: str, *, ok: bool) -> None: ...
 
-    def expiry(self, role: str, expires_at: float) -> None: ...
+    def validity(self, soonest: Validity) -> None:
+        """`soonest`: of all certificates of its role in use, the one expiring first."""
 
 
 def _stat(paths: tuple[Path, ...]) -> tuple[_Stat, ...]:
@@ -146,10 +147,12 @@ class CertificateWatcher:
                 _log.exception("polling certificate files failed")
 
     def _report_expiries(self) -> None:
-        """Per role, the soonest expiry among the contexts in use: what an alert must see."""
-        soonest: dict[str, float] = {}
+        """Per role, the soonest-expiring certificate in use: what an alert must see."""
+        soonest: dict[str, Validity] = {}
         for watched in self._watched:
-            for role, expires_at in watched.current.expiries:
-                soonest[role] = min(expires_at, soonest.get(role, expires_at))
-        for role, expires_at in soonest.items():
-            self._events.expiry(role, expires_at)
+            for validity in watched.current.expiries:
+                known = soonest.get(validity.role)
+                if known is None or validity.not_after < known.not_after:
+                    soonest[validity.role] = validity
+        for validity in soonest.values():
+            self._events.validity(validity)

@@ -30,12 +30,22 @@ class TLSFileError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Validity:
+    """The soonest-expiring certificate of one role: `listener`, `client_ca`, `upstream_ca`,
+    `upstream_client` (the metric label)."""
+
+    role: str
+    not_before: float
+    """Unix time."""
+    not_after: float
+
+
+@dataclass(frozen=True, slots=True)
 class BuiltContext:
-    """A context and when the certificates it holds expire, by role (metric label)."""
+    """A context and the validity of the certificates it holds, by role."""
 
     context: ssl.SSLContext
-    expiries: tuple[tuple[str, float], ...]
-    """(role, Unix time of the soonest `notAfter` among that role's certificates)."""
+    expiries: tuple[Validity, ...]
 
 
 def server_context(tls: TLSSettings) -> ssl.SSLContext:
@@ -50,9 +60,9 @@ def build_server_context(tls: TLSSettings) -> BuiltContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     # TLS 1.2 renegotiation would let a client swap its certificate on an open connection.
     context.options |= ssl.OP_NO_RENEGOTIATION
-    expiries = [("listener", _load_key_pair(context, tls.cert_file, tls.key_file))]
+    expiries = [_load_key_pair(context, "listener", tls.cert_file, tls.key_file)]
     if tls.client_ca_file is not None:
-        expiries.append(("client_ca", _load_cas(context, tls.client_ca_file, "client_ca_file")))
+        expiries.append(_load_cas(context, "client_ca", tls.client_ca_file, "client_ca_file"))
         if tls.client_crl_file is not None:
             _load_crls(context, tls.client_crl_file, "client_crl_file")
         # CERT_OPTIONAL: browsers without a certificate still reach sign-in; a certificate that
@@ -73,25 +83,27 @@ def build_client_context(tls: UpstreamTLS | None) -> BuiltContext:
     else:
         context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    expiries: list[tuple[str, float]] = []
+    expiries: list[Validity] = []
     if tls is None:
         return BuiltContext(context=context, expiries=())
     if tls.ca_file is not None and not tls.insecure_skip_verify:
-        expiries.append(("upstream_ca", _load_cas(context, tls.ca_file, "ca_file")))
+        expiries.append(_load_cas(context, "upstream_ca", tls.ca_file, "ca_file"))
     if tls.spiffe_id is not None:
         # A SPIFFE SVID names its workload by URI SAN only; the chain is still verified.
         context.check_hostname = False
     if tls.cert_file is not None and tls.key_file is not None:
-        expiries.append(("upstream_client", _load_key_pair(context, tls.cert_file, tls.key_file)))
+        expiries.append(_load_key_pair(context, "upstream_client", tls.cert_file, tls.key_file))
     return BuiltContext(context=context, expiries=tuple(expiries))
 
 
-def _load_key_pair(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> float:
+def _load_key_pair(context: ssl.SSLContext, role: str, cert_file: Path, key_file: Path) -> Validity:
     certificates = _require_certificates(cert_file, "cert_file")
     _read(key_file, "key_file")
-    expires = _not_after(certificates[0])
-    if expires <= _now():
-        raise TLSFileError("cert_file", f"holds a certificate that expired at {_iso(expires)}")
+    validity = _validity(role, certificates[0])
+    if validity.not_after <= _now():
+        raise TLSFileError(
+            "cert_file", f"holds a certificate that expired at {_iso(validity.not_after)}"
+        )
     try:
         context.load_cert_chain(cert_file, key_file, password=_no_password)
     except ssl.SSLError as error:
@@ -99,17 +111,20 @@ def _load_key_pair(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> 
             "key_file",
             f"is not an unencrypted PEM private key of cert_file's certificate ({_why(error)})",
         ) from None
-    return expires
+    return validity
 
 
-def _load_cas(context: ssl.SSLContext, path: Path, key: str) -> float:
+def _load_cas(context: ssl.SSLContext, role: str, path: Path, key: str) -> Validity:
     data = _read(path, key)
     certificates = _require_certificates(path, key, data)
     try:
         context.load_verify_locations(cadata=data.decode("ascii", "replace"))
     except ssl.SSLError as error:
         raise TLSFileError(key, f"is not a PEM CA bundle ({_why(error)})") from None
-    return min(_not_after(certificate) for certificate in certificates)
+    return min(
+        (_validity(role, certificate) for certificate in certificates),
+        key=lambda validity: validity.not_after,
+    )
 
 
 def _load_crls(context: ssl.SSLContext, path: Path, key: str) -> None:
@@ -154,8 +169,12 @@ def _require_certificates(
         ) from None
 
 
-def _not_after(certificate: x509.Certificate) -> float:
-    return certificate.not_valid_after_utc.timestamp()
+def _validity(role: str, certificate: x509.Certificate) -> Validity:
+    return Validity(
+        role=role,
+        not_before=certificate.not_valid_before_utc.timestamp(),
+        not_after=certificate.not_valid_after_utc.timestamp(),
+    )
 
 
 def _now() -> float:

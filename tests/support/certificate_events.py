@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from proxy.config.tls_context import Validity
+
 
 class Events:
     def __init__(self) -> None:
@@ -15,5 +17,5 @@ class Events:
         self.reloads.append((role, ok))
         self.changed.set()
 
-    def expiry(self, role: str, expires_at: float) -> None:
-        self.expiries[role] = expires_at
+    def validity(self, soonest: Validity) -> None:
+        self.expiries[soonest.role] = soonest.not_after
