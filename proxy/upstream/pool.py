@@ -100,6 +100,8 @@ class UpstreamPool:
         self._idle_seconds = idle_seconds
         self._idle: dict[Origin, list[UpstreamConnection]] = {}
         self._origins: dict[UpstreamConnection, Origin] = {}
+        #: The TLS context each https connection was made with.
+        self._made_with: dict[UpstreamConnection, ssl.SSLContext] = {}
         self._next_sweep = 0.0
         self._closed = False
 
@@ -206,6 +208,8 @@ class UpstreamPool:
                 connection.close()
                 raise
         self._origins[connection] = origin
+        if context is not None:
+            self._made_with[connection] = context
         return connection
 
     def _idle_connection(self, origin: Origin) -> UpstreamConnection | None:
@@ -213,9 +217,16 @@ class UpstreamPool:
         if not idle:
             return None
         oldest_usable = asyncio.get_running_loop().time() - self._idle_seconds
+        current = self.tls_contexts.current(origin.tls) if origin.scheme == "https" else None
         while idle:
             connection = idle.pop()
-            if connection.reusable and connection.idle_since > oldest_usable:
+            if (
+                connection.reusable
+                and connection.idle_since > oldest_usable
+                # Made before a certificate rotation: a new connection presents the new one, so
+                # an upstream under steady traffic sees it too. Requests in flight go on.
+                and self._made_with.get(connection) is current
+            ):
                 return connection
             connection.close()
         return None
@@ -248,6 +259,7 @@ class UpstreamPool:
             del idle[:stale]
 
     def _forget(self, connection: UpstreamConnection) -> None:
+        self._made_with.pop(connection, None)
         origin = self._origins.pop(connection, None)
         idle = self._idle.get(origin) if origin is not None else None
         if idle and connection in idle:

@@ -48,6 +48,15 @@ class UpstreamTLSContexts:
             self._watched.pop(tls, None)  # tried again by the next request
             raise UpstreamError("upstream TLS files unusable") from error
 
+    def current(self, tls: UpstreamTLS | None) -> ssl.SSLContext | None:
+        """The context a connection made now would use, if it is loaded already."""
+        if tls is None:
+            return self._default
+        loading = self._watched.get(tls)
+        if loading is None or not loading.done() or loading.cancelled() or loading.exception():
+            return None
+        return loading.result().context
+
     async def _load(self, tls: UpstreamTLS) -> WatchedContext:
         paths = tuple(path for path in (tls.ca_file, tls.cert_file, tls.key_file) if path)
         watched = await WatchedContext.load(

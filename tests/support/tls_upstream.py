@@ -22,7 +22,10 @@ def _presented(request: web.Request) -> int:
 
 async def _client_serial(request: web.Request) -> web.Response:
     """The serial of the certificate the client presented: which one idgate sent."""
-    return web.Response(text=str(_presented(request)), headers={"Connection": "close"})
+    keep = request.path == "/keep-alive"
+    return web.Response(
+        text=str(_presented(request)), headers={} if keep else {"Connection": "close"}
+    )
 
 
 async def _websocket_serial(request: web.Request) -> web.WebSocketResponse:

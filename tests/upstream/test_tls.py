@@ -23,9 +23,9 @@ from tests.support.tls_upstream import https_upstream
 UPSTREAM_ID = "spiffe://idgate.test/ns/prod/sa/ledger"
 
 
-async def _get(pool: UpstreamPool, origin: Origin) -> int:
+async def _get(pool: UpstreamPool, origin: Origin, path: str = "/") -> int:
     response = await pool.exchange(
-        origin, request_head("GET", "/", "upstream.internal", ()), None, timeout_seconds=5
+        origin, request_head("GET", path, "upstream.internal", ()), None, timeout_seconds=5
     )
     try:
         assert response.status == 200
@@ -76,6 +76,27 @@ async def test_a_rotated_client_certificate_is_presented_from_the_next_connectio
             await watcher.poll()
             assert events.reloads[-1] == ("upstream", False)
             assert await _get(pool, origin) == second.certificate.serial_number
+        finally:
+            await pool.close()
+
+
+@on_each_loop
+async def test_an_idle_connection_made_before_a_rotation_is_not_reused(tmp_path: Path) -> None:
+    """Keep-alive would hold the old client certificate for as long as traffic flows; after a
+    rotation the next request goes on a new connection with the new one."""
+    clients = CertificateAuthority.create("workloads")
+    first, second = clients.issue(common_name="idgate-1"), clients.issue(common_name="idgate-2")
+    async with https_upstream(tmp_path, client_ca=clients) as upstream:
+        volume = SecretVolume(tmp_path / "secret", _client_files(first, upstream.ca))
+        watcher = CertificateWatcher(Events())
+        pool = UpstreamPool(tls_contexts=UpstreamTLSContexts(watcher))
+        origin = Origin("https", "127.0.0.1", upstream.port, _tls(volume))
+        try:
+            assert await _get(pool, origin, "/keep-alive") == first.certificate.serial_number
+            assert await _get(pool, origin, "/keep-alive") == first.certificate.serial_number
+            volume.update(_client_files(second, upstream.ca))
+            await watcher.poll()
+            assert await _get(pool, origin, "/keep-alive") == second.certificate.serial_number
         finally:
             await pool.close()
 
