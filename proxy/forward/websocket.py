@@ -48,11 +48,12 @@ from proxy.forward.http import (
     relay_response,
     upstream_url,
 )
+from proxy.forward.identity_connector import IdentityCheckingConnector, connector_of
 from proxy.forward.tunnel import run_tunnel
 from proxy.policy.decision import Decision, Outcome
 from proxy.stages.context import RequestContext
 from proxy.stages.watch import identity_watch
-from proxy.upstream.tls import check_spiffe_id, server_name
+from proxy.upstream.tls import server_name
 
 _log = logging.getLogger("idgate.websocket")
 
@@ -102,7 +103,7 @@ def create_websocket_client() -> aiohttp.ClientSession:
     environment variables.
     """
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, force_close=True),
+        connector=IdentityCheckingConnector(limit=0, force_close=True),
         timeout=_NO_CLIENT_TIMEOUT,
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
@@ -269,6 +270,12 @@ async def _connect(
     """
     assert route.upstream is not None  # the caller does not forward decision-only routes
     # WSServerHandshakeError, a ClientError (502), is a 101 that does not complete the handshake.
+    spiffe_id = route.upstream_tls.spiffe_id if route.upstream_tls is not None else None
+    if tls is not None and spiffe_id is not None:
+        connector = connector_of(client)
+        if connector is None:
+            raise UpstreamError("this client cannot check the upstream's SPIFFE ID")
+        connector.expect(tls, spiffe_id)  # checked after the TLS handshake, before the request
     with upstream_errors():
         async with asyncio.timeout(route.timeout_seconds):
             url = upstream_url(route.upstream, ctx)
@@ -285,12 +292,4 @@ async def _connect(
                     None if tls is None else server_name(route.upstream_tls, url.raw_host or "")
                 ),
             )
-    spiffe_id = route.upstream_tls.spiffe_id if route.upstream_tls is not None else None
-    if tls is not None and spiffe_id is not None:
-        # Checked once the handshake is done, before anything of the client's is relayed.
-        try:
-            check_spiffe_id(upstream.get_extra_info("ssl_object"), spiffe_id)
-        except UpstreamIdentityMismatch:
-            await upstream.close(code=WSCloseCode.POLICY_VIOLATION)
-            raise
     return upstream

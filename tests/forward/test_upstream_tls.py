@@ -50,13 +50,15 @@ async def test_an_http_request_reaches_only_the_expected_workload(
         else:
             assert response.status == 502
             assert mismatches == 1
+            assert upstream.requests == []
 
 
 @pytest.mark.parametrize("presented", [LEDGER, "spiffe://idgate.test/ns/prod/sa/impostor"])
 async def test_a_websocket_reaches_only_the_expected_workload(
     start_gate: StartGate, tmp_path: Path, presented: str
 ) -> None:
-    """A WebSocket route uses the same CA, client certificate and SPIFFE ID check."""
+    """A WebSocket route uses the same CA, client certificate and SPIFFE ID check; an impostor
+    receives not even the handshake request."""
     clients = CertificateAuthority.create("workloads")
     client = clients.issue(common_name="idgate")
     async with https_upstream(tmp_path, client_ca=clients, uris=(presented,)) as upstream:
@@ -76,3 +78,4 @@ async def test_a_websocket_reaches_only_the_expected_workload(
             )
             assert response.status == 502
             assert gate.metric("idgate_upstream_identity_mismatches_total", route="ledger") == 1
+            assert upstream.requests == []

@@ -5,10 +5,11 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from cryptography import x509
 
 from tests.support.certificates import CertificateAuthority
@@ -41,6 +42,8 @@ async def _websocket_serial(request: web.Request) -> web.WebSocketResponse:
 class Upstream:
     port: int
     ca: CertificateAuthority
+    requests: list[str] = field(default_factory=list)
+    """The path of every request that reached it, WebSocket handshakes included."""
 
 
 @asynccontextmanager
@@ -57,13 +60,20 @@ async def https_upstream(
     context.load_cert_chain(*certificate.write(directory, "upstream"))
     context.load_verify_locations(cadata=client_ca.root.pem.decode("ascii"))
     context.verify_mode = ssl.CERT_REQUIRED
-    app = web.Application()
+    upstream = Upstream(port=0, ca=ca)
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        upstream.requests.append(request.path)
+        return await handler(request)
+
+    app = web.Application(middlewares=[record])
     app.router.add_get("/ws", _websocket_serial)
     app.router.add_get("/{tail:.*}", _client_serial)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
     try:
-        yield Upstream(port=runner.addresses[0][1], ca=ca)
+        yield Upstream(port=runner.addresses[0][1], ca=ca, requests=upstream.requests)
     finally:
         await runner.cleanup()
