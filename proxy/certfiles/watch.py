@@ -106,6 +106,11 @@ class WatchedContext:
                 error,
             )
             return False
+        except Exception:  # noqa: BLE001 (whatever broke the build, the old context keeps serving)
+            _log.exception(
+                "certificate reload refused, the previous one keeps serving: %s", self.name
+            )
+            return False
         _log.info("certificates reloaded: %s", self.name)
         return True
 

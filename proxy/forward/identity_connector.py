@@ -4,9 +4,9 @@ idgate's HTTP client checks a route's `upstream_tls.spiffe_id` between the TLS h
 request (proxy/upstream/pool.py). aiohttp's client, used for WebSockets, has no public hook
 there: its connection-created trace carries no transport, and a client middleware runs around
 connect and send together. It checks its own certificate pin (`ssl=Fingerprint`) right after
-`_wrap_create_connection` returns, so the check sits at that same point, in an override of it.
-aiohttp is pinned by minor version, and tests/forward/test_upstream_tls.py fails if an impostor
-ever receives a request.
+`_wrap_create_connection` returns, so the check sits at that same point, in an override of a
+private method: should a newer aiohttp rename it, tests/forward/test_upstream_tls.py fails (an
+impostor would receive the handshake request).
 """
 
 from __future__ import annotations
