@@ -69,7 +69,7 @@ class WatchedContext:
         self.role = role
         """`listener` or `upstream`: the reload metric's label."""
         self.name = name
-        """What the log calls it (`tls`, `routes[2].upstream_tls`)."""
+        """What the log calls it (`tls`, `upstream_tls (its files)`)."""
         self.paths = paths
         self.current = built
         self._build = build

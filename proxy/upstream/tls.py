@@ -61,7 +61,8 @@ class UpstreamTLSContexts:
         paths = tuple(path for path in (tls.ca_file, tls.cert_file, tls.key_file) if path)
         watched = await WatchedContext.load(
             role="upstream",
-            name="upstream_tls",
+            # The files name it in the log: several routes may share one `upstream_tls`.
+            name=f"upstream_tls ({', '.join(map(str, paths))})",
             paths=paths,
             build=lambda: build_client_context(tls),
         )
