@@ -130,3 +130,8 @@ class UpstreamError(IdgateError):
 
 class UpstreamTimeout(UpstreamError):
     status = 504
+
+
+class UpstreamIdentityMismatch(UpstreamError):
+    """The upstream's certificate verified but does not name the workload the route expects
+    (`upstream_tls.spiffe_id`): talking to it would send the request to someone else."""

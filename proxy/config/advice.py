@@ -37,4 +37,16 @@ def config_warnings(settings: Settings) -> tuple[ConfigIssue, ...]:
                 ),
             )
         )
+    for index, route in enumerate(settings.routes):
+        if route.upstream_tls is not None and route.upstream_tls.insecure_skip_verify:
+            warnings.append(
+                ConfigIssue(
+                    path=f"routes[{index}].upstream_tls.insecure_skip_verify",
+                    message=(
+                        f"route {route.name!r} accepts any certificate from its upstream: "
+                        "anyone on the path can read and change its traffic. Give the "
+                        "upstream's CA in ca_file instead"
+                    ),
+                )
+            )
     return tuple(warnings)

@@ -237,7 +237,30 @@ class Route:
     """Forward the client's `Authorization` header upstream (stripped otherwise)."""
     timeout_seconds: float = 30.0
     """Upstream timeout: no response headers within this time gives 504."""
+    upstream_tls: UpstreamTLS | None = None
+    """How an `https` upstream is verified and which client certificate idgate presents to it;
+    None: verified against the system trust store, no client certificate."""
     policy: Policy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamTLS:
+    """A route's `upstream_tls`. Every file is re-read when it changes on disk (new connections
+    use it; open ones go on), and an unusable new file is refused, the old material kept."""
+
+    ca_file: Path | None = None
+    """PEM CA certificates that verify the upstream, instead of the system trust store."""
+    cert_file: Path | None = None
+    """PEM client certificate (and intermediates) idgate presents to the upstream (mTLS)."""
+    key_file: Path | None = None
+    """PEM private key of `cert_file`, unencrypted."""
+    server_name: str | None = None
+    """SNI and the name the upstream's certificate must carry, instead of the URL's host."""
+    spiffe_id: str | None = None
+    """The upstream's certificate must carry exactly this URI SAN (`spiffe://...`), checked after
+    the handshake; then the host name is not checked (SVIDs carry none), the chain still is."""
+    insecure_skip_verify: bool = False
+    """Accept any certificate from the upstream: no chain, no name check. Never in production."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -251,6 +274,13 @@ class TLSSettings:
     """PEM private key of that certificate, unencrypted."""
     client_ca_file: Path | None = None
     """PEM CA certificates; when set, clients may present a certificate, verified against them."""
+    client_crl_file: Path | None = None
+    """PEM certificate revocation lists of `client_ca_file`'s CAs: a revoked client certificate
+    fails the handshake. Every CA in `client_ca_file` then needs a CRL here (OpenSSL refuses a
+    certificate whose issuer's CRL is missing)."""
+    poll_interval_seconds: float = 5.0
+    """YAML `poll_interval`: how often the files of `tls` and of every route's `upstream_tls` are
+    checked for changes (a Kubernetes Secret update swaps them through a symlink)."""
 
 
 class ForwardedCertificateFormat(StrEnum):

@@ -7,6 +7,7 @@ import re
 from proxy.config.addresses import host_pattern, http_url, origin
 from proxy.config.model import Route
 from proxy.config.parse_policy import parse_policy
+from proxy.config.parse_upstream_tls import parse_upstream_tls
 from proxy.config.reader import Section, given
 from proxy.config.values import InvalidValueError, boolean, duration, http_method, text
 
@@ -33,13 +34,15 @@ def parse_routes(top: Section) -> tuple[Route, ...]:
 def _route(section: Section) -> Route:
     methods = section.get_list("methods", http_method)
     origins = section.get_list("allowed_origins", origin)
+    upstream = section.get("upstream", http_url)
     route = Route(
         name=section.get("name", route_name, required=True) or "",
         **given(
             host=section.get("host", host_pattern),
             path=section.get("path", route_path),
             methods=None if methods is None else frozenset(methods),
-            upstream=section.get("upstream", http_url),
+            upstream=upstream,
+            upstream_tls=parse_upstream_tls(section, upstream),
             allowed_origins=None if origins is None else frozenset(origins),
             pass_access_token=section.get("pass_access_token", boolean),
             timeout_seconds=section.get("timeout", duration),

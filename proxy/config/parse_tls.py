@@ -12,7 +12,7 @@ from proxy.config.model import (
 )
 from proxy.config.reader import Section, given
 from proxy.config.tls_context import TLSFileError, server_context
-from proxy.config.values import choice, header_name, text
+from proxy.config.values import choice, duration, header_name, text
 
 
 def parse_tls(top: Section) -> TLSSettings | None:
@@ -24,11 +24,24 @@ def parse_tls(top: Section) -> TLSSettings | None:
     cert_file = section.get("cert_file", _path, required=True)
     key_file = section.get("key_file", _path, required=True)
     client_ca_file = section.get("client_ca_file", _path)
+    client_crl_file = section.get("client_crl_file", path_value)
+    poll_interval = section.get("poll_interval", duration)
     section.close()
+    if client_crl_file is not None and client_ca_file is None:
+        section.issue(
+            "needs client_ca_file: a CRL revokes certificates of those CAs",
+            key="client_crl_file",
+        )
     if cert_file is None or key_file is None:
         return None
     tls = TLSSettings(
-        cert_file=cert_file, key_file=key_file, **given(client_ca_file=client_ca_file)
+        cert_file=cert_file,
+        key_file=key_file,
+        **given(
+            client_ca_file=client_ca_file,
+            client_crl_file=client_crl_file,
+            poll_interval_seconds=poll_interval,
+        ),
     )
     try:
         server_context(tls)
@@ -59,5 +72,8 @@ def parse_client_certificates(
     )
 
 
-def _path(value: object) -> Path:
+def path_value(value: object) -> Path:
     return Path(text(value))
+
+
+_path = path_value

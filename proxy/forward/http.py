@@ -26,8 +26,8 @@ from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
 from yarl import URL
 
-from proxy.config.model import Route
-from proxy.errors import NoRoute, RequestTimeout, UpstreamError
+from proxy.config.model import Route, UpstreamTLS
+from proxy.errors import NoRoute, RequestTimeout, UpstreamError, UpstreamIdentityMismatch
 from proxy.forward.headers import downstream_response_headers, upstream_request_headers
 from proxy.stages.context import RequestContext
 from proxy.stages.expect import continue_if_expected
@@ -67,11 +67,11 @@ class _Upstream:
 
     __slots__ = ("host", "origin", "prefix")
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, tls: UpstreamTLS | None) -> None:
         url = URL(upstream)
         if url.scheme not in ("http", "https") or url.raw_host is None or url.port is None:
             raise ValueError(f"not an http(s) URL: {upstream!r}")
-        self.origin = Origin(url.scheme, url.raw_host, url.port)
+        self.origin = Origin(url.scheme, url.raw_host, url.port, tls)
         self.host = url.host_port_subcomponent or url.raw_host
         #: `http://host:port/base/` -> `/base`: the request path is appended to it.
         self.prefix = url.raw_path.rstrip("/")
@@ -81,8 +81,8 @@ UPSTREAM_POOL_KEY = web.AppKey[UpstreamPool]("upstream_pool")
 
 
 @lru_cache(maxsize=256)
-def _upstream(upstream: str) -> _Upstream:
-    return _Upstream(upstream)
+def _upstream(upstream: str, tls: UpstreamTLS | None = None) -> _Upstream:
+    return _Upstream(upstream, tls)
 
 
 def upstream_url(upstream: str, ctx: RequestContext) -> URL:
@@ -128,7 +128,7 @@ async def forward(
     """
     if route.upstream is None:
         raise NoRoute("this route only answers forward-auth checks")
-    target = _upstream(route.upstream)
+    target = _upstream(route.upstream, route.upstream_tls)
     headers = headers_for_upstream(request, ctx, route, identity_headers)
     body = None
     if request.body_exists:
@@ -142,16 +142,20 @@ async def forward(
             headers["Transfer-Encoding"] = "chunked"
     head = request_head(ctx.method, _request_target(target, ctx), target.host, headers.items())
     started = time.perf_counter()
-    upstream = await request.app[UPSTREAM_POOL_KEY].exchange(
-        target.origin,
-        head,
-        body,
-        timeout_seconds=route.timeout_seconds,
-        limits=ctx.runtime.settings.upstream,
-        head_only=ctx.method == "HEAD",
-        replayable=body is None and ctx.method in _IDEMPOTENT,
-    )
     metrics = ctx.runtime.metrics
+    try:
+        upstream = await request.app[UPSTREAM_POOL_KEY].exchange(
+            target.origin,
+            head,
+            body,
+            timeout_seconds=route.timeout_seconds,
+            limits=ctx.runtime.settings.upstream,
+            head_only=ctx.method == "HEAD",
+            replayable=body is None and ctx.method in _IDEMPOTENT,
+        )
+    except UpstreamIdentityMismatch:
+        metrics.upstream_identity_mismatches.labels(route=route.name).inc()
+        raise
     metrics.child(metrics.upstream_duration, route.name).observe(time.perf_counter() - started)
     return await relay_response(upstream, request, ctx, route)
 

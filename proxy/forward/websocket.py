@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,13 +34,26 @@ from multidict import CIMultiDict, MultiMapping
 
 from proxy.config.model import Route
 from proxy.drain import DRAIN_KEY
-from proxy.errors import BadRequest, OriginRefused, UpstreamError, UpstreamTimeout
+from proxy.errors import (
+    BadRequest,
+    OriginRefused,
+    UpstreamError,
+    UpstreamIdentityMismatch,
+    UpstreamTimeout,
+)
 from proxy.forward.headers import websocket_subprotocols, without_websocket_handshake
-from proxy.forward.http import headers_for_upstream, relay_response, upstream_url
+from proxy.forward.http import (
+    UPSTREAM_POOL_KEY,
+    headers_for_upstream,
+    relay_response,
+    upstream_url,
+)
+from proxy.forward.identity_connector import IdentityCheckingConnector, connector_of
 from proxy.forward.tunnel import run_tunnel
 from proxy.policy.decision import Decision, Outcome
 from proxy.stages.context import RequestContext
 from proxy.stages.watch import identity_watch
+from proxy.upstream.tls import server_name
 
 _log = logging.getLogger("idgate.websocket")
 
@@ -89,7 +103,7 @@ def create_websocket_client() -> aiohttp.ClientSession:
     environment variables.
     """
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, force_close=True),
+        connector=IdentityCheckingConnector(limit=0, force_close=True),
         timeout=_NO_CLIENT_TIMEOUT,
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
@@ -188,7 +202,12 @@ async def open_websocket(
     client = request.app[WEBSOCKET_CLIENT_KEY]
     started = time.perf_counter()
     try:
-        upstream = await _connect(client, route, ctx, headers=headers, protocols=offered)
+        upstream = await _connect(
+            client, route, ctx, headers=headers, protocols=offered, tls=await _tls(request, route)
+        )
+    except UpstreamIdentityMismatch:
+        metrics.upstream_identity_mismatches.labels(route=route.name).inc()
+        raise
     except UpgradeRefused as refused:
         metrics.upstream_duration.labels(route=route.name).observe(time.perf_counter() - started)
         return await relay_response(_RefusalAnswer(refused.response), request, ctx, route)
@@ -229,6 +248,13 @@ def _check_origin(request: web.Request, ctx: RequestContext, route: Route) -> No
     raise OriginRefused("this origin may not open a WebSocket here")
 
 
+async def _tls(request: web.Request, route: Route) -> ssl.SSLContext | None:
+    """The route's current upstream client context (as for HTTP), for an `https` upstream."""
+    if route.upstream is None or not route.upstream.startswith("https:"):
+        return None
+    return await request.app[UPSTREAM_POOL_KEY].tls_contexts.context(route.upstream_tls)
+
+
 async def _connect(
     client: aiohttp.ClientSession,
     route: Route,
@@ -236,6 +262,7 @@ async def _connect(
     *,
     headers: CIMultiDict[str],
     protocols: tuple[str, ...],
+    tls: ssl.SSLContext | None,
 ) -> aiohttp.ClientWebSocketResponse:
     """The upstream's WebSocket; raises UpgradeRefused when it answers anything but 101.
 
@@ -243,14 +270,26 @@ async def _connect(
     """
     assert route.upstream is not None  # the caller does not forward decision-only routes
     # WSServerHandshakeError, a ClientError (502), is a 101 that does not complete the handshake.
+    spiffe_id = route.upstream_tls.spiffe_id if route.upstream_tls is not None else None
+    if tls is not None and spiffe_id is not None:
+        connector = connector_of(client)
+        if connector is None:
+            raise UpstreamError("this client cannot check the upstream's SPIFFE ID")
+        connector.expect(tls, spiffe_id)  # checked after the TLS handshake, before the request
     with upstream_errors():
         async with asyncio.timeout(route.timeout_seconds):
-            return await client.ws_connect(
-                upstream_url(route.upstream, ctx),
+            url = upstream_url(route.upstream, ctx)
+            upstream = await client.ws_connect(
+                url,
                 headers=without_websocket_handshake(headers),
                 protocols=protocols,
                 autoclose=False,
                 autoping=False,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=route.timeout_seconds),
                 max_msg_size=_MAX_MESSAGE_BYTES,
+                ssl=True if tls is None else tls,
+                server_hostname=(
+                    None if tls is None else server_name(route.upstream_tls, url.raw_host or "")
+                ),
             )
+    return upstream

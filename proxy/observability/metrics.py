@@ -15,6 +15,7 @@ from typing import Final, overload
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from proxy.config.tls_context import Validity
 from proxy.observability.buffers import CounterBuffer, HistogramBuffer, MetricBuffers
 
 #: Routes that are not config routes still need a label: idgate's own endpoints and unmatched paths.
@@ -187,6 +188,44 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livemin",
         )
+        self.certificate_expiry = Gauge(
+            "idgate_certificate_expiry_timestamp_seconds",
+            "Unix time the soonest-expiring certificate in use expires, by role: listener,"
+            " client_ca, upstream_ca, upstream_client.",
+            ["role"],
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.certificate_issued = Gauge(
+            "idgate_certificate_issued_timestamp_seconds",
+            "Unix time (notBefore) the certificate of idgate_certificate_expiry_timestamp_seconds"
+            " became valid, by role: with it, an alert knows the certificate's lifetime.",
+            ["role"],
+            registry=registry,
+            multiprocess_mode="livemin",
+        )
+        self.certificate_reloads = Counter(
+            "idgate_certificate_reloads",
+            "Certificate files re-read after a change on disk, by role (listener, upstream) and"
+            " result; a failure keeps the previous certificates serving.",
+            ["role", "result"],
+            registry=registry,
+        )
+        self.upstream_identity_mismatches = Counter(
+            "idgate_upstream_identity_mismatches",
+            "Upstream connections closed because the upstream's certificate did not carry the"
+            " route's upstream_tls.spiffe_id (answered 502), by route.",
+            ["route"],
+            registry=registry,
+        )
+
+    def reloaded(self, role: str, *, ok: bool) -> None:
+        """A certificate reload (proxy/certfiles), counted."""
+        self.certificate_reloads.labels(role=role, result="success" if ok else "failure").inc()
+
+    def validity(self, soonest: Validity) -> None:
+        self.certificate_expiry.labels(role=soonest.role).set(soonest.not_after)
+        self.certificate_issued.labels(role=soonest.role).set(soonest.not_before)
 
     @overload
     def child(self, metric: Counter, *values: str) -> CounterBuffer: ...

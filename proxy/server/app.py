@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, hdrs, web
 from prometheus_client import CollectorRegistry
 
+from proxy.certfiles.watch import DEFAULT_POLL_SECONDS, CertificateWatcher
 from proxy.config.model import Settings
 from proxy.drain import DRAIN_KEY, Drain
 from proxy.forward.http import UPSTREAM_POOL_KEY
@@ -22,12 +24,14 @@ from proxy.stages.accept import accept
 from proxy.stages.context import CONTEXT_KEY
 from proxy.stages.expect import close_unless_body_read, defer_continue
 from proxy.stages.observe import observe
-from proxy.upstream import UpstreamPool
+from proxy.upstream import UpstreamPool, UpstreamTLSContexts
 
 METRICS_KEY = web.AppKey[Metrics]("metrics")
 #: aiohttp's default `lingering_time`.
 _LINGERING_SECONDS: Final = 10.0
 PROVIDER_CLIENT_KEY = web.AppKey[ClientSession]("provider_client")
+#: Polls every certificate file idgate uses (the listener's, the upstreams') for rotation.
+CERTIFICATE_WATCHER_KEY = web.AppKey[CertificateWatcher]("certificate_watcher")
 
 #: Bounds on what a client may send before any token parsing (SPEC: "Request line, header and
 #: cookie sizes are bounded"). aiohttp answers a breach with 400 before a handler runs; the
@@ -61,6 +65,12 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
     app[METRICS_KEY] = Metrics(registry if registry is not None else CollectorRegistry())
     guard = app[CONNECTION_GUARD_KEY] = ConnectionGuard(settings.server, app[METRICS_KEY])
     drain = app[DRAIN_KEY] = Drain()
+    app[CERTIFICATE_WATCHER_KEY] = CertificateWatcher(
+        app[METRICS_KEY],
+        poll_seconds=DEFAULT_POLL_SECONDS
+        if settings.tls is None
+        else settings.tls.poll_interval_seconds,
+    )
     app.router.add_route("*", "/{tail:.*}", _handler(drain, guard), expect_handler=defer_continue)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -69,7 +79,8 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
             cookie_jar=DummyCookieJar(),
             trust_env=False,
         )
-        upstream_pool = UpstreamPool()
+        watcher = app[CERTIFICATE_WATCHER_KEY]
+        upstream_pool = UpstreamPool(tls_contexts=UpstreamTLSContexts(watcher))
         websocket_client = create_websocket_client()
         app[PROVIDER_CLIENT_KEY] = provider_client
         app[UPSTREAM_POOL_KEY] = upstream_pool
@@ -77,7 +88,9 @@ def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) 
         runtime = await build_runtime(settings, http=provider_client, metrics=app[METRICS_KEY])
         app[RUNTIME_KEY] = RuntimeHolder(runtime)
         app[METRICS_KEY].config_last_reload_success.set_to_current_time()
+        polling = asyncio.get_running_loop().create_task(watcher.run())
         yield
+        polling.cancel()
         await retire_runtime(app[RUNTIME_KEY].current, None)
         await upstream_pool.close()
         await websocket_client.close()

@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import signal
+import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -20,10 +21,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from proxy.config.model import ListenAddress, Settings
-from proxy.config.tls_context import server_context
+from proxy.certfiles.listener import rotating_server_context
+from proxy.certfiles.watch import CertificateWatcher, WatchedContext
+from proxy.config.model import ListenAddress, Settings, TLSSettings
+from proxy.config.tls_context import build_server_context
 from proxy.drain import DRAIN_KEY
-from proxy.server.app import METRICS_KEY, build_app
+from proxy.server.app import CERTIFICATE_WATCHER_KEY, METRICS_KEY, build_app
 from proxy.server.connections import CONNECTION_GUARD_KEY
 from proxy.server.drain import CLOSING_SECONDS, drain
 from proxy.server.listener import Listener
@@ -67,6 +70,19 @@ def _settle_garbage_collector() -> None:
     gc.set_threshold(_GC_YOUNG_THRESHOLD, _GC_OLDER_THRESHOLD, _GC_OLDER_THRESHOLD)
 
 
+async def _listener_context(tls: TLSSettings, watcher: CertificateWatcher) -> ssl.SSLContext:
+    """The listener's context, re-read when its certificate, key, client CAs or CRL change."""
+    paths = (tls.cert_file, tls.key_file, tls.client_ca_file, tls.client_crl_file)
+    watched = await WatchedContext.load(
+        role="listener",
+        name="tls",
+        paths=tuple(path for path in paths if path is not None),
+        build=lambda: build_server_context(tls),
+    )
+    watcher.add(watched)
+    return rotating_server_context(watched)
+
+
 def stop_event(on_hup: Callable[[], None]) -> asyncio.Event:
     """An event set by SIGTERM or SIGINT; SIGHUP calls `on_hup`."""
     loop = asyncio.get_running_loop()
@@ -86,7 +102,9 @@ async def serve(
     so it flushes its buffered metrics there periodically (proxy/observability/buffers.py)."""
     app = build_app(settings)
     metrics = app[METRICS_KEY]
-    tls = None if settings.tls is None else server_context(settings.tls)
+    tls = None
+    if settings.tls is not None:
+        tls = await _listener_context(settings.tls, app[CERTIFICATE_WATCHER_KEY])
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=CLOSING_SECONDS
     )

@@ -8,5 +8,13 @@ WebSockets still go through aiohttp's client (proxy/forward/websocket.py).
 from proxy.upstream.connection import UpstreamResponse
 from proxy.upstream.pool import Origin, RequestBody, UpstreamPool
 from proxy.upstream.request_head import request_head
+from proxy.upstream.tls import UpstreamTLSContexts
 
-__all__ = ["Origin", "RequestBody", "UpstreamPool", "UpstreamResponse", "request_head"]
+__all__ = [
+    "Origin",
+    "RequestBody",
+    "UpstreamPool",
+    "UpstreamResponse",
+    "UpstreamTLSContexts",
+    "request_head",
+]

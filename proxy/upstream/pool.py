@@ -19,9 +19,10 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Final
 
-from proxy.config.model import UpstreamSettings
+from proxy.config.model import UpstreamSettings, UpstreamTLS
 from proxy.errors import BadRequest, RequestTimeout, UpstreamError, UpstreamTimeout
 from proxy.upstream.connection import ClosedBeforeResponse, UpstreamConnection, UpstreamResponse
+from proxy.upstream.tls import UpstreamTLSContexts, check_spiffe_id, server_name
 
 _MAX_IDLE_PER_ORIGIN: Final = 256
 _IDLE_SECONDS: Final = 30.0
@@ -31,11 +32,14 @@ _DEFAULT_LIMITS: Final = UpstreamSettings()
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where connections go: `https` ones verify the upstream's certificate for `host`."""
+    """Where connections go: `https` ones verify the upstream's certificate for `host`, or as
+    `tls` says. Connections are pooled per Origin, so two routes to one upstream with different
+    client certificates never share a connection."""
 
     scheme: str
     host: str
     port: int
+    tls: UpstreamTLS | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +89,19 @@ class UpstreamPool:
         self,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        tls_contexts: UpstreamTLSContexts | None = None,
         max_idle_per_origin: int = _MAX_IDLE_PER_ORIGIN,
         idle_seconds: float = _IDLE_SECONDS,
     ) -> None:
-        self._ssl_context = ssl_context
+        self.tls_contexts = (
+            UpstreamTLSContexts(default=ssl_context) if tls_contexts is None else tls_contexts
+        )
         self._max_idle = max_idle_per_origin
         self._idle_seconds = idle_seconds
         self._idle: dict[Origin, list[UpstreamConnection]] = {}
         self._origins: dict[UpstreamConnection, Origin] = {}
+        #: The TLS context each https connection was made with.
+        self._made_with: dict[UpstreamConnection, ssl.SSLContext] = {}
         self._next_sweep = 0.0
         self._closed = False
 
@@ -167,15 +176,15 @@ class UpstreamPool:
     async def _connect(self, origin: Origin, deadline: _Deadline) -> UpstreamConnection:
         loop = asyncio.get_running_loop()
         tls = origin.scheme == "https"
-        if tls and self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context()
+        # Taken per connection: a rotated certificate is used from the next connection on.
+        context = await self.tls_contexts.context(origin.tls) if tls else None
         connecting = asyncio.ensure_future(
             loop.create_connection(
                 lambda: UpstreamConnection(self._forget),
                 origin.host,
                 origin.port,
-                ssl=self._ssl_context if tls else None,
-                server_hostname=origin.host if tls else None,
+                ssl=context,
+                server_hostname=server_name(origin.tls, origin.host) if tls else None,
             )
         )
         watcher: asyncio.Future[UpstreamResponse] = loop.create_future()
@@ -189,10 +198,18 @@ class UpstreamPool:
             if not connecting.done():
                 connecting.cancel()  # timed out, or the exchange itself was cancelled
         try:
-            _transport, connection = connecting.result()
+            transport, connection = connecting.result()
         except OSError as error:  # refused, unreachable, name not resolved, TLS failure
             raise UpstreamError("upstream unavailable") from error
+        if tls and origin.tls is not None and origin.tls.spiffe_id is not None:
+            try:
+                check_spiffe_id(transport.get_extra_info("ssl_object"), origin.tls.spiffe_id)
+            except UpstreamError:
+                connection.close()
+                raise
         self._origins[connection] = origin
+        if context is not None:
+            self._made_with[connection] = context
         return connection
 
     def _idle_connection(self, origin: Origin) -> UpstreamConnection | None:
@@ -200,9 +217,16 @@ class UpstreamPool:
         if not idle:
             return None
         oldest_usable = asyncio.get_running_loop().time() - self._idle_seconds
+        current = self.tls_contexts.current(origin.tls) if origin.scheme == "https" else None
         while idle:
             connection = idle.pop()
-            if connection.reusable and connection.idle_since > oldest_usable:
+            if (
+                connection.reusable
+                and connection.idle_since > oldest_usable
+                # Made before a certificate rotation: a new connection presents the new one, so
+                # an upstream under steady traffic sees it too. Requests in flight go on.
+                and self._made_with.get(connection) is current
+            ):
                 return connection
             connection.close()
         return None
@@ -235,6 +259,7 @@ class UpstreamPool:
             del idle[:stale]
 
     def _forget(self, connection: UpstreamConnection) -> None:
+        self._made_with.pop(connection, None)
         origin = self._origins.pop(connection, None)
         idle = self._idle.get(origin) if origin is not None else None
         if idle and connection in idle:
@@ -242,6 +267,7 @@ class UpstreamPool:
 
     async def close(self) -> None:
         self._closed = True
+        self.tls_contexts.close()
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()

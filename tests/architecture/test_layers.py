@@ -17,7 +17,7 @@ from tests.architecture.imports import (
 #: Lowest first. A module may import its own package and anything in a lower layer, never above.
 LAYERS: Final = (
     ("proxy.reasons", "proxy.errors", "proxy.config", "proxy.keyderive", "proxy.drain"),
-    ("proxy.upstream", "proxy.observability", "proxy.oidc"),
+    ("proxy.upstream", "proxy.observability", "proxy.oidc", "proxy.certfiles"),
     ("proxy.identity",),
     ("proxy.policy", "proxy.sessions"),
     ("proxy.runtime",),

@@ -48,7 +48,11 @@ def test_tls_files_become_paths(document: dict[str, Any], files: dict[str, Path]
     """`tls` with its three files parses into TLSSettings holding their paths."""
     settings = parse_settings(with_tls(document, files), {})
 
-    assert settings.tls == TLSSettings(**files)
+    assert settings.tls == TLSSettings(
+        cert_file=files["cert_file"],
+        key_file=files["key_file"],
+        client_ca_file=files["client_ca_file"],
+    )
 
 
 def test_client_ca_file_is_optional(document: dict[str, Any], files: dict[str, Path]) -> None:
@@ -222,7 +226,13 @@ def test_an_encrypted_key_is_reported_without_asking_for_a_passphrase(
 
 def test_server_context_asks_for_optional_client_certificates(files: dict[str, Path]) -> None:
     """With client_ca_file a client may present a certificate, and must not be made to; TLS 1.2+."""
-    context = server_context(TLSSettings(**files))
+    context = server_context(
+        TLSSettings(
+            cert_file=files["cert_file"],
+            key_file=files["key_file"],
+            client_ca_file=files["client_ca_file"],
+        )
+    )
 
     assert context.verify_mode is ssl.CERT_OPTIONAL
     assert context.minimum_version is ssl.TLSVersion.TLSv1_2
@@ -236,3 +246,23 @@ def test_server_context_without_a_client_ca_asks_for_no_certificate(
     context = server_context(TLSSettings(cert_file=files["cert_file"], key_file=files["key_file"]))
 
     assert context.verify_mode is ssl.CERT_NONE
+
+
+def test_a_crl_needs_the_client_ca(
+    document: dict[str, Any], files: dict[str, Path], ca: CertificateAuthority, issues: Issues
+) -> None:
+    """`client_crl_file` without `client_ca_file` is an issue; with it the CRL is read."""
+    crl_file = files["cert_file"].parent / "clients.crl"
+    crl_file.write_bytes(ca.crl())
+    without_ca = {key: path for key, path in files.items() if key != "client_ca_file"}
+
+    assert issues(with_tls(document, without_ca, client_crl_file=str(crl_file))) == [
+        "tls.client_crl_file: needs client_ca_file: a CRL revokes certificates of those CAs"
+    ]
+    settings = parse_settings(with_tls(document, files, client_crl_file=str(crl_file)), {})
+    assert settings.tls is not None
+    assert settings.tls.client_crl_file == crl_file
+    crl_file.write_bytes(b"not a CRL")
+    assert issues(with_tls(document, files, client_crl_file=str(crl_file))) == [
+        "tls.client_crl_file: holds no readable PEM CRL (-----BEGIN X509 CRL-----)"
+    ]

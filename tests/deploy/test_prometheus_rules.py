@@ -76,7 +76,8 @@ def test_every_alert_is_tested_firing_and_silent() -> None:
 
 def test_alerts_cover_every_failure_operators_must_hear_of() -> None:
     """Alerts exist for denial spikes, authorization errors, stale keys, upstream 5xx, p95
-    latency, failing refreshes, failed reloads and forwards without a decision."""
+    latency, failing refreshes, failed reloads, forwards without a decision, and certificates
+    that expire within a day or have expired."""
     assert {alert["alert"] for alert in _alerts()} == {
         "IdgateDenialSpike",
         "IdgateAuthorizationErrors",
@@ -86,6 +87,8 @@ def test_alerts_cover_every_failure_operators_must_hear_of() -> None:
         "IdgateSessionRefreshFailing",
         "IdgateConfigReloadFailed",
         "IdgateForwardedWithoutDecision",
+        "IdgateCertificateExpiringSoon",
+        "IdgateCertificateExpired",
     }
 
 

@@ -99,6 +99,25 @@ class CertificateAuthority:
         )
         return cls(root=Issued(certificate=certificate, key=key))
 
+    def crl(self, *revoked: Issued, next_update: datetime.timedelta = ONE_DAY) -> bytes:
+        """A PEM CRL of this CA revoking `revoked`, valid until now + `next_update`."""
+        now = _now()
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.root.certificate.subject)
+            .last_update(now - datetime.timedelta(minutes=1))
+            .next_update(now + next_update)
+        )
+        for issued in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(issued.certificate.serial_number)
+                .revocation_date(now - datetime.timedelta(minutes=1))
+                .build()
+            )
+        crl = builder.sign(self.root.key, hashes.SHA256())
+        return crl.public_bytes(serialization.Encoding.PEM)
+
     def issue(
         self,
         *,
