@@ -27,13 +27,12 @@ from typing import Final
 
 from aiohttp import web
 
-from proxy.errors import BadRequest, ForwardAuthRefused, NoRoute, OriginRefused
+from proxy.errors import BadRequest, ForwardAuthRefused, NoRoute
 from proxy.forward.identity_headers import identity_headers
-from proxy.forward.websocket import origin_allowed
-from proxy.policy.decision import Decision, Outcome
 from proxy.reasons import Reason
 from proxy.stages.authorize import authorize
 from proxy.stages.context import RequestContext
+from proxy.stages.origin import check_origin
 from proxy.stages.pages import NO_STORE
 from proxy.stages.paths import normalize_path
 
@@ -94,7 +93,7 @@ async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     except NoRoute as error:
         raise ForwardAuthRefused("no route for the original request", reason=error.reason) from None
     if request.headers.get(UPGRADE_HEADER, "").lower() == "websocket":
-        _check_origin(request, ctx, decision)
+        check_origin(request, ctx, decision.route)
     lifetime = decision_lifetime(ctx, now=time.time())
     headers = {
         "Cache-Control": f"max-age={lifetime}" if lifetime > 0 else NO_STORE,
@@ -108,21 +107,6 @@ async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
             alias: identity[name] for name, alias in _AUTH_REQUEST_NAMES.items() if name in identity
         }
     return web.Response(status=202, headers=headers)
-
-
-def _check_origin(request: web.Request, ctx: RequestContext, decision: Decision) -> None:
-    """A browser sends its cookies on a cross-site WebSocket handshake too: the handshake's
-    `Origin` must be the address it was sent to or one of the route's `allowed_origins`."""
-    origin = request.headers.get("Origin")
-    route = decision.route
-    if origin is None or origin_allowed(
-        origin, own=f"{ctx.scheme}://{ctx.authority}", allowed=route.allowed_origins
-    ):
-        return
-    ctx.decision = Decision(
-        outcome=Outcome.DENY, reason=OriginRefused.reason, route=route, matched="origin"
-    )
-    raise OriginRefused("this origin may not open a WebSocket here")
 
 
 def decision_lifetime(ctx: RequestContext, *, now: float) -> int:

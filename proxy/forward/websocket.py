@@ -36,7 +36,6 @@ from proxy.config.model import Route
 from proxy.drain import DRAIN_KEY
 from proxy.errors import (
     BadRequest,
-    OriginRefused,
     UpstreamError,
     UpstreamIdentityMismatch,
     UpstreamTimeout,
@@ -50,8 +49,8 @@ from proxy.forward.http import (
 )
 from proxy.forward.identity_connector import IdentityCheckingConnector, connector_of
 from proxy.forward.tunnel import run_tunnel
-from proxy.policy.decision import Decision, Outcome
 from proxy.stages.context import RequestContext
+from proxy.stages.origin import check_origin
 from proxy.stages.watch import identity_watch
 from proxy.upstream.tls import server_name
 
@@ -59,7 +58,6 @@ _log = logging.getLogger("idgate.websocket")
 
 #: The largest message relayed (aiohttp's default); a larger one closes its sender with 1009.
 _MAX_MESSAGE_BYTES: Final = 4 * 1024 * 1024
-_DEFAULT_PORTS: Final = {"http": ":80", "https": ":443"}
 #: Per-handshake deadlines come from the route; the client itself must never cut a tunnel short.
 _NO_CLIENT_TIMEOUT: Final = aiohttp.ClientTimeout(
     total=None, connect=None, sock_connect=None, sock_read=None
@@ -167,32 +165,12 @@ class _RefusalAnswer:
         self._response.release()
 
 
-def _comparable(origin: str) -> str:
-    """`HTTPS://Tools.Example.com:443` -> `https://tools.example.com`."""
-    origin = origin.strip().lower()
-    scheme = origin.partition("://")[0]
-    default_port = _DEFAULT_PORTS.get(scheme)
-    if default_port is not None and origin.endswith(default_port):
-        return origin[: -len(default_port)]
-    return origin
-
-
-def origin_allowed(origin: str, *, own: str, allowed: frozenset[str]) -> bool:
-    """Whether a handshake sent with `Origin: origin` to the address `own` may open a socket."""
-    candidate = _comparable(origin)
-    # RFC 6454 7.1: a browser sends "null" for an opaque origin (sandboxed frame, file, data URL),
-    # which names no one and could be any page.
-    if candidate == "null":
-        return False
-    return candidate == _comparable(own) or candidate in {_comparable(o) for o in allowed}
-
-
 async def open_websocket(
     request: web.Request, ctx: RequestContext, route: Route, identity_headers: Mapping[str, str]
 ) -> web.StreamResponse:
     """Answer an authorized WebSocket handshake for `route`: relay the upstream's refusal, or
     tunnel."""
-    _check_origin(request, ctx, route)
+    check_origin(request, ctx, route)
     offered = websocket_subprotocols(request.headers)
     # Checked before the upstream hears of it; whichever subprotocol is offered, the upstream picks.
     if not web.WebSocketResponse(protocols=offered).can_prepare(request).ok:
@@ -233,19 +211,6 @@ async def open_websocket(
     if ended is not None:
         _log.info("websocket closed: %s: route=%s request_id=%s", ended, route.name, ctx.request_id)
     return downstream
-
-
-def _check_origin(request: web.Request, ctx: RequestContext, route: Route) -> None:
-    origin = request.headers.get("Origin")
-    if origin is None or origin_allowed(
-        origin, own=f"{ctx.scheme}://{ctx.authority}", allowed=route.allowed_origins
-    ):
-        return
-    # The policy allowed the user; this refusal is the decision the log and metrics must show.
-    ctx.decision = Decision(
-        outcome=Outcome.DENY, reason=OriginRefused.reason, route=route, matched="origin"
-    )
-    raise OriginRefused("this origin may not open a WebSocket here")
 
 
 async def _tls(request: web.Request, route: Route) -> ssl.SSLContext | None:

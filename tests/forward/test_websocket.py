@@ -14,7 +14,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.config.model import Secret, SessionSettings
 from proxy.forward.headers import is_websocket_upgrade, websocket_subprotocols
-from proxy.forward.websocket import origin_allowed
+from proxy.stages.origin import origin_allowed
 from proxy.stages.watch import EXPIRED, REVOKED, IdentityWatch
 from tests.forward.sockets import LISTED_ORIGIN, SocketUpstream, admin, socket_routes
 from tests.support.gate import Gate, StartGate
