@@ -111,7 +111,7 @@ class SessionRecord:
                 sign_in=SignIn(
                     auth_time=_optional_float(raw.get("auth_time")),
                     acr=_optional_str(raw.get("acr")),
-                    amr=frozenset(_str(method) for method in raw.get("amr", ())),
+                    amr=frozenset(_str(method) for method in _list(raw.get("amr", []))),
                 ),
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -128,6 +128,12 @@ def _str(value: object) -> str:
 
 def _object(value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
+        raise SessionFormatError("malformed session record")
+    return value
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
         raise SessionFormatError("malformed session record")
     return value
 

@@ -104,7 +104,9 @@ def test_a_record_written_before_sign_in_facts_reads_as_no_sign_in() -> None:
     assert restored.sign_in == NO_SIGN_IN
 
 
-@pytest.mark.parametrize(("key", "value"), [("auth_time", "1"), ("acr", 5), ("amr", [1])])
+@pytest.mark.parametrize(
+    ("key", "value"), [("auth_time", "1"), ("acr", 5), ("amr", [1]), ("amr", "otp")]
+)
 def test_a_malformed_sign_in_is_refused(key: str, value: object) -> None:
     """A sign-in fact of the wrong type makes the record malformed, not silently weaker."""
     written = json.loads(record().to_bytes())
