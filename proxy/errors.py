@@ -6,7 +6,8 @@
     │   └── RequestTimeout        408  the request body stalled (`server.body_idle_timeout`)
     ├── Unauthenticated           401  no credentials, or credentials that did not verify
     │   ├── InvalidToken          401  a token was presented and failed (carries TokenFailure)
-    │   └── SignInFailed          401  the browser sign-in did not complete; offer to start again
+    │   ├── SignInFailed          401  the browser sign-in did not complete; offer to start again
+    │   └── StepUpRequired        401  the sign-in is older or weaker than the route's `step_up`
     ├── Forbidden                 403  identified, and the route's policy says no
     ├── ForwardAuthRefused        403  /oauth2/auth for a target that is malformed or has no route
     ├── OriginRefused             403  a WebSocket handshake from an origin the route refuses
@@ -74,6 +75,17 @@ class InvalidToken(Unauthenticated):
 
 class SignInFailed(Unauthenticated):
     reason = Reason.SIGN_IN_FAILED
+
+
+class StepUpRequired(Unauthenticated):
+    """RFC 9470's `insufficient_user_authentication`: what the route asks, for the challenge."""
+
+    reason = Reason.STEP_UP
+
+    def __init__(self, *, max_age: int | None, acr_values: tuple[str, ...]) -> None:
+        super().__init__("a more recent or stronger sign-in is required")
+        self.max_age = max_age
+        self.acr_values = acr_values
 
 
 class Forbidden(IdgateError):

@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 from proxy.config.model import PolicyMode, Route, Settings
 from proxy.endpoints.own_paths import Endpoint, endpoint_paths
 from proxy.errors import BadRequest
+from proxy.identity.claims import sign_in_from_claims
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.policy.decision import Decision, Outcome
 from proxy.policy.evaluate import evaluate
 from proxy.policy.routes import RouteTable
+from proxy.reasons import Reason
 from proxy.stages.paths import NormalizedPath, normalize_path
 
 #: 9999-12-31T23:59:59Z: an explained identity never expires.
@@ -130,6 +132,7 @@ def principal_for_explain(
         claims=MappingProxyType(dict(claims)),
         source=CredentialSource.BEARER,
         expires_at=_FAR_FUTURE,
+        sign_in=sign_in_from_claims(claims),
     )
 
 
@@ -158,6 +161,8 @@ def _status(route: Route | None, decision: Decision | None) -> int:
 
 
 def _consequence(route: Route, decision: Decision) -> str:
+    if decision.reason is Reason.STEP_UP:
+        return "a more recent or stronger sign-in is required"
     if decision.outcome is Outcome.UNAUTHENTICATED:
         return "not signed in"
     if decision.outcome is Outcome.DENY:

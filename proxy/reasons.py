@@ -28,6 +28,8 @@ class Reason(StrEnum):
     INVALID_SESSION = "invalid_session"
     INVALID_CERTIFICATE = "invalid_certificate"
     SIGN_IN_FAILED = "sign_in_failed"
+    STEP_UP = "step_up"
+    """Identified and allowed, but the sign-in is older or weaker than the route's `step_up`."""
     # request-level failures decided before policy
     NO_ROUTE = "no_route"
     BAD_REQUEST = "bad_request"

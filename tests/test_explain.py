@@ -17,6 +17,7 @@ from proxy.config.model import (
     Secret,
     SessionSettings,
     Settings,
+    StepUp,
 )
 from proxy.explain import explain, principal_for_explain
 from proxy.identity.principal import CredentialSource, Principal
@@ -50,6 +51,14 @@ ROUTES = (
         upstream="http://127.0.0.1:9003",
         policy=Policy(public=True),
     ),
+    Route(
+        name="vault",
+        host="tools.example.com",
+        path="/vault",
+        upstream="http://127.0.0.1:9004",
+        policy=Policy(allow=Rule(groups=frozenset({"admins"}))),
+        step_up=StepUp(acr_values=("urn:mfa",)),
+    ),
 )
 
 SETTINGS = Settings(
@@ -62,6 +71,9 @@ SETTINGS = Settings(
 
 ADMIN = principal_for_explain(
     user="alice", email="alice@example.com", groups=["admins"], claims={"tier": "gold"}
+)
+MFA_ADMIN = principal_for_explain(
+    user="alice", email="alice@example.com", groups=["admins"], claims={"acr": "urn:mfa"}
 )
 GUEST = principal_for_explain(user="bob", email="bob@other.io", groups=[], claims={})
 
@@ -96,6 +108,8 @@ def test_allowed_request_is_forwarded_with_its_reason() -> None:
         ("https://elsewhere.io/admin", ADMIN, 404, "no route: 404"),
         ("https://gate.example.com/any", ADMIN, 202, "/oauth2/auth allows it"),
         ("https://gate.example.com/any", GUEST, 403, "forbidden"),
+        ("https://tools.example.com/vault", ADMIN, 401, "a more recent or stronger sign-in"),
+        ("https://tools.example.com/vault", MFA_ADMIN, 200, "forwarded to http://127.0.0.1:9004"),
     ],
 )
 def test_answers_the_status_the_proxy_would(

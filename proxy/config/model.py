@@ -220,6 +220,19 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StepUp:
+    """A route's `step_up`: how recent and how strong the sign-in behind a request must be."""
+
+    max_age_seconds: int | None = None
+    """The sign-in (`auth_time`) must be at most this old; sent to the provider as `max_age`."""
+    acr_values: tuple[str, ...] = ()
+    """Sent to the provider as `acr_values` (in this order of preference); the returned `acr`
+    must be one of them."""
+    amr: frozenset[str] = frozenset()
+    """The returned `amr` must contain at least one of these methods."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
     name: str
     """Unique; used as metric label, assertion audience and log field."""
@@ -241,6 +254,8 @@ class Route:
     """How an `https` upstream is verified and which client certificate idgate presents to it;
     None: verified against the system trust store, no client certificate."""
     policy: Policy
+    step_up: StepUp | None = None
+    """A recent or stronger sign-in this route requires; None for any valid identity."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,6 +7,7 @@ import re
 from proxy.config.addresses import host_pattern, http_url, origin
 from proxy.config.model import Route
 from proxy.config.parse_policy import parse_policy
+from proxy.config.parse_step_up import parse_step_up
 from proxy.config.parse_upstream_tls import parse_upstream_tls
 from proxy.config.reader import Section, given
 from proxy.config.values import InvalidValueError, boolean, duration, http_method, text
@@ -35,6 +36,7 @@ def _route(section: Section) -> Route:
     methods = section.get_list("methods", http_method)
     origins = section.get_list("allowed_origins", origin)
     upstream = section.get("upstream", http_url)
+    policy = parse_policy(section)
     route = Route(
         name=section.get("name", route_name, required=True) or "",
         **given(
@@ -47,7 +49,8 @@ def _route(section: Section) -> Route:
             pass_access_token=section.get("pass_access_token", boolean),
             timeout_seconds=section.get("timeout", duration),
         ),
-        policy=parse_policy(section),
+        policy=policy,
+        step_up=parse_step_up(section, public=policy.public),
     )
     section.close()
     return route

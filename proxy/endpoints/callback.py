@@ -7,14 +7,20 @@ cleared, the reason counted in `idgate_logins_total{result=...}`; no provider te
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from aiohttp import web
 
+from proxy.config.model import StepUp
 from proxy.endpoints.redirects import vet_redirect
 from proxy.errors import BadRequest, InvalidToken, ProviderUnavailable, SignInFailed
+from proxy.identity.claims import sign_in_from_claims
+from proxy.identity.principal import SignIn
 from proxy.oidc.flow import FlowError, FlowFailure, TokenSet
 from proxy.oidc.id_token import verify_id_token
+from proxy.policy.step_up import unmet
+from proxy.reasons import TokenFailure
 from proxy.runtime import Runtime
 from proxy.sessions.login_state import InvalidLoginState
 from proxy.stages.context import RequestContext
@@ -45,9 +51,17 @@ async def callback(request: web.Request, ctx: RequestContext) -> web.StreamRespo
         raise SignInFailed("the identity provider did not complete the sign-in")
 
     try:
-        tokens, claims = await _complete(
+        tokens, claims, sign_in = await _complete(
             runtime, code=query["code"], nonce=login.nonce, code_verifier=login.code_verifier
         )
+        if login.step_up is not None:
+            _check_step_up(login.step_up, sign_in)
+    except _StepUpUnmet as error:
+        # The provider answered with less than was asked (or the user edited the request): the
+        # old session, if any, stays; returning to the route would only send the browser back.
+        metrics.logins.labels(result="step_up_unmet").inc()
+        _log.warning("sign-in did not meet the step-up it asked for: %s", error)
+        raise SignInFailed("the sign-in was not as recent or strong as the page needs") from None
     except (FlowError, InvalidToken) as error:
         metrics.logins.labels(result="failure").inc()
         _log.warning("sign-in failed: %s", error)
@@ -56,7 +70,9 @@ async def callback(request: web.Request, ctx: RequestContext) -> web.StreamRespo
         metrics.logins.labels(result="failure").inc()
         raise
 
-    ctx.set_cookies.extend(await runtime.sessions.create(claims, tokens, request.cookies))
+    ctx.set_cookies.extend(
+        await runtime.sessions.create(claims, tokens, request.cookies, sign_in=sign_in)
+    )
     metrics.logins.labels(result="success").inc()
     settings = runtime.settings
     target = vet_redirect(
@@ -69,11 +85,26 @@ async def callback(request: web.Request, ctx: RequestContext) -> web.StreamRespo
     return response
 
 
+class _StepUpUnmet(Exception):
+    """The new sign-in does not meet the step-up it was started for."""
+
+
+def _check_step_up(step_up: StepUp, sign_in: SignIn) -> None:
+    # OIDC Core 2 auth_time: "When a max_age request is made or when auth_time is requested as an
+    # Essential Claim, then this Claim is REQUIRED".
+    if step_up.max_age_seconds is not None and sign_in.auth_time is None:
+        raise InvalidToken(TokenFailure.MISSING_CLAIM, "ID token has no auth_time for max_age")
+    failed = unmet(step_up, sign_in, now=time.time())
+    if failed is not None:
+        raise _StepUpUnmet(f"the ID token does not meet {failed.value}")
+
+
 async def _complete(
     runtime: Runtime, *, code: str, nonce: str, code_verifier: str
-) -> tuple[TokenSet, dict[str, Any]]:
+) -> tuple[TokenSet, dict[str, Any], SignIn]:
     """Exchange the code, verify the ID token, and complete the claims from userinfo when the
-    ID token lacks the groups claim (many providers keep groups out of ID tokens)."""
+    ID token lacks the groups claim (many providers keep groups out of ID tokens). The SignIn
+    (`auth_time`, `acr`, `amr`) is the ID token's alone: userinfo does not vouch for a sign-in."""
     sessions = runtime.sessions
     flow = sessions.flow()
     tokens = await flow.exchange(
@@ -84,6 +115,7 @@ async def _complete(
     claims = await verify_id_token(
         tokens.id_token, oidc=runtime.settings.oidc, keys=runtime.provider, nonce=nonce
     )
+    sign_in = sign_in_from_claims(claims)
     if runtime.settings.oidc.groups_claim not in claims and tokens.access_token is not None:
         claims = await sessions.userinfo_claims(flow, tokens.access_token, claims)
-    return tokens, claims
+    return tokens, claims, sign_in

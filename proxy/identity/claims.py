@@ -6,12 +6,13 @@ sessions) so that the configured claim names mean the same thing whichever way a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
 from proxy.config.model import OIDCSettings
-from proxy.identity.principal import CredentialSource, Principal
+from proxy.identity.principal import CredentialSource, Principal, SignIn
 
 _MISSING: Any = object()
 
@@ -62,4 +63,23 @@ def principal_from_claims(
         claims=MappingProxyType(dict(claims)),
         source=source,
         expires_at=expires_at,
+        sign_in=sign_in_from_claims(claims),
+    )
+
+
+def sign_in_from_claims(claims: Mapping[str, Any]) -> SignIn:
+    """`auth_time`, `acr` and `amr` of verified claims (OIDC Core 2); a claim of the wrong type
+    counts as absent, which fails closed: it meets no `step_up` requirement."""
+    auth_time = claims.get("auth_time")
+    acr = claims.get("acr")
+    amr = claims.get("amr")
+    return SignIn(
+        auth_time=float(auth_time)
+        if isinstance(auth_time, int | float)
+        and not isinstance(auth_time, bool)
+        and math.isfinite(auth_time)
+        else None,
+        acr=acr if isinstance(acr, str) and acr else None,
+        # OIDC Core 2: amr is a "JSON array of strings".
+        amr=claim_strings(amr) if isinstance(amr, list) else frozenset(),
     )

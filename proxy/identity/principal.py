@@ -17,6 +17,20 @@ class CredentialSource(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SignIn:
+    """When and how the user last authenticated at the provider (OIDC Core 2 `auth_time`, `acr`,
+    `amr`), from verified claims; empty for an identity that carries none (a client certificate,
+    a token without them), which meets no route's `step_up`."""
+
+    auth_time: float | None = None
+    acr: str | None = None
+    amr: frozenset[str] = frozenset()
+
+
+NO_SIGN_IN = SignIn()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Principal:
     user: str
     """Value of the configured user claim (default `sub`)."""
@@ -28,3 +42,5 @@ class Principal:
     expires_at: float
     """Unix time after which this identity must not be used (token `exp`, session end)."""
     spiffe_id: str | None = None
+    sign_in: SignIn = NO_SIGN_IN
+    """For a session, from the ID token of its sign-in; for a bearer token, from its claims."""

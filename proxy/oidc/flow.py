@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -128,8 +128,17 @@ class CodeFlow:
         self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=oidc.http_timeout_seconds)
 
-    def authorization_request(self, *, redirect_uri: str) -> AuthorizationRequest:
-        """A fresh sign-in: the authorization URL (code, PKCE S256), its state, nonce, verifier."""
+    def authorization_request(
+        self,
+        *,
+        redirect_uri: str,
+        max_age: int | None = None,
+        acr_values: Sequence[str] = (),
+    ) -> AuthorizationRequest:
+        """A fresh sign-in: the authorization URL (code, PKCE S256), its state, nonce, verifier.
+
+        `max_age` and `acr_values` (OIDC Core 3.1.2.1) ask for a recent or stronger sign-in; the
+        user can edit them in the URL, so the ID token's `auth_time` and `acr` are what count."""
         endpoint = _required(self._metadata.authorization_endpoint, "authorization_endpoint")
         state, nonce = generate_token(_RANDOM_CHARS), generate_token(_RANDOM_CHARS)
         verifier = generate_token(_VERIFIER_CHARS)
@@ -144,6 +153,8 @@ class CodeFlow:
             code_challenge=create_s256_code_challenge(verifier),
             code_challenge_method="S256",
             **({"prompt": " ".join(self._oidc.prompt)} if self._oidc.prompt else {}),
+            **({"max_age": str(max_age)} if max_age is not None else {}),
+            **({"acr_values": " ".join(acr_values)} if acr_values else {}),
         )
         return AuthorizationRequest(url=url, state=state, nonce=nonce, code_verifier=verifier)
 

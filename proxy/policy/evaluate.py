@@ -1,13 +1,16 @@
 """Policy evaluation: (route, principal) -> Decision, pure and total; anything unmatched denies.
 
 Order: public allows anyone; no identity is unauthenticated; a matching `deny` block denies even
-when `allow` would match; a matching `allow` block allows, naming the condition that matched;
-everything else is denied. In audit mode a denial becomes `would_deny` and the request goes through,
-but an anonymous request stays unauthenticated: audit never opens a route to nobody.
+when `allow` would match; a matching `allow` block allows, naming the condition that matched,
+unless the route's `step_up` asks for a more recent or stronger sign-in than the identity's
+(unauthenticated, reason `step_up`: signing in again can fix it); everything else is denied. In
+audit mode a denial becomes `would_deny` and the request goes through, but an anonymous request
+or an unmet step-up stays unauthenticated: audit never opens a route to a weaker sign-in.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +19,7 @@ from proxy.config.model import PolicyMode, Route, Rule
 from proxy.identity.claims import SPACE_SEPARATED_CLAIMS, claim_at, claim_strings
 from proxy.identity.principal import Principal
 from proxy.policy.decision import Decision, Outcome
+from proxy.policy.step_up import unmet
 from proxy.reasons import Reason
 
 
@@ -25,8 +29,9 @@ class _Hit:
     matched: str
 
 
-def evaluate(route: Route, principal: Principal | None) -> Decision:
-    """The decision for `principal` asking for `route`; deny wins over allow."""
+def evaluate(route: Route, principal: Principal | None, *, now: float | None = None) -> Decision:
+    """The decision for `principal` asking for `route` at Unix time `now` (default: the current
+    time); deny wins over allow, and an allow needs the route's `step_up` met."""
     policy = route.policy
     if policy.public:
         return Decision(outcome=Outcome.ALLOW, reason=Reason.PUBLIC, route=route)
@@ -37,9 +42,18 @@ def evaluate(route: Route, principal: Principal | None) -> Decision:
     if hit is not None:
         return Decision(outcome=denied, reason=Reason.DENY_RULE, route=route, matched=hit.matched)
     hit = None if policy.allow is None else next(_hits(policy.allow, principal), None)
-    if hit is not None:
-        return Decision(outcome=Outcome.ALLOW, reason=hit.reason, route=route, matched=hit.matched)
-    return Decision(outcome=denied, reason=Reason.NOT_ALLOWED, route=route)
+    if hit is None:
+        return Decision(outcome=denied, reason=Reason.NOT_ALLOWED, route=route)
+    if route.step_up is not None:
+        failed = unmet(route.step_up, principal.sign_in, now=time.time() if now is None else now)
+        if failed is not None:
+            return Decision(
+                outcome=Outcome.UNAUTHENTICATED,
+                reason=Reason.STEP_UP,
+                route=route,
+                matched=f"step_up:{failed}",
+            )
+    return Decision(outcome=Outcome.ALLOW, reason=hit.reason, route=route, matched=hit.matched)
 
 
 def _hits(rule: Rule, principal: Principal) -> Iterator[_Hit]:

@@ -19,7 +19,7 @@ from typing import Final
 
 from cachetools import TTLCache
 
-from proxy.config.model import Secret
+from proxy.config.model import Secret, StepUp
 from proxy.sessions.crypto import Sealer, SealError
 from proxy.sessions.store import CookieChange
 
@@ -39,6 +39,9 @@ class LoginState:
     code_verifier: str
     redirect_to: str
     created_at: float
+    step_up: StepUp | None = None
+    """What the sign-in asked for on behalf of the route it returns to; the callback holds the
+    provider's answer to it (a tampered URL asks for less, and the answer shows it)."""
 
 
 class LoginStates:
@@ -59,13 +62,30 @@ class LoginStates:
         return f"{self._prefix}{tag}"
 
     def begin(
-        self, *, state: str, nonce: str, code_verifier: str, redirect_to: str
+        self,
+        *,
+        state: str,
+        nonce: str,
+        code_verifier: str,
+        redirect_to: str,
+        step_up: StepUp | None = None,
     ) -> CookieChange:
         """The cookie that carries this sign-in's state back to the callback."""
         name = self.cookie_name(state)
-        payload = json.dumps(
-            {"s": state, "n": nonce, "v": code_verifier, "r": redirect_to, "t": self._clock()}
-        ).encode()
+        fields: dict[str, object] = {
+            "s": state,
+            "n": nonce,
+            "v": code_verifier,
+            "r": redirect_to,
+            "t": self._clock(),
+        }
+        if step_up is not None:
+            fields["u"] = {
+                "m": step_up.max_age_seconds,
+                "a": list(step_up.acr_values),
+                "r": sorted(step_up.amr),
+            }
+        payload = json.dumps(fields).encode()
         sealed = self._sealer.seal(payload, aad=name.encode())
         return CookieChange(name=name, value=sealed, max_age=MAX_AGE_SECONDS)
 
@@ -86,6 +106,7 @@ class LoginStates:
                 code_verifier=str(raw["v"]),
                 redirect_to=str(raw["r"]),
                 created_at=float(raw["t"]),
+                step_up=_step_up(raw.get("u")),
             )
         except (SealError, ValueError, KeyError, TypeError):
             raise InvalidLoginState("sign-in state cookie is not valid") from None
@@ -101,3 +122,17 @@ class LoginStates:
     def deletion(self, state: str) -> CookieChange:
         """Clears the cookie a (possibly forged) state names, so nothing lingers after a failure."""
         return CookieChange(name=self.cookie_name(state), value=None)
+
+
+def _step_up(raw: object) -> StepUp | None:
+    """The step-up a sealed state carries (it was written by `begin`, so a bad one is a bug)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TypeError("step-up is not an object")
+    max_age = raw["m"]
+    return StepUp(
+        max_age_seconds=None if max_age is None else int(max_age),
+        acr_values=tuple(str(value) for value in raw["a"]),
+        amr=frozenset(str(value) for value in raw["r"]),
+    )

@@ -24,7 +24,7 @@ import aiohttp
 from proxy.config.model import SessionSettings, Settings
 from proxy.errors import ProviderUnavailable, Unauthenticated
 from proxy.identity.claims import principal_from_claims
-from proxy.identity.principal import CredentialSource, Principal
+from proxy.identity.principal import NO_SIGN_IN, CredentialSource, Principal, SignIn
 from proxy.observability.metrics import Metrics
 from proxy.oidc.flow import CodeFlow, FlowError, FlowFailure, TokenSet
 from proxy.oidc.id_token import verify_id_token
@@ -132,9 +132,17 @@ class SessionManager:
     # -- sign-in and sign-out ------------------------------------------------------------------
 
     async def create(
-        self, claims: Mapping[str, Any], tokens: TokenSet, cookies: Mapping[str, str]
+        self,
+        claims: Mapping[str, Any],
+        tokens: TokenSet,
+        cookies: Mapping[str, str],
+        *,
+        sign_in: SignIn = NO_SIGN_IN,
     ) -> list[CookieChange]:
-        """A new session (new id: SPEC "a new session id at every login") replacing any old one."""
+        """A new session (new id: SPEC "a new session id at every login") replacing any old one.
+
+        `sign_in` comes from the verified ID token alone, never from userinfo or the URL: it is
+        what a route's `step_up` is checked against."""
         now = self._clock()
         principal = principal_from_claims(
             claims, self._settings.oidc, source=CredentialSource.SESSION, expires_at=now
@@ -155,6 +163,7 @@ class SessionManager:
             created_at=now,
             last_seen_at=now,
             verified_at=now,
+            sign_in=sign_in,
         )
         old = await self.forget(cookies) if cookies else []
         new = await self._save(record, cookies)

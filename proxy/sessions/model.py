@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final
 
-from proxy.identity.principal import CredentialSource, Principal
+from proxy.identity.principal import NO_SIGN_IN, CredentialSource, Principal, SignIn
 
 FORMAT_VERSION: Final = 1
 
@@ -46,6 +46,9 @@ class SessionRecord:
     """Unix time of the last request: the idle timeout counts from here."""
     verified_at: float
     """Unix time the provider last vouched for the user (login or refresh)."""
+    sign_in: SignIn = NO_SIGN_IN
+    """`auth_time`, `acr`, `amr` of the sign-in's verified ID token; a refresh does not change
+    them (it is no new authentication). A record written before they were kept has none."""
 
     def principal(self, *, expires_at: float) -> Principal:
         return Principal(
@@ -55,6 +58,7 @@ class SessionRecord:
             claims=self.claims,
             source=CredentialSource.SESSION,
             expires_at=expires_at,
+            sign_in=self.sign_in,
         )
 
     def seen(self, now: float) -> SessionRecord:
@@ -77,6 +81,9 @@ class SessionRecord:
                 "created": self.created_at,
                 "seen": self.last_seen_at,
                 "verified": self.verified_at,
+                "auth_time": self.sign_in.auth_time,
+                "acr": self.sign_in.acr,
+                "amr": sorted(self.sign_in.amr),
             },
             separators=(",", ":"),
         ).encode()
@@ -101,6 +108,11 @@ class SessionRecord:
                 created_at=float(raw["created"]),
                 last_seen_at=float(raw["seen"]),
                 verified_at=float(raw["verified"]),
+                sign_in=SignIn(
+                    auth_time=_optional_float(raw.get("auth_time")),
+                    acr=_optional_str(raw.get("acr")),
+                    amr=frozenset(_str(method) for method in _list(raw.get("amr", []))),
+                ),
             )
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, SessionFormatError):
@@ -118,6 +130,20 @@ def _object(value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SessionFormatError("malformed session record")
     return value
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise SessionFormatError("malformed session record")
+    return value
+
+
+def _optional_float(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SessionFormatError("malformed session record")
+    return float(value)
 
 
 def _optional_str(value: object) -> str | None:

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.errors import Forbidden, InvalidToken, NoRoute, ProviderUnavailable, Unauthenticated
+from proxy.errors import (
+    Forbidden,
+    InvalidToken,
+    NoRoute,
+    ProviderUnavailable,
+    StepUpRequired,
+    Unauthenticated,
+)
 from proxy.policy.decision import Decision, Outcome
 from proxy.policy.evaluate import evaluate
+from proxy.reasons import Reason
 from proxy.stages.context import RequestContext
 from proxy.stages.identify import identify
 
@@ -39,6 +47,10 @@ async def authorize(request: web.Request, ctx: RequestContext) -> Decision:
     decision = evaluate(route, principal)
     ctx.decision = decision
     if decision.outcome is Outcome.UNAUTHENTICATED:
+        step_up = route.step_up
+        if decision.reason is Reason.STEP_UP and step_up is not None:
+            # The session stays: it is good for other routes, and signing in again replaces it.
+            raise StepUpRequired(max_age=step_up.max_age_seconds, acr_values=step_up.acr_values)
         raise Unauthenticated("sign in required", reason=decision.reason)
     if decision.outcome is Outcome.DENY:
         raise Forbidden(decision.reason)

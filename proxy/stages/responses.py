@@ -22,6 +22,7 @@ from proxy.errors import (
     RateLimited,
     RequestTimeout,
     SignInFailed,
+    StepUpRequired,
     Unauthenticated,
 )
 from proxy.policy.rate_limits import retry_after_header
@@ -69,7 +70,9 @@ def error_response(
         if request_id is not None:
             payload["request_id"] = request_id
         response = json_response(payload, status=error.status)
-    if isinstance(error, InvalidToken):
+    if isinstance(error, StepUpRequired):
+        response.headers["WWW-Authenticate"] = step_up_challenge(error)
+    elif isinstance(error, InvalidToken):
         # RFC 6750 3.1: "invalid_token ... The resource SHOULD respond with ... 401".
         response.headers["WWW-Authenticate"] = f'{_REALM}, error="invalid_token"'
     elif isinstance(error, Unauthenticated) and response.status == 401:
@@ -85,6 +88,24 @@ def error_response(
         # waiting."
         response.force_close()
     return response
+
+
+def step_up_challenge(error: StepUpRequired) -> str:
+    """RFC 9470 3: `error="insufficient_user_authentication"`, with `acr_values` ("A
+    space-separated string listing the authentication context class reference values in order of
+    preference") and `max_age` ("the allowable elapsed time in seconds since the last active
+    authentication event"). The values come from the config, which refuses quotes and spaces
+    inside them."""
+    parts = [
+        _REALM,
+        'error="insufficient_user_authentication"',
+        'error_description="A more recent or stronger sign-in is required"',
+    ]
+    if error.acr_values:
+        parts.append(f'acr_values="{" ".join(error.acr_values)}"')
+    if error.max_age is not None:
+        parts.append(f'max_age="{error.max_age}"')
+    return ", ".join(parts)
 
 
 def sign_in_url(settings: Settings, return_to: str) -> str:

@@ -26,6 +26,7 @@ from proxy.config.model import (
     RedisSettings,
     Secret,
     SessionSettings,
+    StepUp,
 )
 
 Issues = Callable[..., list[str]]
@@ -46,6 +47,7 @@ def test_example_config_parses_with_its_two_variables_set() -> None:
         "status",
         "grafana",
         "billing-api",
+        "payroll",
         "admin",
         "jenkins",
         "wiki",
@@ -53,7 +55,8 @@ def test_example_config_parses_with_its_two_variables_set() -> None:
 
 
 def test_example_config_shows_every_kind_of_route() -> None:
-    """The example has a public, a group, a claims, a deny, an audit and a decision-only route."""
+    """The example has a public, a group, a claims, a step-up, a deny, an audit and a
+    decision-only route."""
     routes = {route.name: route for route in load_settings(EXAMPLE, EXAMPLE_ENV).routes}
 
     assert routes["status"].policy.public
@@ -64,6 +67,7 @@ def test_example_config_shows_every_kind_of_route() -> None:
         "billing-admin",
         "billing-service",
     }
+    assert routes["payroll"].step_up == StepUp(max_age_seconds=900, acr_values=("urn:example:mfa",))
     assert routes["admin"].policy.deny is not None
     assert routes["jenkins"].policy.mode is PolicyMode.AUDIT
     assert routes["wiki"].upstream is None

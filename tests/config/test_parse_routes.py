@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from proxy.config.load import parse_settings
-from proxy.config.model import Policy, PolicyMode, Route, Rule
+from proxy.config.model import Policy, PolicyMode, Route, Rule, StepUp
 
 Issues = Callable[..., list[str]]
 
@@ -201,3 +201,50 @@ def test_duplicate_route_names_name_both_routes(document: dict[str, Any], issues
     ]
 
     assert issues(document) == ["routes[2].name: 'app' is already the name of routes[0]"]
+
+
+def test_step_up_keys_map_onto_the_model(document: dict[str, Any]) -> None:
+    """`step_up` becomes whole-second max_age, ordered distinct acr_values and an amr set."""
+    only_route(
+        document,
+        name="vault",
+        allow={"authenticated": True},
+        step_up={"max_age": "15m", "acr_values": ["urn:mfa", "urn:hwk", "urn:mfa"], "amr": ["otp"]},
+    )
+    (route,) = parse_settings(document, {}).routes
+    assert route.step_up == StepUp(
+        max_age_seconds=900, acr_values=("urn:mfa", "urn:hwk"), amr=frozenset({"otp"})
+    )
+
+
+def test_a_route_without_step_up_has_none(document: dict[str, Any]) -> None:
+    """No `step_up` key: any valid identity's sign-in will do."""
+    only_route(document, name="r", allow={"authenticated": True})
+    assert parse_settings(document, {}).routes[0].step_up is None
+
+
+@pytest.mark.parametrize(
+    ("step_up", "extra", "expected"),
+    [
+        ({}, {}, "routes[0].step_up: names no requirement"),
+        ({"max_age": "1.5s"}, {}, "routes[0].step_up.max_age: must be a whole number"),
+        ({"max_age": "soon"}, {}, "routes[0].step_up.max_age: expected seconds"),
+        ({"acr_values": "urn:mfa"}, {}, "routes[0].step_up.acr_values: must be a list"),
+        ({"acr_values": ["a b"]}, {}, "routes[0].step_up.acr_values[0]: use printable ASCII"),
+        ({"acr_values": ['a"b']}, {}, "routes[0].step_up.acr_values[0]: use printable ASCII"),
+        ({"amr": ["pwd", ""]}, {}, "routes[0].step_up.amr[1]: must not be empty"),
+        ({"max_age": 60, "acr": ["x"]}, {}, "routes[0].step_up.acr: unknown key"),
+        ({"max_age": 60}, {"public": True}, "routes[0].step_up: cannot be combined with public"),
+    ],
+)
+def test_bad_step_up_is_refused(
+    document: dict[str, Any],
+    issues: Issues,
+    step_up: dict[str, Any],
+    extra: dict[str, Any],
+    expected: str,
+) -> None:
+    """Every malformed `step_up` is refused with its key path."""
+    policy: dict[str, Any] = extra or {"allow": {"authenticated": True}}
+    only_route(document, name="r", step_up=step_up, **policy)
+    assert any(issue.startswith(expected) for issue in issues(document)), issues(document)

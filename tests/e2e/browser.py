@@ -48,11 +48,26 @@ PASSWORD: Final = "any password"
 _OFF_MACHINE: Final = re.compile(r"^(?!https?://127\.0\.0\.1[:/])")
 
 
+#: The step-up route of `sign_in_routes`, and the provider's multi-factor `acr` (accounts.mjs).
+VAULT_PATH: Final = "/vault"
+VAULT_MAX_AGE: Final = 60
+ACR_MFA: Final = "urn:idgate:test:mfa"
+ACR_PASSWORD: Final = "urn:idgate:test:password"
+
+
 def sign_in_routes(upstream: str) -> list[dict[str, Any]]:
-    """A public route, an admins-only one, and the default one for any signed-in user."""
+    """A public route, an admins-only one, one that needs a recent multi-factor sign-in
+    (VAULT_PATH), and the default one for any signed-in user."""
     return [
         {"name": "public", "path": "/public", "upstream": upstream, "public": True},
         {"name": "admins", "path": "/admin", "upstream": upstream, "allow": {"groups": ["admins"]}},
+        {
+            "name": "vault",
+            "path": VAULT_PATH,
+            "upstream": upstream,
+            "allow": {"authenticated": True},
+            "step_up": {"max_age": VAULT_MAX_AGE, "acr_values": [ACR_MFA]},
+        },
         {"name": "tools", "path": "/", "upstream": upstream, "allow": {"authenticated": True}},
     ]
 

@@ -55,7 +55,7 @@ def test_check_accepts_the_example_config() -> None:
     done = idgate("check", "-c", str(EXAMPLE))
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{EXAMPLE}: ok (6 routes)"
+    assert done.stdout.strip() == f"{EXAMPLE}: ok (7 routes)"
     assert done.stderr == ""
 
 
@@ -91,7 +91,7 @@ def test_check_names_every_problem_of_a_broken_copy(tmp_path: Path) -> None:
     assert len(problems) == 3
     assert f"{broken}: routes[1].allow.groups: must not be empty" in problems
     assert f"{broken}: oidc.leeway_secs: unknown key; did you mean leeway_seconds?" in problems
-    assert any(line.startswith(f"{broken}: routes[4].mode: ") for line in problems)
+    assert any(line.startswith(f"{broken}: routes[5].mode: ") for line in problems)
     for secret in SECRET_ENVIRONMENT.values():
         assert secret not in done.stderr
 
@@ -153,7 +153,7 @@ def test_serve_stops_cleanly_on_sigterm(oidc_provider: OidcProvider, tmp_path: P
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["check"], f"{EXAMPLE}: ok (6 routes)"),
+        (["check"], f"{EXAMPLE}: ok (7 routes)"),
         (["explain", "--url", "https://status.example.com/"], "route:     status ("),
     ],
 )

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 import pytest
 from aiohttp import WSCloseCode, WSMsgType
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.config.model import Secret, SessionSettings
+from proxy.config.model import Secret, SessionSettings, StepUp
 from proxy.forward.headers import is_websocket_upgrade, websocket_subprotocols
 from proxy.stages.origin import origin_allowed
 from proxy.stages.watch import EXPIRED, REVOKED, IdentityWatch
@@ -418,6 +419,30 @@ async def test_session_socket_is_closed_1008_when_the_user_leaves_the_group(
         await ws.send_str("still here")
         assert await ws.receive_str() == "echo: still here"
         gate.issuer.userinfo_claims = {"groups": ["eng"]}
+        await assert_closed_for_policy(ws, REVOKED)
+    assert await sockets.wait_closed() == WSCloseCode.POLICY_VIOLATION
+
+
+async def test_session_socket_is_closed_1008_once_the_sign_in_is_older_than_max_age(
+    sockets: SocketUpstream, start_gate: StartGate
+) -> None:
+    """On a `step_up` route the re-verification applies its max_age too: a socket opened by a
+    sign-in 59 s old on a `max_age: 60` route is closed once that sign-in turns 60 s old."""
+    issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
+    issuer.userinfo_claims = {"groups": ["admins"]}
+    issuer.id_token_claims = {"auth_time": math.ceil(time.time()) - 59}
+    routes = tuple(
+        replace(route, step_up=StepUp(max_age_seconds=60)) for route in socket_routes(sockets.url)
+    )
+    gate = await start_gate(
+        issuer=issuer,
+        routes=routes,
+        session=SessionSettings(secrets=(Secret(SESSION_SECRET),), refresh_seconds=0.05),
+    )
+    cookies = await sign_in(gate)
+    async with gate.client.ws_connect("/ws/echo", headers=cookie_header(cookies)) as ws:
+        await ws.send_str("still here")
+        assert await ws.receive_str() == "echo: still here"
         await assert_closed_for_policy(ws, REVOKED)
     assert await sockets.wait_closed() == WSCloseCode.POLICY_VIOLATION
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from proxy.identity.principal import NO_SIGN_IN, SignIn
 from proxy.sessions.model import FORMAT_VERSION, SessionFormatError, SessionRecord
 from tests.sessions.records import record
 
@@ -81,3 +82,34 @@ def test_malformed_bytes_are_a_format_error(data: bytes) -> None:
     """Bytes that are not a well-formed record raise SessionFormatError, nothing else."""
     with pytest.raises(SessionFormatError, match="session"):
         SessionRecord.from_bytes(data)
+
+
+def test_the_sign_in_round_trips() -> None:
+    """auth_time, acr and amr of the sign-in read back as written."""
+    original = replace(
+        record(), sign_in=SignIn(auth_time=1_700_000_000.0, acr="urn:mfa", amr=frozenset({"otp"}))
+    )
+    restored = SessionRecord.from_bytes(original.to_bytes())
+    assert restored.sign_in == original.sign_in
+    assert restored.principal(expires_at=0.0).sign_in == original.sign_in
+
+
+def test_a_record_written_before_sign_in_facts_reads_as_no_sign_in() -> None:
+    """A record without auth_time, acr and amr opens as a sign-in of unknown age and strength,
+    which meets no step-up (and is fine everywhere else)."""
+    written = json.loads(record().to_bytes())
+    for key in ("auth_time", "acr", "amr"):
+        del written[key]
+    restored = SessionRecord.from_bytes(json.dumps(written).encode())
+    assert restored.sign_in == NO_SIGN_IN
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("auth_time", "1"), ("acr", 5), ("amr", [1]), ("amr", "otp")]
+)
+def test_a_malformed_sign_in_is_refused(key: str, value: object) -> None:
+    """A sign-in fact of the wrong type makes the record malformed, not silently weaker."""
+    written = json.loads(record().to_bytes())
+    written[key] = value
+    with pytest.raises(SessionFormatError):
+        SessionRecord.from_bytes(json.dumps(written).encode())

@@ -155,6 +155,8 @@ class FakeIssuer:
     subject: str = "alice"
     userinfo_claims: dict[str, Any] = field(default_factory=dict)
     """Served by /userinfo beside `sub`."""
+    id_token_claims: dict[str, Any] = field(default_factory=dict)
+    """Added to the ID token of every code exchange (`auth_time`, `acr`, `amr`...)."""
     token_body: bytes | None = None
     """Served verbatim (JSON, with `token_status`) by /token instead of tokens."""
     token_status: int = 200
@@ -325,7 +327,7 @@ class FakeIssuer:
         refresh_token = secrets.token_urlsafe(16) if self.issue_refresh_tokens else None
         if refresh_token is not None:
             self._refresh_tokens.add(refresh_token)
-        id_token = self.id_token(nonce=grant.nonce)
+        id_token = self.id_token(nonce=grant.nonce, **self.id_token_claims)
         self.issued_id_tokens.append(id_token)
         return self._tokens(refresh_token=refresh_token, id_token=id_token)
 

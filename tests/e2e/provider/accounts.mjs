@@ -2,6 +2,9 @@
 import { errors } from 'oidc-provider';
 
 export const API_RESOURCE = 'https://api.idgate.test';
+/** The assurance levels (`acr`) this provider signs in at: a password, or a password and more. */
+export const ACR_PASSWORD = 'urn:idgate:test:password';
+export const ACR_MFA = 'urn:idgate:test:mfa';
 export const USER_GRANT = 'urn:idgate:test:user';
 const API_SCOPE = 'api:read api:write';
 

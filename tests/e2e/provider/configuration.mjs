@@ -4,6 +4,8 @@ import { Provider } from 'oidc-provider';
 import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
 
 import {
+  ACR_MFA,
+  ACR_PASSWORD,
   MINTER,
   SERVICES,
   USER_GRANT,
@@ -51,6 +53,27 @@ function serviceClients() {
 }
 
 /**
+ * TEST-ONLY: the dev login page has no second factor, so a sign-in counts as multi-factor exactly
+ * when the authorization request's `acr_values` asked for ACR_MFA (a real provider would prompt
+ * for it there), and as a password sign-in otherwise. The resulting `acr` and `amr` go into the
+ * ID token, so a test that edits `acr_values` in the URL gets what it asked for.
+ */
+function recordAssurance(provider) {
+  const finish = provider.interactionFinished.bind(provider);
+  provider.interactionFinished = async (req, res, result, options) => {
+    if (!result.login) return finish(req, res, result, options);
+    const { params } = await provider.interactionDetails(req, res);
+    const mfa = String(params.acr_values ?? '').split(' ').includes(ACR_MFA);
+    const login = {
+      ...result.login,
+      acr: mfa ? ACR_MFA : ACR_PASSWORD,
+      amr: mfa ? ['pwd', 'otp'] : ['pwd'],
+    };
+    return finish(req, res, { ...result, login }, options);
+  };
+}
+
+/**
  * A ready provider for `state` ({issuer, keys, cookieKeys, web}); throws if oidc-provider rejects
  * any client, which it otherwise would only do at that client's first request.
  */
@@ -74,6 +97,7 @@ export async function buildProvider({ issuer, keys, cookieKeys, web, revocation 
       groups: ['groups'],
     },
     scopes: ['openid', 'offline_access'],
+    acrValues: [ACR_PASSWORD, ACR_MFA],
     // Put email and groups in the ID token too, as Keycloak, Okta and Entra ID do.
     conformIdTokenClaims: false,
     // A refresh token for every client allowed the grant, as Keycloak issues them. oidc-provider's
@@ -106,6 +130,7 @@ export async function buildProvider({ issuer, keys, cookieKeys, web, revocation 
       Session: 3600,
     },
   });
+  recordAssurance(provider);
   provider.registerGrantType(USER_GRANT, userGrant, ['username', 'resource']);
   provider.on('server_error', (_ctx, error) => console.error('oidc-provider server_error:', error));
   provider.on('backchannel.error', (_ctx, error, client) => {
