@@ -18,6 +18,7 @@ class Reason(StrEnum):
     USER = "user"
     CLAIM = "claim"
     SPIFFE_ID = "spiffe_id"
+    CERTIFICATE = "certificate"
     # deny
     DENY_RULE = "deny_rule"
     NOT_ALLOWED = "not_allowed"

@@ -209,6 +209,18 @@ class Rule:
     claims: tuple[tuple[str, frozenset[str]], ...] = ()
     """(dotted claim path, accepted values): matches when the claim or any element of it is one."""
     spiffe_ids: frozenset[str] = frozenset()
+    certificate_fingerprints: frozenset[str] = frozenset()
+    """SHA-256 of the client certificate (DER), lower-case hex without colons."""
+    certificate_spki_pins: frozenset[str] = frozenset()
+    """SHA-256 of the client certificate's SubjectPublicKeyInfo, base64: survives renewal with
+    the same key."""
+    certificate_dns_names: frozenset[str] = frozenset()
+    """dNSName SANs of the client certificate, lower case."""
+    certificate_emails: frozenset[str] = frozenset()
+    """rfc822Name SANs of the client certificate, compared case-insensitively."""
+    certificate_issuers: tuple[bytes, ...] = ()
+    """DER certificates of CAs: the client certificate must be signed directly by one of them
+    (a device CA makes "managed devices" a condition)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from proxy.config.addresses import email, email_domain
+from proxy.config.addresses import email, email_domain, hostname
+from proxy.config.certificate_values import ca_certificates, certificate_fingerprint, spki_pin
 from proxy.config.model import Policy, PolicyMode, Rule
 from proxy.config.reader import Section, given
 from proxy.config.values import boolean, choice, claim_value, spiffe_id, text
 
-_CONDITIONS = ("authenticated", "groups", "emails", "domains", "users", "claims", "spiffe_ids")
+_CONDITIONS = (
+    "authenticated",
+    "groups",
+    "emails",
+    "domains",
+    "users",
+    "claims",
+    "spiffe_ids",
+    "certificate_fingerprints",
+    "certificate_spki_pins",
+    "certificate_dns_names",
+    "certificate_emails",
+    "certificate_issuers",
+)
 
 
 def parse_policy(route: Section) -> Policy:
@@ -51,12 +65,24 @@ def _rule(route: Section, key: str) -> Rule | None:
             users=_set(block, "users", text),
             claims=_claims(block),
             spiffe_ids=_set(block, "spiffe_ids", spiffe_id),
+            certificate_fingerprints=_set(
+                block, "certificate_fingerprints", certificate_fingerprint
+            ),
+            certificate_spki_pins=_set(block, "certificate_spki_pins", spki_pin),
+            certificate_dns_names=_set(block, "certificate_dns_names", hostname),
+            certificate_emails=_set(block, "certificate_emails", email),
+            certificate_issuers=_issuers(block),
         )
     )
     block.close()
     if not authenticated and not any(block.has(name) for name in _CONDITIONS[1:]):
         block.issue(f"names no condition: give at least one of {', '.join(_CONDITIONS)}")
     return rule
+
+
+def _issuers(block: Section) -> tuple[bytes, ...] | None:
+    files = block.get_list("certificate_issuers", ca_certificates)
+    return None if files is None else tuple(der for certificates in files for der in certificates)
 
 
 def _set(block: Section, key: str, convert: Callable[[object], str]) -> frozenset[str] | None:

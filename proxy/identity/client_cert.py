@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -18,12 +19,13 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from proxy.config.model import ForwardedCertificateFormat
 from proxy.config.values import InvalidValueError, spiffe_id
 from proxy.errors import BadRequest, Unauthenticated
-from proxy.identity.principal import CredentialSource, Principal
+from proxy.identity.principal import CredentialSource, DeviceCertificate, Principal
 from proxy.reasons import Reason
 
 #: Client certificates a TLS-terminating proxy forwards to idgate: idgate turns them into the
@@ -65,7 +67,7 @@ def certificate_principal(certificate: x509.Certificate, *, now: float) -> Princ
     expires_at = certificate.not_valid_after_utc.timestamp()
     if now > expires_at:
         raise _refused("client certificate has expired")
-    uris, emails = _alternative_names(certificate)
+    uris, emails, dns_names = _alternative_names(certificate)
     spiffe = _spiffe_id(uris)
     return Principal(
         user=spiffe or _common_name(certificate),
@@ -75,19 +77,35 @@ def certificate_principal(certificate: x509.Certificate, *, now: float) -> Princ
         source=CredentialSource.CLIENT_CERT,
         expires_at=expires_at,
         spiffe_id=spiffe,
+        certificate=_device(certificate, emails, dns_names),
     )
 
 
-def _alternative_names(certificate: x509.Certificate) -> tuple[list[str], list[str]]:
-    """(URI SANs, rfc822Name SANs)."""
+def _device(
+    certificate: x509.Certificate, emails: list[str], dns_names: list[str]
+) -> DeviceCertificate:
+    der = certificate.public_bytes(Encoding.DER)
+    spki = certificate.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return DeviceCertificate(
+        der=der,
+        sha256=hashlib.sha256(der).hexdigest(),
+        spki_sha256=base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii"),
+        dns_names=frozenset(name.lower() for name in dns_names),
+        emails=frozenset(address.lower() for address in emails),
+    )
+
+
+def _alternative_names(certificate: x509.Certificate) -> tuple[list[str], list[str], list[str]]:
+    """(URI SANs, rfc822Name SANs, dNSName SANs)."""
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return [], []
+        return [], [], []
     except (ValueError, x509.DuplicateExtension):
         raise BadRequest("unreadable client certificate") from None
     uris = names.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris, names.get_values_for_type(x509.RFC822Name)
+    emails = names.get_values_for_type(x509.RFC822Name)
+    return uris, emails, names.get_values_for_type(x509.DNSName)
 
 
 def _spiffe_id(uris: Sequence[str]) -> str | None:

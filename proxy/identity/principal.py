@@ -31,6 +31,23 @@ NO_SIGN_IN = SignIn()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceCertificate:
+    """The verified client certificate behind an identity, for the device conditions of a policy
+    (`certificate_*`): a certificate proves which device asks, as a token proves who."""
+
+    der: bytes
+    sha256: str
+    """SHA-256 of the DER certificate, lower-case hex."""
+    spki_sha256: str
+    """SHA-256 of the DER SubjectPublicKeyInfo, base64 (Envoy's `verify_certificate_spki`,
+    HPKP's pin): stays the same when a certificate is renewed with the same key."""
+    dns_names: frozenset[str]
+    """dNSName SANs, lower case."""
+    emails: frozenset[str]
+    """rfc822Name SANs, lower case."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Principal:
     user: str
     """Value of the configured user claim (default `sub`)."""
@@ -43,4 +60,7 @@ class Principal:
     """Unix time after which this identity must not be used (token `exp`, session end)."""
     spiffe_id: str | None = None
     sign_in: SignIn = NO_SIGN_IN
+    certificate: DeviceCertificate | None = None
+    """For a client-certificate identity whose certificate idgate saw (not one a proxy only
+    vouched for by SPIFFE ID)."""
     """For a session, from the ID token of its sign-in; for a bearer token, from its claims."""

@@ -17,7 +17,8 @@ from functools import lru_cache
 
 from proxy.config.model import PolicyMode, Route, Rule
 from proxy.identity.claims import SPACE_SEPARATED_CLAIMS, claim_at, claim_strings
-from proxy.identity.principal import Principal
+from proxy.identity.principal import DeviceCertificate, Principal
+from proxy.policy.certificate_issuers import issued_by
 from proxy.policy.decision import Decision, Outcome
 from proxy.policy.step_up import unmet
 from proxy.reasons import Reason
@@ -27,6 +28,24 @@ from proxy.reasons import Reason
 class _Hit:
     reason: Reason
     matched: str
+
+
+def device_hits(rule: Rule, device: DeviceCertificate) -> Iterator[_Hit]:
+    """The device conditions (`certificate_*`) of `rule` that the client certificate meets."""
+    if device.sha256 in rule.certificate_fingerprints:
+        yield _Hit(reason=Reason.CERTIFICATE, matched=f"certificate_fingerprint:{device.sha256}")
+    if device.spki_sha256 in rule.certificate_spki_pins:
+        yield _Hit(reason=Reason.CERTIFICATE, matched=f"certificate_spki_pin:{device.spki_sha256}")
+    names = rule.certificate_dns_names & device.dns_names
+    if names:
+        yield _Hit(reason=Reason.CERTIFICATE, matched=f"certificate_dns_name:{min(names)}")
+    emails = _lowered(rule.certificate_emails) & device.emails
+    if emails:
+        yield _Hit(reason=Reason.CERTIFICATE, matched=f"certificate_email:{min(emails)}")
+    if rule.certificate_issuers:
+        issuer = issued_by(device.der, rule.certificate_issuers)
+        if issuer is not None:
+            yield _Hit(reason=Reason.CERTIFICATE, matched=f"certificate_issuer:{issuer}")
 
 
 def evaluate(route: Route, principal: Principal | None, *, now: float | None = None) -> Decision:
@@ -77,6 +96,8 @@ def _hits(rule: Rule, principal: Principal) -> Iterator[_Hit]:
             yield _Hit(reason=Reason.CLAIM, matched=f"claim:{path}={min(values)}")
     if principal.spiffe_id is not None and principal.spiffe_id in rule.spiffe_ids:
         yield _Hit(reason=Reason.SPIFFE_ID, matched=f"spiffe_id:{principal.spiffe_id}")
+    if principal.certificate is not None:
+        yield from device_hits(rule, principal.certificate)
     if rule.authenticated:
         yield _Hit(reason=Reason.AUTHENTICATED, matched="authenticated")
 

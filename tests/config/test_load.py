@@ -28,6 +28,7 @@ from proxy.config.model import (
     SessionSettings,
     StepUp,
 )
+from tests.support.certificates import CertificateAuthority
 
 Issues = Callable[..., list[str]]
 
@@ -253,6 +254,18 @@ def test_config_error_carries_issues_and_prints_one_per_line() -> None:
         (
             lambda d: d.update(log={"decisions": "sometimes"}),
             "log.decisions: expected true or false",
+        ),
+        (
+            lambda d: d["routes"][0]["allow"].update(certificate_fingerprints=["ab:cd"]),
+            "routes[0].allow.certificate_fingerprints[0]: expected a SHA-256 fingerprint",
+        ),
+        (
+            lambda d: d["routes"][0]["allow"].update(certificate_spki_pins=["AAAA"]),
+            "routes[0].allow.certificate_spki_pins[0]: expected the base64 SHA-256",
+        ),
+        (
+            lambda d: d["routes"][0]["allow"].update(certificate_issuers=["/nonexistent/ca.pem"]),
+            "routes[0].allow.certificate_issuers[0]: cannot read the file",
         ),
         (
             lambda d: d.update(rate_limits={"sign_in_per_minute": -1}),
@@ -526,3 +539,22 @@ def test_forward_auth_decisions_hold_a_few_seconds_unless_turned_off(
     assert parse_settings(document, {}).forward_auth.decision_cache_seconds == 5
     document["forward_auth"] = {"decision_cache_seconds": 0}
     assert parse_settings(document, {}).forward_auth.decision_cache_seconds == 0
+
+
+def test_device_conditions_are_read_into_the_rule(document: dict[str, Any], tmp_path: Path) -> None:
+    """Fingerprints are stored without colons in lower case; issuer files as their CA
+    certificates; DNS names in lower case."""
+    ca = CertificateAuthority.create("device CA")
+    issuers = tmp_path / "device-ca.pem"
+    issuers.write_bytes(ca.root.pem)
+    digest = "AB:" * 31 + "AB"
+    document["routes"][0]["allow"] = {
+        "certificate_fingerprints": [digest],
+        "certificate_issuers": [str(issuers)],
+        "certificate_dns_names": ["Laptop-17.Corp.Example"],
+    }
+    rule = parse_settings(document, {}).routes[0].policy.allow
+    assert rule is not None
+    assert rule.certificate_fingerprints == frozenset({"ab" * 32})
+    assert rule.certificate_issuers == (ca.root.der,)
+    assert rule.certificate_dns_names == frozenset({"laptop-17.corp.example"})

@@ -30,6 +30,9 @@ class Certificates:
     invoicer: Issued
     stranger: Issued
     """A certificate for the same SPIFFE ID from another CA."""
+    device_ca: CertificateAuthority
+    """Signs managed devices' certificates; idgate's listener trusts it too."""
+    laptop: Issued
 
     def client(self, issued: Issued | None) -> ssl.SSLContext:
         """A client context that trusts idgate's certificate and presents `issued`, if any."""
@@ -48,6 +51,8 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
         directory=tmp_path_factory.mktemp("certificates"),
         invoicer=ca.issue(common_name="invoicer", uris=(SPIFFE_ID,)),
         stranger=CertificateAuthority.create("another CA").issue(uris=(SPIFFE_ID,)),
+        device_ca=(device_ca := CertificateAuthority.create("device CA")),
+        laptop=device_ca.issue(common_name="laptop-17", dns_names=("laptop-17.corp.example",)),
     )
 
 
@@ -64,7 +69,9 @@ def gate(
         common_name="idgate", ips=("127.0.0.1",), server=True
     ).write(workdir, "server")
     client_ca_file = workdir / "clients-ca.pem"
-    client_ca_file.write_bytes(certificates.ca.root.pem)
+    client_ca_file.write_bytes(certificates.ca.root.pem + certificates.device_ca.root.pem)
+    device_ca_file = workdir / "device-ca.pem"
+    device_ca_file.write_bytes(certificates.device_ca.root.pem)
     upstream = f"http://127.0.0.1:{upstream_port}"
     routes = [
         {
@@ -72,7 +79,13 @@ def gate(
             "path": "/invoices",
             "upstream": upstream,
             "allow": {"spiffe_ids": [SPIFFE_ID]},
-        }
+        },
+        {
+            "name": "managed",
+            "path": "/managed",
+            "upstream": upstream,
+            "allow": {"certificate_issuers": [str(device_ca_file)]},
+        },
     ]
     document = base_document(oidc_provider.issuer, routes) | {
         "tls": {
@@ -143,3 +156,24 @@ async def test_a_certificate_from_another_ca_fails_the_handshake(
             pass
 
     assert upstream.calls == 0
+
+
+async def test_only_certificates_of_the_device_ca_open_the_managed_route(
+    gate: IdgateProcess,
+    upstream: EchoUpstream,
+    certificates: Certificates,
+    http: aiohttp.ClientSession,
+) -> None:
+    """A route for managed devices admits a certificate the device CA signed, and refuses one
+    the listener also trusts but another CA signed."""
+    async with http.get(
+        f"{gate.url}/managed/x", ssl=certificates.client(certificates.laptop)
+    ) as response:
+        assert response.status == 200
+    decision = await gate.wait_for_decision("/managed/x")
+    assert decision["reason"] == "certificate"
+
+    async with http.get(
+        f"{gate.url}/managed/y", ssl=certificates.client(certificates.invoicer)
+    ) as response:
+        assert response.status == 403

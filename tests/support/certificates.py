@@ -124,6 +124,7 @@ class CertificateAuthority:
         common_name: str | None = None,
         uris: tuple[str, ...] = (),
         emails: tuple[str, ...] = (),
+        dns_names: tuple[str, ...] = (),
         ips: tuple[str, ...] = (),
         server: bool = False,
         not_before: datetime.datetime | None = None,
@@ -134,6 +135,7 @@ class CertificateAuthority:
         now = _now()
         names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri) for uri in uris]
         names += [x509.RFC822Name(email) for email in emails]
+        names += [x509.DNSName(name) for name in dns_names]
         names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
