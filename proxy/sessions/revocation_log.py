@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 from proxy.sessions.revocations import Revocation, RevocationFormatError, Revocations
 
@@ -33,7 +33,7 @@ class RevocationFileLog:
         self._path = path
         self._lock_path = path.with_name(path.name + ".lock")
         self._max_bytes = max_bytes
-        self._inode: int | None = None
+        self._file: BinaryIO | None = None
         self._offset = 0
 
     async def append(self, event: Revocation) -> None:
@@ -44,7 +44,9 @@ class RevocationFileLog:
         return await asyncio.to_thread(self._read)
 
     async def close(self) -> None:
-        """Nothing held between calls."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -80,16 +82,24 @@ class RevocationFileLog:
         temporary.replace(self._path)
 
     def _read(self) -> tuple[bool, list[Revocation]]:
+        # The file read last stays open: its inode cannot be reused while held, so a different
+        # inode at the path always means a compacted file.
+        full = False
         try:
-            with self._path.open("rb") as file:
-                status = os.fstat(file.fileno())
-                full = status.st_ino != self._inode or status.st_size < self._offset
-                if full:
-                    self._inode, self._offset = status.st_ino, 0
-                file.seek(self._offset)
-                data = file.read(status.st_size - self._offset)
+            current = self._path.stat().st_ino
         except FileNotFoundError:
             return False, []
+        if self._file is None or os.fstat(self._file.fileno()).st_ino != current:
+            if self._file is not None:
+                self._file.close()
+            try:
+                self._file = self._path.open("rb")
+            except FileNotFoundError:
+                self._file = None
+                return False, []
+            full, self._offset = True, 0
+        self._file.seek(self._offset)
+        data = self._file.read()
         complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
         self._offset += len(complete)
         return full, _parse(complete)
