@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
@@ -22,7 +23,7 @@ NEW, OLD = Secret("new-session-secret-0123456789abcdef"), Secret("old-session-se
 
 @dataclass
 class Admin:
-    client: TestClient
+    client: TestClient[web.Request, web.Application]
     revocations: RevocationList
     registry: CollectorRegistry
 
