@@ -73,6 +73,7 @@ class RevocationList:
         self._clock = clock
         self.view = Revocations(clock=clock)
         self._poller: asyncio.Task[None] | None = None
+        self._failing = False
 
     @property
     def shared(self) -> bool:
@@ -138,7 +139,16 @@ class RevocationList:
         try:
             await self.sync()
         except (StoreUnavailable, OSError) as error:
-            _log.warning("revocation list not read, the last one stays (%s)", type(error).__name__)
+            # Once per outage, not once a second.
+            if not self._failing:
+                _log.warning(
+                    "revocation list not read, the last one stays (%s)", type(error).__name__
+                )
+            self._failing = True
+            return
+        if self._failing:
+            _log.info("revocation list read again")
+        self._failing = False
 
 
 def build_revocation_list(

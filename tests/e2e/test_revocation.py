@@ -153,13 +153,18 @@ async def test_revoke_ends_a_users_sessions_in_every_worker_of_a_host(
         )
 
 
-@pytest.fixture
+@pytest.fixture(params=["redis", "cookie"])
 async def replicas(
-    oidc_provider: OidcProvider, upstream: EchoUpstream, redis_server: RedisServer, tmp_path: Path
+    request: pytest.FixtureRequest,
+    oidc_provider: OidcProvider,
+    upstream: EchoUpstream,
+    redis_server: RedisServer,
+    tmp_path: Path,
 ) -> AsyncIterator[tuple[IdgateProcess, IdgateProcess]]:
-    """Two replicas (one process each) sharing one Redis session store."""
+    """Two replicas (one process each) sharing one Redis: as their session store, or (with the
+    cookie store) for the revocation list alone."""
     document = base_document(oidc_provider.issuer, sign_in_routes(upstream.url))
-    document["session"] |= {"store": "redis", "redis_url": redis_server.url.reveal()}
+    document["session"] |= {"store": request.param, "redis": {"url": redis_server.url.reveal()}}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     with (
