@@ -49,6 +49,7 @@ async def _supervise(
     runner = None
     # The supervisor writes the operator's revocations to the list its workers follow.
     revocations = build_revocation_list(settings)
+    await revocations.start()  # followed too, so `idgate_revocations_active` stays current
     if settings.metrics.listen is not None:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

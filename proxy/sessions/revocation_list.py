@@ -74,6 +74,7 @@ class RevocationList:
         self.view = Revocations(clock=clock)
         self._poller: asyncio.Task[None] | None = None
         self._failing = False
+        self._reading = asyncio.Lock()
 
     @property
     def shared(self) -> bool:
@@ -104,7 +105,8 @@ class RevocationList:
 
     async def sync(self) -> None:
         """Take in what the other processes wrote; raises StoreUnavailable or OSError."""
-        full, events = await self._log.read()
+        async with self._reading:  # one read at a time: a file log keeps its read position
+            full, events = await self._log.read()
         if full:
             self.view.replace(events)
         else:
