@@ -16,6 +16,8 @@ from proxy.config.model import Settings
 EXIT_OK = 0
 EXIT_CONFIG = 1
 EXIT_USAGE = 2
+EXIT_ADMIN = 3
+"""`idgate revoke` could not reach the admin listener, or it refused."""
 
 
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -75,6 +77,20 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="ROUTE=URL",
         help="the tool a decision-only route goes to (or another one for a route); repeatable",
     )
+    revoke = with_config(
+        commands.add_parser(
+            "revoke",
+            help="end a user's sessions and refuse their tokens now, on every worker and replica",
+        )
+    )
+    target = revoke.add_mutually_exclusive_group()
+    target.add_argument("--user", help="every session and bearer token of this user")
+    target.add_argument("--session", help="one idgate session id")
+    revoke.add_argument("--list", action="store_true", help="the revocations in force")
+    revoke.add_argument("--lift", action="store_true", help="lift the --user or --session one")
+    revoke.add_argument(
+        "--admin-url", help="the metrics/admin listener (default: from metrics.listen)"
+    )
     demo = commands.add_parser(
         "demo", help="try idgate locally: a dev-only issuer and demo upstream, no setup"
     )
@@ -104,8 +120,9 @@ def _load(path: Path, environ: Mapping[str, str]) -> Settings | None:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     args = _parser(env).parse_args(argv)
-    if args.command in ("demo", "render"):
-        return _demo(args, env) if args.command == "demo" else _render(args, env)
+    own = {"demo": _demo, "render": _render, "revoke": _revoke}.get(args.command)
+    if own is not None:
+        return own(args, env)
     settings = _load(args.config, env)
     if settings is None:
         return EXIT_CONFIG
@@ -143,6 +160,37 @@ def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from proxy.demo.run import run_demo  # noqa: PLC0415 (serve, check, explain never load it)
 
     return run_demo(port=args.port, environ=environ)
+
+
+def _revoke(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from proxy.server.admin_client import AdminClient, AdminError, line, when  # noqa: PLC0415
+
+    kind, value = ("user", args.user) if args.user is not None else ("session", args.session)
+    if args.list == (value is not None) or (args.lift and value is None):
+        print("give --list, or --user or --session (with --lift to lift it)", file=sys.stderr)
+        return EXIT_USAGE
+    settings = _load(args.config, environ)
+    if settings is None:
+        return EXIT_CONFIG
+    try:
+        client = AdminClient.for_settings(settings, args.admin_url)
+        if args.list:
+            for entry in client.list():
+                print(line(entry))
+        elif args.lift:
+            lifted = client.lift(kind, value)
+            state = "lifted" if lifted.get("was_revoked") else "was not revoked; nothing to lift"
+            print(f"{kind} {value}: {state}")
+        else:
+            entry = client.revoke(kind, value)
+            print(
+                f"{kind} {value}: revoked at {when(entry.get('revoked_at'))}, in force until "
+                f"{when(entry.get('expires_at'))} or until lifted"
+            )
+    except AdminError as error:
+        print(f"idgate revoke: {error}", file=sys.stderr)
+        return EXIT_ADMIN
+    return EXIT_OK
 
 
 def _render(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

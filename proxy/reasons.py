@@ -63,3 +63,5 @@ class TokenFailure(StrEnum):
     or its `aud` names idgate's own `client_id` (without `oidc.accept_client_id_audience`)."""
     TOKEN_TYPE = "token_type"  # noqa: S105 (a reason label, not a credential)
     """A bearer token without `typ: at+jwt` where `oidc.require_access_token_type` asks for it."""
+    REVOKED = "revoked"
+    """A bearer token of a user an operator revoked (`idgate revoke`), issued before that."""

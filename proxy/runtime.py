@@ -27,6 +27,7 @@ from proxy.sessions.cookies import CookieJar
 from proxy.sessions.login_state import LoginStates
 from proxy.sessions.manager import SessionManager
 from proxy.sessions.redis_store import RedisStore
+from proxy.sessions.revocation_list import RevocationList, build_revocation_list
 from proxy.sessions.store import SessionStore, StoreUnavailable
 
 
@@ -45,6 +46,9 @@ class Runtime:
     sessions: SessionManager
     login_states: LoginStates
     logout_tokens: LogoutTokenVerifier
+    revocations: RevocationList
+    """Revoked sessions and users, shared with the host's workers or (Redis) every replica; the
+    session store owns it and closes it."""
 
     async def ready(self) -> bool:
         """Provider metadata and keys loaded, and the session store answering."""
@@ -90,9 +94,11 @@ async def build_runtime(
         and previous.settings.session == settings.session
         and previous.cookies == cookies
     ):
-        store = previous.sessions.store
+        store, revocations = previous.sessions.store, previous.revocations
     else:
-        store = build_store(settings, cookies)
+        revocations = build_revocation_list(settings)
+        store = build_store(settings, cookies, revocations)
+        await revocations.start()
     return Runtime(
         settings=settings,
         metrics=metrics,
@@ -104,7 +110,7 @@ async def build_runtime(
             else RateLimits(settings.rate_limits)
         ),
         provider=provider,
-        verifier=BearerVerifier(settings.oidc, provider, metrics),
+        verifier=BearerVerifier(settings.oidc, provider, metrics, revocations=revocations),
         signer=AssertionSigner(settings.session.secrets, issuer=settings.public_url),
         cookies=cookies,
         sessions=SessionManager(
@@ -112,18 +118,22 @@ async def build_runtime(
         ),
         login_states=LoginStates(settings.session.secrets, cookie_prefix=cookies.state_prefix),
         logout_tokens=LogoutTokenVerifier(settings.oidc, provider),
+        revocations=revocations,
     )
 
 
-def build_store(settings: Settings, cookies: CookieJar) -> SessionStore:
+def build_store(
+    settings: Settings, cookies: CookieJar, revocations: RevocationList | None = None
+) -> SessionStore:
     session = settings.session
     if session.store is SessionStoreKind.REDIS:
         assert session.redis is not None  # the config loader requires it with store: redis
-        return RedisStore(session.redis, cookie_name=cookies.session_name)
+        return RedisStore(session.redis, cookie_name=cookies.session_name, revocations=revocations)
     return CookieStore(
         session.secrets,
         cookie_name=cookies.session_name,
         max_lifetime_seconds=session.lifetime_seconds,
+        revocations=revocations,
     )
 
 

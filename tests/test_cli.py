@@ -1,4 +1,4 @@
-"""`idgate check` and `idgate explain` in process: exit codes, and what they print where."""
+"""`idgate check`, `explain` and `revoke` in process: exit codes, and what they print where."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.cli import EXIT_CONFIG, EXIT_OK, EXIT_USAGE, main
+from proxy.cli import EXIT_ADMIN, EXIT_CONFIG, EXIT_OK, EXIT_USAGE, main
 
 SECRET = "cli-test-session-secret-0123456789abcdef"
 ENVIRON = {"IDGATE_SESSION_SECRET": SECRET}
@@ -396,3 +396,41 @@ def test_render_nginx_names_a_decision_only_route_without_upstream(
         main(["render", "nginx", "-c", str(path), "--upstream", "beta=http://b:80"], ENVIRON) == 0
     )
     assert main(["render", "nginx", "-c", str(path), "--upstream", "beta"], ENVIRON) == EXIT_USAGE
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        [],
+        ["--lift"],
+        ["--list", "--user", "alice"],
+        ["--lift", "--list"],
+    ],
+)
+def test_revoke_needs_a_list_or_one_target(
+    config: Path, arguments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`idgate revoke` takes --list alone, or --user/--session (optionally --lift): else usage."""
+    assert main(["revoke", "-c", str(config), *arguments], ENVIRON) == EXIT_USAGE
+    assert "give --list" in capsys.readouterr().err
+
+
+def test_revoke_without_a_metrics_listener_says_so(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no metrics.listen there is no admin listener: exit 3 with the reason."""
+    assert main(["revoke", "-c", str(config), "--user", "alice"], ENVIRON) == EXIT_ADMIN
+    assert "metrics.listen is not configured" in capsys.readouterr().err
+
+
+def test_revoke_reports_an_unreachable_admin_listener(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A listener that does not answer is exit 3, and the admin token is never printed."""
+    code = main(
+        ["revoke", "-c", str(config), "--list", "--admin-url", "http://127.0.0.1:9"], ENVIRON
+    )
+    assert code == EXIT_ADMIN
+    err = capsys.readouterr().err
+    assert err.startswith("idgate revoke: http://127.0.0.1:9")
+    assert SECRET not in err

@@ -29,9 +29,8 @@ def parse_session(section: Section, *, public_host: str | None) -> SessionSettin
     written = [key for key in ("redis_url", "redis") if section.peek(key) is not None]
     if session.store is SessionStoreKind.REDIS and not written:
         section.issue("required when store is redis (or redis_url)", key="redis")
-    if session.store is SessionStoreKind.COOKIE:
-        for key in written:
-            section.issue("only used when store is redis (store is cookie)", key=key)
+    # With store: cookie, Redis (when written) holds only the revocation list the replicas
+    # share (proxy/sessions/revocation_list.py).
     # RFC 6265 5.3 step 6: "If the canonicalized request-host does not domain-match the
     # domain-attribute: Ignore the cookie entirely", so such a session cookie would never be set.
     if (

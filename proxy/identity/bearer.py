@@ -3,7 +3,8 @@
 The JWT checks (RFC 8725) live in `proxy/oidc/provider_jwt.py`, shared with ID and logout tokens;
 here `exp` is required, `aud` must be one of `oidc.accepted_audiences`, and an ID token is refused
 (`proxy/identity/token_kind.py`). A verified token is cached by issuer and token hash until its
-`exp`; failures are not cached.
+`exp`; failures are not cached. A token of a user an operator revoked (`idgate revoke --user`)
+issued (`iat`) up to the revocation is refused, cached or not.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from proxy.config.model import OIDCSettings
 from proxy.errors import InvalidToken
@@ -47,6 +48,12 @@ def bearer_token(authorization: str | None) -> str | None:
     return token
 
 
+class RevokedUsers(Protocol):
+    """The revocation list (proxy/sessions/revocation_list.py), seen from here."""
+
+    def covers_token(self, *, user: str, issued_at: float | None) -> bool: ...
+
+
 class BearerVerifier:
     """Provider-signed JWT access tokens to Principals, with a cache of the valid ones."""
 
@@ -58,6 +65,7 @@ class BearerVerifier:
         *,
         cache_size: int = 10_000,
         clock: Callable[[], float] = time.time,
+        revocations: RevokedUsers | None = None,
     ) -> None:
         """`clock` (Unix time) decides when a cached token has expired. A cached identity costs
         about 2 KB: the default cache holds ~20 MB per worker and keeps a full garbage collection
@@ -68,17 +76,25 @@ class BearerVerifier:
         self._refuse_id_tokens = refuse_id_tokens(oidc)
         self._metrics = metrics
         self._cache = PrincipalCache(cache_size, clock)
+        self._revocations = revocations
 
     async def verify(self, token: str) -> Principal:
         """The identity a valid token names; raises InvalidToken or ProviderUnavailable."""
         started = time.perf_counter()
         try:
-            return await self._cached_or_verified(token)
+            return self._unrevoked(await self._cached_or_verified(token))
         except InvalidToken as error:
             self._count("invalid", error.failure.value)
             raise
         finally:
             self._metrics.token_validation_duration.observe(time.perf_counter() - started)
+
+    def _unrevoked(self, principal: Principal) -> Principal:
+        if self._revocations is not None and self._revocations.covers_token(
+            user=principal.user, issued_at=_issued_at(principal.claims)
+        ):
+            raise InvalidToken(TokenFailure.REVOKED)
+        return principal
 
     async def _cached_or_verified(self, token: str) -> Principal:
         if len(token) > MAX_TOKEN_CHARS:
@@ -123,3 +139,15 @@ def _expires_at(claims: Mapping[str, Any]) -> float:
         return float(claims["exp"])
     except OverflowError:
         raise InvalidToken(TokenFailure.MALFORMED) from None
+
+
+def _issued_at(claims: Mapping[str, Any]) -> float | None:
+    """RFC 7519 4.1.6: "The "iat" (issued at) claim identifies the time at which the JWT was
+    issued." None when absent or not a number (such a token of a revoked user is refused)."""
+    value = claims.get("iat")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None

@@ -2,7 +2,8 @@
 
 With `workers: 1` the one process serves the proxy and `/metrics` (proxy/server/serve.py). With
 more, each worker serves the proxy on the shared port and the supervisor
-(proxy/server/supervisor.py) serves `/metrics` for all of them.
+(proxy/server/supervisor.py) serves `/metrics` for all of them, and the admin endpoints, whose
+revocations reach the workers through the file they follow (proxy/sessions/revocation_log.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,12 +24,15 @@ from proxy.config.advice import config_warnings
 from proxy.config.load import load_settings
 from proxy.config.model import Settings
 from proxy.observability.decision_log import start_log_writer
+from proxy.server.admin import AdminApi
 from proxy.server.serve import build_metrics_app, serve, start_site, stop_event
 from proxy.server.supervisor import (
     Supervisor,
     prepare_multiprocess_metrics,
     remove_multiprocess_metrics,
 )
+from proxy.sessions.revocation_list import build_revocation_list
+from proxy.sessions.revocation_log import ENV as REVOCATION_LOG_ENV
 
 _log = logging.getLogger("idgate.config")
 
@@ -41,15 +47,20 @@ async def _supervise(
     )
     stop = stop_event(lambda: supervisor.signal_workers(signal.SIGHUP))
     runner = None
+    # The supervisor writes the operator's revocations to the list its workers follow.
+    revocations = build_revocation_list(settings)
+    await revocations.start()  # followed too, so `idgate_revocations_active` stays current
     if settings.metrics.listen is not None:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        runner = await start_site(build_metrics_app(registry), settings.metrics.listen)
+        admin = AdminApi(settings.session.secrets, lambda: revocations, registry)
+        runner = await start_site(build_metrics_app(registry, admin), settings.metrics.listen)
     try:
         await supervisor.run(stop)
     finally:
         if runner is not None:
             await runner.cleanup()
+        await revocations.close()
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
@@ -62,6 +73,14 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
+
+
+def prepare_revocation_log() -> Path:
+    """A fresh 0700 directory for the revocation log the workers share, named in the
+    environment they inherit; it outlives any one worker, so a restarted worker reads it again."""
+    directory = Path(tempfile.mkdtemp(prefix="idgate-revocations-"))
+    os.environ[REVOCATION_LOG_ENV] = str(directory / "revocations.log")
+    return directory
 
 
 def worker_count(settings: Settings) -> int:
@@ -84,10 +103,12 @@ def run(settings: Settings, *, config_path: Path, environ: Mapping[str, str]) ->
             _run(serve(settings, config_path=config_path, environ=environ, with_metrics=True))
             return
         directory = prepare_multiprocess_metrics()
+        revocation_log = prepare_revocation_log()
         try:
             _run(_supervise(settings, config_path=config_path, environ=environ, count=count))
         finally:
             remove_multiprocess_metrics(directory)
+            shutil.rmtree(revocation_log, ignore_errors=True)
     finally:
         listener.stop()
 

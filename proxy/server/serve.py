@@ -26,6 +26,8 @@ from proxy.certfiles.watch import CertificateWatcher, WatchedContext
 from proxy.config.model import ListenAddress, Settings, TLSSettings
 from proxy.config.tls_context import build_server_context
 from proxy.drain import DRAIN_KEY
+from proxy.runtime import RUNTIME_KEY
+from proxy.server.admin import MAX_BODY_BYTES, AdminApi
 from proxy.server.app import CERTIFICATE_WATCHER_KEY, METRICS_KEY, build_app
 from proxy.server.connections import CONNECTION_GUARD_KEY
 from proxy.server.drain import CLOSING_SECONDS, drain
@@ -38,15 +40,20 @@ _GC_YOUNG_THRESHOLD: Final = 20_000
 _GC_OLDER_THRESHOLD: Final = 20
 
 
-def build_metrics_app(registry: CollectorRegistry) -> web.Application:
-    """`/metrics` on its own listener, so the public port never exposes it."""
+def build_metrics_app(
+    registry: CollectorRegistry, admin: AdminApi | None = None
+) -> web.Application:
+    """`/metrics` on its own listener, so the public port never exposes it, and the admin
+    endpoints (proxy/server/admin.py), which ask for the admin token besides."""
 
     async def scrape(request: web.Request) -> web.Response:
         body = await asyncio.to_thread(generate_latest, registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/metrics", scrape)
+    if admin is not None:
+        admin.install(app)
     return app
 
 
@@ -115,7 +122,11 @@ async def serve(
     await listener.start()
     metrics_runner = None
     if with_metrics and settings.metrics.listen is not None:
-        metrics_app = build_metrics_app(metrics.registry)
+        holder = app[RUNTIME_KEY]
+        admin = AdminApi(
+            settings.session.secrets, lambda: holder.current.revocations, metrics.registry
+        )
+        metrics_app = build_metrics_app(metrics.registry, admin)
         metrics_runner = await start_site(metrics_app, settings.metrics.listen)
     _settle_garbage_collector()
     _log.info("idgate listening on %s (pid %d)", settings.listen, os.getpid())

@@ -6,8 +6,9 @@ base cookie name, so a value copied into another idgate cookie (the login state,
 deployment's session) does not open. Chunks are not numbered inside the seal: a missing,
 extra or foreign chunk changes the reassembled value, and the AEAD tag refuses it.
 
-Nothing is kept server side, so a back-channel logout can only be remembered in this process
-(see revocations.py), and a refresh lock only serialises this process's requests.
+Nothing is kept server side, so a back-channel logout is remembered as a revocation in the
+revocation list this host's workers (or, with Redis, all replicas) share (revocation_list.py),
+and a refresh lock only serialises this process's requests.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Final
 from proxy.config.model import Secret
 from proxy.sessions.crypto import Sealer, SealError
 from proxy.sessions.model import SessionFormatError, SessionRecord
-from proxy.sessions.revocations import Revocations
+from proxy.sessions.revocation_list import RevocationList
+from proxy.sessions.revocations import RevocationKind
 from proxy.sessions.store import CookieChange, InvalidSession
 
 PURPOSE: Final = b"idgate session v1"
@@ -40,6 +42,7 @@ class CookieStore:
         max_lifetime_seconds: float,
         chunk_size: int = 3800,
         clock: Callable[[], float] = time.time,
+        revocations: RevocationList | None = None,
     ) -> None:
         if chunk_size <= 0:
             raise ValueError("the cookie chunk size must be positive")
@@ -48,7 +51,11 @@ class CookieStore:
         self._aad = cookie_name.encode()
         self._chunk_size = chunk_size
         self._chunk_pattern = re.compile(re.escape(cookie_name) + r"_(0|[1-9][0-9]{0,3})")
-        self._revocations = Revocations(max_lifetime_seconds=max_lifetime_seconds, clock=clock)
+        self.revocations = (
+            revocations
+            if revocations is not None
+            else RevocationList(hold_seconds=max_lifetime_seconds, clock=clock)
+        )
         self._refreshing: set[str] = set()
         self._opened: dict[str, SessionRecord] = {}
 
@@ -67,8 +74,8 @@ class CookieStore:
         record = self._opened.get(sealed)
         if record is None:
             record = self._open(sealed)
-        if self._revocations.covers(record):
-            raise InvalidSession("session was ended by a back-channel logout")
+        if self.revocations.covers(record):
+            raise InvalidSession("session was revoked (back-channel logout or idgate revoke)")
         return record
 
     def _open(self, sealed: str) -> SessionRecord:
@@ -116,9 +123,9 @@ class CookieStore:
         # is that all sessions at the RP for the End-User identified by the iss and sub Claims be
         # logged out." With a sid, only that provider session ends.
         if sid is not None:
-            self._revocations.revoke_sid(sid)
+            await self.revocations.revoke(RevocationKind.SID, sid)
         elif sub is not None:
-            self._revocations.revoke_subject(sub)
+            await self.revocations.revoke(RevocationKind.SUBJECT, sub)
         return 0
 
     @asynccontextmanager
@@ -136,7 +143,7 @@ class CookieStore:
         """Always ready: there is nothing to reach."""
 
     async def close(self) -> None:
-        """Nothing to release."""
+        await self.revocations.close()
 
     def _chunks(self, cookies: Mapping[str, str]) -> dict[int, str]:
         """The request's chunk cookies of this session, by index."""

@@ -8,6 +8,8 @@ a failover is theirs; idgate only bounds how long one attempt may take.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -16,8 +18,10 @@ from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisClusterException, RedisError
 
 from proxy.config.model import RedisSettings, RedisTLSSettings, RedisTopology, Secret
+from proxy.sessions.store import StoreUnavailable
 
 #: A blip is retried briefly; a Redis that stays down fails the request within about a second
 #: rather than holding it through redis-py's default ten retries.
@@ -110,3 +114,12 @@ def _tls(tls: RedisTLSSettings | None, *, enabled: bool) -> dict[str, Any]:
         if tls.key_file is not None:
             options["ssl_keyfile"] = str(tls.key_file)
     return options
+
+
+@contextmanager
+def reaching_redis() -> Iterator[None]:
+    try:
+        yield
+    # RedisClusterException (no cluster node reachable) is not a RedisError.
+    except (RedisError, RedisClusterException, OSError) as error:
+        raise StoreUnavailable(f"session store unavailable ({type(error).__name__})") from None

@@ -25,8 +25,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -36,8 +36,9 @@ from redis.exceptions import RedisClusterException, RedisError
 from proxy.config.model import RedisSettings
 from proxy.sessions.crypto import KEY_BYTES, SealError, b64decode, b64encode, decrypt, encrypt
 from proxy.sessions.model import SessionFormatError, SessionRecord
-from proxy.sessions.redis_client import connect
-from proxy.sessions.store import CookieChange, InvalidSession, StoreUnavailable
+from proxy.sessions.redis_client import connect, reaching_redis
+from proxy.sessions.revocation_list import RevocationList
+from proxy.sessions.store import CookieChange, InvalidSession
 
 logger = logging.getLogger("idgate.sessions")
 
@@ -83,15 +84,6 @@ class _Ticket:
         return ticket
 
 
-@contextmanager
-def _reaching_redis() -> Iterator[None]:
-    try:
-        yield
-    # RedisClusterException (no cluster node reachable) is not a RedisError.
-    except (RedisError, RedisClusterException, OSError) as error:
-        raise StoreUnavailable(f"session store unavailable ({type(error).__name__})") from None
-
-
 class RedisStore:
     def __init__(
         self,
@@ -100,6 +92,7 @@ class RedisStore:
         cookie_name: str,
         key_prefix: str = "idgate:",
         timeout_seconds: float = 2.0,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._connection = connect(redis, timeout_seconds=timeout_seconds)
         self._redis = self._connection.client
@@ -107,6 +100,7 @@ class RedisStore:
         self._prefix = key_prefix
         self._index_script = self._redis.register_script(_INDEX_SCRIPT)
         self._release_script = self._redis.register_script(_RELEASE_SCRIPT)
+        self.revocations = revocations if revocations is not None else RevocationList()
 
     async def load(self, cookies: Mapping[str, str]) -> SessionRecord | None:
         value = cookies.get(self._name)
@@ -114,14 +108,17 @@ class RedisStore:
             return None
         ticket = _Ticket.decode(value)
         key = self._key("s", ticket.session_id)
-        with _reaching_redis():
+        with reaching_redis():
             sealed = await self._redis.get(key)
         if not isinstance(sealed, bytes):
             raise InvalidSession("session has ended")
         try:
-            return SessionRecord.from_bytes(decrypt(AESGCM(ticket.key), sealed, aad=key.encode()))
+            record = SessionRecord.from_bytes(decrypt(AESGCM(ticket.key), sealed, aad=key.encode()))
         except (SealError, SessionFormatError) as error:
             raise InvalidSession(f"session record does not open: {error}") from None
+        if self.revocations.covers(record):
+            raise InvalidSession("session was revoked (back-channel logout or idgate revoke)")
+        return record
 
     async def save(
         self, record: SessionRecord, cookies: Mapping[str, str], *, max_age: int
@@ -141,7 +138,7 @@ class RedisStore:
         if record.provider_sid is not None:
             indexes.append(self._key("sid", record.provider_sid))
         sealed = encrypt(AESGCM(ticket.key), record.to_bytes(), aad=key.encode())
-        with _reaching_redis():
+        with reaching_redis():
             if previous is not None and previous.session_id != record.session_id:
                 await self._redis.delete(self._key("s", previous.session_id))
             # Indexes first: should idgate or Redis fail in between, a logout may find a record
@@ -156,7 +153,7 @@ class RedisStore:
     async def clear(self, cookies: Mapping[str, str]) -> list[CookieChange]:
         ticket = self._carried_ticket(cookies)
         if ticket is not None:
-            with _reaching_redis():
+            with reaching_redis():
                 await self._redis.delete(self._key("s", ticket.session_id))
         return [CookieChange(name=self._name, value=None)]
 
@@ -170,7 +167,7 @@ class RedisStore:
             index = self._key("sub", sub)
         else:
             return 0
-        with _reaching_redis():
+        with reaching_redis():
             records = list(await self._redis.smembers(index))
             if not records:
                 return 0
@@ -184,7 +181,7 @@ class RedisStore:
         """Held for at most LOCK_MILLISECONDS: a refresh outliving it may overlap the next one."""
         key = self._key("lock", session_id)
         owner = os.urandom(16).hex()
-        with _reaching_redis():
+        with reaching_redis():
             acquired = await self._redis.set(key, owner, nx=True, px=LOCK_MILLISECONDS)
         if not acquired:
             yield False
@@ -199,10 +196,11 @@ class RedisStore:
                 logger.warning("refresh lock not released (%s)", type(error).__name__)
 
     async def ping(self) -> None:
-        with _reaching_redis():
+        with reaching_redis():
             await self._redis.ping()
 
     async def close(self) -> None:
+        await self.revocations.close()
         await self._connection.close()
 
     def _carried_ticket(self, cookies: Mapping[str, str]) -> _Ticket | None:

@@ -17,6 +17,7 @@ from proxy.config.model import (
     RedisTLSSettings,
     RedisTopology,
     Secret,
+    SessionStoreKind,
 )
 from tests.config.conftest import Issues
 
@@ -38,6 +39,16 @@ def test_redis_url_keeps_meaning_one_server(document: dict[str, Any]) -> None:
     assert old == parsed(document, {"url": "redis://cache:6379/0"})
     assert old is not None
     assert old.topology is RedisTopology.SERVER
+
+
+def test_redis_with_the_cookie_store_is_kept_for_the_revocation_list(
+    document: dict[str, Any],
+) -> None:
+    """`session.redis` beside `store: cookie` is accepted: replicas share revocations there."""
+    document["session"].update(redis={"url": "redis://cache:6379/0"})
+    session = parse_settings(document, {}).session
+    assert session.store is SessionStoreKind.COOKIE
+    assert session.redis is not None
 
 
 def test_sentinel_with_both_sets_of_credentials_and_tls(
@@ -97,10 +108,6 @@ def test_cluster_from_seed_nodes_and_an_empty_tls_block(document: dict[str, Any]
         (
             {"store": "redis", "redis_url": "redis://a", "redis": {"url": "redis://a"}},
             "session.redis_url: write the URL as redis.url, not both redis_url and redis",
-        ),
-        (
-            {"redis": {"url": "redis://a"}},
-            "session.redis: only used when store is redis (store is cookie)",
         ),
         (
             {"store": "redis", "redis": {"sentinel": {"addresses": ["a:26379"]}}},

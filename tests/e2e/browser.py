@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -85,12 +85,16 @@ class SignInSetup:
     async def start_idgate(self, **session: object) -> IdgateProcess:
         """A ready idgate with these `session` settings, registered at the provider. The first
         one started receives the provider's back-channel logouts."""
+        return await self.start_workers(1, session)
+
+    async def start_workers(self, workers: int, session: Mapping[str, object]) -> IdgateProcess:
+        """As start_idgate, with `workers` worker processes."""
         document = base_document(self.provider.issuer, sign_in_routes(self._upstream))
         document["oidc"]["scopes"] = SCOPES
         document["session"] |= session
         workdir = self._workdir / f"idgate-{len(self._gates)}"
         workdir.mkdir()
-        gate = self._stack.enter_context(running_idgate(workdir, document))
+        gate = self._stack.enter_context(running_idgate(workdir, document, workers=workers))
         self._gates.append(gate)
         await self.provider.configure_web_client(
             redirect_uris=[f"{each.url}/oauth2/callback" for each in self._gates],

@@ -188,6 +188,16 @@ class IdgateProcess:
         self._stderr = LogLines(self._process.stderr, workdir / "idgate.stderr.log")
 
     @property
+    def pid(self) -> int:
+        """The process `idgate serve` runs in (with workers, their supervisor)."""
+        return self._process.pid
+
+    @property
+    def admin_url(self) -> str:
+        """The metrics listener, where the admin endpoints are."""
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    @property
     def url(self) -> str:
         scheme = "http" if self.ssl_context is None else "https"
         return f"{scheme}://127.0.0.1:{self.port}"

@@ -209,9 +209,8 @@ async def test_back_channel_logout_from_the_provider_ends_the_session(
 ) -> None:
     """When alice signs out at the provider, its back-channel logout reaches idgate, and the
     cookie still in her browser no longer opens the tool."""
-    # The cookie store keeps nothing server side: idgate remembers the logout in the process
-    # that received it (proxy/sessions/revocations.py), so this holds for one worker. Several
-    # workers or replicas need the Redis store (tests/e2e/test_sessions_redis.py).
+    # The cookie store keeps nothing server side: idgate remembers the logout as a revocation
+    # its workers share (several workers: tests/e2e/test_revocation.py; replicas: Redis).
     gate = await sign_in_setup.start_idgate()
     wanted = f"{gate.url}/wiki/home"
     page = await signed_in_page(context, sign_in_setup.provider.issuer, wanted, "alice")

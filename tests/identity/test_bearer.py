@@ -23,11 +23,19 @@ from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import OIDCSettings
 from proxy.errors import InvalidToken, ProviderUnavailable
-from proxy.identity.bearer import MAX_TOKEN_CHARS, BearerVerifier, KeySource, bearer_token
+from proxy.identity.bearer import (
+    MAX_TOKEN_CHARS,
+    BearerVerifier,
+    KeySource,
+    RevokedUsers,
+    bearer_token,
+)
 from proxy.identity.principal import CredentialSource
 from proxy.observability.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
 from proxy.reasons import TokenFailure
+from proxy.sessions.revocation_list import RevocationList
+from proxy.sessions.revocations import RevocationKind
 from tests.support.issuer import FakeClock, FakeIssuer, SigningKey, forge, forge_hs256, serve_issuer
 
 ISSUER = "https://issuer.example"
@@ -116,7 +124,11 @@ async def world(aiohttp_server: AiohttpServer) -> AsyncIterator[MakeWorld]:
     session = aiohttp.ClientSession()
     started: list[ProviderKeys] = []
 
-    async def make(issuer: FakeIssuer | None = None, **oidc_overrides: Any) -> World:
+    async def make(
+        issuer: FakeIssuer | None = None,
+        revocations: RevokedUsers | None = None,
+        **oidc_overrides: Any,
+    ) -> World:
         served = await serve_issuer(aiohttp_server, issuer or FakeIssuer(keys=[KEY]))
         oidc = OIDCSettings(
             issuer=ISSUER,
@@ -133,7 +145,9 @@ async def world(aiohttp_server: AiohttpServer) -> AsyncIterator[MakeWorld]:
         started.append(provider)
         await provider.start()
         counting = CountingKeys(provider)
-        verifier = BearerVerifier(oidc, counting, metrics, clock=wall_clock)
+        verifier = BearerVerifier(
+            oidc, counting, metrics, clock=wall_clock, revocations=revocations
+        )
         return World(served, verifier, counting, metrics, keys_clock, wall_clock)
 
     yield make
@@ -182,6 +196,27 @@ async def test_a_valid_token_identifies_its_subject(world: MakeWorld) -> None:
     assert principal.expires_at == token_claims["exp"]
     assert w.sample("idgate_token_validations_total", result="valid", reason="ok") == 1
     assert w.sample("idgate_token_validation_duration_seconds_count") == 1
+
+
+async def test_a_revoked_users_tokens_issued_before_the_revocation_are_refused(
+    world: MakeWorld,
+) -> None:
+    """After `idgate revoke --user alice` her older token is refused, cached or not, while a token
+    issued later and bob's token still identify; a lift lets the old token in again."""
+    revocations = RevocationList()
+    w = await world(revocations=revocations)
+    now = int(time.time())
+    older = KEY.sign(claims(iat=now - 60))
+    assert (await w.verifier.verify(older)).user == "alice"  # now cached
+    entry = await revocations.revoke(RevocationKind.USER, "alice")
+    assert await failure_of(w, older) is TokenFailure.REVOKED
+    assert await failure_of(w, KEY.sign(claims(iat=OMIT))) is TokenFailure.REVOKED
+    assert (await w.verifier.verify(KEY.sign(claims(sub="bob", iat=now - 60)))).user == "bob"
+    later = KEY.sign(claims(iat=int(entry.revoked_at) + 1))
+    assert (await w.verifier.verify(later)).user == "alice"
+    assert w.sample("idgate_token_validations_total", result="invalid", reason="revoked") == 2
+    await revocations.lift(RevocationKind.USER, "alice")
+    assert (await w.verifier.verify(older)).user == "alice"
 
 
 @pytest.mark.parametrize(
