@@ -112,8 +112,9 @@ async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
 def decision_lifetime(ctx: RequestContext, *, now: float) -> int:
     """Whole seconds a gateway may reuse this allow; 0: not at all.
 
-    Never beyond the configured ceiling, the identity's `expires_at` (token `exp`, session end)
-    or the session's next refresh, when the provider must vouch for the user again. An answer
+    Never beyond the configured ceiling, the identity's `expires_at` (token `exp`, session end),
+    the session's next refresh, when the provider must vouch for the user again, or the moment
+    the sign-in grows older than the route's `step_up.max_age`. An answer
     that sets a cookie is never reused: replayed to another request it would hand one browser's
     session to another.
     """
@@ -125,4 +126,8 @@ def decision_lifetime(ctx: RequestContext, *, now: float) -> int:
         holds = min(holds, ctx.principal.expires_at - now)
     if ctx.verify_again_at is not None:
         holds = min(holds, ctx.verify_again_at - now)
+    step_up = None if ctx.route is None else ctx.route.step_up
+    if step_up is not None and step_up.max_age_seconds is not None and ctx.principal is not None:
+        auth_time = ctx.principal.sign_in.auth_time
+        holds = 0.0 if auth_time is None else min(holds, auth_time + step_up.max_age_seconds - now)
     return max(0, int(holds))

@@ -18,7 +18,7 @@ from typing import Final
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 from proxy.identity.client_cert import FORWARDED_CLIENT_CERT_HEADERS
-from proxy.stages.header_names import header_key
+from proxy.stages.header_names import IDENTITY_HEADERS, header_key
 
 # RFC 9110 7.6.1: "Intermediaries MUST parse a received Connection header field before a message
 # is forwarded and, for each connection-option in this field, remove any header or trailer field(s)
@@ -39,10 +39,13 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 
-#: Request headers never copied upstream: the client session names the upstream's own Host, and
+#: Request headers never copied upstream: the client session names the upstream's own Host,
 #: idgate answers `Expect: 100-continue` itself once the request is allowed
-#: (proxy/stages/expect.py).
-_NOT_COPIED_UPSTREAM: Final = HOP_BY_HOP | FORWARDED_CLIENT_CERT_HEADERS | {"host", "expect"}
+#: (proxy/stages/expect.py), and identity headers are idgate's alone: accept already removed any
+#: a client sent, and this keeps an identity without email from ever passing on a client's copy.
+_NOT_COPIED_UPSTREAM: Final = (
+    HOP_BY_HOP | FORWARDED_CLIENT_CERT_HEADERS | IDENTITY_HEADERS | {"host", "expect"}
+)
 _NOT_COPIED_UPSTREAM_NOR_TOKEN: Final = _NOT_COPIED_UPSTREAM | {"authorization"}
 
 #: The framing header a message keeps (idgate frames the body it forwards by it): only under its

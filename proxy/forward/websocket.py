@@ -187,9 +187,9 @@ async def open_websocket(
         metrics.upstream_identity_mismatches.labels(route=route.name).inc()
         raise
     except UpgradeRefused as refused:
-        metrics.upstream_duration.labels(route=route.name).observe(time.perf_counter() - started)
+        metrics.child(metrics.upstream_duration, route.name).observe(time.perf_counter() - started)
         return await relay_response(_RefusalAnswer(refused.response), request, ctx, route)
-    metrics.upstream_duration.labels(route=route.name).observe(time.perf_counter() - started)
+    metrics.child(metrics.upstream_duration, route.name).observe(time.perf_counter() - started)
     try:
         downstream = web.WebSocketResponse(
             protocols=(upstream.protocol,) if upstream.protocol else (),

@@ -60,7 +60,7 @@ class Principal:
     """Unix time after which this identity must not be used (token `exp`, session end)."""
     spiffe_id: str | None = None
     sign_in: SignIn = NO_SIGN_IN
+    """For a session, from the ID token of its sign-in; for a bearer token, from its claims."""
     certificate: DeviceCertificate | None = None
     """For a client-certificate identity whose certificate idgate saw (not one a proxy only
     vouched for by SPIFFE ID)."""
-    """For a session, from the ID token of its sign-in; for a bearer token, from its claims."""

@@ -71,10 +71,9 @@ class TokenBuckets:
 class RateLimits:
     """The configured limits; a limit set to 0 is off (None)."""
 
-    __slots__ = ("callback", "failed_auth", "settings", "sign_in")
+    __slots__ = ("callback", "failed_auth", "sign_in")
 
     def __init__(self, settings: RateLimitSettings) -> None:
-        self.settings = settings
         self.sign_in = _buckets(settings.sign_in_per_minute)
         self.callback = _buckets(settings.callback_per_minute)
         self.failed_auth = _buckets(settings.failed_auth_per_minute)

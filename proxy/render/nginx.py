@@ -27,6 +27,7 @@ from typing import Final
 
 from proxy.config.model import Settings
 from proxy.endpoints.forward_auth import PATH_HEADER, ROUTES_HEADER, UPGRADE_HEADER
+from proxy.forward.identity_headers import ASSERTION, EMAIL, GROUPS, USER
 from proxy.identity.client_cert import FORWARDED_CLIENT_CERT_HEADERS
 from proxy.render.plan import Location, Server, Upstream, plan_servers, upstream_blocks
 from proxy.stages.header_names import FORWARDING_HEADERS, IDENTITY_HEADERS
@@ -35,10 +36,10 @@ from proxy.stages.header_names import FORWARDING_HEADERS, IDENTITY_HEADERS
 CACHE_ZONE: Final = "idgate_decisions"
 #: Answers of idgate's own endpoints and the tool's travel with these; the names idgate sets.
 _IDENTITY_VARIABLES: Final = {
-    "X-Authenticated-User": "$idgate_user",
-    "X-Authenticated-Email": "$idgate_email",
-    "X-Authenticated-Groups": "$idgate_groups",
-    "X-Authenticated-Assertion": "$idgate_assertion",
+    USER: "$idgate_user",
+    EMAIL: "$idgate_email",
+    GROUPS: "$idgate_groups",
+    ASSERTION: "$idgate_assertion",
 }
 _INDENT: Final = "    "
 

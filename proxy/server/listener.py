@@ -37,16 +37,14 @@ class Listener:
         sockets: list[socket.socket],
         *,
         tls: ssl.SSLContext | None,
-        guard: ConnectionGuard | None = None,
+        guard: ConnectionGuard,
     ) -> None:
         self._runner = runner
         self._sockets = sockets
         self._tls = tls
         self._guard = guard
-        self._sites: list[web.BaseSite] = [
-            web.SockSite(runner, sock, ssl_context=tls, backlog=_BACKLOG)
-            if guard is None
-            else GuardedSockSite(runner, guard, sock, ssl_context=tls, backlog=_BACKLOG)
+        self._sites = [
+            GuardedSockSite(runner, guard, sock, ssl_context=tls, backlog=_BACKLOG)
             for sock in sockets
         ]
 
@@ -57,10 +55,10 @@ class Listener:
         listen: ListenAddress,
         *,
         tls: ssl.SSLContext | None,
-        guard: ConnectionGuard | None = None,
+        guard: ConnectionGuard,
     ) -> Listener:
-        """Bound, not yet accepting: `start()` does that. With a `guard`, every connection
-        passes through it (proxy/server/connections.py)."""
+        """Bound, not yet accepting: `start()` does that. Every connection passes through
+        `guard` (proxy/server/connections.py)."""
         loop = asyncio.get_running_loop()
         found = await loop.getaddrinfo(
             listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -94,7 +92,7 @@ class Listener:
             sock.close()  # closed (or, by uvloop, detached) already: this only makes sure
         server = self._runner.server
         assert server is not None  # set up before any site started
-        factory = server if self._guard is None else self._guard.protocol_factory(server)
+        factory = self._guard.protocol_factory(server)
         loop = asyncio.get_running_loop()
         for connection in queued:
             try:

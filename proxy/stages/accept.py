@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import re
 import secrets
-import time
 from typing import Final
 
 from aiohttp import web
@@ -91,7 +90,6 @@ def accept(request: web.Request, runtime: Runtime) -> tuple[web.Request, Request
     ctx = RequestContext(
         runtime=runtime,
         request_id=request_id if _REQUEST_ID_RE.match(request_id) else secrets.token_hex(8),
-        started=time.perf_counter(),
         peer_ip=peer_ip,
         from_trusted_proxy=from_trusted,
         client_ip=client_ip,

@@ -24,8 +24,6 @@ class RequestContext:
     runtime: Runtime
     """Taken once when the request arrived: a reload never mixes two configurations in it."""
     request_id: str
-    started: float
-    """`time.perf_counter()` when the request reached idgate."""
     peer_ip: str
     """The address of the connection's other end ("unknown" when the socket does not say)."""
     from_trusted_proxy: bool

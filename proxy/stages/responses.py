@@ -20,7 +20,6 @@ from proxy.errors import (
     InvalidToken,
     ProviderUnavailable,
     RateLimited,
-    RequestTimeout,
     SignInFailed,
     StepUpRequired,
     Unauthenticated,
@@ -82,11 +81,6 @@ def error_response(
         response.headers["Retry-After"] = "5"
     elif isinstance(error, RateLimited):
         response.headers["Retry-After"] = retry_after_header(error.retry_after)
-    elif isinstance(error, RequestTimeout):
-        # RFC 9110 15.5.9: "The server SHOULD send the "close" connection option [...] since 408
-        # implies that the server has decided to close the connection rather than continue
-        # waiting."
-        response.force_close()
     return response
 
 

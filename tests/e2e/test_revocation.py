@@ -20,6 +20,8 @@ import aiohttp
 import pytest
 from playwright.async_api import BrowserContext
 
+from proxy.config.model import Secret
+from proxy.server.admin import admin_token
 from tests.e2e.browser import (
     SignInSetup,
     browser_context,
@@ -30,6 +32,7 @@ from tests.e2e.browser import (
 )
 from tests.e2e.idgate_process import (
     SECRET_ENVIRONMENT,
+    SESSION_SECRET,
     IdgateProcess,
     base_document,
     running_idgate,
@@ -230,8 +233,17 @@ async def test_the_admin_endpoint_refuses_a_missing_or_wrong_token(
                     headers=headers,
                 ) as response:
                     assert response.status == 401
-            async with http.get(f"{gate.url}/admin/revocations", allow_redirects=False) as response:
-                assert response.status != 200
+            # Even the right token opens nothing on the public port: no route, no revocation.
+            admin = {"Authorization": f"Bearer {admin_token(Secret(SESSION_SECRET))}"}
+            async with http.post(
+                f"{gate.url}/admin/revocations",
+                json={"kind": "user", "value": "alice"},
+                headers=admin,
+                allow_redirects=False,
+            ) as response:
+                assert response.status != 201
+            async with http.get(f"{gate.admin_url}/admin/revocations", headers=admin) as response:
+                assert (await response.json())["revocations"] == []
         other = await revoke(gate, "--list", secret="another-deployments-secret-0123456789")
         assert other.returncode == 3
         assert "401" in other.stderr

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from dataclasses import replace
 
 import pytest
 
-from proxy.config.model import ForwardAuthSettings, Policy, Route, Rule
+from proxy.config.model import ForwardAuthSettings, Policy, Route, Rule, StepUp
 from proxy.endpoints.forward_auth import decision_lifetime
-from proxy.identity.principal import CredentialSource, Principal
+from proxy.identity.principal import CredentialSource, Principal, SignIn
 from proxy.runtime import Runtime
 from proxy.sessions.store import CookieChange
 from tests.support.context import make_context
@@ -263,3 +264,13 @@ async def test_a_websocket_handshake_gets_the_origin_check(
         headers["Origin"] = origin
     response = await gateway.client.get("/oauth2/auth", headers=headers)
     assert response.status == status
+
+
+def test_decision_lifetime_ends_when_the_sign_in_outgrows_the_step_up(runtime: Runtime) -> None:
+    """On a route with `step_up.max_age`, an allow is not reused past the moment the sign-in
+    becomes too old for the route."""
+    now = 1_000_000.0
+    route = replace(runtime.settings.routes[1], step_up=StepUp(max_age_seconds=60))
+    principal = replace(_principal(now + 3600.0), sign_in=SignIn(auth_time=now - 58.0))
+    ctx = make_context(runtime, principal=principal, route=route)
+    assert decision_lifetime(ctx, now=now) == 2

@@ -180,6 +180,9 @@ async def test_acr_from_userinfo_does_not_count(gate: Gate) -> None:
     cookies = await sign_in(gate, "/")
     response = await gate.client.get("/vault", headers=cookie_header(cookies))
     assert response.status == 401
+    # The session itself holds (it opens /home); the route's step-up is what it misses.
+    assert (await response.json())["reason"] == "step_up"
+    assert (await gate.client.get("/home", headers=cookie_header(cookies))).status == 200
 
 
 async def test_amr_needs_one_of_the_listed_methods(gate: Gate) -> None:

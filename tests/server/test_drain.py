@@ -18,6 +18,7 @@ from pytest_aiohttp import AiohttpServer
 from proxy.config.model import DrainSettings, ListenAddress, Policy, Route
 from proxy.drain import DRAIN_KEY, Drain
 from proxy.server.app import build_app
+from proxy.server.connections import CONNECTION_GUARD_KEY
 from proxy.server.drain import CLOSING_SECONDS, IDLE_SECONDS, Drained, drain, longest_drain
 from proxy.server.listener import Listener
 from proxy.server.supervisor import STOP_MARGIN_SECONDS, stop_grace_seconds
@@ -97,9 +98,15 @@ async def _served(aiohttp_server: AiohttpServer, *, shutdown_timeout: float) -> 
     upstream = await serve_held(aiohttp_server)
     route = Route(name="public", path="/public", upstream=upstream.url, policy=Policy(public=True))
     settings = make_settings(issuer.url, upstream.url, routes=(route,))
-    runner = web.AppRunner(build_app(settings), shutdown_timeout=shutdown_timeout)
+    app = build_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    listener = await Listener.bind(runner, ListenAddress(host="127.0.0.1", port=0), tls=None)
+    listener = await Listener.bind(
+        runner,
+        ListenAddress(host="127.0.0.1", port=0),
+        tls=None,
+        guard=app[CONNECTION_GUARD_KEY],
+    )
     await listener.start()
     return Served(upstream=upstream, runner=runner, listener=listener, port=listener.ports[0])
 

@@ -9,39 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 from unittest import mock
 
 import pytest
-import uvloop
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
 from aiohttp.http_parser import HttpRequestParserC, HttpRequestParserPy
 
 from proxy.server.app import build_app
 from proxy.server.pipelining import _StopsAfterClose
+from tests.support.loops import on_each_loop
 from tests.support.settings import make_settings
 from tests.support.upstream import EchoUpstream
-
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "asyncio": asyncio.new_event_loop,
-    "uvloop": uvloop.new_event_loop,
-}
-
-
-def on_each_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[str], None]:
-    """The async `test`, as a test run once on each of LOOPS."""
-
-    def run(loop: str) -> None:
-        with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
-            runner.run(test())
-
-    run.__name__ = test.__name__
-    run.__qualname__ = test.__qualname__
-    run.__doc__ = test.__doc__
-    return pytest.mark.parametrize("loop", LOOPS)(run)
 
 
 async def _listen(app: web.Application) -> tuple[web.AppRunner, int]:

@@ -40,7 +40,6 @@ def make_context(runtime: Runtime, **fields: Any) -> RequestContext:
     defaults: dict[str, Any] = {
         "runtime": runtime,
         "request_id": "req-1",
-        "started": 0.0,
         "peer_ip": "203.0.113.9",
         "from_trusted_proxy": False,
         "client_ip": "203.0.113.9",
