@@ -64,6 +64,10 @@ class OIDCSettings:
     prompt: tuple[Prompt, ...] = ()
     """`prompt` values sent at sign-in; OIDC Core 11 has some providers issue a refresh token for
     `offline_access` only with `consent`."""
+    authorization_params: tuple[tuple[str, str], ...] = ()
+    """Extra parameters of every authorization request (Google `hd`, `login_hint`, Entra
+    `domain_hint`, `acr_values`); never one idgate sets itself (parse_oidc.py refuses those).
+    A route's `step_up.acr_values` replaces `acr_values` on that route's sign-in."""
     audiences: tuple[str, ...] = ()
     """The API audiences accepted on bearer tokens (a token's `aud` must name one). Empty: no
     bearer token is accepted. `client_id` is never one of them unless `accept_client_id_audience`

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from proxy.config.addresses import http_url
 from proxy.config.model import OIDCSettings, Prompt
 from proxy.config.reader import Section, given
@@ -16,6 +18,30 @@ from proxy.config.values import (
     text,
 )
 
+#: Authorization request parameters idgate sets itself (OIDC Core 3.1.2.1, RFC 7636 4.3) or that
+#: would change how the answer comes back (`response_mode`) or replace the whole request (JAR's
+#: `request`, PAR's `request_uri`). `acr_values` is not here: it is a sign-in default a route's
+#: step_up replaces. `client_secret` never belongs in a URL the browser sees.
+AUTHORIZATION_PARAMS_OF_IDGATE: Final = frozenset(
+    {
+        "response_type",
+        "client_id",
+        "client_secret",
+        "redirect_uri",
+        "scope",
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "prompt",
+        "max_age",
+        "response_mode",
+        "request",
+        "request_uri",
+    }
+)
+_INSTEAD: Final = {"scope": "oidc.scopes", "prompt": "oidc.prompt", "max_age": "a route's step_up"}
+
 
 def parse_oidc(section: Section) -> OIDCSettings:
     scopes = section.get_list("scopes", scope)
@@ -27,6 +53,7 @@ def parse_oidc(section: Section) -> OIDCSettings:
             client_secret=section.get("client_secret", secret),
             scopes=None if scopes is None else _unique(scopes),
             prompt=section.get_list("prompt", choice(Prompt), single=True),
+            authorization_params=_authorization_params(section),
             audiences=section.get_list("audiences", text),
             accept_client_id_audience=section.get("accept_client_id_audience", boolean),
             require_access_token_type=section.get("require_access_token_type", boolean),
@@ -66,6 +93,29 @@ def parse_oidc(section: Section) -> OIDCSettings:
             "must not be longer than jwks_refresh_interval", key="jwks_min_refresh_interval"
         )
     return oidc
+
+
+def _authorization_params(section: Section) -> tuple[tuple[str, str], ...] | None:
+    if not section.has("authorization_params"):
+        return None
+    params = section.section("authorization_params")
+    pairs: list[tuple[str, str]] = []
+    for name in params.present_keys():
+        if not name or name in AUTHORIZATION_PARAMS_OF_IDGATE:
+            instead = _INSTEAD.get(name)
+            params.issue(
+                "not a parameter name"
+                if not name
+                else "idgate sets this parameter itself" + (f"; use {instead}" if instead else ""),
+                key=name,
+            )
+            params.has(name)
+            continue
+        value = params.get(name, text, required=True)
+        if value is not None:
+            pairs.append((name, value))
+    params.close()
+    return tuple(pairs)
 
 
 def _unique(names: tuple[str, ...]) -> tuple[str, ...]:

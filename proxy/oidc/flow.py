@@ -138,10 +138,16 @@ class CodeFlow:
         """A fresh sign-in: the authorization URL (code, PKCE S256), its state, nonce, verifier.
 
         `max_age` and `acr_values` (OIDC Core 3.1.2.1) ask for a recent or stronger sign-in; the
-        user can edit them in the URL, so the ID token's `auth_time` and `acr` are what count."""
+        user can edit them in the URL, so the ID token's `auth_time` and `acr` are what count.
+        The same holds for `oidc.authorization_params` (Google's `hd` is a hint, not a check)."""
         endpoint = _required(self._metadata.authorization_endpoint, "authorization_endpoint")
         state, nonce = generate_token(_RANDOM_CHARS), generate_token(_RANDOM_CHARS)
         verifier = generate_token(_VERIFIER_CHARS)
+        # The operator's `authorization_params` first, so a step-up's acr_values replaces theirs;
+        # the config refuses every name idgate sets below.
+        extra = dict(self._oidc.authorization_params)
+        if acr_values:
+            extra["acr_values"] = " ".join(acr_values)
         url: str = prepare_grant_uri(
             endpoint,
             self._oidc.client_id,
@@ -154,7 +160,7 @@ class CodeFlow:
             code_challenge_method="S256",
             **({"prompt": " ".join(self._oidc.prompt)} if self._oidc.prompt else {}),
             **({"max_age": str(max_age)} if max_age is not None else {}),
-            **({"acr_values": " ".join(acr_values)} if acr_values else {}),
+            **extra,
         )
         return AuthorizationRequest(url=url, state=state, nonce=nonce, code_verifier=verifier)
 

@@ -209,6 +209,22 @@ def test_config_error_carries_issues_and_prints_one_per_line() -> None:
             lambda d: d["oidc"].update(require_access_token_type=1),
             "oidc.require_access_token_type: expected true or false",
         ),
+        (
+            lambda d: d["oidc"].update(authorization_params={"prompt": "login"}),
+            "oidc.authorization_params.prompt: idgate sets this parameter itself; use oidc.prompt",
+        ),
+        (
+            lambda d: d["oidc"].update(authorization_params={"redirect_uri": "https://x"}),
+            "oidc.authorization_params.redirect_uri: idgate sets this parameter itself",
+        ),
+        (
+            lambda d: d["oidc"].update(authorization_params={"hd": 7}),
+            "oidc.authorization_params.hd: expected a string",
+        ),
+        (
+            lambda d: d["oidc"].update(authorization_params=["hd"]),
+            "oidc.authorization_params: expected a mapping",
+        ),
         (lambda d: d["oidc"].update(user_claim=7), "oidc.user_claim: expected a string"),
         (lambda d: d["oidc"].update(algorithms=["RS256", "none"]), "oidc.algorithms[1]: `none`"),
         (lambda d: d["oidc"].update(algorithms=["HS256"]), "oidc.algorithms[0]: HS256 is HMAC"),
@@ -452,6 +468,15 @@ def test_bearer_audiences_exclude_the_client_unless_opted_in(document: dict[str,
     oidc = parse_settings(document, {}).oidc
     assert oidc.accepted_audiences == ("idgate", "api")
     assert oidc.require_access_token_type
+
+
+def test_authorization_params_are_kept_in_order_and_expand(document: dict[str, Any]) -> None:
+    """Extra sign-in parameters are read as name/value pairs, `${VAR}` expanded."""
+    document["oidc"]["authorization_params"] = {"hd": "${DOMAIN}", "login_hint": "alice"}
+
+    oidc = parse_settings(document, {"DOMAIN": "example.com"}).oidc
+
+    assert oidc.authorization_params == (("hd", "example.com"), ("login_hint", "alice"))
 
 
 def test_env_variables_expand_in_every_string(document: dict[str, Any]) -> None:

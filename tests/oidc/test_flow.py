@@ -152,6 +152,21 @@ async def test_an_authorization_endpoint_with_a_query_keeps_it(world: MakeWorld)
     assert query_of(request.url)["response_type"] == "code"
 
 
+async def test_authorization_params_are_sent_and_a_step_up_replaces_their_acr_values(
+    world: MakeWorld,
+) -> None:
+    """`oidc.authorization_params` ride on every sign-in; a route's step-up acr_values win."""
+    w = await world(authorization_params=(("hd", "example.com"), ("acr_values", "basic")))
+
+    plain = query_of(w.flow.authorization_request(redirect_uri=REDIRECT_URI).url)
+    stepped = query_of(
+        w.flow.authorization_request(redirect_uri=REDIRECT_URI, acr_values=("phr",)).url
+    )
+
+    assert (plain["hd"], plain["acr_values"]) == ("example.com", "basic")
+    assert (stepped["hd"], stepped["acr_values"]) == ("example.com", "phr")
+
+
 async def test_a_provider_without_an_authorization_endpoint_cannot_start_a_flow(
     world: MakeWorld,
 ) -> None:
