@@ -40,7 +40,14 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         return command
 
     with_config(commands.add_parser("serve", help="run the proxy"))
-    with_config(commands.add_parser("check", help="validate the config; exit 1 on any problem"))
+    check = with_config(
+        commands.add_parser("check", help="validate the config; exit 1 on any problem")
+    )
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask the provider (discovery, keys, client, redirect URI) and Redis",
+    )
     explain = with_config(
         commands.add_parser("explain", help="which route matches a request and what is decided")
     )
@@ -132,7 +139,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         for warning in config_warnings(settings):
             print(f"{args.config}: warning: {warning}", file=sys.stderr)
         print(f"{args.config}: ok ({len(settings.routes)} routes)")
-        return EXIT_OK
+        return _check_online(settings) if args.online else EXIT_OK
 
     if args.command == "explain":
         from proxy.explain import explain, principal_for_explain  # noqa: PLC0415 (keeps serve lean)
@@ -153,6 +160,22 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     from proxy.server.run import run  # noqa: PLC0415 (check and explain must not import the server)
 
     run(settings, config_path=args.config, environ=env)
+    return EXIT_OK
+
+
+def _check_online(settings: Settings) -> int:
+    import asyncio  # noqa: PLC0415 (the offline check stays as lean as it was)
+
+    from proxy.check.findings import Outcome  # noqa: PLC0415
+    from proxy.check.online import check_online  # noqa: PLC0415
+
+    findings = asyncio.run(check_online(settings))
+    for finding in findings:
+        print(finding)
+    failed = sum(finding.outcome is Outcome.FAILED for finding in findings)
+    if failed:
+        print(f"online: {failed} of {len(findings)} checks failed", file=sys.stderr)
+        return EXIT_CONFIG
     return EXIT_OK
 
 

@@ -455,3 +455,8 @@ class Settings:
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     drain: DrainSettings = field(default_factory=DrainSettings)
     forward_auth: ForwardAuthSettings = field(default_factory=ForwardAuthSettings)
+
+    @property
+    def redirect_uri(self) -> str:
+        """The sign-in callback the provider sends the browser back to (register it there)."""
+        return f"{self.public_url.rstrip('/')}{self.prefix}/callback"

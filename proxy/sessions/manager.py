@@ -78,7 +78,7 @@ class SessionManager:
         self._metrics = metrics
         self._clock = clock
         self._refreshing: dict[str, asyncio.Task[SessionRecord]] = {}
-        self.redirect_uri = f"{settings.public_url.rstrip('/')}{settings.prefix}/callback"
+        self.redirect_uri = settings.redirect_uri
 
     def flow(self) -> CodeFlow:
         metadata = self._provider.metadata

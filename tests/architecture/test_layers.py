@@ -24,7 +24,7 @@ LAYERS: Final = (
     ("proxy.stages",),
     ("proxy.forward", "proxy.endpoints"),
     ("proxy.server",),
-    ("proxy.explain", "proxy.demo", "proxy.render"),
+    ("proxy.explain", "proxy.demo", "proxy.render", "proxy.check"),
     ("proxy.cli", "proxy.__main__"),
 )
 
