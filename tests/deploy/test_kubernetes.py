@@ -3,6 +3,7 @@ and agree with each other and with the idgate config they carry."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +21,7 @@ from tests.deploy.files import (
     KUSTOMIZATION,
     SCHEMAS,
     SECRET_TEMPLATE,
+    SERVICE_MONITOR_COMPONENT,
     config_variables,
     configmap_idgate_document,
     idgate_settings,
@@ -35,11 +37,10 @@ from tests.e2e.tools import require_tool
 #: The oldest Kubernetes the manifests are written for, and the newest kubernetes-validate knows.
 KUBERNETES_VERSIONS: Final = ("1.29.0", "latest")
 BUILT_IN_MANIFESTS: Final = sorted(
-    path.name
-    for path in KUBERNETES.glob("*.yaml")
-    if path.name not in {"kustomization.yaml", "servicemonitor.yaml"}
+    path.name for path in KUBERNETES.glob("*.yaml") if path.name != "kustomization.yaml"
 )
 NAMESPACE: Final = "idgate"
+SERVICE_MONITOR: Final = SERVICE_MONITOR_COMPONENT / "servicemonitor.yaml"
 
 
 def _container() -> dict[str, Any]:
@@ -88,22 +89,49 @@ def test_service_monitor_validates_against_the_prometheus_operator_schema() -> N
     validator = tool("check-jsonschema", "pip install check-jsonschema")
     schema = SCHEMAS / "servicemonitor_v1.json"
 
-    run([validator, "--schemafile", str(schema), str(KUBERNETES / "servicemonitor.yaml")])
+    run([validator, "--schemafile", str(schema), str(SERVICE_MONITOR)])
 
 
-@pytest.mark.e2e
-def test_kustomize_builds_every_listed_object_into_the_idgate_namespace() -> None:
-    """`kubectl kustomize` renders every listed object, namespaced, with the image set."""
+def _kustomize(directory: Path) -> list[dict[str, Any]]:
     kubectl = require_tool("kubectl", "install kubectl: it builds kustomizations offline")
     result = subprocess.run(
-        [kubectl, "kustomize", str(KUBERNETES)],
+        [kubectl, "kustomize", str(directory)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    rendered = load_yaml_documents(result.stdout)
+    return load_yaml_documents(result.stdout)
+
+
+@pytest.mark.e2e
+def test_the_service_monitor_is_an_optional_component(tmp_path: Path) -> None:
+    """The base builds without the Prometheus Operator's kinds (so `kubectl apply -k` works on
+    any cluster); uncommenting `components:` in kustomization.yaml, as its comment says, adds
+    the ServiceMonitor in idgate's namespace."""
+    enabled = tmp_path / "kubernetes"
+    shutil.copytree(KUBERNETES, enabled)
+    text = KUSTOMIZATION.read_text(encoding="utf-8")
+    commented = "# components:\n#   - components/servicemonitor\n"
+    assert commented in text
+    (enabled / KUSTOMIZATION.name).write_text(
+        text.replace(commented, commented.replace("# ", "")), encoding="utf-8"
+    )
+
+    base = {obj["kind"] for obj in _kustomize(KUBERNETES)}
+    with_monitor = _kustomize(enabled)
+
+    assert "ServiceMonitor" not in base
+    (monitor,) = (obj for obj in with_monitor if obj["kind"] == "ServiceMonitor")
+    assert monitor["metadata"]["namespace"] == NAMESPACE
+    assert read_yaml(SERVICE_MONITOR_COMPONENT / "kustomization.yaml")["kind"] == "Component"
+
+
+@pytest.mark.e2e
+def test_kustomize_builds_every_listed_object_into_the_idgate_namespace() -> None:
+    """`kubectl kustomize` renders every listed object, namespaced, with the image set."""
+    rendered = _kustomize(KUBERNETES)
     listed = [
         obj
         for resource in read_yaml(KUSTOMIZATION)["resources"]
@@ -264,7 +292,7 @@ def test_service_monitor_and_budget_select_the_idgate_pods() -> None:
     """Service, PodDisruptionBudget and NetworkPolicy select the pods; the ServiceMonitor
     selects the Service and scrapes its metrics port."""
     service = kubernetes_object("Service")
-    monitor = kubernetes_object("ServiceMonitor")
+    (monitor,) = read_yaml_documents(SERVICE_MONITOR)
     ports = {port["name"]: port for port in service["spec"]["ports"]}
     (endpoint,) = monitor["spec"]["endpoints"]
 
@@ -280,6 +308,34 @@ def test_service_monitor_and_budget_select_the_idgate_pods() -> None:
     assert ports[endpoint["port"]]["targetPort"] == "metrics"
     assert endpoint["path"] == "/metrics"
     assert {port["targetPort"] for port in ports.values()} == {"http", "metrics"}
+
+
+def test_ingress_sends_every_served_host_to_the_service() -> None:
+    """The Ingress routes public_url's host and every route's host, all paths, to the Service's
+    `http` port, with TLS for each; its controller's namespace is the one the policy admits."""
+    ingress = kubernetes_object("Ingress")["spec"]
+    service = kubernetes_object("Service")
+    settings = _settings()
+    hosts = {urlsplit(settings.public_url).hostname} | {
+        route.host for route in settings.routes if route.host
+    }
+    backends = {
+        (rule["host"], path["path"], path["backend"]["service"]["name"])
+        for rule in ingress["rules"]
+        for path in rule["http"]["paths"]
+    }
+    admitted = kubernetes_object("NetworkPolicy", "idgate")["spec"]["ingress"][0]["from"]
+
+    assert backends == {(host, "/", service["metadata"]["name"]) for host in hosts}
+    assert {
+        path["backend"]["service"]["port"]["name"]
+        for rule in ingress["rules"]
+        for path in rule["http"]["paths"]
+    } == {"http"}
+    assert {host for tls in ingress["tls"] for host in tls["hosts"]} == hosts
+    assert admitted[0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": f"ingress-{ingress['ingressClassName']}"
+    }
 
 
 def test_budget_keeps_a_pod_serving() -> None:
@@ -311,12 +367,14 @@ def test_autoscaler_scales_the_deployment_on_cpu() -> None:
 
 def test_replicas_share_sessions_in_redis_behind_sentinels() -> None:
     """With several replicas the ConfigMap keeps sessions in Redis (Sentinel), with passwords
-    from the Secret, and the NetworkPolicy lets idgate reach the data nodes and sentinels."""
+    from the Secret, and the NetworkPolicy lets idgate reach the data nodes and sentinels; it
+    asks for offline_access, so sessions are re-checked at the provider with a refresh token."""
     redis = _settings().session.redis
     egress = kubernetes_object("NetworkPolicy", "idgate")["spec"]["egress"]
     allowed = {(port["port"], port["protocol"]) for rule in egress for port in rule["ports"]}
 
     assert redis is not None
+    assert "offline_access" in _settings().oidc.scopes
     assert redis.sentinel is not None
     assert redis.password is not None
     assert redis.sentinel.password is not None
