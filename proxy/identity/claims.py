@@ -6,6 +6,7 @@ sessions) so that the configured claim names mean the same thing whichever way a
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -15,6 +16,7 @@ from proxy.config.model import OIDCSettings
 from proxy.identity.principal import CredentialSource, Principal, SignIn
 
 _MISSING: Any = object()
+_log = logging.getLogger("idgate.identity")
 
 
 def claim_at(claims: Mapping[str, Any], path: str) -> Any:
@@ -31,6 +33,16 @@ def claim_at(claims: Mapping[str, Any], path: str) -> Any:
             return None
         node = node[step]
     return node
+
+
+def groups_withheld(claims: Mapping[str, Any], groups_claim: str) -> bool:
+    """Whether the provider left the groups out and said so: OIDC Core 5.6.2 distributed claims
+    name it in `_claim_names` (Entra ID does beyond 200 groups in a JWT), and Entra ID's
+    `hasgroups: true` means the same."""
+    if claim_at(claims, groups_claim) is not None:
+        return False
+    names = claims.get("_claim_names")
+    return (isinstance(names, Mapping) and groups_claim in names) or claims.get("hasgroups") is True
 
 
 #: RFC 9068 2.2.3 / RFC 8693 4.2: "The value of the scope claim is a JSON string containing a
@@ -54,6 +66,15 @@ def principal_from_claims(
     """The Principal these verified claims describe, or None when the user claim is absent."""
     user = claim_at(claims, oidc.user_claim)
     if not isinstance(user, str) or not user:
+        return None
+    if groups_withheld(claims, oidc.groups_claim):
+        # Read as "no groups", a `deny: groups:` rule would let the user through: fail closed.
+        _log.warning(
+            "refused user %s: the token leaves out the %r claim and points elsewhere for it "
+            "(group overage: _claim_names or hasgroups); idgate does not fetch it",
+            user,
+            oidc.groups_claim,
+        )
         return None
     email = claim_at(claims, oidc.email_claim)
     return Principal(

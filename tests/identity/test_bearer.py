@@ -459,6 +459,24 @@ async def test_a_token_without_the_user_claim_is_refused(world: MakeWorld) -> No
 
 
 @pytest.mark.parametrize(
+    "overage",
+    [
+        {"_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "https://g"}}},
+        {"hasgroups": True},
+    ],
+)
+async def test_a_token_whose_groups_are_withheld_is_refused(
+    world: MakeWorld, overage: dict[str, Any]
+) -> None:
+    """Entra ID's group overage (the groups claim replaced by a pointer elsewhere) is refused,
+    not read as "no groups", which would slip past a `deny: groups:` rule."""
+    w = await world()
+    token = KEY.sign(claims(groups=OMIT, **overage))
+
+    assert await failure_of(w, token) is TokenFailure.MISSING_CLAIM
+
+
+@pytest.mark.parametrize(
     ("token", "expected"),
     [
         ("abc", TokenFailure.MALFORMED),
