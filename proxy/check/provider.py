@@ -23,7 +23,7 @@ from proxy.oidc.discovery import (
     fetch_json_object,
     fetch_metadata,
 )
-from proxy.oidc.flow import CodeFlow, FlowError, FlowFailure
+from proxy.oidc.flow import AuthorizationRequest, CodeFlow, FlowError, FlowFailure
 from proxy.oidc.jwks import parse_key_set
 
 #: RFC 6749 5.2: invalid_grant means "The provided authorization grant (e.g., authorization code
@@ -124,25 +124,58 @@ async def _check_client(settings: Settings, flow: CodeFlow) -> Finding:
 async def _check_redirect(
     settings: Settings, flow: CodeFlow, http: aiohttp.ClientSession
 ) -> Finding:
-    """A sign-in request as idgate sends it (scopes, prompt, authorization_params included);
-    providers answer a registered redirect URI with their login (a redirect) and an unknown one
-    with an error page, which they must not redirect (RFC 6749 4.1.2.1)."""
+    """A sign-in request as idgate sends it (scopes, prompt, authorization_params included):
+    pushed to the PAR endpoint when the provider has one, which answers for the client and the
+    redirect URI; otherwise sent to the authorization endpoint, where providers answer a
+    registered redirect URI with their login (a redirect) and an unknown one with an error page,
+    which they must not redirect (RFC 6749 4.1.2.1)."""
     redirect_uri = settings.redirect_uri
     subject = "redirect URI"
     try:
-        url = flow.authorization_request(redirect_uri=redirect_uri).url
+        authorization = flow.authorization_request(redirect_uri=redirect_uri)
     except FlowError as error:
         return Finding(subject, Outcome.UNCHECKED, str(error))
+    pushed = await _pushed_verdict(settings, flow, authorization)
+    if pushed is not None:
+        return Finding(subject, *pushed)
+    url = authorization.url
     timeout = aiohttp.ClientTimeout(total=settings.oidc.http_timeout_seconds)
     try:
         async with http.get(url, allow_redirects=False, timeout=timeout) as response:
             status, location = response.status, response.headers.get("Location", "")
     except (TimeoutError, aiohttp.ClientError) as error:
         return Finding(subject, Outcome.FAILED, f"authorization endpoint: {type(error).__name__}")
-    return Finding(subject, *_redirect_verdict(settings, status, location))
+    return Finding(subject, *redirect_verdict(settings, status, location))
 
 
-def _redirect_verdict(settings: Settings, status: int, location: str) -> tuple[Outcome, str]:
+async def _pushed_verdict(
+    settings: Settings, flow: CodeFlow, authorization: AuthorizationRequest
+) -> tuple[Outcome, str] | None:
+    """The PAR endpoint's verdict; None for a provider without one."""
+    try:
+        await flow.push_authorization_request(authorization)
+    except FlowError as error:
+        if error.error is FlowFailure.UNSUPPORTED:
+            return None
+        if error.error is FlowFailure.INVALID_CLIENT:
+            # The client line reports it; the redirect URI was never looked at.
+            return Outcome.UNCHECKED, "the PAR endpoint refused the client (invalid_client)"
+        if error.error is FlowFailure.PROVIDER_UNAVAILABLE:
+            return Outcome.FAILED, str(error)
+        return (
+            Outcome.FAILED,
+            (
+                f"the PAR endpoint refused the sign-in request ({error}): register "
+                f"{settings.redirect_uri} for client {settings.oidc.client_id!r}, or fix "
+                "public_url"
+            ),
+        )
+    return Outcome.OK, f"{settings.redirect_uri}: accepted by the PAR endpoint (RFC 9126)"
+
+
+def redirect_verdict(settings: Settings, status: int, location: str) -> tuple[Outcome, str]:
+    """What the authorization endpoint's first answer (`status`, `Location`) to a sign-in
+    request says about the redirect URI."""
     redirect_uri = settings.redirect_uri
     if 300 <= status < 400 and location.startswith(redirect_uri):
         # RFC 6749 4.1.2.1: errors other than a bad redirect URI go back to the client.

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import quote_plus
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 
 import aiohttp
 from authlib.common.security import generate_token
@@ -163,6 +163,35 @@ class CodeFlow:
             **extra,
         )
         return AuthorizationRequest(url=url, state=state, nonce=nonce, code_verifier=verifier)
+
+    async def push_authorization_request(self, authorization: AuthorizationRequest) -> None:
+        """Send `authorization`'s parameters to the PAR endpoint (RFC 9126 2.1) as the client;
+        FlowError `unsupported` without the endpoint, a code (or `invalid_response`) for a
+        refusal. RFC 9126 2.1: the server validates it "in the same way as at the authorization
+        endpoint", so an answer proves the client's credentials and the redirect URI. Only
+        `idgate check --online` uses it; sign-in sends the browser with the plain request."""
+        endpoint = self._metadata.raw.get("pushed_authorization_request_endpoint")
+        if not isinstance(endpoint, str):
+            raise FlowError(
+                FlowFailure.UNSUPPORTED,
+                "the provider's metadata has no pushed_authorization_request_endpoint",
+            )
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        }
+        parameters = parse_qsl(urlsplit(authorization.url).query)
+        self._authenticate(headers)  # a public client's client_id is among the parameters
+        status, body = await self._send(
+            "POST",
+            endpoint,
+            headers=headers,
+            data=urlencode(parameters).encode("ascii"),
+            what="PAR endpoint",
+        )
+        # RFC 9126 2.2: "the authorization server MUST respond with HTTP status code 201".
+        if status != 201:
+            raise _oauth_error(status, body, what="PAR endpoint", known=_TOKEN_ERRORS)
 
     async def exchange(self, code: str, *, code_verifier: str, redirect_uri: str) -> TokenSet:
         """The tokens for an authorization code (RFC 6749 4.1.3); the ID token is required."""

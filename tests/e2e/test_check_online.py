@@ -85,6 +85,7 @@ def test_a_wrong_client_secret_is_reported_as_invalid_client(
     assert "oidc.client_secret" in client
     assert "not-the-secret" not in "".join(lines) + stderr
     assert "1 of 4 checks failed" in stderr
+    assert line(lines, "redirect URI").startswith("skip")
 
 
 def test_a_wrong_issuer_fails_discovery(provider: OidcProvider, tmp_path: Path) -> None:
