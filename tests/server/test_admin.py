@@ -115,10 +115,11 @@ async def test_an_oversized_admin_body_is_refused(admin: Admin) -> None:
 
 
 async def test_a_session_revocation_names_one_session(admin: Admin) -> None:
-    """`--session ID` refuses that idgate session, not the user's others."""
+    """`--session HANDLE` refuses that idgate session, not the user's others."""
+    first = record(session_id="session-alice-1")
     await admin.client.post(
-        PATH, json={"kind": "session", "value": "session-alice-1"}, headers=admin.headers()
+        PATH, json={"kind": "session", "value": first.handle}, headers=admin.headers()
     )
-    assert admin.revocations.covers(record(session_id="session-alice-1"))
+    assert admin.revocations.covers(first)
     assert not admin.revocations.covers(record(session_id="session-alice-2"))
     assert admin.revocations.view.active()[0].kind is RevocationKind.SESSION
