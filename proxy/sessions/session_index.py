@@ -4,7 +4,8 @@ The Redis store keeps only ciphertext that needs each browser's key, so listing 
 needs an index of its own, written where the store writes anyway: at sign-in, and when a re-save
 (a touch, at most every tenth of `idle_timeout`, or a refresh) moves `last seen` and the expiry.
 Nothing secret is in it: per session its handle, created and last-seen times, the client address
-(after trusted-proxy resolution) and the user agent (sanitised, truncated), issuer, user, subject.
+(after trusted-proxy resolution), the user agent (sanitised, truncated), the issuer and the
+subject (`sub`, which the revocation check needs); the user is only the key's hash.
 
 The handle is the SHA-256 of the session id, the hash already naming the session's Redis record
 (`<prefix>s:{<handle>}`): it cannot be turned back into the id, and a ticket needs the id and the
@@ -14,7 +15,7 @@ Per user, two keys in one Cluster slot (the hash tag is the user's SHA-256):
 `<prefix>us:{<user hash>}` scores each handle by its session's expiry, and
 `<prefix>ui:{<user hash>}` holds each handle's details and `<handle>.seen`. An entry expires with
 its session (its score; the keys' TTL is the longest session's), at most MAX_SESSIONS_PER_USER are
-kept (the soonest to expire go first), and a listing drops entries whose record no longer exists
+kept (the soonest to expire go first), and a listing skips entries whose record no longer exists
 (signed out, logged out, expired).
 """
 
@@ -138,7 +139,6 @@ class SessionIndex:
         details = json.dumps(
             {
                 "iss": origin.issuer,
-                "user": record.user,
                 "sub": record.subject,
                 "created": record.created_at,
                 "client": origin.client,
@@ -184,7 +184,7 @@ class SessionIndex:
             sessions = [
                 session
                 for handle, expires_at in _scored(scored)
-                if (session := _session(handle, expires_at, details)) is not None
+                if (session := _session(user, handle, expires_at, details)) is not None
                 and await self._redis.exists(self.record_key(session.handle))
             ]
         return sorted(sessions, key=lambda session: session.created_at)
@@ -211,7 +211,9 @@ def _scored(reply: object) -> list[tuple[object, float]]:
     ]
 
 
-def _session(handle: object, expires_at: float, details: object) -> IndexedSession | None:
+def _session(
+    user: str, handle: object, expires_at: float, details: object
+) -> IndexedSession | None:
     """One listed entry from the index's raw replies; None for anything malformed."""
     if not isinstance(handle, bytes) or not isinstance(details, dict):
         return None
@@ -224,7 +226,7 @@ def _session(handle: object, expires_at: float, details: object) -> IndexedSessi
         return IndexedSession(
             handle=handle.decode(),
             issuer=str(entry["iss"]),
-            user=str(entry["user"]),
+            user=user,
             subject=str(entry["sub"]),
             created_at=float(entry["created"]),
             last_seen_at=float(seen),
