@@ -4,22 +4,26 @@ Three browserless sign-ins (tests/e2e/http_sign_in.py) through a trusted proxy's
 alice from a laptop and a phone, bob from his desk. The listing shows alice's two with the
 addresses the proxy named and their user agents; revoking the phone's handle ends that session
 at once (one process: the admin listener shares its revocation list) while her laptop and bob
-keep working; a session refused or signed out leaves the listing.
+keep working; a session refused or signed out leaves the listing. With two workers the
+supervisor answers the commands and the revocation reaches both workers.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Final
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from tests.e2e.browser import SignInSetup
 from tests.e2e.http_sign_in import PROTECTED_PATH, sign_in
 from tests.e2e.idgate_process import IdgateProcess
 from tests.e2e.redis_fixture import RedisServer
+from tests.e2e.test_revocation import allowed, answers_everywhere, refused
 
 #: Each browser's address as the trusted proxy (the test, on 127.0.0.1) names it, and its agent.
 BROWSERS: Final = {
@@ -107,3 +111,30 @@ async def test_sessions_lists_a_users_sign_ins_and_revoke_session_ends_exactly_o
         assert response.status == 302
     assert await sessions_of(gate, "alice") == []
     assert await status(browsers["bob-desk"], gate) == 200
+
+
+async def test_with_workers_the_supervisor_lists_and_revoke_session_reaches_every_worker(
+    sign_in_setup: SignInSetup,
+    redis_server: RedisServer,
+    browsers: dict[str, aiohttp.ClientSession],
+) -> None:
+    """With two workers the supervisor serves the admin listener: it lists from Redis itself, and
+    a revoked handle is refused by both workers (through the shared list) while the user's other
+    session goes on."""
+    gate = await sign_in_setup.start_workers(
+        2, {"store": "redis", "redis": {"url": redis_server.url.reveal()}}
+    )
+    cookies = {}
+    for name in ("alice-laptop", "alice-phone"):
+        http = browsers[name]
+        await sign_in(http, gate, "alice")
+        jar = http.cookie_jar.filter_cookies(URL(gate.url))
+        cookies[name] = {"Cookie": "; ".join(f"{key}={m.value}" for key, m in jar.items())}
+    listed = await sessions_of(gate, "alice")
+    assert [line[4] for line in listed] == ["agent Laptop/1.0 (X11)", "agent Phone/2.0?(tabbed)"]
+
+    done = await gate.command("revoke", "--session", listed[1][0])
+    revoked = time.monotonic()
+    assert done.returncode == 0, done.stderr
+    await answers_everywhere(gate, cookies["alice-phone"], refused, since=revoked)
+    await answers_everywhere(gate, cookies["alice-laptop"], allowed)
