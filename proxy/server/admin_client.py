@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from proxy.config.model import Settings
 from proxy.server.admin import PATH, SESSIONS_PATH, admin_token
+from proxy.sessions.model import HANDLE_CHARS, MAX_CLIENT_CHARS, MAX_USER_AGENT_CHARS, printable
 
 TIMEOUT_SECONDS: Final = 10.0
 
@@ -43,7 +44,7 @@ class AdminClient:
         return cls(base_url=base_url.rstrip("/"), token=admin_token(settings.session.secrets[0]))
 
     def revocations(self) -> list[dict[str, Any]]:
-        return _entries(self._call("GET", PATH, None), "revocations")
+        return _entries(self._call("GET", PATH), "revocations")
 
     def revoke(self, kind: str, value: str) -> dict[str, Any]:
         return self._call("POST", PATH, {"kind": kind, "value": value})
@@ -77,10 +78,11 @@ class AdminClient:
 
 
 def _entries(answer: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The objects of the answer's list `name` (none when it has no such list)."""
     entries = answer.get(name)
-    return (
-        [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
-    )
+    if not isinstance(entries, list):
+        return []
+    return [entry for entry in entries if isinstance(entry, dict)]
 
 
 def when(timestamp: object) -> str:
@@ -104,14 +106,15 @@ def line(entry: dict[str, Any]) -> str:
 
 def session_line(entry: dict[str, Any]) -> str:
     """One session of `idgate sessions`: handle, created, last seen, client, user agent, state
-    (tab-separated)."""
+    (tab-separated). What the client sent is printed as printable ASCII whatever the listener
+    answered: it reaches the operator's terminal."""
     return "\t".join(
         (
-            str(entry.get("handle")),
+            printable(str(entry.get("handle")), HANDLE_CHARS),
             f"created {when(entry.get('created_at'))}",
             f"last seen {when(entry.get('last_seen_at'))}",
-            f"client {entry.get('client')}",
-            f"agent {entry.get('user_agent') or '-'}",
+            f"client {printable(str(entry.get('client') or '-'), MAX_CLIENT_CHARS)}",
+            f"agent {printable(str(entry.get('user_agent') or '-'), MAX_USER_AGENT_CHARS)}",
             "revoked" if entry.get("revoked") is True else "live",
         )
     )
