@@ -79,6 +79,8 @@ return 1
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IndexedSession:
+    """One listed session: what `idgate sessions` shows (and the admin endpoint answers)."""
+
     handle: str
     issuer: str
     user: str
