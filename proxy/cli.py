@@ -11,13 +11,13 @@ from pathlib import Path
 from proxy import __version__
 from proxy.config.advice import config_warnings
 from proxy.config.load import ConfigError, load_settings
-from proxy.config.model import Settings
+from proxy.config.model import SessionStoreKind, Settings
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
 EXIT_USAGE = 2
 EXIT_ADMIN = 3
-"""`idgate revoke` could not reach the admin listener, or it refused."""
+"""`idgate revoke` or `idgate sessions` could not reach the admin listener, or it refused."""
 
 
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -92,10 +92,17 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     target = revoke.add_mutually_exclusive_group()
     target.add_argument("--user", help="every session and bearer token of this user")
-    target.add_argument("--session", help="one idgate session id")
+    target.add_argument("--session", help="one session, by its handle (idgate sessions)")
     revoke.add_argument("--list", action="store_true", help="the revocations in force")
     revoke.add_argument("--lift", action="store_true", help="lift the --user or --session one")
     revoke.add_argument(
+        "--admin-url", help="the metrics/admin listener (default: from metrics.listen)"
+    )
+    sessions = with_config(
+        commands.add_parser("sessions", help="a user's sessions (Redis store), to revoke one")
+    )
+    sessions.add_argument("--user", required=True, help="the user claim's value")
+    sessions.add_argument(
         "--admin-url", help="the metrics/admin listener (default: from metrics.listen)"
     )
     demo = commands.add_parser(
@@ -127,7 +134,9 @@ def _load(path: Path, environ: Mapping[str, str]) -> Settings | None:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
     args = _parser(env).parse_args(argv)
-    own = {"demo": _demo, "render": _render, "revoke": _revoke}.get(args.command)
+    own = {"demo": _demo, "render": _render, "revoke": _revoke, "sessions": _sessions}.get(
+        args.command
+    )
     if own is not None:
         return own(args, env)
     settings = _load(args.config, env)
@@ -198,7 +207,7 @@ def _revoke(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         client = AdminClient.for_settings(settings, args.admin_url)
         if args.list:
-            for entry in client.list():
+            for entry in client.revocations():
                 print(line(entry))
         elif args.lift:
             lifted = client.lift(kind, value)
@@ -213,6 +222,30 @@ def _revoke(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     except AdminError as error:
         print(f"idgate revoke: {error}", file=sys.stderr)
         return EXIT_ADMIN
+    return EXIT_OK
+
+
+def _sessions(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from proxy.server.admin_client import AdminClient, AdminError, session_line  # noqa: PLC0415
+
+    settings = _load(args.config, environ)
+    if settings is None:
+        return EXIT_CONFIG
+    if settings.session.store is not SessionStoreKind.REDIS:
+        print(
+            f"{args.config}: listing sessions needs session.store: redis; cookie sessions live "
+            "only in browsers (idgate revoke --user still ends them)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        entries = AdminClient.for_settings(settings, args.admin_url).sessions(args.user)
+    except AdminError as error:
+        print(f"idgate sessions: {error}", file=sys.stderr)
+        return EXIT_ADMIN
+    print(f"user {args.user}: {len(entries)} session{'' if len(entries) == 1 else 's'}")
+    for entry in entries:
+        print(session_line(entry))
     return EXIT_OK
 
 

@@ -434,3 +434,26 @@ def test_revoke_reports_an_unreachable_admin_listener(
     err = capsys.readouterr().err
     assert err.startswith("idgate revoke: http://127.0.0.1:9")
     assert SECRET not in err
+
+
+def test_sessions_with_the_cookie_store_says_listing_needs_redis(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the cookie store nothing lists sessions: exit 1 and what would, before any call."""
+    assert main(["sessions", "-c", str(config), "--user", "alice"], ENVIRON) == EXIT_CONFIG
+    assert "listing sessions needs session.store: redis" in capsys.readouterr().err
+
+
+def test_sessions_reports_an_unreachable_admin_listener(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the Redis store the listing asks the admin listener; one that does not answer is
+    exit 3, the admin token never printed."""
+    path = tmp_path / "idgate.yaml"
+    redis = "  store: redis\n  redis_url: redis://127.0.0.1:9/0\n"
+    path.write_text(VALID.replace("session:\n", "session:\n" + redis), encoding="utf-8")
+    arguments = ["sessions", "-c", str(path), "--user", "alice"]
+    assert main([*arguments, "--admin-url", "http://127.0.0.1:9"], ENVIRON) == EXIT_ADMIN
+    err = capsys.readouterr().err
+    assert err.startswith("idgate sessions: http://127.0.0.1:9")
+    assert SECRET not in err

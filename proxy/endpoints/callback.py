@@ -23,6 +23,7 @@ from proxy.policy.step_up import unmet
 from proxy.reasons import TokenFailure
 from proxy.runtime import Runtime
 from proxy.sessions.login_state import InvalidLoginState
+from proxy.sessions.model import SignInOrigin
 from proxy.stages.context import RequestContext
 from proxy.stages.limits import CALLBACK, enforce
 from proxy.stages.pages import NO_STORE
@@ -70,8 +71,15 @@ async def callback(request: web.Request, ctx: RequestContext) -> web.StreamRespo
         metrics.logins.labels(result="failure").inc()
         raise
 
+    origin = SignInOrigin.of(
+        issuer=runtime.settings.oidc.issuer,
+        client=ctx.client_ip,
+        user_agent=request.headers.get("User-Agent"),
+    )
     ctx.set_cookies.extend(
-        await runtime.sessions.create(claims, tokens, request.cookies, sign_in=sign_in)
+        await runtime.sessions.create(
+            claims, tokens, request.cookies, sign_in=sign_in, origin=origin
+        )
     )
     metrics.logins.labels(result="success").inc()
     settings = runtime.settings

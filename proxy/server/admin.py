@@ -1,4 +1,5 @@
-"""The admin endpoints on the metrics listener: list, add and lift revocations (`idgate revoke`).
+"""The admin endpoints on the metrics listener: list, add and lift revocations (`idgate revoke`),
+and list a user's sessions with the Redis store (`idgate sessions`).
 
 The metrics listener is private, but whoever may scrape it must not end sessions: every admin
 request carries `Authorization: Bearer <admin token>`, the token being derived from a session
@@ -8,6 +9,8 @@ token is accepted (rotation); a missing or wrong one is 401, compared in constan
 
 Every revocation and lift is one decision-log line and counted in
 `idgate_admin_revocations_total{action,kind}`; `idgate_revocations_active` is the list's size.
+Every session listing is a decision-log line too (who looked up which user), counted in
+`idgate_admin_session_listings_total`.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from proxy.config.model import Secret
 from proxy.keyderive import derive_key
 from proxy.observability.decision_log import log_decision
+from proxy.sessions.model import is_handle
+from proxy.sessions.redis_store import RedisStore
 from proxy.sessions.revocation_list import RevocationList
 from proxy.sessions.revocations import MAX_VALUE_CHARS, Revocation, RevocationKind
-from proxy.sessions.store import StoreUnavailable
+from proxy.sessions.session_index import IndexedSession, SessionIndex
+from proxy.sessions.store import SessionStore, StoreUnavailable
 
 PATH: Final = "/admin/revocations"
+SESSIONS_PATH: Final = "/admin/sessions"
 _PURPOSE: Final = b"idgate admin token v1"
 #: An admin request body is one small JSON object.
 MAX_BODY_BYTES: Final = 4096
@@ -45,15 +52,27 @@ def admin_token(secret: Secret) -> str:
     return derive_key(secret, _PURPOSE).hex()
 
 
+def session_index_of(store: SessionStore) -> SessionIndex | None:
+    """The index a store keeps of its sessions: the Redis store's; the cookie store has none."""
+    return store.index if isinstance(store, RedisStore) else None
+
+
 class AdminApi:
     def __init__(
         self,
         secrets: Sequence[Secret],
         revocations: Callable[[], RevocationList],
         registry: CollectorRegistry,
+        sessions: Callable[[], SessionIndex | None] = lambda: None,
     ) -> None:
         self._tokens = [admin_token(secret).encode() for secret in secrets]
         self._revocations = revocations
+        self._sessions = sessions
+        self._listings = Counter(
+            "idgate_admin_session_listings",
+            "Session listings through the admin endpoints (idgate sessions).",
+            registry=registry,
+        )
         self._actions = Counter(
             "idgate_admin_revocations",
             "Revocations added and lifted through the admin endpoints (idgate revoke), by kind.",
@@ -71,6 +90,7 @@ class AdminApi:
         app.router.add_get(PATH, self._list)
         app.router.add_post(PATH, self._revoke)
         app.router.add_delete(PATH, self._lift)
+        app.router.add_get(SESSIONS_PATH, self._list_sessions)
 
     async def _list(self, request: web.Request) -> web.Response:
         self._authorize(request)
@@ -92,6 +112,26 @@ class AdminApi:
         self._record("lift", kind, value, request)
         return web.json_response({"kind": kind.value, "value": value, "was_revoked": lifted})
 
+    async def _list_sessions(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        user = request.query.get("user", "")
+        if not 0 < len(user) <= MAX_VALUE_CHARS:
+            raise web.HTTPBadRequest(text=f"?user= must be 1 to {MAX_VALUE_CHARS} characters\n")
+        index = self._sessions()
+        if index is None:
+            raise web.HTTPConflict(
+                text="listing sessions needs session.store: redis (cookie sessions live only in "
+                "browsers)\n"
+            )
+        revocations = self._revocations()
+        sessions = await _reaching(index.of_user(user))
+        await _reaching(revocations.sync())
+        self._listings.inc()
+        log_decision(_line({"event": "sessions", "action": "list", "user": user}, request))
+        return web.json_response(
+            {"sessions": [_listed(session, revocations) for session in sessions]}
+        )
+
     def _authorize(self, request: web.Request) -> None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         presented = token.strip().encode()
@@ -104,19 +144,23 @@ class AdminApi:
 
     def _record(self, action: str, kind: RevocationKind, value: str, request: web.Request) -> None:
         self._actions.labels(action=action, kind=kind.value).inc()
-        log_decision(
-            json.dumps(
-                {
-                    "ts": time.time(),
-                    "event": "revocation",
-                    "action": action,
-                    "kind": kind.value,
-                    "value": value,
-                    "client": request.remote,
-                },
-                separators=(",", ":"),
-            )
-        )
+        event = {"event": "revocation", "action": action, "kind": kind.value, "value": value}
+        log_decision(_line(event, request))
+
+
+def _line(event: dict[str, str], request: web.Request) -> str:
+    """A decision-log line for an admin action: when, what, and from where."""
+    return json.dumps({"ts": time.time(), **event, "client": request.remote}, separators=(",", ":"))
+
+
+def _listed(session: IndexedSession, revocations: RevocationList) -> dict[str, Any]:
+    revoked = revocations.view.covers_session(
+        handle=session.handle,
+        subject=session.subject,
+        user=session.user,
+        created_at=session.created_at,
+    )
+    return {**session.to_json(), "revoked": revoked}
 
 
 async def _target(request: web.Request) -> tuple[RevocationKind, str]:
@@ -136,6 +180,10 @@ async def _target(request: web.Request) -> tuple[RevocationKind, str]:
         raise web.HTTPBadRequest(text='"kind" must be "user" or "session"\n')
     if not isinstance(value, str) or not 0 < len(value) <= MAX_VALUE_CHARS:
         raise web.HTTPBadRequest(text=f'"value" must be 1 to {MAX_VALUE_CHARS} characters\n')
+    if kind is RevocationKind.SESSION and not is_handle(value):
+        raise web.HTTPBadRequest(
+            text="a session is named by its handle (64 hex characters, from idgate sessions)\n"
+        )
     return kind, value
 
 

@@ -1,4 +1,5 @@
-"""`idgate revoke`: the admin endpoints (proxy/server/admin.py) called from the command line.
+"""`idgate revoke` and `idgate sessions`: the admin endpoints (proxy/server/admin.py) called from
+the command line.
 
 It reads the same config as the server, so it finds the metrics listener (never the public
 port) and derives the same admin token from the newest session secret.
@@ -12,9 +13,11 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from proxy.config.model import Settings
-from proxy.server.admin import PATH, admin_token
+from proxy.server.admin import PATH, SESSIONS_PATH, admin_token
+from proxy.sessions.model import HANDLE_CHARS, MAX_CLIENT_CHARS, MAX_USER_AGENT_CHARS, printable
 
 TIMEOUT_SECONDS: Final = 10.0
 
@@ -40,20 +43,23 @@ class AdminClient:
             )
         return cls(base_url=base_url.rstrip("/"), token=admin_token(settings.session.secrets[0]))
 
-    def list(self) -> list[dict[str, Any]]:
-        answer = self._call("GET", None)
-        entries = answer.get("revocations")
-        return entries if isinstance(entries, list) else []
+    def revocations(self) -> list[dict[str, Any]]:
+        return _entries(self._call("GET", PATH), "revocations")
 
     def revoke(self, kind: str, value: str) -> dict[str, Any]:
-        return self._call("POST", {"kind": kind, "value": value})
+        return self._call("POST", PATH, {"kind": kind, "value": value})
 
     def lift(self, kind: str, value: str) -> dict[str, Any]:
-        return self._call("DELETE", {"kind": kind, "value": value})
+        return self._call("DELETE", PATH, {"kind": kind, "value": value})
 
-    def _call(self, method: str, body: dict[str, str] | None) -> dict[str, Any]:
+    def sessions(self, user: str) -> list[dict[str, Any]]:
+        return _entries(
+            self._call("GET", f"{SESSIONS_PATH}?{urlencode({'user': user})}"), "sessions"
+        )
+
+    def _call(self, method: str, path: str, body: dict[str, str] | None = None) -> dict[str, Any]:
         request = urllib.request.Request(  # noqa: S310 (the URL is http(s), built above or given)
-            self.base_url + PATH,
+            self.base_url + path,
             method=method,
             data=None if body is None else json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
@@ -71,6 +77,14 @@ class AdminClient:
         return answer
 
 
+def _entries(answer: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The objects of the answer's list `name` (none when it has no such list)."""
+    entries = answer.get(name)
+    if not isinstance(entries, list):
+        return []
+    return [entry for entry in entries if isinstance(entry, dict)]
+
+
 def when(timestamp: object) -> str:
     """A Unix time as ISO 8601 UTC, for the command's output."""
     if not isinstance(timestamp, int | float):
@@ -86,5 +100,21 @@ def line(entry: dict[str, Any]) -> str:
             str(entry.get("value")),
             f"revoked {when(entry.get('revoked_at'))}",
             f"until {when(entry.get('expires_at'))}",
+        )
+    )
+
+
+def session_line(entry: dict[str, Any]) -> str:
+    """One session of `idgate sessions`: handle, created, last seen, client, user agent, state
+    (tab-separated). What the client sent is printed as printable ASCII whatever the listener
+    answered: it reaches the operator's terminal."""
+    return "\t".join(
+        (
+            printable(str(entry.get("handle")), HANDLE_CHARS),
+            f"created {when(entry.get('created_at'))}",
+            f"last seen {when(entry.get('last_seen_at'))}",
+            f"client {printable(str(entry.get('client') or '-'), MAX_CLIENT_CHARS)}",
+            f"agent {printable(str(entry.get('user_agent') or '-'), MAX_USER_AGENT_CHARS)}",
+            "revoked" if entry.get("revoked") is True else "live",
         )
     )

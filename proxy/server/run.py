@@ -33,6 +33,7 @@ from proxy.server.supervisor import (
 )
 from proxy.sessions.revocation_list import build_revocation_list
 from proxy.sessions.revocation_log import ENV as REVOCATION_LOG_ENV
+from proxy.sessions.session_index import session_index_for
 
 _log = logging.getLogger("idgate.config")
 
@@ -50,17 +51,18 @@ async def _supervise(
     # The supervisor writes the operator's revocations to the list its workers follow.
     revocations = build_revocation_list(settings)
     await revocations.start()  # followed too, so `idgate_revocations_active` stays current
-    if settings.metrics.listen is not None:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        admin = AdminApi(settings.session.secrets, lambda: revocations, registry)
-        runner = await start_site(build_metrics_app(registry, admin), settings.metrics.listen)
-    try:
-        await supervisor.run(stop)
-    finally:
-        if runner is not None:
-            await runner.cleanup()
-        await revocations.close()
+    async with session_index_for(settings.session) as index:
+        if settings.metrics.listen is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            admin = AdminApi(settings.session.secrets, lambda: revocations, registry, lambda: index)
+            runner = await start_site(build_metrics_app(registry, admin), settings.metrics.listen)
+        try:
+            await supervisor.run(stop)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            await revocations.close()
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

@@ -27,7 +27,7 @@ from proxy.config.model import ListenAddress, Settings, TLSSettings
 from proxy.config.tls_context import build_server_context
 from proxy.drain import DRAIN_KEY
 from proxy.runtime import RUNTIME_KEY
-from proxy.server.admin import MAX_BODY_BYTES, AdminApi
+from proxy.server.admin import MAX_BODY_BYTES, AdminApi, session_index_of
 from proxy.server.app import CERTIFICATE_WATCHER_KEY, METRICS_KEY, build_app
 from proxy.server.connections import CONNECTION_GUARD_KEY
 from proxy.server.drain import CLOSING_SECONDS, drain
@@ -124,7 +124,10 @@ async def serve(
     if with_metrics and settings.metrics.listen is not None:
         holder = app[RUNTIME_KEY]
         admin = AdminApi(
-            settings.session.secrets, lambda: holder.current.revocations, metrics.registry
+            settings.session.secrets,
+            lambda: holder.current.revocations,
+            metrics.registry,
+            lambda: session_index_of(holder.current.sessions.store),
         )
         metrics_app = build_metrics_app(metrics.registry, admin)
         metrics_runner = await start_site(metrics_app, settings.metrics.listen)

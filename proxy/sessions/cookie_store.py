@@ -21,7 +21,7 @@ from typing import Final
 
 from proxy.config.model import Secret
 from proxy.sessions.crypto import Sealer, SealError
-from proxy.sessions.model import SessionFormatError, SessionRecord
+from proxy.sessions.model import SessionFormatError, SessionRecord, SignInOrigin
 from proxy.sessions.revocation_list import RevocationList
 from proxy.sessions.revocations import RevocationKind
 from proxy.sessions.store import CookieChange, InvalidSession
@@ -89,8 +89,14 @@ class CookieStore:
         return record
 
     async def save(
-        self, record: SessionRecord, cookies: Mapping[str, str], *, max_age: int
+        self,
+        record: SessionRecord,
+        cookies: Mapping[str, str],
+        *,
+        max_age: int,
+        origin: SignInOrigin | None = None,
     ) -> list[CookieChange]:
+        """The browser holds the only copy: nothing lists it, so `origin` is not kept."""
         sealed = self._sealer.seal(record.to_bytes(), aad=self._aad)
         if len(sealed) <= self._chunk_size:
             changes = [CookieChange(name=self._name, value=sealed, max_age=max_age)]

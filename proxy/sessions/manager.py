@@ -30,7 +30,7 @@ from proxy.oidc.flow import CodeFlow, FlowError, FlowFailure, TokenSet
 from proxy.oidc.id_token import verify_id_token
 from proxy.oidc.jwks import ProviderKeys
 from proxy.reasons import Reason
-from proxy.sessions.model import SessionRecord
+from proxy.sessions.model import SessionRecord, SignInOrigin
 from proxy.sessions.store import CookieChange, InvalidSession, SessionStore, StoreUnavailable
 
 _log = logging.getLogger("idgate.session")
@@ -138,11 +138,12 @@ class SessionManager:
         cookies: Mapping[str, str],
         *,
         sign_in: SignIn = NO_SIGN_IN,
+        origin: SignInOrigin | None = None,
     ) -> list[CookieChange]:
         """A new session (new id: SPEC "a new session id at every login") replacing any old one.
 
         `sign_in` comes from the verified ID token alone, never from userinfo or the URL: it is
-        what a route's `step_up` is checked against."""
+        what a route's `step_up` is checked against. `origin` is what `idgate sessions` lists."""
         now = self._clock()
         principal = principal_from_claims(
             claims, self._settings.oidc, source=CredentialSource.SESSION, expires_at=now
@@ -166,7 +167,7 @@ class SessionManager:
             sign_in=sign_in,
         )
         old = await self.forget(cookies) if cookies else []
-        new = await self._save(record, cookies)
+        new = await self._save(record, cookies, origin=origin)
         fresh = {change.name for change in new}
         return [change for change in old if change.name not in fresh] + new
 
@@ -188,10 +189,16 @@ class SessionManager:
             _log.warning("session store unavailable while clearing a session")
             return []
 
-    async def _save(self, record: SessionRecord, cookies: Mapping[str, str]) -> list[CookieChange]:
+    async def _save(
+        self,
+        record: SessionRecord,
+        cookies: Mapping[str, str],
+        *,
+        origin: SignInOrigin | None = None,
+    ) -> list[CookieChange]:
         max_age = int(self._ends_at(record) - self._clock())
         try:
-            return await self.store.save(record, cookies, max_age=max(max_age, 1))
+            return await self.store.save(record, cookies, max_age=max(max_age, 1), origin=origin)
         except StoreUnavailable as error:
             raise ProviderUnavailable("session store unavailable") from error
 

@@ -8,6 +8,7 @@ misread.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -17,6 +18,11 @@ from typing import Any, Final
 from proxy.identity.principal import NO_SIGN_IN, CredentialSource, Principal, SignIn
 
 FORMAT_VERSION: Final = 1
+HANDLE_CHARS: Final = 64
+#: The longest user agent kept of a sign-in; longer ones are cut.
+MAX_USER_AGENT_CHARS: Final = 256
+#: The longest client address kept of a sign-in (an IPv6 address with a zone fits).
+MAX_CLIENT_CHARS: Final = 64
 
 
 class SessionFormatError(ValueError):
@@ -49,6 +55,12 @@ class SessionRecord:
     sign_in: SignIn = NO_SIGN_IN
     """`auth_time`, `acr`, `amr` of the sign-in's verified ID token; a refresh does not change
     them (it is no new authentication). A record written before they were kept has none."""
+
+    @property
+    def handle(self) -> str:
+        """The session's non-secret name (`idgate sessions`, `idgate revoke --session`): the
+        SHA-256 of its id, which does not give the id back."""
+        return hashlib.sha256(self.session_id.encode()).hexdigest()
 
     def principal(self, *, expires_at: float) -> Principal:
         return Principal(
@@ -118,6 +130,35 @@ class SessionRecord:
             if isinstance(error, SessionFormatError):
                 raise
             raise SessionFormatError("malformed session record") from None
+
+
+def is_handle(value: str) -> bool:
+    """Whether `value` has the form of a session handle (lower-case hex SHA-256)."""
+    return len(value) == HANDLE_CHARS and all(c in "0123456789abcdef" for c in value)
+
+
+def printable(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, anything but printable ASCII replaced by `?`: it is the
+    client's to choose, and ends up in an operator's terminal."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignInOrigin:
+    """Where a sign-in came from, as the callback saw it."""
+
+    issuer: str
+    client: str
+    """The client address after trusted-proxy resolution."""
+    user_agent: str | None
+
+    @classmethod
+    def of(cls, *, issuer: str, client: str, user_agent: str | None) -> SignInOrigin:
+        return cls(
+            issuer=issuer,
+            client=printable(client, MAX_CLIENT_CHARS),
+            user_agent=None if user_agent is None else printable(user_agent, MAX_USER_AGENT_CHARS),
+        )
 
 
 def _str(value: object) -> str:

@@ -35,9 +35,10 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from proxy.config.model import RedisSettings
 from proxy.sessions.crypto import KEY_BYTES, SealError, b64decode, b64encode, decrypt, encrypt
-from proxy.sessions.model import SessionFormatError, SessionRecord
+from proxy.sessions.model import SessionFormatError, SessionRecord, SignInOrigin
 from proxy.sessions.redis_client import connect, reaching_redis
 from proxy.sessions.revocation_list import RevocationList
+from proxy.sessions.session_index import SessionIndex
 from proxy.sessions.store import CookieChange, InvalidSession
 
 logger = logging.getLogger("idgate.sessions")
@@ -101,6 +102,7 @@ class RedisStore:
         self._index_script = self._redis.register_script(_INDEX_SCRIPT)
         self._release_script = self._redis.register_script(_RELEASE_SCRIPT)
         self.revocations = revocations if revocations is not None else RevocationList()
+        self.index = SessionIndex(self._connection, key_prefix=key_prefix)
 
     async def load(self, cookies: Mapping[str, str]) -> SessionRecord | None:
         value = cookies.get(self._name)
@@ -121,10 +123,16 @@ class RedisStore:
         return record
 
     async def save(
-        self, record: SessionRecord, cookies: Mapping[str, str], *, max_age: int
+        self,
+        record: SessionRecord,
+        cookies: Mapping[str, str],
+        *,
+        max_age: int,
+        origin: SignInOrigin | None = None,
     ) -> list[CookieChange]:
         """Store `record` for `max_age` seconds. A ticket already naming this session keeps its
-        key (it opened the record in `load`); a ticket of another session ends that session."""
+        key (it opened the record in `load`); a ticket of another session ends that session. A
+        sign-in (`origin`) is indexed for `idgate sessions`; a re-save moves its last-seen time."""
         if max_age <= 0:
             raise ValueError("a saved session needs a positive max_age")
         previous = self._carried_ticket(cookies)
@@ -148,6 +156,10 @@ class RedisStore:
             # XX on a re-save: a session signed out or logged out (at any replica) while this
             # request held it stays ended instead of coming back with the touch or refresh.
             await self._redis.set(key, sealed, ex=max_age, xx=resaved)
+        if origin is not None:
+            await self.index.add(record, origin, max_age=max_age)
+        elif resaved:
+            await self.index.seen(record, max_age=max_age)
         return [CookieChange(name=self._name, value=ticket.encode(), max_age=max_age)]
 
     async def clear(self, cookies: Mapping[str, str]) -> list[CookieChange]:

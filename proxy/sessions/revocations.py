@@ -2,8 +2,9 @@
 
 Four kinds of revocation. A back-channel logout names a provider session (`sid`) or a provider
 subject (`sub`); an operator (`idgate revoke`) names a user (the configured user claim) or one
-idgate session id. A subject or user revocation refuses what was issued up to its time (sessions
-created, tokens issued), never later logins; `sid` and session revocations refuse for good.
+idgate session by its handle (`idgate sessions`). A subject or user revocation refuses what was
+issued up to its time (sessions created, tokens issued), never later logins; `sid` and session
+revocations refuse for good.
 
 Entries live until their `expires_at` (the longest lifetime of anything they could refuse), or
 until lifted. The view is bounded: past `max_entries` the entries closest to expiry are dropped.
@@ -22,7 +23,7 @@ from typing import Final
 from proxy.sessions.model import SessionRecord
 
 MAX_ENTRIES: Final = 100_000
-#: The longest revocation value accepted (a user name, a session id, a provider sid or sub).
+#: The longest revocation value accepted (a user name, a session handle, a provider sid or sub).
 MAX_VALUE_CHARS: Final = 1024
 
 
@@ -34,7 +35,7 @@ class RevocationKind(StrEnum):
     USER = "user"
     """An operator's `idgate revoke --user`: sessions created and tokens issued up to then."""
     SESSION = "session"
-    """An operator's `idgate revoke --session`: one idgate session id."""
+    """An operator's `idgate revoke --session`: one idgate session, by its handle."""
 
 
 class RevocationFormatError(ValueError):
@@ -142,15 +143,22 @@ class Revocations:
             return False
         if self._revoked_at(RevocationKind.SID, record.provider_sid) is not None:
             return True
-        if self._revoked_at(RevocationKind.SESSION, record.session_id) is not None:
+        return self.covers_session(
+            handle=record.handle,
+            subject=record.subject,
+            user=record.user,
+            created_at=record.created_at,
+        )
+
+    def covers_session(self, *, handle: str, subject: str, user: str, created_at: float) -> bool:
+        """Whether a session so described is refused, the provider's `sid` aside (what
+        `idgate sessions` knows of a session)."""
+        if self._revoked_at(RevocationKind.SESSION, handle) is not None:
             return True
         # A login in the same clock tick as the revocation is refused: the order is unknown.
-        for kind, value in (
-            (RevocationKind.SUBJECT, record.subject),
-            (RevocationKind.USER, record.user),
-        ):
+        for kind, value in ((RevocationKind.SUBJECT, subject), (RevocationKind.USER, user)):
             revoked_at = self._revoked_at(kind, value)
-            if revoked_at is not None and record.created_at <= revoked_at:
+            if revoked_at is not None and created_at <= revoked_at:
                 return True
         return False
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from proxy.errors import ProviderUnavailable
-from proxy.sessions.model import SessionRecord
+from proxy.sessions.model import SessionRecord, SignInOrigin
 
 
 class InvalidSession(Exception):
@@ -49,10 +49,16 @@ class SessionStore(Protocol):
         ...
 
     async def save(
-        self, record: SessionRecord, cookies: Mapping[str, str], *, max_age: int
+        self,
+        record: SessionRecord,
+        cookies: Mapping[str, str],
+        *,
+        max_age: int,
+        origin: SignInOrigin | None = None,
     ) -> list[CookieChange]:
         """Persist `record`; the cookie changes that make the browser carry it (including
-        deletion of chunks a previous, larger cookie used)."""
+        deletion of chunks a previous, larger cookie used). `origin` is given at sign-in, for a
+        store that lists sessions (proxy/sessions/session_index.py)."""
         ...
 
     async def clear(self, cookies: Mapping[str, str]) -> list[CookieChange]:

@@ -87,11 +87,17 @@ class SignInSetup:
         one started receives the provider's back-channel logouts."""
         return await self.start_workers(1, session)
 
-    async def start_workers(self, workers: int, session: Mapping[str, object]) -> IdgateProcess:
-        """As start_idgate, with `workers` worker processes."""
+    async def start_workers(
+        self,
+        workers: int,
+        session: Mapping[str, object],
+        settings: Mapping[str, object] | None = None,
+    ) -> IdgateProcess:
+        """As start_idgate, with `workers` worker processes (and other top-level `settings`)."""
         document = base_document(self.provider.issuer, sign_in_routes(self._upstream))
         document["oidc"]["scopes"] = SCOPES
         document["session"] |= session
+        document |= settings or {}
         workdir = self._workdir / f"idgate-{len(self._gates)}"
         workdir.mkdir()
         gate = self._stack.enter_context(running_idgate(workdir, document, workers=workers))

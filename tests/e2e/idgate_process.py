@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -46,6 +47,15 @@ STOP_TIMEOUT: Final = 5.0
 LISTENING: Final = "idgate listening on"
 
 Entry = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """What an `idgate` command run against a gate did (IdgateProcess.command)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 def base_document(issuer: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -309,6 +319,25 @@ class IdgateProcess:
     async def metric(self, name: str, **labels: str) -> float:
         """One sample from `/metrics` right now; 0.0 when it is absent."""
         return sample(await self.scrape(), name, **labels)
+
+    async def command(self, *arguments: str, secret: str | None = None) -> CommandRun:
+        """`idgate <command> -c <this gate's config> <options>` (`arguments` are the command and
+        its options), as an operator on its host would run it (with another session secret than
+        the gate's when `secret` is given)."""
+        command, *options = arguments
+        environment = dict(SECRET_ENVIRONMENT)
+        if secret is not None:
+            environment["IDGATE_SESSION_SECRET"] = secret
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "proxy", command, "-c", str(self.config_path), *options),
+            env=environment | {"PATH": "/usr/bin:/bin"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(30):
+            stdout, stderr = await process.communicate()
+        assert process.returncode is not None
+        return CommandRun(process.returncode, stdout.decode(), stderr.decode())
 
     def output(self) -> str:
         """Everything idgate wrote to stdout and stderr so far."""

@@ -81,8 +81,9 @@ async def get_ok(gate: Gate, path: str, headers: dict[str, str]) -> None:
 async def test_redis_commands_per_request(
     start_gate: StartGate, redis_server: RedisServer, raw: Redis
 ) -> None:
-    """A request with a session costs one GET; a bearer token none; sign-in writes the record
-    and its two logout indexes; sign-out reads and deletes the record."""
+    """A request with a session costs one GET; a bearer token none; sign-in writes the record,
+    its logout indexes and its entry in the user's session index (one script); sign-out reads
+    and deletes the record."""
     gate = await redis_gate(start_gate, redis_server)
     await sign_in(gate)  # loads the scripts and opens the pool once
 
@@ -95,8 +96,10 @@ async def test_redis_commands_per_request(
 
     # The provider's ID token here names no `sid`: one logout index (by `sub`), not two.
     signed_in = await commands_of(raw, lambda: sign_in(gate))
-    assert signed_in.sent == {"EVALSHA": 1, "SET": 1}
-    assert signed_in.scripted == {"SADD": 1, "TTL": 1}
+    assert signed_in.sent == {"EVALSHA": 2, "SET": 1}
+    # The session index: drop expired entries, add this one, check the cap and the keys' TTLs.
+    index = {"ZRANGEBYSCORE": 1, "ZADD": 1, "HSET": 1, "ZCARD": 1, "TTL": 2}
+    assert signed_in.scripted == Counter({"SADD": 1, "TTL": 1}) + Counter(index)
 
     async def sign_out() -> None:
         await gate.client.get("/oauth2/sign_out", headers=headers, allow_redirects=False)
@@ -109,13 +112,15 @@ async def test_redis_commands_of_a_refresh(
     start_gate: StartGate, redis_server: RedisServer, raw: Redis
 ) -> None:
     """A due session adds the lock (SET NX, then the compare-and-delete script) and the save of
-    the refreshed record (one script per logout index, then SET) to the request's GET."""
+    the refreshed record (one script per logout index, then SET, then the session index's
+    last-seen script) to the request's GET."""
     gate = await redis_gate(start_gate, redis_server, refresh_seconds=0.000001)
     headers = cookie_header(await sign_in(gate))
     await get_ok(gate, "/admin", headers)  # the release script is loaded by the first refresh
     counted = await commands_of(raw, lambda: get_ok(gate, "/admin", headers))
-    assert counted.sent == {"GET": 1, "SET": 2, "EVALSHA": 2}
-    assert counted.scripted == {"SADD": 1, "TTL": 1, "GET": 1, "DEL": 1}
+    assert counted.sent == {"GET": 1, "SET": 2, "EVALSHA": 3}
+    index = {"ZSCORE": 1, "ZADD": 1, "HSET": 1, "TTL": 2}
+    assert counted.scripted == Counter({"SADD": 1, "TTL": 1, "GET": 1, "DEL": 1}) + Counter(index)
 
 
 async def test_redis_commands_of_a_back_channel_logout(

@@ -11,11 +11,13 @@ import pytest
 from redis.asyncio import Redis, RedisCluster
 
 from proxy.config.model import RedisSettings
+from proxy.sessions.model import SignInOrigin
 from proxy.sessions.redis_client import connect
 from proxy.sessions.redis_store import LOCK_MILLISECONDS, RedisStore
+from proxy.sessions.session_index import SessionIndex
 from proxy.sessions.store import CookieChange, InvalidSession, SessionStore, StoreUnavailable
 from tests.e2e.redis_topologies import Cluster, SentinelSet, running_cluster, running_sentinel_set
-from tests.sessions.records import ACCESS_TOKEN, ID_TOKEN, REFRESH_TOKEN, record
+from tests.sessions.records import ACCESS_TOKEN, CREATED_AT, ID_TOKEN, REFRESH_TOKEN, record
 
 NAME = "__Host-idgate"
 MAX_AGE = 3600
@@ -371,3 +373,114 @@ async def redis_down_fails_closed(
         async with store.refresh_lock("s1"):
             pytest.fail("the lock must not be granted without Redis")
     await store.close()
+
+
+LAPTOP = SignInOrigin.of(issuer="https://id.example", client="203.0.113.7", user_agent="Firefox")
+PHONE = SignInOrigin.of(issuer="https://id.example", client="198.51.100.9", user_agent="Safari")
+
+
+async def test_sign_ins_are_listed_by_user_with_nothing_secret_in_the_index(
+    replicas: tuple[RedisStore, RedisStore], raw: RawClient
+) -> None:
+    """Two sign-ins of alice through two replicas are listed by either, with their handles,
+    addresses and user agents; bob's is his alone; the index holds no session id, token or
+    ticket part, and a signed-out session is no longer listed."""
+    first, second = replicas
+    laptop = record(session_id="alice-laptop")
+    phone = record(session_id="alice-phone", created_at=CREATED_AT + 1)
+    laptop_cookies = cookies_from(await first.save(laptop, {}, max_age=MAX_AGE, origin=LAPTOP))
+    phone_cookies = cookies_from(await second.save(phone, {}, max_age=60, origin=PHONE))
+    bob = replace(record(session_id="bob-1", subject="bob-sub"), user="bob")
+    await first.save(bob, {}, max_age=MAX_AGE, origin=LAPTOP)
+
+    listed = await second.index.of_user("alice")
+    assert [(s.handle, s.client, s.user_agent) for s in listed] == [
+        (laptop.handle, "203.0.113.7", "Firefox"),
+        (phone.handle, "198.51.100.9", "Safari"),
+    ]
+    assert {(s.user, s.subject, s.issuer) for s in listed} == {
+        ("alice", "alice-sub", "https://id.example")
+    }
+    assert [s.handle for s in await first.index.of_user("bob")] == [bob.handle]
+
+    index_contents: list[bytes] = []
+    async for key in raw.scan_iter(match="idgate:u[si]:*"):
+        index_contents.append(key)
+        if await raw.type(key) == b"hash":
+            details = await raw.hgetall(key)
+            items: list[object] = [*details.keys(), *details.values()]
+        else:
+            items = list(await raw.zrange(key, 0, -1))
+        index_contents.extend(item for item in items if isinstance(item, bytes))
+        # The index lives no longer than the longest session it names.
+        assert 0 < await raw.ttl(key) <= MAX_AGE
+    secrets = [
+        b"alice-laptop",
+        b"alice-phone",
+        ACCESS_TOKEN.encode(),
+        REFRESH_TOKEN.encode(),
+        ID_TOKEN.encode(),
+        *(part.encode() for part in laptop_cookies[NAME].split(".")[1:]),
+        *(part.encode() for part in phone_cookies[NAME].split(".")[1:]),
+    ]
+    assert len(index_contents) >= 4
+    assert [secret for secret in secrets if any(secret in item for item in index_contents)] == []
+
+    await first.clear(phone_cookies)
+    assert [s.handle for s in await second.index.of_user("alice")] == [laptop.handle]
+
+
+async def test_a_resave_moves_last_seen_and_expiry_but_never_revives_an_entry(
+    replicas: tuple[RedisStore, RedisStore],
+) -> None:
+    """A touch (a re-save) moves the listed last-seen time and expiry; a re-save of a session
+    that was never indexed adds nothing."""
+    first, second = replicas
+    session = record()
+    cookies = cookies_from(await first.save(session, {}, max_age=60, origin=LAPTOP))
+    [before] = await first.index.of_user("alice")
+    assert before.last_seen_at == session.created_at
+    touched = session.seen(session.created_at + 600)
+    await second.save(touched, cookies, max_age=MAX_AGE)
+    [after] = await first.index.of_user("alice")
+    assert after.last_seen_at == session.created_at + 600
+    assert after.created_at == session.created_at
+    assert after.expires_at > before.expires_at + MAX_AGE - 120
+
+    unindexed = record(session_id="from-before-the-index")
+    old = cookies_from(await first.save(unindexed, {}, max_age=MAX_AGE))
+    await first.save(unindexed.seen(unindexed.created_at + 5), old, max_age=MAX_AGE)
+    assert [s.handle for s in await first.index.of_user("alice")] == [session.handle]
+
+
+async def test_index_entries_expire_with_their_sessions_and_are_capped_per_user(
+    topology: RedisSettings,
+) -> None:
+    """An entry is listed until its session's expiry and no longer, and a user signing in past
+    the cap keeps only the sessions that expire last."""
+    now = [CREATED_AT]
+    connection = connect(topology, timeout_seconds=5.0)
+    index = SessionIndex(connection, max_per_user=3, clock=lambda: now[0])
+
+    async def sign_in(name: str, max_age: int) -> None:
+        session = record(session_id=name)
+        await connection.client.set(index.record_key(session.handle), b"sealed", ex=MAX_AGE)
+        await index.add(session, LAPTOP, max_age=max_age)
+
+    async def listed() -> set[str]:
+        return {session.handle for session in await index.of_user("alice")}
+
+    def handles(*names: str) -> set[str]:
+        return {record(session_id=name).handle for name in names}
+
+    try:
+        for n in range(5):
+            await sign_in(f"s{n}", 60 + n)
+        assert await listed() == handles("s2", "s3", "s4")
+        now[0] = CREATED_AT + 62.5
+        await sign_in("later", 600)
+        assert await listed() == handles("s3", "s4", "later")
+        now[0] = CREATED_AT + 64.5
+        assert await listed() == handles("later")
+    finally:
+        await connection.close()

@@ -9,10 +9,8 @@ new connections until every worker has answered as expected, or the deadline pas
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -31,8 +29,8 @@ from tests.e2e.browser import (
     signed_in_page,
 )
 from tests.e2e.idgate_process import (
-    SECRET_ENVIRONMENT,
     SESSION_SECRET,
+    CommandRun,
     IdgateProcess,
     base_document,
     running_idgate,
@@ -87,29 +85,10 @@ def refused(status: int) -> bool:
     return status == 401
 
 
-@dataclass(frozen=True)
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def revoke(gate: IdgateProcess, *arguments: str, secret: str | None = None) -> Run:
-    """`idgate revoke` with `gate`'s config, as an operator on its host would run it (with
-    another session secret than the gate's when `secret` is given)."""
-    environment = dict(SECRET_ENVIRONMENT)
-    if secret is not None:
-        environment["IDGATE_SESSION_SECRET"] = secret
-    process = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "proxy", "revoke", "-c", str(gate.config_path), *arguments),
-        env=environment | {"PATH": "/usr/bin:/bin"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(30):
-        stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return Run(process.returncode, stdout.decode(), stderr.decode())
+async def revoke(gate: IdgateProcess, *arguments: str, secret: str | None = None) -> CommandRun:
+    """`idgate revoke` with `gate`'s config (and another session secret when `secret` is
+    given)."""
+    return await gate.command("revoke", *arguments, secret=secret)
 
 
 @pytest.fixture

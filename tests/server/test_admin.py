@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
 from proxy.config.model import Secret
-from proxy.server.admin import PATH, AdminApi, admin_token
+from proxy.server.admin import PATH, SESSIONS_PATH, AdminApi, admin_token
 from proxy.server.serve import build_metrics_app
 from proxy.sessions.revocation_list import RevocationList
 from proxy.sessions.revocations import RevocationKind
@@ -115,10 +115,34 @@ async def test_an_oversized_admin_body_is_refused(admin: Admin) -> None:
 
 
 async def test_a_session_revocation_names_one_session(admin: Admin) -> None:
-    """`--session ID` refuses that idgate session, not the user's others."""
+    """`--session HANDLE` refuses that idgate session, not the user's others."""
+    first = record(session_id="session-alice-1")
     await admin.client.post(
-        PATH, json={"kind": "session", "value": "session-alice-1"}, headers=admin.headers()
+        PATH, json={"kind": "session", "value": first.handle}, headers=admin.headers()
     )
-    assert admin.revocations.covers(record(session_id="session-alice-1"))
+    assert admin.revocations.covers(first)
     assert not admin.revocations.covers(record(session_id="session-alice-2"))
     assert admin.revocations.view.active()[0].kind is RevocationKind.SESSION
+
+
+async def test_a_session_revocation_needs_a_handle(admin: Admin) -> None:
+    """A session is named by its handle: anything else (a session id, a typo) is 400."""
+    for value in ("session-alice-1", record().handle[:-1], record().handle.upper()):
+        response = await admin.client.post(
+            PATH, json={"kind": "session", "value": value}, headers=admin.headers()
+        )
+        assert response.status == 400
+        assert "handle" in await response.text()
+    assert len(admin.revocations.view) == 0
+
+
+async def test_listing_sessions_needs_the_token_a_user_and_the_redis_store(admin: Admin) -> None:
+    """Without the admin token 401; without ?user= 400; with the cookie store (no index) 409
+    naming what listing needs."""
+    assert (await admin.client.get(SESSIONS_PATH, params={"user": "alice"})).status == 401
+    assert (await admin.client.get(SESSIONS_PATH, headers=admin.headers())).status == 400
+    response = await admin.client.get(
+        SESSIONS_PATH, params={"user": "alice"}, headers=admin.headers()
+    )
+    assert response.status == 409
+    assert "session.store: redis" in await response.text()

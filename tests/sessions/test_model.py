@@ -8,7 +8,15 @@ from dataclasses import replace
 import pytest
 
 from proxy.identity.principal import NO_SIGN_IN, SignIn
-from proxy.sessions.model import FORMAT_VERSION, SessionFormatError, SessionRecord
+from proxy.sessions.model import (
+    FORMAT_VERSION,
+    MAX_CLIENT_CHARS,
+    MAX_USER_AGENT_CHARS,
+    SessionFormatError,
+    SessionRecord,
+    SignInOrigin,
+    is_handle,
+)
 from tests.sessions.records import record
 
 
@@ -113,3 +121,32 @@ def test_a_malformed_sign_in_is_refused(key: str, value: object) -> None:
     written[key] = value
     with pytest.raises(SessionFormatError):
         SessionRecord.from_bytes(json.dumps(written).encode())
+
+
+def test_a_handle_names_a_session_without_giving_its_id() -> None:
+    """The handle is a fixed-form hash of the session id: the same for the same session, another
+    for another, and it does not contain the id."""
+    first, second = record(session_id="session-alice-1"), record(session_id="session-alice-2")
+    assert first.handle == record(session_id="session-alice-1").handle
+    assert first.handle != second.handle
+    assert is_handle(first.handle)
+    assert "session-alice-1" not in first.handle
+    assert not is_handle("session-alice-1")
+    assert not is_handle(first.handle.upper())
+
+
+def test_a_sign_in_origin_keeps_printable_bounded_text() -> None:
+    """A user agent is the client's to choose: control characters and non-ASCII become `?` and
+    it is cut at MAX_USER_AGENT_CHARS; an absent one stays absent."""
+    origin = SignInOrigin.of(
+        issuer="https://id.example",
+        client="2001:db8::1",
+        user_agent="Evil\r\n\x1b[31mAgent é" + "x" * 1000,
+    )
+    assert origin.client == "2001:db8::1"
+    assert origin.user_agent is not None
+    assert origin.user_agent.startswith("Evil???[31mAgent ?x")
+    assert len(origin.user_agent) == MAX_USER_AGENT_CHARS
+    assert SignInOrigin.of(issuer="i", client="c" * 500, user_agent=None) == SignInOrigin(
+        issuer="i", client="c" * MAX_CLIENT_CHARS, user_agent=None
+    )

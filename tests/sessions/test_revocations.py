@@ -35,11 +35,16 @@ def test_a_user_revocation_refuses_sessions_created_up_to_it_and_not_later_ones(
 
 
 def test_a_session_revocation_refuses_that_session_only() -> None:
-    """Revoking one idgate session id leaves the user's other sessions alone."""
+    """Revoking one idgate session by its handle leaves the user's other sessions alone; the
+    session id itself names nothing (only the handle is ever shown)."""
     view = Revocations(clock=Clock())
-    view.apply([revocation(RevocationKind.SESSION, "session-alice-1", CREATED_AT)])
-    assert view.covers(record(session_id="session-alice-1", created_at=CREATED_AT + 50))
+    first = record(session_id="session-alice-1", created_at=CREATED_AT + 50)
+    view.apply([revocation(RevocationKind.SESSION, first.handle, CREATED_AT)])
+    assert view.covers(first)
     assert not view.covers(record(session_id="session-alice-2"))
+    by_id = Revocations(clock=Clock())
+    by_id.apply([revocation(RevocationKind.SESSION, "session-alice-1", CREATED_AT)])
+    assert not by_id.covers(first)
 
 
 def test_back_channel_kinds_refuse_by_provider_sid_and_subject() -> None:
