@@ -28,7 +28,7 @@ MINTER_ID = "e2e-minter"
 MINTER_SECRET = "e2e-minter-secret"
 WEB_CLIENT_ID = "idgate"
 WEB_CLIENT_SECRET = "idgate-secret"
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 5.0
 
 
