@@ -16,7 +16,7 @@ from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.identity.issuers.kinds import KIND_RULES
 from proxy.identity.principal import Principal
 from proxy.identity.token_kind import access_token_type_check
-from proxy.oidc.provider_jwt import ClaimsCheck, KeySource, decode_provider_jwt
+from proxy.oidc.provider_jwt import ClaimsCheck, KeySource, ParsedToken, decode_provider_jwt
 from proxy.reasons import TokenFailure
 
 
@@ -80,7 +80,7 @@ class Issuer:
     def ready(self) -> bool:
         return self.keys.ready
 
-    async def verify(self, token: str) -> Principal:
+    async def verify_jwt(self, token: ParsedToken) -> Principal:
         """The identity of a token this issuer signed; raises InvalidToken, or
         ProviderUnavailable when its keys cannot be had now."""
         iss = self.iss

@@ -8,7 +8,7 @@ keys, which did not sign it.
 from __future__ import annotations
 
 from proxy.errors import InvalidToken
-from proxy.oidc.provider_jwt import unverified_claims
+from proxy.oidc.provider_jwt import ParsedToken
 from proxy.reasons import TokenFailure
 
 
@@ -18,9 +18,9 @@ def is_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
-def unverified_issuer(token: str) -> str:
-    """The `iss` a JWT names, unverified; InvalidToken when it is malformed or names none."""
-    issuer = unverified_claims(token).get("iss")
+def unverified_issuer(token: ParsedToken) -> str:
+    """The `iss` a parsed JWT names, unverified; InvalidToken when it names none."""
+    issuer = token.claims.get("iss")
     if issuer is None:
         raise InvalidToken(TokenFailure.MISSING_CLAIM)
     # RFC 7519 4.1.1: "The "iss" value is a case-sensitive string".

@@ -14,7 +14,8 @@ from types import MappingProxyType
 
 from proxy.errors import InvalidToken
 from proxy.identity.issuers.issuer import Issuer
-from proxy.identity.issuers.peek import is_jwt, unverified_issuer
+from proxy.identity.issuers.peek import unverified_issuer
+from proxy.oidc.provider_jwt import ParsedToken
 from proxy.reasons import TokenFailure
 
 
@@ -35,14 +36,11 @@ class IssuerRegistry:
         """Which issuers have keys loaded, by name."""
         return {name: issuer.ready for name, issuer in self._issuers.items()}
 
-    def select(self, token: str) -> Issuer:
+    def select(self, token: ParsedToken) -> Issuer:
         """The issuer that must verify `token`, from its unverified `iss`; InvalidToken(ISSUER)
         when no issuer has that `iss`. Of two with the same `iss` (the `oidc` block for sessions
         only, and a named issuer for the same provider's access tokens), the one that takes
         bearer tokens; the other refuses every token's audience."""
-        if not is_jwt(token):
-            # An opaque token names no issuer, and no issuer here introspects one.
-            raise InvalidToken(TokenFailure.MALFORMED)
         iss = unverified_issuer(token)
         named = [issuer for issuer in self._issuers.values() if issuer.iss == iss]
         if not named:
