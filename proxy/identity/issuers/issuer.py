@@ -58,8 +58,9 @@ class Issuer:
         self._rules = KIND_RULES[settings.kind]
         self._check_type = access_token_type_check(required=settings.require_access_token_type)
         self._refuse_id_tokens = refuse_id_tokens
-        required = ("exp", "iat") if settings.max_token_lifetime_seconds is not None else ("exp",)
-        self._required = required
+        # A lifetime limit needs `iat`: without it, `exp - iat` cannot be told.
+        lifetime_limited = settings.max_token_lifetime_seconds is not None
+        self._required = ("exp", "iat") if lifetime_limited else ("exp",)
 
     @property
     def name(self) -> str:

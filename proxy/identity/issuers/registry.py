@@ -1,9 +1,10 @@
 """Every configured issuer, and the choice of one for a token by its `iss`, before any key.
 
-RFC 8725 3.8: "When a JWT ... can be issued by multiple issuers, ... the issuer ... MUST be
-validated": the issuer is chosen by the token's exact `iss`, and only that issuer's keys are ever
-asked for its `kid`, so a `kid` that exists at two issuers never lets one issuer's key verify a
-token naming the other. Each issuer keeps its own keys: one that cannot be reached fails its own
+RFC 8725 3.8: "When a JWT contains an "iss" (issuer) claim, the application MUST validate that
+the cryptographic keys used for the cryptographic operations in the JWT belong to the issuer." So
+the issuer is chosen by the token's exact `iss`, and only that issuer's keys are ever asked for
+its `kid`: a `kid` that exists at two issuers never lets one issuer's key verify a token naming
+the other. Each issuer keeps its own keys: one that cannot be reached fails its own
 tokens only.
 """
 
