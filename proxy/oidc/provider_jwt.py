@@ -17,6 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from joserfc import jws
@@ -25,7 +26,7 @@ from joserfc.jwa import JWS_ALGORITHMS, JWSAlgModel
 from joserfc.jwk import Key
 from joserfc.util import urlsafe_b64decode
 
-from proxy.config.model import ASYMMETRIC_ALGORITHMS, OIDCSettings
+from proxy.config.model import ASYMMETRIC_ALGORITHMS
 from proxy.errors import InvalidToken
 from proxy.reasons import TokenFailure
 
@@ -53,32 +54,46 @@ HeaderCheck = Callable[[Mapping[str, Any]], None]
 ClaimsCheck = Callable[[Mapping[str, Any]], None]
 
 
+class TokenRules(Protocol):
+    """What a token's issuer settles: its exact `iss`, the algorithms its keys may verify, and the
+    clock skew tolerated (`OIDCSettings`, or a named issuer's rules)."""
+
+    @property
+    def issuer(self) -> str: ...
+
+    @property
+    def algorithms(self) -> tuple[str, ...]: ...
+
+    @property
+    def leeway_seconds(self) -> int: ...
+
+
 class KeySource(Protocol):
     async def key_for(self, kid: str | None, alg: str) -> Key:
         """The provider key for this kid that verifies `alg`; raises InvalidToken otherwise."""
         ...
 
 
-async def decode_provider_jwt(
-    token: str,
-    *,
-    oidc: OIDCSettings,
-    keys: KeySource,
-    audiences: Sequence[str],
-    required: Sequence[str],
-    check_header: HeaderCheck | None = None,
-    check_kind: ClaimsCheck | None = None,
-) -> dict[str, Any]:
-    """The claims of a token the provider signed for one of `audiences`; raises InvalidToken.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedToken:
+    """A compact JWS parsed once, its header checked, nothing verified yet."""
 
-    `iss` and `aud` are always required; `required` names the other claims that must be present.
-    `check_header` sees the JOSE header before any key is looked up, and raises InvalidToken.
-    `check_kind` sees the claims once the signature is verified and before any claim is checked,
-    so a token of the wrong kind is refused as such whatever its audience or age.
-    """
+    signed: jws.CompactSignature
+    header: Mapping[str, Any]
+    kid: str | None
+    claims: dict[str, Any]
+    """Unverified: good only for choosing who verifies the token (its `iss`)."""
+
+
+def parse_token(token: str) -> ParsedToken:
+    """The token parsed (joserfc's strict compact parser, bounded segments) and its header
+    checked as far as no verifier's settings are needed: an algorithm idgate knows, a string
+    `kid`, no `crit`. Raises InvalidToken."""
     signed = _parse(token)
     header = signed.headers()
-    algorithm = _allowed_algorithm(header.get("alg"), oidc)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in _ALGORITHMS:
+        raise InvalidToken(TokenFailure.ALGORITHM)
     kid = header.get("kid")
     if not isinstance(kid, str | None):
         raise InvalidToken(TokenFailure.MALFORMED)
@@ -86,12 +101,35 @@ async def decode_provider_jwt(
     # invalid; idgate understands none (RFC 7797's unencoded payload has no place in a JWT).
     if "crit" in header:
         raise InvalidToken(TokenFailure.MALFORMED)
+    return ParsedToken(signed=signed, header=header, kid=kid, claims=_claims_of(signed.payload))
+
+
+async def decode_provider_jwt(
+    token: str | ParsedToken,
+    *,
+    oidc: TokenRules,
+    keys: KeySource,
+    audiences: Sequence[str],
+    required: Sequence[str],
+    check_header: HeaderCheck | None = None,
+    check_kind: ClaimsCheck | None = None,
+) -> dict[str, Any]:
+    """The claims of a token the provider signed for one of `audiences`; raises InvalidToken.
+    `token` may come parsed already (`parse_token`), so it is parsed once however it is routed.
+
+    `iss` and `aud` are always required; `required` names the other claims that must be present.
+    `check_header` sees the JOSE header before any key is looked up, and raises InvalidToken.
+    `check_kind` sees the claims once the signature is verified and before any claim is checked,
+    so a token of the wrong kind is refused as such whatever its audience or age.
+    """
+    parsed = token if isinstance(token, ParsedToken) else parse_token(token)
+    algorithm = _allowed_algorithm(parsed.header.get("alg"), oidc)
     if check_header is not None:
-        check_header(header)
-    signature = _signature_of(signed)
-    key = await keys.key_for(kid, algorithm.name)
-    _verify_signature(signed, signature, algorithm, key)
-    claims = _claims_of(signed.payload)
+        check_header(parsed.header)
+    signature = _signature_of(parsed.signed)
+    key = await keys.key_for(parsed.kid, algorithm.name)
+    _verify_signature(parsed.signed, signature, algorithm, key)
+    claims = parsed.claims
     if check_kind is not None:
         check_kind(claims)
     _check_claims(claims, oidc=oidc, audiences=audiences, required=required)
@@ -116,7 +154,7 @@ def _parse(token: str) -> jws.CompactSignature:
     return signed
 
 
-def _allowed_algorithm(alg: Any, oidc: OIDCSettings) -> JWSAlgModel:
+def _allowed_algorithm(alg: Any, oidc: TokenRules) -> JWSAlgModel:
     # RFC 8725 3.1: "Libraries MUST enable the caller to specify a supported set of algorithms
     # and MUST NOT use any other algorithms when performing cryptographic operations." The config
     # already refuses symmetric ones; intersecting again means no caller can enable `none` or HMAC.
@@ -158,7 +196,7 @@ def _claims_of(payload: bytes) -> dict[str, Any]:
 
 
 def _check_claims(
-    claims: dict[str, Any], *, oidc: OIDCSettings, audiences: Sequence[str], required: Sequence[str]
+    claims: dict[str, Any], *, oidc: TokenRules, audiences: Sequence[str], required: Sequence[str]
 ) -> None:
     for name in ("iss", "aud", *required):
         if claims.get(name) is None:
