@@ -65,3 +65,6 @@ class TokenFailure(StrEnum):
     """A bearer token without `typ: at+jwt` where `oidc.require_access_token_type` asks for it."""
     REVOKED = "revoked"
     """A bearer token of a user an operator revoked (`idgate revoke`), issued before that."""
+    INACTIVE = "inactive"
+    """An opaque token its issuer's introspection endpoint says is not active (RFC 7662 2.2):
+    revoked, expired or never issued."""

@@ -99,6 +99,24 @@ class OIDCSettings:
         return self.audiences
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntrospectionSettings:
+    """An issuer's `introspection`: opaque (non-JWT) bearer tokens are checked at its RFC 7662
+    endpoint, idgate authenticating as `client_id` with `client_secret_basic`."""
+
+    client_id: str
+    client_secret: Secret
+    endpoint: str | None = None
+    """None: the provider's discovery `introspection_endpoint`."""
+    cache_seconds: int = 60
+    """How long an active answer is reused, never beyond the token's `exp`; at
+    most 300. A token revoked at the provider still opens routes for up to this long."""
+    require_audience: bool = True
+    """An active answer must carry an `aud` naming one of the issuer's audiences. `false`
+    accepts answers without `aud` (django-oauth-toolkit sends none): then any active token of the
+    provider is accepted, whichever API it was issued for."""
+
+
 class Prompt(StrEnum):
     """OIDC Core 3.1.2.1 `prompt` values."""
 

@@ -1,0 +1,253 @@
+"""Opaque tokens: only an active answer about this issuer's access token for our API identifies,
+cached by token hash, never beyond `exp` nor the configured ceiling, one call per new token."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from proxy.config.model import IntrospectionSettings, Secret
+from proxy.errors import InvalidToken, ProviderUnavailable
+from proxy.identity.opaque_tokens import OpaqueTokenVerifier
+from proxy.identity.principal import CredentialSource, Principal
+from proxy.reasons import TokenFailure
+from tests.support.issuer import FakeClock
+
+ISSUER = "https://id.example.com"
+API = "https://api.example.com"
+NOW = 1_000.0
+
+
+class Endpoint:
+    """An introspection endpoint whose answers a test writes; counts the questions."""
+
+    def __init__(self, answer: Mapping[str, Any]) -> None:
+        self.answer = dict(answer)
+        self.calls = 0
+        self.asked = asyncio.Event()
+        self.release: asyncio.Event | None = None
+        self.down = False
+
+    async def introspect(self, token: str) -> Mapping[str, Any]:
+        self.calls += 1
+        self.asked.set()
+        if self.release is not None:
+            await self.release.wait()
+        if self.down:
+            raise ProviderUnavailable("the token cannot be checked now")
+        return self.answer
+
+
+def active(**claims: Any) -> dict[str, Any]:
+    return {
+        "active": True,
+        "iss": ISSUER,
+        "aud": API,
+        "sub": "service-a",
+        "exp": NOW + 300,
+        "token_type": "Bearer",
+        **claims,
+    }
+
+
+def principal_for(claims: Mapping[str, Any], expires_at: float) -> Principal | None:
+    user = claims.get("sub")
+    if not isinstance(user, str):
+        return None
+    return Principal(
+        user=user,
+        email=None,
+        groups=frozenset(),
+        claims=MappingProxyType(dict(claims)),
+        source=CredentialSource.BEARER,
+        expires_at=expires_at,
+    )
+
+
+def verifier(
+    endpoint: Endpoint,
+    clock: FakeClock,
+    *,
+    cache_seconds: int = 60,
+    require_audience: bool = True,
+) -> OpaqueTokenVerifier:
+    return OpaqueTokenVerifier(
+        name="opaque",
+        issuer=ISSUER,
+        audiences=(API,),
+        settings=IntrospectionSettings(
+            client_id="idgate",
+            client_secret=Secret("s"),
+            cache_seconds=cache_seconds,
+            require_audience=require_audience,
+        ),
+        introspector=endpoint,
+        principal_for=principal_for,
+        leeway_seconds=0,
+        clock=clock,
+    )
+
+
+async def test_an_active_answer_names_the_principal_until_its_exp() -> None:
+    """The principal expires with the token, whatever the cache ceiling."""
+    principal = await verifier(Endpoint(active()), FakeClock(now=NOW)).verify("opaque-1")
+
+    assert principal.user == "service-a"
+    assert principal.expires_at == NOW + 300
+    assert principal.claims["aud"] == API
+
+
+async def test_an_answer_is_reused_for_at_most_cache_seconds() -> None:
+    """Within the ceiling the endpoint is not asked again; after it, it is (a revocation at the
+    provider takes effect then)."""
+    endpoint, clock = Endpoint(active()), FakeClock(now=NOW)
+    tokens = verifier(endpoint, clock, cache_seconds=60)
+    await tokens.verify("opaque-1")
+
+    clock.now = NOW + 59.9
+    await tokens.verify("opaque-1")
+    assert endpoint.calls == 1
+
+    clock.now = NOW + 60
+    endpoint.answer = {"active": False}
+    with pytest.raises(InvalidToken) as refused:
+        await tokens.verify("opaque-1")
+    assert refused.value.failure is TokenFailure.INACTIVE
+    assert endpoint.calls == 2
+
+
+async def test_an_answer_is_never_reused_beyond_the_tokens_exp() -> None:
+    """A token expiring before the ceiling is asked about again once it has expired, and then
+    refused: the cache never outlives the token."""
+    endpoint, clock = Endpoint(active(exp=NOW + 10)), FakeClock(now=NOW)
+    tokens = verifier(endpoint, clock, cache_seconds=300)
+    await tokens.verify("opaque-1")
+
+    clock.now = NOW + 10
+    with pytest.raises(InvalidToken) as refused:
+        await tokens.verify("opaque-1")
+    assert refused.value.failure is TokenFailure.EXPIRED
+    assert endpoint.calls == 2
+
+
+async def test_without_exp_the_identity_lasts_as_long_as_the_answer_is_reused() -> None:
+    principal = await verifier(Endpoint(active(exp=None)), FakeClock(now=NOW)).verify("t")
+
+    assert principal.expires_at == NOW + 60
+
+
+async def test_cache_seconds_zero_asks_every_time() -> None:
+    endpoint, clock = Endpoint(active()), FakeClock(now=NOW)
+    tokens = verifier(endpoint, clock, cache_seconds=0)
+
+    await tokens.verify("opaque-1")
+    await tokens.verify("opaque-1")
+
+    assert endpoint.calls == 2
+
+
+async def test_an_inactive_answer_is_refused_and_not_cached() -> None:
+    endpoint = Endpoint({"active": False})
+    tokens = verifier(endpoint, FakeClock(now=NOW))
+
+    for _ in range(2):
+        with pytest.raises(InvalidToken) as refused:
+            await tokens.verify("revoked")
+        assert refused.value.failure is TokenFailure.INACTIVE
+    assert endpoint.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "failure"),
+    [
+        # Issued for another API (another client's audience).
+        (active(aud="https://other.example.com"), TokenFailure.AUDIENCE),
+        (active(aud=["https://other.example.com", "x"]), TokenFailure.AUDIENCE),
+        (active(aud=None), TokenFailure.AUDIENCE),
+        # Issued by someone else, as this endpoint admits.
+        (active(iss="https://evil.example.com"), TokenFailure.ISSUER),
+        # A refresh token is no access token.
+        (active(token_type="refresh_token"), TokenFailure.TOKEN_TYPE),
+        (active(token_type="DPoP"), TokenFailure.TOKEN_TYPE),
+        (active(token_type=7), TokenFailure.TOKEN_TYPE),
+        (active(exp=NOW - 1), TokenFailure.EXPIRED),
+        (active(exp="soon"), TokenFailure.MALFORMED),
+        (active(exp=True), TokenFailure.MALFORMED),
+        (active(nbf=NOW + 30), TokenFailure.NOT_YET_VALID),
+        (active(sub=None), TokenFailure.MISSING_CLAIM),
+        ({**active(), "active": "true"}, TokenFailure.INACTIVE),
+    ],
+)
+async def test_answers_that_do_not_vouch_for_this_api_are_refused(
+    answer: dict[str, Any], failure: TokenFailure
+) -> None:
+    present = {name: value for name, value in answer.items() if value is not None}
+    with pytest.raises(InvalidToken) as refused:
+        await verifier(Endpoint(present), FakeClock(now=NOW)).verify("t")
+
+    assert refused.value.failure is failure
+
+
+async def test_an_answer_without_aud_passes_only_when_not_required() -> None:
+    answer = {name: value for name, value in active().items() if name != "aud"}
+
+    principal = await verifier(Endpoint(answer), FakeClock(now=NOW), require_audience=False).verify(
+        "t"
+    )
+
+    assert principal.user == "service-a"
+
+
+async def test_one_of_several_audiences_is_enough() -> None:
+    answer = active(aud=["https://other.example.com", API])
+
+    principal = await verifier(Endpoint(answer), FakeClock(now=NOW)).verify("t")
+
+    assert principal.user == "service-a"
+
+
+async def test_an_unreachable_endpoint_fails_closed_and_nothing_is_cached() -> None:
+    endpoint, clock = Endpoint(active()), FakeClock(now=NOW)
+    endpoint.down = True
+    tokens = verifier(endpoint, clock)
+
+    with pytest.raises(ProviderUnavailable):
+        await tokens.verify("opaque-1")
+
+    endpoint.down = False
+    assert (await tokens.verify("opaque-1")).user == "service-a"
+    assert endpoint.calls == 2
+
+
+async def test_concurrent_requests_with_one_new_token_share_one_call() -> None:
+    endpoint = Endpoint(active())
+    endpoint.release = asyncio.Event()
+    tokens = verifier(endpoint, FakeClock(now=NOW))
+
+    waiting = [asyncio.create_task(tokens.verify("opaque-1")) for _ in range(20)]
+    # The call starts after every waiter has joined it (tasks run in the order they were made).
+    await endpoint.asked.wait()
+    endpoint.release.set()
+    principals = await asyncio.gather(*waiting)
+
+    assert endpoint.calls == 1
+    assert {principal.user for principal in principals} == {"service-a"}
+
+
+async def test_a_caller_giving_up_does_not_cancel_the_call_others_wait_for() -> None:
+    endpoint = Endpoint(active())
+    endpoint.release = asyncio.Event()
+    tokens = verifier(endpoint, FakeClock(now=NOW))
+    first = asyncio.create_task(tokens.verify("opaque-1"))
+    second = asyncio.create_task(tokens.verify("opaque-1"))
+    await endpoint.asked.wait()
+
+    first.cancel()
+    endpoint.release.set()
+
+    assert (await second).user == "service-a"
+    assert endpoint.calls == 1
