@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: RFC 9728 3: "the well-known URI string used is /.well-known/oauth-protected-resource".
+PROTECTED_RESOURCE_WELL_KNOWN: Final = "/.well-known/oauth-protected-resource"
 
 #: RFC 7518 asymmetric algorithms. HMAC (`HS*`) is never accepted on provider tokens: its key would
 #: be the provider's public key, and `none` is not a signature at all.
@@ -263,6 +267,34 @@ class StepUp:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceMetadata:
+    """A route's `resource_metadata`: the RFC 9728 document idgate publishes about the API behind
+    the route, so OAuth clients find which issuers and scopes it accepts."""
+
+    resource: str
+    """The protected resource's identifier (RFC 9728 1.2): an https URL without query or
+    fragment, as clients call the API. The document is served at its host under
+    `/.well-known/oauth-protected-resource` followed by its path (RFC 9728 3.1)."""
+    scopes_supported: tuple[str, ...] = ()
+    resource_name: str | None = None
+    """Human-readable name of the API, for clients to show."""
+    resource_documentation: str | None = None
+    """URL of the API's documentation for developers."""
+
+    @property
+    def well_known_path(self) -> str:
+        """RFC 9728 3.1: the well-known string inserted "between the host component and the path
+        and/or query components, if any"."""
+        return PROTECTED_RESOURCE_WELL_KNOWN + urlsplit(self.resource).path
+
+    @property
+    def url(self) -> str:
+        """Where the document is served: the `resource_metadata` of this route's 401 answers."""
+        parts = urlsplit(self.resource)
+        return f"{parts.scheme}://{parts.netloc}{self.well_known_path}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
     name: str
     """Unique; used as metric label, assertion audience and log field."""
@@ -286,6 +318,8 @@ class Route:
     policy: Policy
     step_up: StepUp | None = None
     """A recent or stronger sign-in this route requires; None for any valid identity."""
+    resource_metadata: ResourceMetadata | None = None
+    """The RFC 9728 document published for the API behind this route; None: none."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

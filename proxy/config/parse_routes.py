@@ -7,6 +7,7 @@ import re
 from proxy.config.addresses import host_pattern, http_url, origin
 from proxy.config.model import Route
 from proxy.config.parse_policy import parse_policy
+from proxy.config.parse_resource_metadata import check_shared_resource, parse_resource_metadata
 from proxy.config.parse_step_up import parse_step_up
 from proxy.config.parse_upstream_tls import parse_upstream_tls
 from proxy.config.reader import Section, given
@@ -23,11 +24,13 @@ def parse_routes(top: Section) -> tuple[Route, ...]:
         top.issue("must list at least one route: with none, every request is a 404", key="routes")
     routes: list[Route] = []
     first_path: dict[str, str] = {}
+    published: dict[str, Route] = {}
     for section in sections:
         route = _route(section)
         earlier = first_path.setdefault(route.name, section.path)
         if route.name and earlier != section.path:
             section.issue(f"{route.name!r} is already the name of {earlier}", key="name")
+        check_shared_resource(route, section, published)
         routes.append(route)
     return tuple(routes)
 
@@ -51,6 +54,7 @@ def _route(section: Section) -> Route:
         ),
         policy=policy,
         step_up=parse_step_up(section, public=policy.public),
+        resource_metadata=parse_resource_metadata(section, public=policy.public),
     )
     section.close()
     return route

@@ -1,0 +1,62 @@
+"""`/.well-known/oauth-protected-resource[/path]`: the RFC 9728 document of a route's API.
+
+A route with `resource_metadata` publishes it at its resource identifier's host, under the
+well-known string followed by the identifier's path (RFC 9728 3.1); any other request for such a
+path goes on to the routes, so an upstream that publishes its own document keeps doing so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from proxy.config.model import PROTECTED_RESOURCE_WELL_KNOWN, Route, Settings
+from proxy.errors import MethodNotAllowed
+from proxy.stages.context import RequestContext
+from proxy.stages.responses import json_response
+
+
+def publishing_routes(routes: Sequence[Route], *, host: str, path: str) -> tuple[Route, ...]:
+    """The routes whose document is served at this host and normalised path (routes sharing a
+    resource publish the same block: the config makes sure)."""
+    if not path.startswith(PROTECTED_RESOURCE_WELL_KNOWN):
+        return ()
+    return tuple(
+        route
+        for route in routes
+        if route.resource_metadata is not None
+        and route.resource_metadata.well_known_path == path
+        and urlsplit(route.resource_metadata.resource).hostname == host
+    )
+
+
+def metadata_document(routes: Sequence[Route], settings: Settings) -> dict[str, object]:
+    """RFC 9728 2: the metadata of the resource `routes` publish (at least one)."""
+    metadata = routes[0].resource_metadata
+    assert metadata is not None, "publishing_routes returns routes with metadata only"
+    # RFC 9728 3.3: "The resource value returned MUST be identical to the protected resource's
+    # resource identifier value into which the well-known URI path suffix was inserted".
+    document: dict[str, object] = {
+        "resource": metadata.resource,
+        "authorization_servers": [settings.oidc.issuer],
+        # Only the Authorization header: RFC 6750's form body and query parameter are not read.
+        "bearer_methods_supported": ["header"],
+    }
+    if metadata.scopes_supported:
+        document["scopes_supported"] = list(metadata.scopes_supported)
+    if metadata.resource_name is not None:
+        document["resource_name"] = metadata.resource_name
+    if metadata.resource_documentation is not None:
+        document["resource_documentation"] = metadata.resource_documentation
+    return document
+
+
+async def serve_metadata(
+    request: web.Request, ctx: RequestContext, routes: Sequence[Route]
+) -> web.StreamResponse:
+    ctx.own_endpoint = True
+    if request.method not in ("GET", "HEAD"):
+        raise MethodNotAllowed("method not allowed")
+    return json_response(metadata_document(routes, ctx.runtime.settings))
