@@ -65,6 +65,10 @@ class TokenFailure(StrEnum):
     """A bearer token without `typ: at+jwt` where `oidc.require_access_token_type` asks for it."""
     REVOKED = "revoked"
     """A bearer token of a user an operator revoked (`idgate revoke`), issued before that."""
+    ISSUER_NOT_ACCEPTED = "issuer_not_accepted"
+    """A token (or session) of an issuer the route's `issuers` does not list."""
+    LIFETIME_TOO_LONG = "lifetime_too_long"
+    """A token whose `exp - iat` exceeds its issuer's `max_token_lifetime`."""
     INACTIVE = "inactive"
     """An opaque token its issuer's introspection endpoint says is not active (RFC 7662 2.2):
     revoked, expired or never issued."""

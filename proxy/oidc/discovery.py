@@ -7,6 +7,7 @@ failure becomes a `ProviderError` whose message never quotes the response body.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -43,13 +44,16 @@ class ProviderMetadata:
     """The whole document, read-only, for fields nobody modelled yet."""
 
     @classmethod
-    def parse(cls, document: Mapping[str, Any], *, issuer: str) -> ProviderMetadata:
-        """Metadata from a discovery document fetched for the configured `issuer`."""
+    def parse(cls, document: Mapping[str, Any], *, issuer: str | None) -> ProviderMetadata:
+        """Metadata from a discovery document fetched for the configured `issuer`; with None
+        (an issuer kind that learns its `iss` from discovery), the document's own."""
         # OIDC Discovery 4.3: "The issuer value returned MUST be identical to the Issuer URL that
         # was used as the prefix to /.well-known/openid-configuration to retrieve the configuration
         # information." Anything else lets one provider impersonate another.
         found = document.get("issuer")
-        if found != issuer:
+        if issuer is None and isinstance(found, str) and found:
+            issuer = found
+        if found != issuer or issuer is None:
             shown = repr(found)[:200] if isinstance(found, str) else "missing or not a string"
             raise ProviderError(
                 f"discovery issuer {shown} is not identical to the configured {issuer!r}"
@@ -87,15 +91,22 @@ def _is_http_url(value: str) -> bool:
 # ASYNC109: `timeout` is aiohttp's per-request ClientTimeout, not a cancel scope around the call.
 async def fetch_metadata(
     http: aiohttp.ClientSession,
-    issuer: str,
+    issuer: str | None,
     *,
     timeout: float,  # noqa: ASYNC109
+    url: str | None = None,
+    ssl: ssl.SSLContext | None = None,
 ) -> ProviderMetadata:
-    """The provider's checked metadata from `{issuer}/.well-known/openid-configuration`."""
-    # OIDC Discovery 4: "If the Issuer value contains a path component, any terminating / MUST be
-    # removed before appending /.well-known/openid-configuration."
-    url = issuer.rstrip("/") + WELL_KNOWN_PATH
-    document = await fetch_json_object(http, url, timeout=timeout)
+    """The provider's checked metadata from `url`, by default
+    `{issuer}/.well-known/openid-configuration`; `ssl` verifies the provider instead of the
+    system trust store."""
+    if url is None:
+        if issuer is None:
+            raise ProviderError("neither an issuer nor a discovery URL to fetch metadata from")
+        # OIDC Discovery 4: "If the Issuer value contains a path component, any terminating /
+        # MUST be removed before appending /.well-known/openid-configuration."
+        url = issuer.rstrip("/") + WELL_KNOWN_PATH
+    document = await fetch_json_object(http, url, timeout=timeout, ssl=ssl)
     return ProviderMetadata.parse(document, issuer=issuer)
 
 
@@ -104,11 +115,13 @@ async def fetch_json_object(
     url: str,
     *,
     timeout: float,  # noqa: ASYNC109 (see fetch_metadata)
+    ssl: ssl.SSLContext | None = None,
     form: Mapping[str, str] | None = None,
     authorization: str | None = None,
 ) -> dict[str, Any]:
     """GET `url` (POST `form` when given, with an `Authorization` header when given) and return
-    its body as a JSON object of at most MAX_DOCUMENT_BYTES."""
+    its body as a JSON object of at most MAX_DOCUMENT_BYTES; `ssl` verifies the server instead
+    of the system trust store."""
     headers = {"Accept": "application/json"}
     if authorization is not None:
         headers["Authorization"] = authorization
@@ -119,6 +132,8 @@ async def fetch_json_object(
             data=form,
             timeout=aiohttp.ClientTimeout(total=timeout),
             headers=headers,
+            # aiohttp: `True` is its default verification with the system trust store.
+            ssl=True if ssl is None else ssl,
         ) as response:
             if response.status != 200:
                 raise ProviderError(f"{url} answered HTTP {response.status}")

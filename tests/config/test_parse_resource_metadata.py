@@ -100,8 +100,8 @@ def test_a_public_route_publishes_no_metadata(document: dict[str, Any], issues: 
 
     assert issues(document) == [
         (
-            "routes[0].resource_metadata: cannot be combined with public: true: a public route asks "
-            "for no token"
+            "routes[0].resource_metadata: cannot be combined with public: true: a public route "
+            "asks for no token"
         )
     ]
 
