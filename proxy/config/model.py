@@ -184,6 +184,8 @@ class IssuerSettings:
     """YAML `jwks_min_refresh_interval`."""
     http_timeout_seconds: float = 5.0
     """YAML `http_timeout`: for every call to the issuer."""
+    introspection: IntrospectionSettings | None = None
+    """Opaque (non-JWT) bearer tokens are checked at its RFC 7662 endpoint; None: only JWTs."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from proxy.config.addresses import http_url
-from proxy.config.model import IntrospectionSettings
+from proxy.config.model import IntrospectionSettings, Secret
 from proxy.config.reader import Section, given
 from proxy.config.values import boolean, int_between, secret, text
 
@@ -17,7 +17,7 @@ def parse_introspection(issuer: Section) -> IntrospectionSettings | None:
     block = issuer.section("introspection")
     settings = IntrospectionSettings(
         client_id=block.get("client_id", text, required=True) or "",
-        client_secret=block.get("client_secret", secret, required=True) or secret(""),
+        client_secret=block.get("client_secret", secret, required=True) or Secret(""),
         **given(
             endpoint=block.get("endpoint", http_url),
             cache_seconds=block.get(

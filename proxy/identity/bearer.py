@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from proxy.errors import InvalidToken
 from proxy.identity.issuers import IssuerRegistry
+from proxy.identity.issuers.peek import is_jwt
 from proxy.identity.principal import Principal
 from proxy.identity.principal_cache import PrincipalCache
 from proxy.observability.metrics import Metrics
@@ -119,7 +120,9 @@ class BearerVerifier:
         except InvalidToken as error:
             error.issuer = issuer.name
             raise
-        self._cache.put(cache_key, principal)
+        if is_jwt(token):
+            # An opaque token's answer is cached by its issuer, no longer than it may be reused.
+            self._cache.put(cache_key, principal)
         self._count("valid", "ok", issuer.name)
         return principal
 

@@ -8,6 +8,7 @@ every failure to get one is a `ProviderError` whose message holds neither the to
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -31,10 +32,13 @@ class IntrospectionClient:
         *,
         discovered: Callable[[], ProviderMetadata | None],
         timeout: float,
+        ssl: ssl.SSLContext | None = None,
     ) -> None:
         """`discovered` is the issuer's metadata once loaded: its `introspection_endpoint` is
-        used unless `settings.endpoint` names one."""
+        used unless `settings.endpoint` names one. `ssl` verifies the endpoint (the issuer's
+        `ca_file`) instead of the system trust store."""
         self._http = http
+        self._ssl = ssl
         self._settings = settings
         self._discovered = discovered
         self._authorization = basic_authorization(settings.client_id, settings.client_secret)
@@ -69,6 +73,7 @@ class IntrospectionClient:
             self._http,
             endpoint,
             timeout=self._timeout,
+            ssl=self._ssl,
             form={"token": token, "token_type_hint": "access_token"},
             authorization=self._authorization,
         )

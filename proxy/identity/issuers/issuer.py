@@ -2,7 +2,9 @@
 
 The checks every provider token gets are `decode_provider_jwt`'s (RFC 8725); here are the ones
 an access token adds: `exp` required, no ID token (`proxy/identity/token_kind.py`),
-`max_token_lifetime`, then the kind's own check and its claim mapping (`kinds.py`).
+`max_token_lifetime`, then the kind's own check and its claim mapping (`kinds.py`). An issuer with
+`introspection` also vouches for opaque tokens (`proxy/identity/opaque_tokens.py`), mapped by
+the same claim mapping.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any, Protocol
 from proxy.config.model import IssuerSettings
 from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.identity.issuers.kinds import KIND_RULES
+from proxy.identity.issuers.peek import is_jwt
+from proxy.identity.opaque_tokens import Introspector, OpaqueTokenVerifier
 from proxy.identity.principal import Principal
 from proxy.identity.token_kind import access_token_type_check
 from proxy.oidc.provider_jwt import ClaimsCheck, KeySource, decode_provider_jwt
@@ -49,10 +53,16 @@ class _Rules:
 
 class Issuer:
     def __init__(
-        self, settings: IssuerSettings, keys: IssuerKeys, *, refuse_id_tokens: ClaimsCheck
+        self,
+        settings: IssuerSettings,
+        keys: IssuerKeys,
+        *,
+        refuse_id_tokens: ClaimsCheck,
+        introspector: Introspector | None = None,
     ) -> None:
         """`refuse_id_tokens` (proxy/identity/token_kind.py) knows which tokens are ID tokens:
-        for the `oidc` issuer, also those for idgate's own client."""
+        for the `oidc` issuer, also those for idgate's own client. `introspector` asks the
+        issuer's introspection endpoint, when `settings.introspection` configures one."""
         self.settings = settings
         self.keys = keys
         self._rules = KIND_RULES[settings.kind]
@@ -60,6 +70,22 @@ class Issuer:
         self._refuse_id_tokens = refuse_id_tokens
         required = ("exp", "iat") if settings.max_token_lifetime_seconds is not None else ("exp",)
         self._required = required
+        introspection = settings.introspection
+        self._opaque = (
+            None
+            if introspection is None or introspector is None
+            else OpaqueTokenVerifier(
+                name=settings.name,
+                issuer=settings.issuer or "",
+                audiences=settings.audiences,
+                settings=introspection,
+                introspector=introspector,
+                principal_for=lambda claims, expires_at: self._rules.principal(
+                    claims, settings, expires_at
+                ),
+                leeway_seconds=settings.leeway_seconds,
+            )
+        )
 
     @property
     def name(self) -> str:
@@ -77,12 +103,20 @@ class Issuer:
         return bool(self.settings.audiences)
 
     @property
+    def introspects(self) -> bool:
+        """Whether it vouches for opaque tokens through its introspection endpoint."""
+        return self._opaque is not None
+
+    @property
     def ready(self) -> bool:
         return self.keys.ready
 
     async def verify(self, token: str) -> Principal:
-        """The identity of a token this issuer signed; raises InvalidToken, or
-        ProviderUnavailable when its keys cannot be had now."""
+        """The identity of a token this issuer signed (or, opaque, vouches for); raises
+        InvalidToken, or ProviderUnavailable when its keys or its introspection endpoint cannot
+        be had now."""
+        if self._opaque is not None and not is_jwt(token):
+            return await self._opaque.verify(token)
         iss = self.iss
         if iss is None:
             raise ProviderUnavailable(f"issuer {self.name}'s discovery is not loaded yet")

@@ -25,6 +25,10 @@ class IssuerRegistry:
         self._issuers: Mapping[str, Issuer] = MappingProxyType(
             {issuer.name: issuer for issuer in issuers}
         )
+        # The config allows one issuer with `introspection`: an opaque token names no issuer.
+        self._introspecting = next(
+            (issuer for issuer in self._issuers.values() if issuer.introspects), None
+        )
 
     @property
     def issuers(self) -> Mapping[str, Issuer]:
@@ -41,8 +45,10 @@ class IssuerRegistry:
         only, and a named issuer for the same provider's access tokens), the one that takes
         bearer tokens; the other refuses every token's audience."""
         if not is_jwt(token):
-            # An opaque token names no issuer, and no issuer here introspects one.
-            raise InvalidToken(TokenFailure.MALFORMED)
+            # An opaque token names no issuer: the one that introspects vouches for it, if any.
+            if self._introspecting is None:
+                raise InvalidToken(TokenFailure.MALFORMED)
+            return self._introspecting
         iss = unverified_issuer(token)
         named = [issuer for issuer in self._issuers.values() if issuer.iss == iss]
         if not named:
