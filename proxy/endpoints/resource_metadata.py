@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from proxy.config.model import PROTECTED_RESOURCE_WELL_KNOWN, Route, Settings
+from proxy.config.model import PROTECTED_RESOURCE_WELL_KNOWN, IssuerKind, Route, Settings
 from proxy.errors import MethodNotAllowed
 from proxy.stages.context import RequestContext
 from proxy.stages.responses import json_response
@@ -40,7 +40,7 @@ def metadata_document(routes: Sequence[Route], settings: Settings) -> dict[str, 
     # resource identifier value into which the well-known URI path suffix was inserted".
     document: dict[str, object] = {
         "resource": metadata.resource,
-        "authorization_servers": [settings.oidc.issuer],
+        "authorization_servers": authorization_servers(routes, settings),
         # Only the Authorization header: RFC 6750's form body and query parameter are not read.
         "bearer_methods_supported": ["header"],
     }
@@ -51,6 +51,28 @@ def metadata_document(routes: Sequence[Route], settings: Settings) -> dict[str, 
     if metadata.resource_documentation is not None:
         document["resource_documentation"] = metadata.resource_documentation
     return document
+
+
+def authorization_servers(routes: Sequence[Route], settings: Settings) -> list[str]:
+    """RFC 9728 2: "JSON array containing a list of OAuth authorization server issuer
+    identifiers": the `iss` of every OAuth issuer whose bearer tokens the routes accept (a
+    route's `issuers`, or all), in configuration order."""
+    accepted: set[str] = set()
+    for route in routes:
+        if route.issuers is None:
+            return _oauth_issuers(settings, names=None)
+        accepted |= route.issuers
+    return _oauth_issuers(settings, names=accepted)
+
+
+def _oauth_issuers(settings: Settings, *, names: set[str] | None) -> list[str]:
+    found: dict[str, None] = {}
+    for issuer in (settings.oidc.as_issuer, *settings.issuers):
+        # Kubernetes and SPIFFE issuers sign tokens but grant none to OAuth clients.
+        takes_tokens = bool(issuer.audiences) and issuer.kind == IssuerKind.OIDC
+        if takes_tokens and issuer.issuer is not None and (names is None or issuer.name in names):
+            found[issuer.issuer] = None
+    return list(found)
 
 
 async def serve_metadata(

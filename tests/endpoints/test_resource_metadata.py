@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pytest_aiohttp import AiohttpServer
 
-from proxy.config.model import Policy, ResourceMetadata, Route, Rule
+from proxy.config.model import IssuerSettings, Policy, ResourceMetadata, Route, Rule
+from proxy.endpoints.resource_metadata import authorization_servers
 from tests.support.gate import Gate, StartGate
 from tests.support.upstream import serve_echo
 
@@ -98,3 +101,17 @@ async def test_a_valid_token_is_let_through_as_before(gate: Gate) -> None:
     response = await gate.client.get("/v1/items", headers={**API_HOST, **gate.bearer()})
 
     assert response.status == 200
+
+
+def test_authorization_servers_are_the_oauth_issuers_the_routes_accept(gate: Gate) -> None:
+    """A route's `issuers` narrows the list; issuers without audiences (the sign-in provider
+    for sessions only) grant no tokens for an API and are left out."""
+    partner = IssuerSettings(name="partner", issuer="https://partner.example.com", audiences=(API,))
+    other = IssuerSettings(name="other", issuer="https://other.example.com", audiences=(API,))
+    sessions_only = replace(gate.settings.oidc, audiences=())
+    settings = replace(gate.settings, oidc=sessions_only, issuers=(partner, other))
+    api = gate.settings.routes[0]
+
+    assert authorization_servers([api], settings) == [partner.issuer, other.issuer]
+    limited = replace(api, issuers=frozenset({"other", "oidc"}))
+    assert authorization_servers([limited], settings) == [other.issuer]
