@@ -272,7 +272,7 @@ def running_provider(
     *,
     shared: bool,
     keys_file: Path | None = None,
-    access_token_format: AccessTokenFormat = "jwt",
+    access_token_format: AccessTokenFormat = "jwt",  # noqa: S107 (a format, not a password)
 ) -> Iterator[OidcProvider]:
     """A ready provider, stopped at the end; with `keys_file`, one that `restart()` can bring
     back with the same keys (the file holds private keys: keep it in the test's directory)."""
