@@ -4,18 +4,26 @@ cached by token hash, never beyond `exp` nor the configured ceiling, one call pe
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 import pytest
+from joserfc.jwk import Key
+from prometheus_client import CollectorRegistry
 
-from proxy.config.model import IntrospectionSettings, Secret
+from proxy.config.model import IntrospectionSettings, IssuerSettings, OIDCSettings, Secret
 from proxy.errors import InvalidToken, ProviderUnavailable
+from proxy.identity.bearer import BearerVerifier
+from proxy.identity.issuers import Issuer
 from proxy.identity.opaque_tokens import OpaqueTokenVerifier
 from proxy.identity.principal import CredentialSource, Principal
+from proxy.identity.token_kind import refuse_id_tokens
+from proxy.observability.metrics import Metrics
 from proxy.reasons import TokenFailure
 from tests.support.issuer import FakeClock
+from tests.support.issuers import LoadedKeys, bearer_verifier
 
 ISSUER = "https://id.example.com"
 API = "https://api.example.com"
@@ -251,3 +259,72 @@ async def test_a_caller_giving_up_does_not_cancel_the_call_others_wait_for() -> 
 
     assert (await second).user == "service-a"
     assert endpoint.calls == 1
+
+
+class NoKeys:
+    async def key_for(self, kid: str | None, alg: str) -> Key:
+        raise AssertionError("an opaque token needs no signing key")
+
+
+def verifier_with_opaque_issuer(
+    endpoint: Endpoint | None, *, cache_seconds: int = 60
+) -> BearerVerifier:
+    """The bearer verifier over the `oidc` block's issuer and, unless `endpoint` is None, an
+    issuer `opaque` that introspects at it."""
+    oidc = OIDCSettings(issuer="https://login.example.com", client_id="idgate", audiences=(API,))
+    introspection = IntrospectionSettings(
+        client_id="idgate", client_secret=Secret("s"), cache_seconds=cache_seconds
+    )
+    settings = IssuerSettings(
+        name="opaque", issuer=ISSUER, audiences=(API,), introspection=introspection
+    )
+    issuers = (
+        ()
+        if endpoint is None
+        else (
+            Issuer(
+                settings,
+                LoadedKeys(NoKeys()),
+                refuse_id_tokens=refuse_id_tokens(None),
+                introspector=endpoint,
+            ),
+        )
+    )
+    return bearer_verifier(oidc, NoKeys(), Metrics(CollectorRegistry()), *issuers)
+
+
+async def test_the_bearer_verifier_hands_opaque_tokens_to_the_introspecting_issuer() -> None:
+    endpoint = Endpoint({**active(), "exp": time.time() + 300})
+
+    principal = await verifier_with_opaque_issuer(endpoint).verify("opaque-1")
+
+    assert (principal.user, principal.issuer) == ("service-a", "opaque")
+
+
+async def test_the_bearer_cache_never_keeps_an_answer_longer_than_its_issuer_may() -> None:
+    """With `cache_seconds: 0` every request asks again, though the token's `exp` is far off:
+    the bearer verifier's own cache (until `exp`) must not hold opaque tokens."""
+    endpoint = Endpoint({**active(), "exp": time.time() + 300})
+    tokens = verifier_with_opaque_issuer(endpoint, cache_seconds=0)
+
+    await tokens.verify("opaque-1")
+    await tokens.verify("opaque-1")
+
+    assert endpoint.calls == 2
+
+
+async def test_without_an_introspecting_issuer_an_opaque_token_is_malformed() -> None:
+    with pytest.raises(InvalidToken) as refused:
+        await verifier_with_opaque_issuer(None).verify("opaque-1")
+
+    assert refused.value.failure is TokenFailure.MALFORMED
+
+
+async def test_a_route_limited_to_other_issuers_refuses_the_introspected_token() -> None:
+    endpoint = Endpoint({**active(), "exp": time.time() + 300})
+
+    with pytest.raises(InvalidToken) as refused:
+        await verifier_with_opaque_issuer(endpoint).verify("opaque-1", accepted={"oidc"})
+
+    assert refused.value.failure is TokenFailure.ISSUER_NOT_ACCEPTED
+    assert endpoint.calls == 0
