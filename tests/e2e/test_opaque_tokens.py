@@ -118,16 +118,20 @@ async def test_a_client_credentials_token_is_introspected_end_to_end(
     """The provider's opaque token is no JWT; its introspection answer names service-a, its
     groups and client, and a policy on `client_id` reads it like any claim."""
     token = await opaque_provider.client_credentials_token(*SERVICE_A)
+    other_client = await opaque_provider.client_credentials_token("service-b", "service-b-secret")
     assert token.count(".") != 2, "the provider was meant to issue opaque tokens"
     path = unique("/deploy")
 
     response = await call(gate, path, token)
 
     assert response.status == 200
-    assert response.body["headers"]["x-authenticated-user"] == "service-a"
-    assert response.body["headers"]["x-authenticated-groups"] == "deployers,services"
-    decision = await gate.wait_for_decision(path)
-    assert decision["issuer"] == "opaque"
+    seen = response.body["headers"]
+    assert seen["x-authenticated-user"] == "service-a"
+    assert seen["x-authenticated-groups"] == "deployers,services"
+    assert seen["x-authenticated-issuer"] == "opaque"
+    assert (await gate.wait_for_decision(path))["issuer"] == "opaque"
+    # Another client's valid token is introspected as such, and the policy on client_id says no.
+    assert (await call(gate, unique("/deploy"), other_client)).status == 403
 
 
 async def test_one_config_serves_jwts_of_one_provider_and_opaque_tokens_of_another(
