@@ -103,6 +103,7 @@ export async function buildProvider({
       openid: ['sub'],
       email: ['email', 'email_verified'],
       groups: ['groups'],
+      profile: ['preferred_username'],
     },
     scopes: ['openid', 'offline_access'],
     acrValues: [ACR_PASSWORD, ACR_MFA],
