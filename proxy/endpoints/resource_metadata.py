@@ -8,39 +8,55 @@ path goes on to the routes, so an upstream that publishes its own document keeps
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from proxy.config.model import PROTECTED_RESOURCE_WELL_KNOWN, IssuerKind, Route, Settings
+from proxy.config.model import (
+    PROTECTED_RESOURCE_WELL_KNOWN,
+    IssuerKind,
+    ResourceMetadata,
+    Route,
+    Settings,
+)
 from proxy.errors import MethodNotAllowed
 from proxy.stages.context import RequestContext
 from proxy.stages.responses import json_response
 
 
-def publishing_routes(routes: Sequence[Route], *, host: str, path: str) -> tuple[Route, ...]:
-    """The routes whose document is served at this host and normalised path (routes sharing a
-    resource publish the same block: the config makes sure)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Published:
+    """A document served at one host and path: its metadata and the routes publishing it
+    (routes sharing a resource publish the same block: the config makes sure)."""
+
+    metadata: ResourceMetadata
+    routes: tuple[Route, ...]
+
+
+def published_at(routes: Sequence[Route], *, host: str, path: str) -> Published | None:
+    """The document served at this host and normalised path, if a route publishes one there."""
     if not path.startswith(PROTECTED_RESOURCE_WELL_KNOWN):
-        return ()
-    return tuple(
+        return None
+    publishing = tuple(
         route
         for route in routes
         if route.resource_metadata is not None
         and route.resource_metadata.well_known_path == path
         and urlsplit(route.resource_metadata.resource).hostname == host
     )
+    metadata = publishing[0].resource_metadata if publishing else None
+    return None if metadata is None else Published(metadata=metadata, routes=publishing)
 
 
-def metadata_document(routes: Sequence[Route], settings: Settings) -> dict[str, object]:
-    """RFC 9728 2: the metadata of the resource `routes` publish (at least one)."""
-    metadata = routes[0].resource_metadata
-    assert metadata is not None, "publishing_routes returns routes with metadata only"
+def metadata_document(published: Published, settings: Settings) -> dict[str, object]:
+    """RFC 9728 2: the metadata of the resource, as the routes publishing it accept tokens."""
+    metadata = published.metadata
     # RFC 9728 3.3: "The resource value returned MUST be identical to the protected resource's
     # resource identifier value into which the well-known URI path suffix was inserted".
     document: dict[str, object] = {
         "resource": metadata.resource,
-        "authorization_servers": authorization_servers(routes, settings),
+        "authorization_servers": authorization_servers(published.routes, settings),
         # Only the Authorization header: RFC 6750's form body and query parameter are not read.
         "bearer_methods_supported": ["header"],
     }
@@ -76,9 +92,9 @@ def _oauth_issuers(settings: Settings, *, names: set[str] | None) -> list[str]:
 
 
 async def serve_metadata(
-    request: web.Request, ctx: RequestContext, routes: Sequence[Route]
+    request: web.Request, ctx: RequestContext, published: Published
 ) -> web.StreamResponse:
     ctx.own_endpoint = True
     if request.method not in ("GET", "HEAD"):
         raise MethodNotAllowed("method not allowed")
-    return json_response(metadata_document(routes, ctx.runtime.settings))
+    return json_response(metadata_document(published, ctx.runtime.settings))
