@@ -21,6 +21,7 @@ def opaque_issuer(name: str = "opaque", **introspection: Any) -> dict[str, Any]:
 
 
 def test_introspection_keys_map_onto_the_model(document: dict[str, Any]) -> None:
+    """Every key becomes its field, the secret from the environment."""
     document["issuers"] = [
         opaque_issuer(
             endpoint="https://opaque.example.com/introspect",
@@ -43,6 +44,7 @@ def test_introspection_keys_map_onto_the_model(document: dict[str, Any]) -> None
 def test_defaults_ask_discovery_cache_a_minute_and_require_an_audience(
     document: dict[str, Any],
 ) -> None:
+    """Defaults: discovery's endpoint, 60 seconds, an `aud` required, the secret never shown."""
     document["issuers"] = [opaque_issuer()]
 
     (issuer,) = parse_settings(document, {"SECRET": "s"}).issuers
@@ -58,6 +60,7 @@ def test_defaults_ask_discovery_cache_a_minute_and_require_an_audience(
 def test_the_cache_ceiling_is_bounded(
     document: dict[str, Any], issues: Issues, cache_seconds: int
 ) -> None:
+    """`cache_seconds` outside 0 to 300 is refused with why."""
     document["issuers"] = [opaque_issuer(cache_seconds=cache_seconds)]
 
     assert issues(document, {"SECRET": "s"}) == [
@@ -69,6 +72,7 @@ def test_the_cache_ceiling_is_bounded(
 
 
 def test_client_credentials_are_required(document: dict[str, Any], issues: Issues) -> None:
+    """`client_id` and `client_secret` are required."""
     document["issuers"] = [{**opaque_issuer(), "introspection": {"endpoint": "https://x/i"}}]
 
     assert issues(document) == [

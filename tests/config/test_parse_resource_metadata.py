@@ -14,6 +14,7 @@ APP = {"name": "app", "upstream": "http://127.0.0.1:8080", "allow": {"authentica
 
 
 def test_resource_metadata_keys_map_onto_the_model(document: dict[str, Any]) -> None:
+    """Every key becomes its field; scopes keep their order without duplicates."""
     document["routes"] = [
         {
             **APP,
@@ -43,6 +44,7 @@ def test_resource_metadata_keys_map_onto_the_model(document: dict[str, Any]) -> 
 def test_a_resource_without_a_path_is_served_at_the_bare_well_known_url(
     document: dict[str, Any],
 ) -> None:
+    """A resource without a path is served at the well-known string alone."""
     document["routes"] = [{**APP, "resource_metadata": {"resource": "https://api.example.com"}}]
 
     (route,) = parse_settings(document, {}).routes
@@ -68,6 +70,7 @@ def test_a_resource_without_a_path_is_served_at_the_bare_well_known_url(
 def test_identifiers_rfc_9728_does_not_allow_are_refused(
     document: dict[str, Any], issues: Issues, resource: str, expected: str
 ) -> None:
+    """Each identifier RFC 9728 rules out, or idgate could not serve or quote, is named."""
     document["routes"] = [{**APP, "resource_metadata": {"resource": resource}}]
 
     reported = issues(document)
@@ -80,6 +83,7 @@ def test_identifiers_rfc_9728_does_not_allow_are_refused(
 def test_resource_is_required_and_unknown_keys_are_named(
     document: dict[str, Any], issues: Issues
 ) -> None:
+    """`resource` is required; a misspelt key is reported."""
     document["routes"] = [{**APP, "resource_metadata": {"scopes": ["a"]}}]
 
     assert issues(document) == [
@@ -89,6 +93,7 @@ def test_resource_is_required_and_unknown_keys_are_named(
 
 
 def test_a_public_route_publishes_no_metadata(document: dict[str, Any], issues: Issues) -> None:
+    """A public route asks for no token, so publishing where to get one is a mistake."""
     document["routes"] = [
         {
             "name": "open",
@@ -109,6 +114,7 @@ def test_a_public_route_publishes_no_metadata(document: dict[str, Any], issues: 
 def test_routes_sharing_a_resource_must_publish_the_same_document(
     document: dict[str, Any], issues: Issues
 ) -> None:
+    """Routes may share a resource only with the same block."""
     read = {"resource": "https://api.example.com", "scopes_supported": ["read"]}
     document["routes"] = [
         {**APP, "name": "reads", "methods": ["GET"], "resource_metadata": read},

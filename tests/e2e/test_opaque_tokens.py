@@ -140,6 +140,7 @@ async def test_one_config_serves_jwts_of_one_provider_and_opaque_tokens_of_anoth
     opaque_provider: OidcProvider,
     upstream: EchoUpstream,
 ) -> None:
+    """A JWT of the `oidc` provider and an opaque token of the other pass the same route."""
     jwt = await oidc_provider.token_for_user("alice")
     opaque = await opaque_provider.token_for_user("bob")
 
@@ -169,6 +170,7 @@ async def test_an_answer_about_a_token_for_another_api_is_refused(
 async def test_a_token_revoked_at_the_provider_is_refused(
     gate: IdgateProcess, opaque_provider: OidcProvider
 ) -> None:
+    """A token its client revoked at the provider is 401 `inactive`."""
     token = await opaque_provider.client_credentials_token(*SERVICE_A)
     await opaque_provider.revoke_token(*SERVICE_A, token)
     path = unique("/api")
@@ -181,6 +183,7 @@ async def test_a_token_revoked_at_the_provider_is_refused(
 
 
 async def test_a_made_up_opaque_token_is_refused(gate: IdgateProcess) -> None:
+    """A random string the provider never issued is 401 `inactive`."""
     path = unique("/api")
 
     response = await call(gate, path, uuid4().hex)
@@ -192,6 +195,7 @@ async def test_a_made_up_opaque_token_is_refused(gate: IdgateProcess) -> None:
 async def test_a_route_limited_to_another_issuer_refuses_a_valid_opaque_token(
     gate: IdgateProcess, opaque_provider: OidcProvider
 ) -> None:
+    """A route limited to `oidc` refuses the other issuer's valid opaque token."""
     token = await opaque_provider.client_credentials_token(*SERVICE_A)
     path = unique("/browser-only")
 

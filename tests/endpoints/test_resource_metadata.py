@@ -39,6 +39,8 @@ async def gate(aiohttp_server: AiohttpServer, start_gate: StartGate) -> Gate:
 
 
 async def test_the_document_is_served_at_the_resource_well_known_url(gate: Gate) -> None:
+    """The document is at the resource's host, the well-known string followed by its path, with the
+    RFC 9728 members."""
     response = await gate.client.get("/.well-known/oauth-protected-resource/v1", headers=API_HOST)
 
     assert response.status == 200
@@ -66,12 +68,14 @@ async def test_other_hosts_and_paths_go_on_to_the_routes(gate: Gate) -> None:
 
 
 async def test_the_document_is_only_read(gate: Gate) -> None:
+    """Anything but GET and HEAD on the document is 405."""
     response = await gate.client.post("/.well-known/oauth-protected-resource/v1", headers=API_HOST)
 
     assert response.status == 405
 
 
 async def test_the_routes_401_points_clients_at_the_document(gate: Gate) -> None:
+    """A request without a token gets a challenge naming the document."""
     response = await gate.client.get("/v1/items", headers=API_HOST)
 
     assert response.status == 401
@@ -81,6 +85,7 @@ async def test_the_routes_401_points_clients_at_the_document(gate: Gate) -> None
 
 
 async def test_an_invalid_token_keeps_its_error_code_beside_the_metadata_url(gate: Gate) -> None:
+    """A refused token's challenge carries both `error` and `resource_metadata`."""
     response = await gate.client.get(
         "/v1/items", headers={**API_HOST, "Authorization": "Bearer not.a.token"}
     )
@@ -92,12 +97,14 @@ async def test_an_invalid_token_keeps_its_error_code_beside_the_metadata_url(gat
 
 
 async def test_a_route_without_metadata_challenges_as_before(gate: Gate) -> None:
+    """A route that publishes nothing keeps the plain challenge."""
     response = await gate.client.get("/elsewhere", headers=API_HOST)
 
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="idgate"'
 
 
 async def test_a_valid_token_is_let_through_as_before(gate: Gate) -> None:
+    """Publishing metadata changes nothing for a valid token."""
     response = await gate.client.get("/v1/items", headers={**API_HOST, **gate.bearer()})
 
     assert response.status == 200

@@ -143,12 +143,14 @@ async def test_an_answer_is_never_reused_beyond_the_tokens_exp() -> None:
 
 
 async def test_without_exp_the_identity_lasts_as_long_as_the_answer_is_reused() -> None:
+    """An answer without `exp` holds as long as it may be reused, no longer."""
     principal = await verifier(Endpoint(active(exp=None)), FakeClock(now=NOW)).verify("t")
 
     assert principal.expires_at == NOW + 60
 
 
 async def test_cache_seconds_zero_asks_every_time() -> None:
+    """`cache_seconds: 0` asks the endpoint on every request."""
     endpoint, clock = Endpoint(active()), FakeClock(now=NOW)
     tokens = verifier(endpoint, clock, cache_seconds=0)
 
@@ -159,6 +161,7 @@ async def test_cache_seconds_zero_asks_every_time() -> None:
 
 
 async def test_an_inactive_answer_is_refused_and_not_cached() -> None:
+    """`active: false` is 401 `inactive`, and asking again asks the endpoint again."""
     endpoint = Endpoint({"active": False})
     tokens = verifier(endpoint, FakeClock(now=NOW))
 
@@ -193,6 +196,8 @@ async def test_an_inactive_answer_is_refused_and_not_cached() -> None:
 async def test_answers_that_do_not_vouch_for_this_api_are_refused(
     answer: dict[str, Any], failure: TokenFailure
 ) -> None:
+    """An answer about another API's, another issuer's or a refresh token, or an expired or
+    malformed one, is refused with its failure."""
     present = {name: value for name, value in answer.items() if value is not None}
     with pytest.raises(InvalidToken) as refused:
         await verifier(Endpoint(present), FakeClock(now=NOW)).verify("t")
@@ -201,6 +206,7 @@ async def test_answers_that_do_not_vouch_for_this_api_are_refused(
 
 
 async def test_an_answer_without_aud_passes_only_when_not_required() -> None:
+    """`require_audience: false` accepts an answer that names no audience."""
     answer = {name: value for name, value in active().items() if name != "aud"}
 
     principal = await verifier(Endpoint(answer), FakeClock(now=NOW), require_audience=False).verify(
@@ -211,6 +217,7 @@ async def test_an_answer_without_aud_passes_only_when_not_required() -> None:
 
 
 async def test_one_of_several_audiences_is_enough() -> None:
+    """An `aud` list naming one of the issuer's audiences among others passes."""
     answer = active(aud=["https://other.example.com", API])
 
     principal = await verifier(Endpoint(answer), FakeClock(now=NOW)).verify("t")
@@ -219,6 +226,7 @@ async def test_one_of_several_audiences_is_enough() -> None:
 
 
 async def test_an_unreachable_endpoint_fails_closed_and_nothing_is_cached() -> None:
+    """No answer is ProviderUnavailable, never an identity, and the next request asks again."""
     endpoint, clock = Endpoint(active()), FakeClock(now=NOW)
     endpoint.down = True
     tokens = verifier(endpoint, clock)
@@ -232,6 +240,7 @@ async def test_an_unreachable_endpoint_fails_closed_and_nothing_is_cached() -> N
 
 
 async def test_concurrent_requests_with_one_new_token_share_one_call() -> None:
+    """Twenty requests with one new token cost one introspection call."""
     endpoint = Endpoint(active())
     endpoint.release = asyncio.Event()
     tokens = verifier(endpoint, FakeClock(now=NOW))
@@ -247,6 +256,7 @@ async def test_concurrent_requests_with_one_new_token_share_one_call() -> None:
 
 
 async def test_a_caller_giving_up_does_not_cancel_the_call_others_wait_for() -> None:
+    """A cancelled request leaves the shared call running for the others."""
     endpoint = Endpoint(active())
     endpoint.release = asyncio.Event()
     tokens = verifier(endpoint, FakeClock(now=NOW))
@@ -294,6 +304,8 @@ def verifier_with_opaque_issuer(
 
 
 async def test_the_bearer_verifier_hands_opaque_tokens_to_the_introspecting_issuer() -> None:
+    """A token that is not a JWT goes to the issuer with `introspection`, whose name the principal
+    carries."""
     endpoint = Endpoint({**active(), "exp": time.time() + 300})
 
     principal = await verifier_with_opaque_issuer(endpoint).verify("opaque-1")
@@ -314,6 +326,7 @@ async def test_the_bearer_cache_never_keeps_an_answer_longer_than_its_issuer_may
 
 
 async def test_without_an_introspecting_issuer_an_opaque_token_is_malformed() -> None:
+    """With no issuer that introspects, a token that is not a JWT is malformed."""
     with pytest.raises(InvalidToken) as refused:
         await verifier_with_opaque_issuer(None).verify("opaque-1")
 
@@ -321,6 +334,7 @@ async def test_without_an_introspecting_issuer_an_opaque_token_is_malformed() ->
 
 
 async def test_a_route_limited_to_other_issuers_refuses_the_introspected_token() -> None:
+    """A route whose `issuers` leave out the introspecting one refuses its tokens, unasked."""
     endpoint = Endpoint({**active(), "exp": time.time() + 300})
 
     with pytest.raises(InvalidToken) as refused:

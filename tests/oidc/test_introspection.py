@@ -60,6 +60,8 @@ def client(
 async def test_the_token_is_posted_with_client_secret_basic(
     endpoint: tuple[Endpoint, str],
 ) -> None:
+    """The token goes in an RFC 7662 form POST, authenticated with form-encoded
+    client_secret_basic."""
     fake, url = endpoint
     async with aiohttp.ClientSession() as http:
         answer = await client(http, endpoint=url, client_id="idgate api").introspect(TOKEN)
@@ -75,6 +77,7 @@ async def test_the_token_is_posted_with_client_secret_basic(
 async def test_the_discovered_endpoint_is_used_when_none_is_configured(
     endpoint: tuple[Endpoint, str],
 ) -> None:
+    """Without `endpoint`, discovery's `introspection_endpoint` is asked."""
     fake, url = endpoint
     metadata = ProviderMetadata.parse(
         {"issuer": "https://id", "jwks_uri": "https://id/jwks", "introspection_endpoint": url},
@@ -87,6 +90,7 @@ async def test_the_discovered_endpoint_is_used_when_none_is_configured(
 
 
 async def test_without_metadata_or_a_discovered_endpoint_it_fails_closed() -> None:
+    """Before discovery is loaded, or when it names no endpoint, no token can be checked."""
     metadata = ProviderMetadata.parse(
         {"issuer": "https://id", "jwks_uri": "https://id/jwks"}, issuer="https://id"
     )
@@ -112,6 +116,7 @@ async def test_no_usable_answer_fails_closed_without_logging_the_token(
     status: int,
     body: Any,
 ) -> None:
+    """An error status or an answer without a boolean `active` is 503, logged without the token."""
     fake, url = endpoint
     fake.status, fake.body = status, body
     caplog.set_level(logging.DEBUG)
@@ -124,6 +129,7 @@ async def test_no_usable_answer_fails_closed_without_logging_the_token(
 
 
 async def test_an_unreachable_endpoint_fails_closed() -> None:
+    """A refused connection is 503, never an identity."""
     # A bound socket that never listens: connections to it are refused.
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
