@@ -158,7 +158,7 @@ async def build_issuers(
                 issuer_settings,
                 keys,
                 refuse_id_tokens=refuse_id_tokens(None),
-                introspector=introspector(issuer_settings, keys, http),
+                introspector=introspector(issuer_settings, keys, http, metrics),
             )
         )
     await asyncio.gather(*(keys.start() for keys in started))
@@ -174,7 +174,7 @@ def issuer_keys(settings: IssuerSettings, http: ClientSession, metrics: Metrics)
 
 
 def introspector(
-    settings: IssuerSettings, keys: IssuerKeys, http: ClientSession
+    settings: IssuerSettings, keys: IssuerKeys, http: ClientSession, metrics: Metrics
 ) -> IntrospectionClient | None:
     """The client of the issuer's introspection endpoint, over its `ca_file`; None without one
     (the config allows `introspection` on `oidc` issuers only, whose keys are ProviderKeys)."""
@@ -183,6 +183,8 @@ def introspector(
     return IntrospectionClient(
         http,
         settings.introspection,
+        metrics,
+        issuer=settings.name,
         discovered=lambda: keys.metadata,
         timeout=settings.http_timeout_seconds,
         ssl=keys.ssl,

@@ -16,6 +16,7 @@ import aiohttp
 
 from proxy.config.model import IntrospectionSettings
 from proxy.errors import ProviderUnavailable
+from proxy.observability.metrics import Metrics
 from proxy.oidc.client_auth import basic_authorization
 from proxy.oidc.discovery import ProviderError, ProviderMetadata, fetch_json_object
 
@@ -29,16 +30,20 @@ class IntrospectionClient:
         self,
         http: aiohttp.ClientSession,
         settings: IntrospectionSettings,
+        metrics: Metrics,
         *,
+        issuer: str,
         discovered: Callable[[], ProviderMetadata | None],
         timeout: float,
         ssl: ssl.SSLContext | None = None,
     ) -> None:
-        """`discovered` is the issuer's metadata once loaded: its `introspection_endpoint` is
-        used unless `settings.endpoint` names one. `ssl` verifies the endpoint (the issuer's
-        `ca_file`) instead of the system trust store."""
+        """`issuer` names the issuer in metrics. `discovered` is its metadata once loaded: its
+        `introspection_endpoint` is used unless `settings.endpoint` names one. `ssl` verifies
+        the endpoint (the issuer's `ca_file`) instead of the system trust store."""
         self._http = http
         self._ssl = ssl
+        self._metrics = metrics
+        self._issuer = issuer
         self._settings = settings
         self._discovered = discovered
         self._authorization = basic_authorization(settings.client_id, settings.client_secret)
@@ -47,12 +52,20 @@ class IntrospectionClient:
     async def introspect(self, token: str) -> dict[str, Any]:
         """The endpoint's answer about `token`, with `active` a boolean. ProviderUnavailable when
         there is none: a token the endpoint has not vouched for is never let through."""
-        endpoint = self._endpoint()
         try:
-            return await self._ask(endpoint, token)
+            answer = await self._ask(self._endpoint(), token)
         except ProviderError as error:
+            self._count("failure")
             logger.warning("token introspection failed: %s", error)
             raise ProviderUnavailable("the token cannot be checked now") from None
+        except ProviderUnavailable:
+            self._count("failure")
+            raise
+        self._count("active" if answer["active"] else "inactive")
+        return answer
+
+    def _count(self, result: str) -> None:
+        self._metrics.token_introspections.labels(result=result, issuer=self._issuer).inc()
 
     def _endpoint(self) -> str:
         if self._settings.endpoint is not None:

@@ -180,6 +180,8 @@ async def test_a_token_revoked_at_the_provider_is_refused(
     assert response.status == 401
     assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
     assert (await gate.wait_for_decision(path))["token_failure"] == "inactive"
+    introspections = "idgate_token_introspections_total"
+    assert await gate.metric(introspections, result="inactive", issuer="opaque") >= 1
 
 
 async def test_a_made_up_opaque_token_is_refused(gate: IdgateProcess) -> None:
@@ -248,3 +250,5 @@ async def test_an_unreachable_endpoint_fails_closed_for_tokens_it_has_not_vouche
             refused = await call(process, "/api/x", unseen)
             assert refused.status == 503
             assert refused.headers["Retry-After"] == "5"
+            introspections = "idgate_token_introspections_total"
+            assert await process.metric(introspections, result="failure", issuer="opaque") == 1

@@ -11,10 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import IntrospectionSettings, Secret
 from proxy.errors import ProviderUnavailable
+from proxy.observability.metrics import Metrics
 from proxy.oidc.discovery import ProviderMetadata
 from proxy.oidc.introspection import IntrospectionClient
 
@@ -50,11 +52,24 @@ def client(
     endpoint: str | None,
     metadata: ProviderMetadata | None = None,
     client_id: str = "idgate",
+    metrics: Metrics | None = None,
 ) -> IntrospectionClient:
     settings = IntrospectionSettings(
         client_id=client_id, client_secret=Secret("s3cret:+/"), endpoint=endpoint
     )
-    return IntrospectionClient(http, settings, discovered=lambda: metadata, timeout=5)
+    return IntrospectionClient(
+        http,
+        settings,
+        metrics or Metrics(CollectorRegistry()),
+        issuer="partner",
+        discovered=lambda: metadata,
+        timeout=5,
+    )
+
+
+def introspections(registry: CollectorRegistry, result: str) -> float:
+    labels = {"result": result, "issuer": "partner"}
+    return registry.get_sample_value("idgate_token_introspections_total", labels) or 0.0
 
 
 async def test_the_token_is_posted_with_client_secret_basic(
@@ -63,10 +78,14 @@ async def test_the_token_is_posted_with_client_secret_basic(
     """The token goes in an RFC 7662 form POST, authenticated with form-encoded
     client_secret_basic."""
     fake, url = endpoint
+    registry = CollectorRegistry()
     async with aiohttp.ClientSession() as http:
-        answer = await client(http, endpoint=url, client_id="idgate api").introspect(TOKEN)
+        answer = await client(
+            http, endpoint=url, client_id="idgate api", metrics=Metrics(registry)
+        ).introspect(TOKEN)
 
     assert answer == {"active": True, "sub": "service-a"}
+    assert introspections(registry, "active") == 1
     [(authorization, form)] = fake.requests
     assert form == {"token": TOKEN, "token_type_hint": "access_token"}
     assert authorization is not None
@@ -120,10 +139,12 @@ async def test_no_usable_answer_fails_closed_without_logging_the_token(
     fake, url = endpoint
     fake.status, fake.body = status, body
     caplog.set_level(logging.DEBUG)
+    registry = CollectorRegistry()
     async with aiohttp.ClientSession() as http:
         with pytest.raises(ProviderUnavailable):
-            await client(http, endpoint=url).introspect(TOKEN)
+            await client(http, endpoint=url, metrics=Metrics(registry)).introspect(TOKEN)
 
+    assert introspections(registry, "failure") == 1
     assert "introspection failed" in caplog.text
     assert TOKEN not in caplog.text
 
