@@ -69,3 +69,6 @@ class TokenFailure(StrEnum):
     """A token (or session) of an issuer the route's `issuers` does not list."""
     LIFETIME_TOO_LONG = "lifetime_too_long"
     """A token whose `exp - iat` exceeds its issuer's `max_token_lifetime`."""
+    INACTIVE = "inactive"
+    """An opaque token its issuer's introspection endpoint says is not active (RFC 7662 2.2):
+    revoked, expired or never issued."""

@@ -20,6 +20,7 @@ from proxy.identity.bearer import BearerVerifier
 from proxy.identity.issuers import Issuer, IssuerKeys, IssuerRegistry
 from proxy.identity.token_kind import refuse_id_tokens
 from proxy.observability.metrics import Metrics
+from proxy.oidc.introspection import IntrospectionClient
 from proxy.oidc.jwks import ProviderKeys
 from proxy.oidc.logout_token import LogoutTokenVerifier
 from proxy.policy.rate_limits import RateLimits
@@ -152,7 +153,14 @@ async def build_issuers(
         else:
             keys = issuer_keys(issuer_settings, http, metrics)
             started.append(keys)
-        named.append(Issuer(issuer_settings, keys, refuse_id_tokens=refuse_id_tokens(None)))
+        named.append(
+            Issuer(
+                issuer_settings,
+                keys,
+                refuse_id_tokens=refuse_id_tokens(None),
+                introspector=introspector(issuer_settings, keys, http, metrics),
+            )
+        )
     await asyncio.gather(*(keys.start() for keys in started))
     browser = Issuer(
         settings.oidc.as_issuer, provider, refuse_id_tokens=refuse_id_tokens(settings.oidc)
@@ -163,6 +171,24 @@ async def build_issuers(
 def issuer_keys(settings: IssuerSettings, http: ClientSession, metrics: Metrics) -> IssuerKeys:
     """The key source an issuer's kind fetches its keys with (not yet started)."""
     return ProviderKeys(settings, http, metrics)
+
+
+def introspector(
+    settings: IssuerSettings, keys: IssuerKeys, http: ClientSession, metrics: Metrics
+) -> IntrospectionClient | None:
+    """The client of the issuer's introspection endpoint, over its `ca_file`; None without one
+    (the config allows `introspection` on `oidc` issuers only, whose keys are ProviderKeys)."""
+    if settings.introspection is None or not isinstance(keys, ProviderKeys):
+        return None
+    return IntrospectionClient(
+        http,
+        settings.introspection,
+        metrics,
+        issuer=settings.name,
+        discovered=lambda: keys.metadata,
+        timeout=settings.http_timeout_seconds,
+        ssl=keys.ssl,
+    )
 
 
 def build_store(

@@ -37,6 +37,19 @@ def config_warnings(settings: Settings) -> tuple[ConfigIssue, ...]:
                 ),
             )
         )
+    for index, issuer in enumerate(settings.issuers):
+        if issuer.introspection is not None and not issuer.introspection.require_audience:
+            warnings.append(
+                ConfigIssue(
+                    path=f"issuers[{index}].introspection.require_audience",
+                    message=(
+                        f"opaque tokens of {issuer.name!r} are accepted without an `aud`: any "
+                        "active token of that provider, whichever API it was issued for, opens "
+                        "the routes that accept the issuer. Narrow them with a claims condition "
+                        "on client_id or scope"
+                    ),
+                )
+            )
     for index, route in enumerate(settings.routes):
         if route.upstream_tls is not None and route.upstream_tls.insecure_skip_verify:
             warnings.append(

@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: RFC 9728 3: "the well-known URI string used is /.well-known/oauth-protected-resource".
+PROTECTED_RESOURCE_WELL_KNOWN: Final = "/.well-known/oauth-protected-resource"
 
 #: RFC 7518 asymmetric algorithms. HMAC (`HS*`) is never accepted on provider tokens: its key would
 #: be the provider's public key, and `none` is not a signature at all.
@@ -184,6 +188,26 @@ class IssuerSettings:
     """YAML `jwks_min_refresh_interval`."""
     http_timeout_seconds: float = 5.0
     """YAML `http_timeout`: for every call to the issuer."""
+    introspection: IntrospectionSettings | None = None
+    """Opaque (non-JWT) bearer tokens are checked at its RFC 7662 endpoint; None: only JWTs."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntrospectionSettings:
+    """An issuer's `introspection`: opaque (non-JWT) bearer tokens are checked at its RFC 7662
+    endpoint, idgate authenticating as `client_id` with `client_secret_basic`."""
+
+    client_id: str
+    client_secret: Secret
+    endpoint: str | None = None
+    """None: the provider's discovery `introspection_endpoint`."""
+    cache_seconds: int = 60
+    """How long an active answer is reused, never beyond the token's `exp`; at
+    most 300. A token revoked at the provider still opens routes for up to this long."""
+    require_audience: bool = True
+    """An active answer must carry an `aud` naming one of the issuer's audiences. `false`
+    accepts answers without `aud` (django-oauth-toolkit sends none): then any active token of the
+    provider is accepted, whichever API it was issued for."""
 
 
 class Prompt(StrEnum):
@@ -332,6 +356,34 @@ class StepUp:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceMetadata:
+    """A route's `resource_metadata`: the RFC 9728 document idgate publishes about the API behind
+    the route, so OAuth clients find which issuers and scopes it accepts."""
+
+    resource: str
+    """The protected resource's identifier (RFC 9728 1.2): an https URL without query or
+    fragment, as clients call the API. The document is served at its host under
+    `/.well-known/oauth-protected-resource` followed by its path (RFC 9728 3.1)."""
+    scopes_supported: tuple[str, ...] = ()
+    resource_name: str | None = None
+    """Human-readable name of the API, for clients to show."""
+    resource_documentation: str | None = None
+    """URL of the API's documentation for developers."""
+
+    @property
+    def well_known_path(self) -> str:
+        """RFC 9728 3.1: the well-known string inserted "between the host component and the path
+        and/or query components, if any"."""
+        return PROTECTED_RESOURCE_WELL_KNOWN + urlsplit(self.resource).path
+
+    @property
+    def url(self) -> str:
+        """Where the document is served: the `resource_metadata` of this route's 401 answers."""
+        parts = urlsplit(self.resource)
+        return f"{parts.scheme}://{parts.netloc}{self.well_known_path}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
     name: str
     """Unique; used as metric label, assertion audience and log field."""
@@ -358,6 +410,8 @@ class Route:
     issuers: frozenset[str] | None = None
     """Names of the issuers whose tokens (and, for `oidc`, sessions) this route accepts; None:
     all of them. Client certificates are no issuer's and are not limited by it."""
+    resource_metadata: ResourceMetadata | None = None
+    """The RFC 9728 document published for the API behind this route; None: none."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

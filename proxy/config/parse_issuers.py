@@ -19,6 +19,7 @@ from proxy.config.model import (
     OIDCSettings,
     UpstreamTLS,
 )
+from proxy.config.parse_introspection import parse_introspection
 from proxy.config.parse_tls import path_value
 from proxy.config.reader import Section, given
 from proxy.config.tls_context import TLSFileError, build_client_context
@@ -34,6 +35,8 @@ from proxy.config.values import (
 )
 
 _ISSUER_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+#: Kinds whose issuer is an OAuth authorization server, which may introspect its tokens.
+_INTROSPECTABLE: Final = frozenset({IssuerKind.OIDC})
 _LEEWAY: Final = int_between(0, 60, why=": a longer leeway keeps expired tokens usable")
 
 
@@ -46,6 +49,7 @@ def parse_issuers(top: Section, oidc: OIDCSettings) -> tuple[IssuerSettings, ...
     # Only issuers that take bearer tokens are chosen by `iss`: the `oidc` block without
     # audiences serves sessions only and may share its `iss` with a named issuer.
     first_iss: dict[str, str] = {oidc.issuer: "oidc"} if oidc.accepted_audiences else {}
+    introspecting: str | None = None
     for section in sections:
         issuer = _issuer(section)
         earlier = first_name.setdefault(issuer.name, section.path)
@@ -58,6 +62,15 @@ def parse_issuers(top: Section, oidc: OIDCSettings) -> tuple[IssuerSettings, ...
                     f"{earlier} has the same issuer: a token's `iss` must name one issuer",
                     key="issuer",
                 )
+        if issuer.introspection is not None:
+            # An opaque token names no issuer: with two that introspect, every token would be
+            # shown to both providers, each able to replay the other's tokens.
+            if introspecting is not None:
+                section.issue(
+                    f"{introspecting} introspects opaque tokens already: only one issuer may",
+                    key="introspection",
+                )
+            introspecting = introspecting or section.path
         issuers.append(issuer)
     return tuple(issuers)
 
@@ -82,9 +95,12 @@ def _issuer(section: Section) -> IssuerSettings:
             jwks_refresh_seconds=section.get("jwks_refresh_interval", duration),
             jwks_min_refresh_seconds=section.get("jwks_min_refresh_interval", duration),
             http_timeout_seconds=section.get("http_timeout", duration),
+            introspection=parse_introspection(section),
         ),
     )
     section.close()
+    if issuer.introspection is not None and kind not in _INTROSPECTABLE:
+        section.issue("only an oidc issuer's tokens can be introspected", key="introspection")
     if issuer.discovery is not None and issuer.jwks_uri is not None:
         section.issue(
             "discovery and jwks_uri exclude each other: keys come from one", key="jwks_uri"

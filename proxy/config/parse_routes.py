@@ -8,6 +8,7 @@ from collections.abc import Callable
 from proxy.config.addresses import host_pattern, http_url, origin
 from proxy.config.model import Route
 from proxy.config.parse_policy import parse_policy
+from proxy.config.parse_resource_metadata import check_shared_resource, parse_resource_metadata
 from proxy.config.parse_step_up import parse_step_up
 from proxy.config.parse_upstream_tls import parse_upstream_tls
 from proxy.config.reader import Section, given
@@ -25,11 +26,13 @@ def parse_routes(top: Section, *, issuer_names: frozenset[str]) -> tuple[Route, 
         top.issue("must list at least one route: with none, every request is a 404", key="routes")
     routes: list[Route] = []
     first_path: dict[str, str] = {}
+    published: dict[str, Route] = {}
     for section in sections:
         route = _route(section, issuer_names)
         earlier = first_path.setdefault(route.name, section.path)
         if route.name and earlier != section.path:
             section.issue(f"{route.name!r} is already the name of {earlier}", key="name")
+        check_shared_resource(route, section, published)
         routes.append(route)
     return tuple(routes)
 
@@ -55,6 +58,7 @@ def _route(section: Section, issuer_names: frozenset[str]) -> Route:
         ),
         policy=policy,
         step_up=parse_step_up(section, public=policy.public),
+        resource_metadata=parse_resource_metadata(section, public=policy.public),
     )
     section.close()
     return route

@@ -109,18 +109,20 @@ class BearerVerifier:
             check_accepted(cached.issuer, accepted)
             self._count("cached", "ok", cached.issuer or "")
             return cached
-        if not is_jwt(token):
-            # An opaque token names no issuer, and no issuer here introspects one.
-            raise InvalidToken(TokenFailure.MALFORMED)
-        parsed = parse_token(token)
-        issuer = self._issuers.select(parsed)
+        parsed = parse_token(token) if is_jwt(token) else None
+        issuer = self._issuers.select_opaque() if parsed is None else self._issuers.select(parsed)
         try:
             check_accepted(issuer.name, accepted)
-            principal = await issuer.verify_jwt(parsed)
+            if parsed is None:
+                principal = await issuer.verify_opaque(token)
+            else:
+                principal = await issuer.verify_jwt(parsed)
         except InvalidToken as error:
             error.issuer = issuer.name
             raise
-        self._cache.put(cache_key, principal)
+        if parsed is not None:
+            # An opaque token's answer is cached by its issuer, no longer than it may be reused.
+            self._cache.put(cache_key, principal)
         self._count("valid", "ok", issuer.name)
         return principal
 

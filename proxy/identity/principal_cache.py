@@ -1,4 +1,5 @@
-"""Identities already verified, by key, each kept no longer than its own `expires_at`.
+"""Identities already verified, by key, each kept no longer than its own `expires_at` (and, when
+stored with `until`, no longer than that).
 
 Bounded in size: when full, the least recently used entry goes first. An entry found expired is
 dropped on the spot; expired ones never asked for again are pushed out by the bound. A hit costs
@@ -18,27 +19,30 @@ class PrincipalCache:
         """`clock` (Unix time) decides when an entry has expired."""
         self._maxsize = maxsize
         self._clock = clock
-        self._entries: OrderedDict[Hashable, Principal] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Principal, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: Hashable) -> Principal | None:
         """The identity stored under `key`, unless it has expired (or was never stored)."""
-        principal = self._entries.get(key)
-        if principal is None:
+        entry = self._entries.get(key)
+        if entry is None:
             return None
-        if principal.expires_at <= self._clock():
+        principal, until = entry
+        if until <= self._clock():
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
         return principal
 
-    def put(self, key: Hashable, principal: Principal) -> None:
-        """Store `principal` until its `expires_at`; an identity already expired is not stored."""
-        if principal.expires_at <= self._clock():
+    def put(self, key: Hashable, principal: Principal, *, until: float | None = None) -> None:
+        """Store `principal` until its `expires_at`, or `until` when that comes first; an
+        identity already expired is not stored."""
+        deadline = principal.expires_at if until is None else min(until, principal.expires_at)
+        if deadline <= self._clock():
             return
-        self._entries[key] = principal
+        self._entries[key] = (principal, deadline)
         self._entries.move_to_end(key)
         if len(self._entries) > self._maxsize:
             self._entries.popitem(last=False)

@@ -112,6 +112,13 @@ class Metrics:
             "Forwards attempted without an allow decision (refused): must stay zero.",
             registry=registry,
         )
+        self.token_introspections = Counter(
+            "idgate_token_introspections",
+            "Calls to an issuer's introspection endpoint (RFC 7662), by answer: active, "
+            "inactive, or failure (no usable answer: the token was refused with 503).",
+            ["result", "issuer"],
+            registry=registry,
+        )
         self.jwks_refreshes = Counter(
             "idgate_jwks_refreshes",
             "Fetches of an issuer's signing keys, by result.",

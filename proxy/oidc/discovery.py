@@ -38,6 +38,8 @@ class ProviderMetadata:
     """Offered only by providers supporting RP-Initiated Logout."""
     revocation_endpoint: str | None
     """Offered only by providers supporting token revocation (RFC 7009, RFC 8414 2)."""
+    introspection_endpoint: str | None
+    """Offered only by providers supporting token introspection (RFC 7662, RFC 8414 2)."""
     raw: Mapping[str, Any]
     """The whole document, read-only, for fields nobody modelled yet."""
 
@@ -67,6 +69,7 @@ class ProviderMetadata:
             userinfo_endpoint=_endpoint(document, "userinfo_endpoint"),
             end_session_endpoint=_endpoint(document, "end_session_endpoint"),
             revocation_endpoint=_endpoint(document, "revocation_endpoint"),
+            introspection_endpoint=_endpoint(document, "introspection_endpoint"),
             raw=MappingProxyType(dict(document)),
         )
 
@@ -113,13 +116,22 @@ async def fetch_json_object(
     *,
     timeout: float,  # noqa: ASYNC109 (see fetch_metadata)
     ssl: ssl.SSLContext | None = None,
+    form: Mapping[str, str] | None = None,
+    authorization: str | None = None,
 ) -> dict[str, Any]:
-    """GET `url` and return its body as a JSON object of at most MAX_DOCUMENT_BYTES."""
+    """GET `url` (POST `form` when given, with an `Authorization` header when given) and return
+    its body as a JSON object of at most MAX_DOCUMENT_BYTES; `ssl` verifies the server instead
+    of the system trust store."""
+    headers = {"Accept": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
     try:
-        async with http.get(
+        async with http.request(
+            "GET" if form is None else "POST",
             url,
+            data=form,
             timeout=aiohttp.ClientTimeout(total=timeout),
-            headers={"Accept": "application/json"},
+            headers=headers,
             # aiohttp: `True` is its default verification with the system trust store.
             ssl=True if ssl is None else ssl,
         ) as response:

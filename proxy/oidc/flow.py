@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
 from authlib.common.security import generate_token
@@ -26,6 +26,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from proxy.config.model import OIDCSettings
 from proxy.oidc.bounded import ResponseTooLarge, read_bounded
+from proxy.oidc.client_auth import basic_authorization
 from proxy.oidc.discovery import ProviderMetadata
 
 MAX_RESPONSE_BYTES: Final = 1 << 18
@@ -275,13 +276,7 @@ class CodeFlow:
         secret = self._oidc.client_secret
         if secret is None:
             return True
-        # RFC 6749 2.3.1: "The client identifier is encoded using the
-        # application/x-www-form-urlencoded encoding algorithm per Appendix B, and the encoded
-        # value is used as the username; the client password is encoded using the same
-        # algorithm and used as the password."
-        headers["Authorization"] = aiohttp.encode_basic_auth(
-            quote_plus(self._oidc.client_id, safe=""), quote_plus(secret.reveal(), safe="")
-        )
+        headers["Authorization"] = basic_authorization(self._oidc.client_id, secret)
         return False
 
     async def _token_request(self, grant_type: str, **parameters: str) -> dict[str, Any]:

@@ -178,6 +178,11 @@ class ProviderKeys:
         return self._metadata
 
     @property
+    def ssl(self) -> ssl.SSLContext | None:
+        """What verifies the issuer's TLS certificates (its `ca_file`); None: the system's."""
+        return self._ssl
+
+    @property
     def discovered_issuer(self) -> str | None:
         return None if self._metadata is None else self._metadata.issuer
 

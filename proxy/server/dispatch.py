@@ -13,6 +13,7 @@ from aiohttp import web
 
 from proxy.endpoints import callback, forward_auth, info, login, logout
 from proxy.endpoints.own_paths import Endpoint, endpoint_paths
+from proxy.endpoints.resource_metadata import published_at, serve_metadata
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
 from proxy.forward.headers import is_websocket_upgrade
 from proxy.forward.http import forward
@@ -52,6 +53,9 @@ async def dispatch(request: web.Request, ctx: RequestContext) -> web.StreamRespo
         if request.method not in methods:
             raise MethodNotAllowed("method not allowed")
         return await handler(request, ctx)
+    published = published_at(ctx.runtime.settings.routes, host=ctx.host, path=ctx.path)
+    if published is not None:
+        return await serve_metadata(request, ctx, published)
     return await proxy_request(request, ctx)
 
 

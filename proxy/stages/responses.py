@@ -69,19 +69,35 @@ def error_response(
         if request_id is not None:
             payload["request_id"] = request_id
         response = json_response(payload, status=error.status)
-    if isinstance(error, StepUpRequired):
-        response.headers["WWW-Authenticate"] = step_up_challenge(error)
-    elif isinstance(error, InvalidToken):
-        # RFC 6750 3.1: "invalid_token ... The resource SHOULD respond with ... 401".
-        response.headers["WWW-Authenticate"] = f'{_REALM}, error="invalid_token"'
-    elif isinstance(error, Unauthenticated) and response.status == 401:
-        # RFC 6750 3.1: a request without credentials gets the challenge without an error code.
-        response.headers["WWW-Authenticate"] = _REALM
+    challenge = _challenge(error, response.status)
+    if challenge is not None:
+        response.headers["WWW-Authenticate"] = _with_resource_metadata(challenge, ctx)
     elif isinstance(error, ProviderUnavailable):
         response.headers["Retry-After"] = "5"
     elif isinstance(error, RateLimited):
         response.headers["Retry-After"] = retry_after_header(error.retry_after)
     return response
+
+
+def _challenge(error: IdgateError, status: int) -> str | None:
+    if isinstance(error, StepUpRequired):
+        return step_up_challenge(error)
+    if isinstance(error, InvalidToken):
+        # RFC 6750 3.1: "invalid_token ... The resource SHOULD respond with ... 401".
+        return f'{_REALM}, error="invalid_token"'
+    if isinstance(error, Unauthenticated) and status == 401:
+        # RFC 6750 3.1: a request without credentials gets the challenge without an error code.
+        return _REALM
+    return None
+
+
+def _with_resource_metadata(challenge: str, ctx: RequestContext | None) -> str:
+    """RFC 9728 5.1: "resource_metadata: The URL of the protected resource metadata", one more
+    auth-param of the route's Bearer challenge (its URL holds no quote: the config makes sure)."""
+    route = ctx.route if ctx is not None else None
+    if route is None or route.resource_metadata is None:
+        return challenge
+    return f'{challenge}, resource_metadata="{route.resource_metadata.url}"'
 
 
 def step_up_challenge(error: StepUpRequired) -> str:

@@ -36,3 +36,30 @@ def test_the_client_id_opt_in_warns_that_id_tokens_open_routes(document: dict[st
     assert warning.startswith("oidc.accept_client_id_audience: bearer tokens for 'idgate'")
     assert "a leaked ID token opens routes" in warning
     assert "oauth2-proxy" in warning
+
+
+def test_introspection_without_an_audience_warns_that_any_token_of_the_provider_passes(
+    document: dict[str, Any],
+) -> None:
+    introspection: dict[str, Any] = {
+        "client_id": "idgate",
+        "client_secret": "s",
+        "require_audience": False,
+    }
+    document["issuers"] = [
+        {
+            "name": "partner",
+            "issuer": "https://partner.example.com",
+            "audiences": ["https://api.example.com"],
+            "introspection": introspection,
+        }
+    ]
+
+    [warning] = warnings_of(document)
+
+    assert warning.startswith(
+        "issuers[0].introspection.require_audience: opaque tokens of 'partner' are accepted "
+        "without an `aud`"
+    )
+    introspection["require_audience"] = True
+    assert warnings_of(document) == []

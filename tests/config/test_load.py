@@ -54,7 +54,12 @@ def test_example_config_parses_with_its_two_variables_set() -> None:
         "deploy",
         "wiki",
     ]
-    assert [issuer.name for issuer in settings.all_issuers] == ["oidc", "partner", "github-actions"]
+    assert [issuer.name for issuer in settings.all_issuers] == [
+        "oidc",
+        "partner",
+        "github-actions",
+        "tools-sso",
+    ]
 
 
 def test_example_config_shows_every_kind_of_route() -> None:

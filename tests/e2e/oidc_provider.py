@@ -3,6 +3,8 @@
 `running_provider` starts `node provider.mjs`, reads its one ready line, and stops it at the end;
 `OidcProvider` mints tokens through it and drives its test-only admin endpoints. Given a keys
 file, a provider can be stopped and started again on the same port with the same signing keys.
+Started with `access_token_format="opaque"`, its access tokens are opaque strings that only its
+introspection endpoint (RFC 7662, `/token/introspection`) explains.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ WEB_CLIENT_ID = "idgate"
 WEB_CLIENT_SECRET = "idgate-secret"
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 5.0
+AccessTokenFormat = Literal["jwt", "opaque"]
 
 
 class ProviderError(Exception):
@@ -151,6 +154,19 @@ class OidcProvider:
         self._require_own("set_revocation")
         await _call("PUT", f"{self._ready.admin}/revocation", json={"mode": mode})
 
+    async def revoke_token(self, client_id: str, secret: str, token: str) -> None:
+        """The client a token was issued to revokes it at the revocation endpoint (RFC 7009)."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{self.issuer}/token/revocation",
+                data={"token": token, "token_type_hint": "access_token"},
+                headers={"Authorization": aiohttp.encode_basic_auth(client_id, secret)},
+            ) as response,
+        ):
+            # RFC 7009 2.2: 200 whether or not the token was known; anything else is a failure.
+            assert response.status == 200, await response.text()
+
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         """The web client `idgate` redeems `refresh_token` at the token endpoint; the token
         response, or ProviderError (`invalid_grant` once the token is revoked)."""
@@ -200,19 +216,23 @@ def _port_of(issuer: str) -> int:
 class _Launcher:
     """Starts `node provider.mjs` (again), appending its stderr to one log in `workdir`."""
 
-    def __init__(self, workdir: Path, *, keys_file: Path | None) -> None:
+    def __init__(
+        self, workdir: Path, *, keys_file: Path | None, access_token_format: AccessTokenFormat
+    ) -> None:
         self._node = require_tool("node", "Node.js 20+ runs the test OpenID provider")
         require_tool(
             str(PROVIDER_DIR / "node_modules" / "oidc-provider"), f"npm ci in {PROVIDER_DIR}"
         )
         self._log = workdir / "provider.stderr.log"
         self.keys_file = keys_file
+        self._access_token_format = access_token_format
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, *, port: int = 0) -> Ready:
         """A new provider process on `port` (0: any free one), once it accepts connections."""
         assert self._process is None or self._process.poll() is not None, "already running"
         command = [self._node, "provider.mjs", "--exit-on-stdin-close", "--port", str(port)]
+        command += ["--access-token-format", self._access_token_format]
         if self.keys_file is not None:
             command += ["--keys-file", str(self.keys_file)]
         with self._log.open("ab") as stderr:
@@ -248,11 +268,15 @@ class _Launcher:
 
 @contextmanager
 def running_provider(
-    workdir: Path, *, shared: bool, keys_file: Path | None = None
+    workdir: Path,
+    *,
+    shared: bool,
+    keys_file: Path | None = None,
+    access_token_format: AccessTokenFormat = "jwt",  # noqa: S107 (a format, not a password)
 ) -> Iterator[OidcProvider]:
     """A ready provider, stopped at the end; with `keys_file`, one that `restart()` can bring
     back with the same keys (the file holds private keys: keep it in the test's directory)."""
-    launcher = _Launcher(workdir, keys_file=keys_file)
+    launcher = _Launcher(workdir, keys_file=keys_file, access_token_format=access_token_format)
     try:
         yield OidcProvider(launcher, shared=shared)
     finally:

@@ -7,6 +7,7 @@ import json
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from proxy.config.model import Policy, ResourceMetadata, Route, Rule
 from proxy.errors import (
     BadRequest,
     Forbidden,
@@ -20,6 +21,7 @@ from proxy.errors import (
     RateLimited,
     RequestTooLarge,
     SignInFailed,
+    StepUpRequired,
     Unauthenticated,
     UpstreamError,
     UpstreamTimeout,
@@ -138,3 +140,35 @@ async def test_a_browser_denied_sees_the_route_and_a_way_out(runtime: Runtime) -
     assert response.text is not None
     assert f"<code>{route.name}</code>" in response.text
     assert "/oauth2/sign_out" in response.text
+
+
+@pytest.mark.parametrize(
+    ("error", "challenge"),
+    [
+        (Unauthenticated("sign in"), 'Bearer realm="idgate"'),
+        (InvalidToken(TokenFailure.EXPIRED), 'Bearer realm="idgate", error="invalid_token"'),
+        (
+            StepUpRequired(max_age=60, acr_values=()),
+            (
+                'Bearer realm="idgate", error="insufficient_user_authentication", '
+                'error_description="A more recent or stronger sign-in is required", max_age="60"'
+            ),
+        ),
+    ],
+)
+async def test_a_route_publishing_metadata_adds_it_to_every_challenge(
+    runtime: Runtime, error: IdgateError, challenge: str
+) -> None:
+    """RFC 9728 5.1: `resource_metadata` is one more auth-param after the route's own."""
+    request = make_mocked_request("GET", "/api", headers={"Accept": "application/json"})
+    ctx = make_context(runtime, path="/api")
+    metadata = ResourceMetadata(resource="https://api.example.com/v1")
+    ctx.route = Route(
+        name="api", policy=Policy(allow=Rule(authenticated=True)), resource_metadata=metadata
+    )
+
+    response = error_response(error, request=request, ctx=ctx, settings=runtime.settings)
+
+    assert response.headers["WWW-Authenticate"] == (
+        f'{challenge}, resource_metadata="{metadata.url}"'
+    )

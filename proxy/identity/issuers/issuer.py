@@ -2,7 +2,9 @@
 
 The checks every provider token gets are `decode_provider_jwt`'s (RFC 8725); here are the ones
 an access token adds: `exp` required, no ID token (`proxy/identity/token_kind.py`),
-`max_token_lifetime`, then the kind's own check and its claim mapping (`kinds.py`).
+`max_token_lifetime`, then the kind's own check and its claim mapping (`kinds.py`). An issuer with
+`introspection` also vouches for opaque tokens (`proxy/identity/opaque_tokens.py`), mapped by
+the same claim mapping.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Protocol
 from proxy.config.model import IssuerSettings
 from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.identity.issuers.kinds import KIND_RULES
+from proxy.identity.opaque_tokens import Introspector, OpaqueTokenVerifier
 from proxy.identity.principal import Principal
 from proxy.identity.token_kind import access_token_type_check
 from proxy.oidc.provider_jwt import ClaimsCheck, KeySource, ParsedToken, decode_provider_jwt
@@ -49,10 +52,16 @@ class _Rules:
 
 class Issuer:
     def __init__(
-        self, settings: IssuerSettings, keys: IssuerKeys, *, refuse_id_tokens: ClaimsCheck
+        self,
+        settings: IssuerSettings,
+        keys: IssuerKeys,
+        *,
+        refuse_id_tokens: ClaimsCheck,
+        introspector: Introspector | None = None,
     ) -> None:
         """`refuse_id_tokens` (proxy/identity/token_kind.py) knows which tokens are ID tokens:
-        for the `oidc` issuer, also those for idgate's own client."""
+        for the `oidc` issuer, also those for idgate's own client. `introspector` asks the
+        issuer's introspection endpoint, when `settings.introspection` configures one."""
         self.settings = settings
         self.keys = keys
         self._rules = KIND_RULES[settings.kind]
@@ -61,6 +70,22 @@ class Issuer:
         # A lifetime limit needs `iat`: without it, `exp - iat` cannot be told.
         lifetime_limited = settings.max_token_lifetime_seconds is not None
         self._required = ("exp", "iat") if lifetime_limited else ("exp",)
+        introspection = settings.introspection
+        self._opaque = (
+            None
+            if introspection is None or introspector is None
+            else OpaqueTokenVerifier(
+                name=settings.name,
+                issuer=settings.issuer or "",
+                audiences=settings.audiences,
+                settings=introspection,
+                introspector=introspector,
+                principal_for=lambda claims, expires_at: self._rules.principal(
+                    claims, settings, expires_at
+                ),
+                leeway_seconds=settings.leeway_seconds,
+            )
+        )
 
     @property
     def name(self) -> str:
@@ -78,8 +103,21 @@ class Issuer:
         return bool(self.settings.audiences)
 
     @property
+    def introspects(self) -> bool:
+        """Whether it vouches for opaque tokens through its introspection endpoint."""
+        return self._opaque is not None
+
+    @property
     def ready(self) -> bool:
         return self.keys.ready
+
+    async def verify_opaque(self, token: str) -> Principal:
+        """The identity of a token that is no JWT, as this issuer's introspection endpoint
+        vouches for it; raises InvalidToken (MALFORMED when it does not introspect), or
+        ProviderUnavailable when the endpoint cannot be had now."""
+        if self._opaque is None:
+            raise InvalidToken(TokenFailure.MALFORMED)
+        return await self._opaque.verify(token)
 
     async def verify_jwt(self, token: ParsedToken) -> Principal:
         """The identity of a token this issuer signed; raises InvalidToken, or

@@ -27,6 +27,10 @@ class IssuerRegistry:
         self._issuers: Mapping[str, Issuer] = MappingProxyType(
             {issuer.name: issuer for issuer in issuers}
         )
+        # The config allows one issuer with `introspection`: an opaque token names no issuer.
+        self._introspecting = next(
+            (issuer for issuer in self._issuers.values() if issuer.introspects), None
+        )
 
     @property
     def issuers(self) -> Mapping[str, Issuer]:
@@ -47,3 +51,10 @@ class IssuerRegistry:
         if not named:
             raise InvalidToken(TokenFailure.ISSUER)
         return next((issuer for issuer in named if issuer.takes_bearer_tokens), named[0])
+
+    def select_opaque(self) -> Issuer:
+        """The issuer that must vouch for a token that is no JWT: an opaque token names no
+        issuer, so only the one that introspects can; InvalidToken(MALFORMED) without one."""
+        if self._introspecting is None:
+            raise InvalidToken(TokenFailure.MALFORMED)
+        return self._introspecting

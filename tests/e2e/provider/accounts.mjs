@@ -45,26 +45,31 @@ export async function extraTokenClaims(_ctx, token) {
   return SERVICES.get(token.clientId)?.claims;
 }
 
-/** Any https resource on *.idgate.test gets JWT tokens, so tests can ask for a wrong audience. */
-export async function getResourceServerInfo(_ctx, resource) {
-  const url = URL.parse(resource);
-  if (url?.protocol !== 'https:' || !url.hostname.endsWith('.idgate.test')) {
-    throw new errors.InvalidTarget('resource must be an https URL on *.idgate.test');
-  }
-  return {
-    audience: resource,
-    scope: API_SCOPE,
-    accessTokenFormat: 'jwt',
-    accessTokenTTL: 300,
-    jwt: { sign: { alg: 'RS256' } },
+/**
+ * Any https resource on *.idgate.test is an API, so tests can ask for a wrong audience. Its access
+ * tokens are JWTs, or with `format` "opaque" random strings that only introspection explains.
+ */
+export function resourceServers(format) {
+  return async function getResourceServerInfo(_ctx, resource) {
+    const url = URL.parse(resource);
+    if (url?.protocol !== 'https:' || !url.hostname.endsWith('.idgate.test')) {
+      throw new errors.InvalidTarget('resource must be an https URL on *.idgate.test');
+    }
+    return {
+      audience: resource,
+      scope: API_SCOPE,
+      accessTokenFormat: format,
+      accessTokenTTL: 300,
+      ...(format === 'jwt' && { jwt: { sign: { alg: 'RS256' } } }),
+    };
   };
 }
 
 /**
- * TEST-ONLY grant `urn:idgate:test:user` (username, resource): a JWT access token for a test user
+ * TEST-ONLY grant `urn:idgate:test:user` (username, resource): an access token for a test user
  * without a browser, as if that user had signed in. Never register this on a real provider.
  */
-export async function userGrant(ctx) {
+export const userGrant = (getResourceServerInfo) => async function grantUserToken(ctx) {
   const { client, params, provider } = ctx.oidc;
   if (!USERS.has(params.username)) throw new errors.InvalidGrant('unknown test user');
   const resource = params.resource ?? API_RESOURCE;
@@ -86,4 +91,4 @@ export async function userGrant(ctx) {
     scope: token.scope,
     token_type: token.tokenType,
   };
-}
+};

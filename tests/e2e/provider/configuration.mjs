@@ -11,7 +11,7 @@ import {
   USER_GRANT,
   extraTokenClaims,
   findAccount,
-  getResourceServerInfo,
+  resourceServers,
   userGrant,
 } from './accounts.mjs';
 import { indexingAdapter, revokeAccount } from './revocation.mjs';
@@ -77,7 +77,15 @@ function recordAssurance(provider) {
  * A ready provider for `state` ({issuer, keys, cookieKeys, web}); throws if oidc-provider rejects
  * any client, which it otherwise would only do at that client's first request.
  */
-export async function buildProvider({ issuer, keys, cookieKeys, web, revocation }) {
+export async function buildProvider({
+  issuer,
+  keys,
+  cookieKeys,
+  web,
+  revocation,
+  accessTokenFormat,
+}) {
+  const getResourceServerInfo = resourceServers(accessTokenFormat);
   const clients = [
     webClient(web),
     { ...MINTER, grant_types: [USER_GRANT], response_types: [], redirect_uris: [] },
@@ -119,6 +127,9 @@ export async function buildProvider({ issuer, keys, cookieKeys, web, revocation 
       // REVOCATION_MODES in admin.mjs); "failing" keeps it advertised but host.mjs answers 503.
       revocation: { enabled: revocation !== 'off' },
       resourceIndicators: { enabled: true, getResourceServerInfo },
+      // Token introspection (RFC 7662) at /token/introspection, for opaque access tokens; any
+      // confidential client may ask (oidc-provider's default policy).
+      introspection: { enabled: true },
     },
     ttl: {
       AccessToken: 300,
@@ -132,7 +143,10 @@ export async function buildProvider({ issuer, keys, cookieKeys, web, revocation 
     },
   });
   recordAssurance(provider);
-  provider.registerGrantType(USER_GRANT, userGrant, ['username', 'resource']);
+  provider.registerGrantType(USER_GRANT, userGrant(getResourceServerInfo), [
+    'username',
+    'resource',
+  ]);
   provider.on('server_error', (_ctx, error) => console.error('oidc-provider server_error:', error));
   provider.on('backchannel.error', (_ctx, error, client) => {
     console.error(`oidc-provider back-channel logout to ${client.clientId} failed:`, error.message);

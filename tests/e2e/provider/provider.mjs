@@ -20,10 +20,16 @@ const { values: args } = parseArgs({
     'backchannel-logout-uri': { type: 'string' },
     // Signing keys are read from (or first written to) this file, so a restart keeps them.
     'keys-file': { type: 'string' },
+    // "opaque": access tokens are random strings that only introspection explains.
+    'access-token-format': { type: 'string', default: 'jwt' },
     // The pytest fixture holds our stdin: if pytest dies without cleanup, we do not linger.
     'exit-on-stdin-close': { type: 'boolean', default: false },
   },
 });
+
+if (!['jwt', 'opaque'].includes(args['access-token-format'])) {
+  throw new Error('--access-token-format must be "jwt" or "opaque"');
+}
 
 const server = createServer();
 await new Promise((resolve, reject) => {
@@ -43,6 +49,7 @@ const host = await ProviderHost.start({
     backchannelLogoutUri: args['backchannel-logout-uri'],
   },
   revocation: 'on',
+  accessTokenFormat: args['access-token-format'],
 });
 
 server.on('request', (req, res) => {
