@@ -17,6 +17,7 @@ from proxy.config.model import PolicyMode, Route, Settings
 from proxy.endpoints.own_paths import Endpoint, endpoint_paths
 from proxy.errors import BadRequest
 from proxy.identity.claims import sign_in_from_claims
+from proxy.identity.issuers.kubernetes import service_account_of_user
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.policy.decision import Decision, Outcome
 from proxy.policy.evaluate import evaluate
@@ -122,9 +123,11 @@ def explain(
 def principal_for_explain(
     *, user: str | None, email: str | None, groups: Sequence[str], claims: Mapping[str, Any]
 ) -> Principal | None:
-    """The identity given on the command line, as a bearer token would yield it; None: anonymous."""
+    """The identity given on the command line, as a bearer token would yield it; None: anonymous.
+    A user `system:serviceaccount:<namespace>:<name>` is that Kubernetes service account."""
     if user is None:
         return None
+    account = service_account_of_user(user)
     return Principal(
         user=user,
         email=email,
@@ -133,6 +136,7 @@ def principal_for_explain(
         source=CredentialSource.BEARER,
         expires_at=_FAR_FUTURE,
         sign_in=sign_in_from_claims(claims),
+        service_account=None if account is None else account.qualified,
     )
 
 

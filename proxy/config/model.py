@@ -209,6 +209,9 @@ class Rule:
     claims: tuple[tuple[str, frozenset[str]], ...] = ()
     """(dotted claim path, accepted values): matches when the claim or any element of it is one."""
     spiffe_ids: frozenset[str] = frozenset()
+    service_accounts: frozenset[str] = frozenset()
+    """Kubernetes service accounts as `<namespace>/<name>`, or `<namespace>/*` for any of the
+    namespace's; only an identity from an issuer of kind `kubernetes` has one."""
     certificate_fingerprints: frozenset[str] = frozenset()
     """SHA-256 of the client certificate (DER), lower-case hex without colons."""
     certificate_spki_pins: frozenset[str] = frozenset()

@@ -1,0 +1,1 @@
+"""Token issuers: which issuer a token names, and how each kind turns claims into a Principal."""
