@@ -7,6 +7,7 @@ failure becomes a `ProviderError` whose message never quotes the response body.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -103,13 +104,34 @@ async def fetch_json_object(
     timeout: float,  # noqa: ASYNC109 (see fetch_metadata)
 ) -> dict[str, Any]:
     """GET `url` and return its body as a JSON object of at most MAX_DOCUMENT_BYTES."""
+    return await request_json_object(http, "GET", url, timeout=timeout)
+
+
+async def request_json_object(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    timeout: float,  # noqa: ASYNC109 (see fetch_metadata)
+    headers: Mapping[str, str] | None = None,
+    json_body: Mapping[str, Any] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    accepted: tuple[int, ...] = (200,),
+) -> dict[str, Any]:
+    """`method url` (with `json_body` as JSON) and its answer as a JSON object of at most
+    MAX_DOCUMENT_BYTES. With `headers` (credentials), a redirect is an error, not followed: it
+    would carry them to wherever the redirect points."""
     try:
-        async with http.get(
+        async with http.request(
+            method,
             url,
             timeout=aiohttp.ClientTimeout(total=timeout),
-            headers={"Accept": "application/json"},
+            headers={"Accept": "application/json", **(headers or {})},
+            json=json_body,
+            ssl=True if ssl_context is None else ssl_context,
+            allow_redirects=headers is None,
         ) as response:
-            if response.status != 200:
+            if response.status not in accepted:
                 raise ProviderError(f"{url} answered HTTP {response.status}")
             body = await _read_bounded(response, url)
     except TimeoutError as error:
