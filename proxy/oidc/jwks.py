@@ -70,8 +70,19 @@ class KeySet:
 _NO_KEYS: Final = KeySet(keys={}, count=0)
 
 
-def parse_key_set(document: Mapping[str, Any], algorithms: frozenset[str]) -> KeySet:
-    """The usable verification keys of a JWKS document; ProviderError when there are none."""
+#: RFC 7517 4.2: "sig" (signature) is the only `use` whose keys may verify a provider's token.
+SIGNATURE_USE: Final = "sig"
+#: SPIFFE JWT-SVID 6.2: "Entries representing JWT-SVID signing keys can be identified by the
+#: value of their use parameter, which must be jwt-svid." A SPIFFE bundle (which may also carry
+#: `spiffe_refresh_hint`, `spiffe_sequence` and `x509-svid` entries) is otherwise a JWKS.
+JWT_SVID_USE: Final = "jwt-svid"
+
+
+def parse_key_set(
+    document: Mapping[str, Any], algorithms: frozenset[str], *, key_use: str = SIGNATURE_USE
+) -> KeySet:
+    """The usable verification keys of a JWKS document, those whose `use` is `key_use` or
+    absent; ProviderError when there are none."""
     entries = document.get("keys")
     if not isinstance(entries, list):
         raise ProviderError("JWKS has no `keys` list")
@@ -79,7 +90,7 @@ def parse_key_set(document: Mapping[str, Any], algorithms: frozenset[str]) -> Ke
     keys: dict[tuple[str | None, str], ProviderKey] = {}
     count = 0
     for entry in entries:
-        loaded = _load_jwk(entry, allowed)
+        loaded = _load_jwk(entry, allowed, key_use)
         if loaded:
             count += 1
         for alg, key in loaded:
@@ -90,12 +101,14 @@ def parse_key_set(document: Mapping[str, Any], algorithms: frozenset[str]) -> Ke
     return KeySet(keys=keys, count=count)
 
 
-def _load_jwk(entry: Any, algorithms: frozenset[str]) -> list[tuple[str, ProviderKey]]:
+def _load_jwk(
+    entry: Any, algorithms: frozenset[str], key_use: str
+) -> list[tuple[str, ProviderKey]]:
     if not isinstance(entry, dict) or not isinstance(entry.get("kid", ""), str):
         return []
-    # RFC 7517 4.2: "sig" (signature) is the only `use` whose keys may verify a token. A JWK with
-    # private material (`d`) is a provider's publishing mistake, not something to verify with.
-    if entry.get("use", "sig") != "sig" or "d" in entry:
+    # A JWK with private material (`d`) is a provider's publishing mistake, not something to
+    # verify with.
+    if entry.get("use", key_use) != key_use or "d" in entry:
         return []
     # RFC 7517 4.3: "verify" (verify digital signature or MAC) must be among `key_ops` if given.
     operations = entry.get("key_ops", ["verify"])
@@ -107,7 +120,12 @@ def _load_jwk(entry: Any, algorithms: frozenset[str]) -> list[tuple[str, Provide
         for alg in _algorithms_for(entry.get("kty"), entry.get("crv"))
         if alg in algorithms and bound in (None, alg)
     ]
-    key = _import_key(entry) if fitting else None
+    # joserfc knows only RFC 7517's `use` values; the check above already read it.
+    key = (
+        _import_key({name: value for name, value in entry.items() if name != "use"})
+        if fitting
+        else None
+    )
     return [(alg, key) for alg in fitting] if key is not None else []
 
 
