@@ -68,9 +68,13 @@ class Unauthenticated(IdgateError):
 class InvalidToken(Unauthenticated):
     reason = Reason.INVALID_TOKEN
 
-    def __init__(self, failure: TokenFailure, message: str = "") -> None:
+    def __init__(
+        self, failure: TokenFailure, message: str = "", *, issuer: str | None = None
+    ) -> None:
         super().__init__(message or f"token rejected: {failure.value}")
         self.failure = failure
+        self.issuer = issuer
+        """Name of the issuer the token was matched to, once known (decision log, metrics)."""
 
 
 class SignInFailed(Unauthenticated):

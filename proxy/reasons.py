@@ -66,6 +66,10 @@ class TokenFailure(StrEnum):
     """A bearer token without `typ: at+jwt` where `oidc.require_access_token_type` asks for it."""
     REVOKED = "revoked"
     """A bearer token of a user an operator revoked (`idgate revoke`), issued before that."""
+    ISSUER_NOT_ACCEPTED = "issuer_not_accepted"
+    """A token (or session) of an issuer the route's `issuers` does not list."""
+    LIFETIME_TOO_LONG = "lifetime_too_long"
+    """A token whose `exp - iat` exceeds its issuer's `max_token_lifetime`."""
     WRONG_TRUST_DOMAIN = "wrong_trust_domain"
     """A JWT-SVID whose `sub` is not a SPIFFE ID of its issuer's `spiffe.trust_domain`."""
     TOKEN_REVIEW = "token_review"  # noqa: S105 (a reason label, not a credential)

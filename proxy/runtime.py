@@ -2,20 +2,23 @@
 
 A request takes `holder.current` once (proxy/server/app.py) and carries that bundle in its
 RequestContext to the end, so a reload never mixes two configurations inside one request; only a
-WebSocket tunnel's periodic re-check asks for the current one again, on purpose. Provider keys
-are kept across a reload whose `oidc` section did not change: a reload must not drop working keys
-while the provider is unreachable.
+WebSocket tunnel's periodic re-check asks for the current one again, on purpose. An issuer's keys
+are kept across a reload that did not change its settings (the `oidc` section for the provider's):
+a reload must not drop working keys while an issuer is unreachable.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import ClientSession, web
 
-from proxy.config.model import SessionStoreKind, Settings
+from proxy.config.model import IssuerSettings, SessionStoreKind, Settings
 from proxy.identity.assertion import AssertionSigner
 from proxy.identity.bearer import BearerVerifier
+from proxy.identity.issuers import Issuer, IssuerKeys, IssuerRegistry
+from proxy.identity.token_kind import refuse_id_tokens
 from proxy.observability.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
 from proxy.oidc.logout_token import LogoutTokenVerifier
@@ -40,6 +43,8 @@ class Runtime:
     trusted_proxies: TrustedProxies
     rate_limits: RateLimits
     provider: ProviderKeys
+    """The `oidc` block's provider: sign-in, sessions, logout tokens, and the `oidc` issuer."""
+    issuers: IssuerRegistry
     verifier: BearerVerifier
     signer: AssertionSigner
     cookies: CookieJar
@@ -51,7 +56,9 @@ class Runtime:
     session store owns it and closes it."""
 
     async def ready(self) -> bool:
-        """Provider metadata and keys loaded, and the session store answering."""
+        """Provider metadata and keys loaded, and the session store answering. The other
+        issuers' keys are reported (`issuers.readiness()`) but do not decide: an issuer that
+        cannot be reached fails its own tokens only, on every replica alike."""
         if not self.provider.ready:
             return False
         try:
@@ -80,14 +87,15 @@ async def build_runtime(
     metrics: Metrics,
     previous: Runtime | None = None,
 ) -> Runtime:
-    """A started Runtime; reuses `previous`'s provider keys when `oidc` is unchanged, its
-    session store (with what it remembers) when the session settings and cookies are, and its
-    rate-limit counts when `rate_limits` is."""
+    """A started Runtime; reuses `previous`'s provider keys when `oidc` is unchanged (and any
+    other issuer's when its settings are), its session store (with what it remembers) when the
+    session settings and cookies are, and its rate-limit counts when `rate_limits` is."""
     if previous is not None and previous.settings.oidc == settings.oidc:
         provider = previous.provider
     else:
-        provider = ProviderKeys(settings.oidc, http, metrics)
+        provider = ProviderKeys(settings.oidc.as_issuer, http, metrics)
         await provider.start()
+    issuers = await build_issuers(settings, provider, http=http, metrics=metrics, previous=previous)
     cookies = CookieJar.from_settings(settings)
     if (
         previous is not None
@@ -110,7 +118,8 @@ async def build_runtime(
             else RateLimits(settings.rate_limits)
         ),
         provider=provider,
-        verifier=BearerVerifier(settings.oidc, provider, metrics, revocations=revocations),
+        issuers=issuers,
+        verifier=BearerVerifier(issuers, metrics, revocations=revocations),
         signer=AssertionSigner(settings.session.secrets, issuer=settings.public_url),
         cookies=cookies,
         sessions=SessionManager(
@@ -120,6 +129,40 @@ async def build_runtime(
         logout_tokens=LogoutTokenVerifier(settings.oidc, provider),
         revocations=revocations,
     )
+
+
+async def build_issuers(
+    settings: Settings,
+    provider: ProviderKeys,
+    *,
+    http: ClientSession,
+    metrics: Metrics,
+    previous: Runtime | None,
+) -> IssuerRegistry:
+    """Every issuer with its keys: the `oidc` block's on `provider`, the others on their own,
+    taken over from `previous` when their settings are unchanged, else started here (at once:
+    one slow issuer does not hold up the others' first load)."""
+    kept = {} if previous is None else previous.issuers.issuers
+    named: list[Issuer] = []
+    started: list[IssuerKeys] = []
+    for issuer_settings in settings.issuers:
+        old = kept.get(issuer_settings.name)
+        if old is not None and old.settings == issuer_settings:
+            keys = old.keys
+        else:
+            keys = issuer_keys(issuer_settings, http, metrics)
+            started.append(keys)
+        named.append(Issuer(issuer_settings, keys, refuse_id_tokens=refuse_id_tokens(None)))
+    await asyncio.gather(*(keys.start() for keys in started))
+    browser = Issuer(
+        settings.oidc.as_issuer, provider, refuse_id_tokens=refuse_id_tokens(settings.oidc)
+    )
+    return IssuerRegistry((browser, *named))
+
+
+def issuer_keys(settings: IssuerSettings, http: ClientSession, metrics: Metrics) -> IssuerKeys:
+    """The key source an issuer's kind fetches its keys with (not yet started)."""
+    return ProviderKeys(settings, http, metrics)
 
 
 def build_store(
@@ -141,5 +184,9 @@ async def retire_runtime(old: Runtime, new: Runtime | None) -> None:
     """Release what `old` holds that `new` did not take over."""
     if new is None or new.provider is not old.provider:
         await old.provider.close()
+    taken = set() if new is None else {id(issuer.keys) for issuer in new.issuers.issuers.values()}
+    for issuer in old.issuers.issuers.values():
+        if issuer.keys is not old.provider and id(issuer.keys) not in taken:
+            await issuer.keys.close()
     if new is None or new.sessions.store is not old.sessions.store:
         await old.sessions.store.close()

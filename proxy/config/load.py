@@ -21,6 +21,7 @@ from proxy.config.addresses import (
 )
 from proxy.config.issues import ConfigError, ConfigIssue
 from proxy.config.model import (
+    BROWSER_ISSUER,
     ListenAddress,
     LogSettings,
     MetricsSettings,
@@ -29,6 +30,7 @@ from proxy.config.model import (
 )
 from proxy.config.parse_drain import parse_drain
 from proxy.config.parse_forward_auth import parse_forward_auth
+from proxy.config.parse_issuers import parse_issuers
 from proxy.config.parse_limits import parse_server, parse_upstream
 from proxy.config.parse_oidc import parse_oidc
 from proxy.config.parse_routes import parse_routes
@@ -61,13 +63,18 @@ def parse_settings(data: object, environ: Mapping[str, str]) -> Settings:
     trusted_proxies = top.get_list("trusted_proxies", ip_network)
     prefix = top.get("prefix", endpoint_prefix)
     public_host = None if public_url is None else urlsplit(public_url).hostname
+    oidc = parse_oidc(top.section("oidc"))
+    issuers = parse_issuers(top, oidc)
     settings = Settings(
         listen=listen or DEFAULT_LISTEN,
         public_url=public_url or "",
-        oidc=parse_oidc(top.section("oidc")),
+        oidc=oidc,
         session=parse_session(top.section("session"), public_host=public_host),
-        routes=parse_routes(top),
+        routes=parse_routes(
+            top, issuer_names=frozenset((BROWSER_ISSUER, *(issuer.name for issuer in issuers)))
+        ),
         **given(
+            issuers=issuers or None,
             workers=workers,
             allowed_redirect_domains=redirect_domains,
             trusted_proxies=trusted_proxies,

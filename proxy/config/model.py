@@ -74,10 +74,10 @@ class OIDCSettings:
     require_access_token_type: bool = False
     """Require the JOSE header `typ: at+jwt` (RFC 9068 2.1) on bearer tokens, for providers that
     mark their access tokens, so nothing else they sign passes as one."""
-    user_claim: str = "sub"
-    """Claim naming the user; a dotted path reaches into nested objects (`realm_access.roles`)."""
-    email_claim: str = "email"
-    groups_claim: str = "groups"
+    user_claim: tuple[str, ...] = ("sub",)
+    """Claims naming the user, tried in order (one name or a list); see `ClaimMapping`."""
+    email_claim: tuple[str, ...] = ("email",)
+    groups_claim: tuple[str, ...] = ("groups",)
     jwks_uri: str | None = None
     """Set for providers without discovery; then discovery is not fetched for bearer checks."""
     algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
@@ -97,6 +97,89 @@ class OIDCSettings:
         if self.accept_client_id_audience and self.client_id not in self.audiences:
             return (*self.audiences, self.client_id)
         return self.audiences
+
+    @property
+    def claim_mapping(self) -> ClaimMapping:
+        return ClaimMapping(user=self.user_claim, email=self.email_claim, groups=self.groups_claim)
+
+    @property
+    def as_issuer(self) -> IssuerSettings:
+        """This provider as the token issuer named `oidc` (empty `audiences`: sessions only)."""
+        return IssuerSettings(
+            name=BROWSER_ISSUER,
+            issuer=self.issuer,
+            jwks_uri=self.jwks_uri,
+            audiences=self.accepted_audiences,
+            algorithms=self.algorithms,
+            claims=self.claim_mapping,
+            require_access_token_type=self.require_access_token_type,
+            leeway_seconds=self.leeway_seconds,
+            jwks_refresh_seconds=self.jwks_refresh_seconds,
+            jwks_min_refresh_seconds=self.jwks_min_refresh_seconds,
+            http_timeout_seconds=self.http_timeout_seconds,
+        )
+
+
+#: The name of the issuer the `oidc` block describes (browser sign-in); no `issuers` entry takes it.
+BROWSER_ISSUER: Final = "oidc"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimMapping:
+    """YAML `claims` of an issuer: which claims name the user, email and groups.
+
+    Each is an ordered list of claim names, the first one present wins (`[preferred_username,
+    sub]`). A name starting with `/` is an RFC 6901 JSON Pointer (`/https:~1~1example.com~1roles`,
+    for a claim whose name holds `.` or `/`); any other name is looked up whole first, then as a
+    dotted path into nested objects (`realm_access.roles`). Groups may be a list of strings or one
+    space-separated string."""
+
+    user: tuple[str, ...] = ("sub",)
+    email: tuple[str, ...] = ("email",)
+    groups: tuple[str, ...] = ("groups",)
+
+
+class IssuerKind(StrEnum):
+    """What signs an issuer's tokens; each kind adds its own checks (proxy/identity/issuers/)."""
+
+    OIDC = "oidc"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IssuerSettings:
+    """One entry of YAML `issuers`: a source of bearer tokens, told apart from the others by the
+    exact `iss` of its tokens (the `oidc` block is the issuer named `oidc`)."""
+
+    name: str
+    """Unique, `[a-z0-9][a-z0-9-]*`: the decision log, metric label, `X-Authenticated-Issuer` and
+    a route's `issuers` name it."""
+    kind: IssuerKind = IssuerKind.OIDC
+    issuer: str | None = None
+    """Exact `iss` of its tokens; a kind that learns it from discovery may leave it out."""
+    discovery: str | None = None
+    """URL of its discovery document; default `{issuer}/.well-known/openid-configuration`."""
+    jwks_uri: str | None = None
+    """Its keys, without discovery."""
+    ca_file: Path | None = None
+    """PEM CAs that verify the TLS certificates of its discovery and keys (a private PKI),
+    instead of the system trust store."""
+    audiences: tuple[str, ...] = ()
+    """A token's `aud` must name one; never empty for an `issuers` entry."""
+    algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
+    claims: ClaimMapping = field(default_factory=ClaimMapping)
+    max_token_lifetime_seconds: int | None = None
+    """YAML `max_token_lifetime`: refuse a token whose `exp - iat` is longer (then a token
+    without `iat` is refused too); None: any lifetime."""
+    require_access_token_type: bool = False
+    """Require the JOSE header `typ: at+jwt` (RFC 9068 2.1)."""
+    leeway_seconds: int = 30
+    """YAML `leeway`: clock skew tolerated on `exp`, `nbf` and `iat`; at most 60."""
+    jwks_refresh_seconds: float = 300.0
+    """YAML `jwks_refresh_interval`."""
+    jwks_min_refresh_seconds: float = 10.0
+    """YAML `jwks_min_refresh_interval`."""
+    http_timeout_seconds: float = 5.0
+    """YAML `http_timeout`: for every call to the issuer."""
 
 
 class Prompt(StrEnum):
@@ -307,6 +390,9 @@ class Route:
     policy: Policy
     step_up: StepUp | None = None
     """A recent or stronger sign-in this route requires; None for any valid identity."""
+    issuers: frozenset[str] | None = None
+    """Names of the issuers whose tokens (and, for `oidc`, sessions) this route accepts; None:
+    all of them. Client certificates are no issuer's and are not limited by it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -467,6 +553,8 @@ class Settings:
     oidc: OIDCSettings
     session: SessionSettings
     routes: tuple[Route, ...]
+    issuers: tuple[IssuerSettings, ...] = ()
+    """YAML `issuers`: token issuers besides the `oidc` block."""
     listen: ListenAddress = field(
         default_factory=lambda: ListenAddress(host="127.0.0.1", port=4180)
     )
@@ -490,3 +578,8 @@ class Settings:
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     drain: DrainSettings = field(default_factory=DrainSettings)
     forward_auth: ForwardAuthSettings = field(default_factory=ForwardAuthSettings)
+
+    @property
+    def all_issuers(self) -> tuple[IssuerSettings, ...]:
+        """Every token issuer: the `oidc` block's first, then `issuers` in order."""
+        return (self.oidc.as_issuer, *self.issuers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from proxy.config.addresses import http_url
 from proxy.config.model import OIDCSettings, Prompt
+from proxy.config.parse_issuers import claim_name
 from proxy.config.reader import Section, given
 from proxy.config.values import (
     algorithm,
@@ -30,9 +31,9 @@ def parse_oidc(section: Section) -> OIDCSettings:
             audiences=section.get_list("audiences", text),
             accept_client_id_audience=section.get("accept_client_id_audience", boolean),
             require_access_token_type=section.get("require_access_token_type", boolean),
-            user_claim=section.get("user_claim", text),
-            email_claim=section.get("email_claim", text),
-            groups_claim=section.get("groups_claim", text),
+            user_claim=section.get_list("user_claim", claim_name, single=True),
+            email_claim=section.get_list("email_claim", claim_name, single=True),
+            groups_claim=section.get_list("groups_claim", claim_name, single=True),
             jwks_uri=section.get("jwks_uri", http_url),
             algorithms=None if algorithms is None else _unique(algorithms),
             leeway_seconds=section.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from proxy.config.addresses import host_pattern, http_url, origin
 from proxy.config.model import Route
@@ -15,7 +16,8 @@ from proxy.config.values import InvalidValueError, boolean, duration, http_metho
 _ROUTE_NAME = re.compile(r"[A-Za-z0-9_.-]+\Z")
 
 
-def parse_routes(top: Section) -> tuple[Route, ...]:
+def parse_routes(top: Section, *, issuer_names: frozenset[str]) -> tuple[Route, ...]:
+    """`issuer_names`: every configured issuer, which a route's `issuers` may name."""
     sections = top.sections("routes", required=True)
     if sections is None:
         return ()
@@ -24,7 +26,7 @@ def parse_routes(top: Section) -> tuple[Route, ...]:
     routes: list[Route] = []
     first_path: dict[str, str] = {}
     for section in sections:
-        route = _route(section)
+        route = _route(section, issuer_names)
         earlier = first_path.setdefault(route.name, section.path)
         if route.name and earlier != section.path:
             section.issue(f"{route.name!r} is already the name of {earlier}", key="name")
@@ -32,8 +34,9 @@ def parse_routes(top: Section) -> tuple[Route, ...]:
     return tuple(routes)
 
 
-def _route(section: Section) -> Route:
+def _route(section: Section, issuer_names: frozenset[str]) -> Route:
     methods = section.get_list("methods", http_method)
+    issuers = section.get_list("issuers", _one_of(issuer_names))
     origins = section.get_list("allowed_origins", origin)
     upstream = section.get("upstream", http_url)
     policy = parse_policy(section)
@@ -48,12 +51,24 @@ def _route(section: Section) -> Route:
             allowed_origins=None if origins is None else frozenset(origins),
             pass_access_token=section.get("pass_access_token", boolean),
             timeout_seconds=section.get("timeout", duration),
+            issuers=None if issuers is None else frozenset(issuers),
         ),
         policy=policy,
         step_up=parse_step_up(section, public=policy.public),
     )
     section.close()
     return route
+
+
+def _one_of(issuer_names: frozenset[str]) -> Callable[[object], str]:
+    def convert(value: object) -> str:
+        name = text(value)
+        if name not in issuer_names:
+            known = ", ".join(sorted(issuer_names))
+            raise InvalidValueError(f"names no issuer; the issuers are: {known}")
+        return name
+
+    return convert
 
 
 def route_name(value: object) -> str:

@@ -15,7 +15,7 @@ from aiohttp import web
 from proxy.config.model import StepUp
 from proxy.endpoints.redirects import vet_redirect
 from proxy.errors import BadRequest, InvalidToken, ProviderUnavailable, SignInFailed
-from proxy.identity.claims import sign_in_from_claims
+from proxy.identity.claims import first_claim, sign_in_from_claims
 from proxy.identity.principal import SignIn
 from proxy.oidc.flow import FlowError, FlowFailure, TokenSet
 from proxy.oidc.id_token import verify_id_token
@@ -116,6 +116,7 @@ async def _complete(
         tokens.id_token, oidc=runtime.settings.oidc, keys=runtime.provider, nonce=nonce
     )
     sign_in = sign_in_from_claims(claims)
-    if runtime.settings.oidc.groups_claim not in claims and tokens.access_token is not None:
+    groups = first_claim(claims, runtime.settings.oidc.groups_claim)
+    if groups is None and tokens.access_token is not None:
         claims = await sessions.userinfo_claims(flow, tokens.access_token, claims)
     return tokens, claims, sign_in

@@ -1,10 +1,11 @@
-"""Bearer access tokens (RFC 6750): the header parsed, the JWT verified against the provider's keys.
+"""Bearer access tokens (RFC 6750): the header parsed, the token verified by its issuer.
 
-The JWT checks (RFC 8725) live in `proxy/oidc/provider_jwt.py`, shared with ID and logout tokens;
-here `exp` is required, `aud` must be one of `oidc.accepted_audiences`, and an ID token is refused
-(`proxy/identity/token_kind.py`). A verified token is cached by issuer and token hash until its
-`exp`; failures are not cached. A token of a user an operator revoked (`idgate revoke --user`)
-issued (`iat`) up to the revocation is refused, cached or not.
+The issuer is chosen by the token's `iss` (`proxy/identity/issuers/registry.py`) and verifies it
+with its own keys (`proxy/identity/issuers/issuer.py`); a route that names its `issuers` refuses
+any other issuer's token before a key is looked up. A verified token is cached by its hash until
+its `exp` (the token's bytes settle its issuer, so a hit needs no parsing); failures are not
+cached. A token of a user an operator revoked (`idgate revoke --user`) issued (`iat`) up to the
+revocation is refused, cached or not.
 """
 
 from __future__ import annotations
@@ -12,20 +13,18 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from typing import Any, Final, Protocol
 
-from proxy.config.model import OIDCSettings
 from proxy.errors import InvalidToken
-from proxy.identity.claims import principal_from_claims
-from proxy.identity.principal import CredentialSource, Principal
+from proxy.identity.issuers import IssuerRegistry
+from proxy.identity.principal import Principal
 from proxy.identity.principal_cache import PrincipalCache
-from proxy.identity.token_kind import access_token_type_check, refuse_id_tokens
 from proxy.observability.metrics import Metrics
-from proxy.oidc.provider_jwt import MAX_TOKEN_CHARS, KeySource, decode_provider_jwt
+from proxy.oidc.provider_jwt import MAX_TOKEN_CHARS, KeySource
 from proxy.reasons import TokenFailure
 
-__all__ = ["MAX_TOKEN_CHARS", "BearerVerifier", "KeySource", "bearer_token"]
+__all__ = ["MAX_TOKEN_CHARS", "BearerVerifier", "KeySource", "bearer_token", "check_accepted"]
 
 # RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -55,12 +54,11 @@ class RevokedUsers(Protocol):
 
 
 class BearerVerifier:
-    """Provider-signed JWT access tokens to Principals, with a cache of the valid ones."""
+    """Bearer tokens of every configured issuer to Principals, with a cache of the valid ones."""
 
     def __init__(
         self,
-        oidc: OIDCSettings,
-        keys: KeySource,
+        issuers: IssuerRegistry,
         metrics: Metrics,
         *,
         cache_size: int = 10_000,
@@ -70,21 +68,27 @@ class BearerVerifier:
         """`clock` (Unix time) decides when a cached token has expired. A cached identity costs
         about 2 KB: the default cache holds ~20 MB per worker and keeps a full garbage collection
         over it short (the benchmark measured 100 ms pauses over a 30,000-entry cache)."""
-        self._oidc = oidc
-        self._keys = keys
-        self._check_type = access_token_type_check(oidc)
-        self._refuse_id_tokens = refuse_id_tokens(oidc)
+        self._issuers = issuers
         self._metrics = metrics
         self._cache = PrincipalCache(cache_size, clock)
         self._revocations = revocations
 
-    async def verify(self, token: str) -> Principal:
-        """The identity a valid token names; raises InvalidToken or ProviderUnavailable."""
+    @property
+    def issuers(self) -> IssuerRegistry:
+        return self._issuers
+
+    async def verify(self, token: str, *, accepted: Set[str] | None = None) -> Principal:
+        """The identity a valid token names; raises InvalidToken or ProviderUnavailable.
+        `accepted`: the names of the issuers whose tokens count here (a route's `issuers`);
+        None for all."""
         started = time.perf_counter()
+        issuer = ""
         try:
-            return self._unrevoked(await self._cached_or_verified(token))
+            principal = await self._cached_or_verified(token, accepted)
+            issuer = principal.issuer or ""
+            return self._unrevoked(principal)
         except InvalidToken as error:
-            self._count("invalid", error.failure.value)
+            self._count("invalid", error.failure.value, error.issuer or issuer)
             raise
         finally:
             self._metrics.token_validation_duration.observe(time.perf_counter() - started)
@@ -96,49 +100,39 @@ class BearerVerifier:
             raise InvalidToken(TokenFailure.REVOKED)
         return principal
 
-    async def _cached_or_verified(self, token: str) -> Principal:
+    async def _cached_or_verified(self, token: str, accepted: Set[str] | None) -> Principal:
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken(TokenFailure.TOO_LARGE)
         if not token.isascii():
             raise InvalidToken(TokenFailure.MALFORMED)
-        cache_key = (self._oidc.issuer, hashlib.sha256(token.encode("ascii")).digest())
+        cache_key = hashlib.sha256(token.encode("ascii")).digest()
         # SPEC: "The cache never outlives the token": a principal expires with its token's `exp`.
         cached = self._cache.get(cache_key)
         if cached is not None:
-            self._count("cached", "ok")
+            check_accepted(cached.issuer, accepted)
+            self._count("cached", "ok", cached.issuer or "")
             return cached
-        principal = await self._verified(token)
+        issuer = self._issuers.select(token)
+        try:
+            check_accepted(issuer.name, accepted)
+            principal = await issuer.verify(token)
+        except InvalidToken as error:
+            error.issuer = issuer.name
+            raise
         self._cache.put(cache_key, principal)
-        self._count("valid", "ok")
+        self._count("valid", "ok", issuer.name)
         return principal
 
-    async def _verified(self, token: str) -> Principal:
-        claims = await decode_provider_jwt(
-            token,
-            oidc=self._oidc,
-            keys=self._keys,
-            audiences=self._oidc.accepted_audiences,
-            required=("exp",),
-            check_header=self._check_type,
-            check_kind=self._refuse_id_tokens,
-        )
-        principal = principal_from_claims(
-            claims, self._oidc, source=CredentialSource.BEARER, expires_at=_expires_at(claims)
-        )
-        if principal is None:
-            raise InvalidToken(TokenFailure.MISSING_CLAIM)
-        return principal
-
-    def _count(self, result: str, reason: str) -> None:
-        self._metrics.child(self._metrics.token_validations, result, reason).inc()
+    def _count(self, result: str, reason: str, issuer: str) -> None:
+        self._metrics.child(self._metrics.token_validations, result, reason, issuer).inc()
 
 
-def _expires_at(claims: Mapping[str, Any]) -> float:
-    # decode_provider_jwt made `exp` a number; an integer beyond a float's range is no date.
-    try:
-        return float(claims["exp"])
-    except OverflowError:
-        raise InvalidToken(TokenFailure.MALFORMED) from None
+def check_accepted(issuer: str | None, accepted: Set[str] | None) -> None:
+    """Raise InvalidToken(ISSUER_NOT_ACCEPTED) for an identity of an issuer not in `accepted`
+    (a route's `issuers`; None accepts all). An identity of no issuer (a client certificate) is
+    not limited by it."""
+    if accepted is not None and issuer is not None and issuer not in accepted:
+        raise InvalidToken(TokenFailure.ISSUER_NOT_ACCEPTED, issuer=issuer)
 
 
 def _issued_at(claims: Mapping[str, Any]) -> float | None:

@@ -1,27 +1,31 @@
-"""Reading claims by dotted path, and mapping verified claims to a Principal.
+"""Reading claims by dotted path or JSON Pointer, and mapping verified claims to a Principal.
 
-Shared by every identifier (bearer tokens, the ID tokens a session starts from, refreshed
-sessions) so that the configured claim names mean the same thing whichever way a user arrives.
+Shared by every identifier (bearer tokens of every issuer, the ID tokens a session starts from,
+refreshed sessions) so that the configured claim names mean the same thing whichever way a user
+arrives.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final
 
-from proxy.config.model import OIDCSettings
+from proxy.config.model import ClaimMapping
 from proxy.identity.principal import CredentialSource, Principal, SignIn
 
 _MISSING: Any = object()
 
 
 def claim_at(claims: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path (`realm_access.roles`), or None when any step is missing.
+    """The value at a dotted path (`realm_access.roles`) or an RFC 6901 JSON Pointer
+    (`/https:~1~1example.com~1roles`), or None when any step is missing.
 
     A key that itself contains dots (`https://example.com/groups`) is found first as a whole.
     """
+    if path.startswith("/"):
+        return _pointer_at(claims, path)
     value = claims.get(path, _MISSING)
     if value is not _MISSING:
         return value
@@ -31,6 +35,44 @@ def claim_at(claims: Mapping[str, Any], path: str) -> Any:
             return None
         node = node[step]
     return node
+
+
+def _pointer_at(claims: Mapping[str, Any], pointer: str) -> Any:
+    node: Any = claims
+    for token in pointer[1:].split("/"):
+        # RFC 6901 4: "first transforming any occurrence of the sequence '~1' to '/', and then
+        # transforming any occurrence of the sequence '~0' to '~'".
+        step = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, Mapping) and step in node:
+            node = node[step]
+        # RFC 6901 4: an array index is "0" or digits without a leading zero.
+        elif isinstance(node, list) and step.isdigit() and (step == "0" or step[0] != "0"):
+            index = int(step)
+            if index >= len(node):
+                return None
+            node = node[index]
+        else:
+            return None
+    return node
+
+
+def first_claim(claims: Mapping[str, Any], paths: Sequence[str]) -> Any:
+    """The value of the first of `paths` present (not null) in `claims`; None when none is."""
+    for path in paths:
+        value = claim_at(claims, path)
+        if value is not None:
+            return value
+    return None
+
+
+def _first_string(claims: Mapping[str, Any], paths: Sequence[str]) -> str | None:
+    """The first of `paths` that holds a non-empty string: `[preferred_username, sub]` falls
+    back to `sub` for a token without a username."""
+    for path in paths:
+        value = claim_at(claims, path)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 #: RFC 9068 2.2.3 / RFC 8693 4.2: "The value of the scope claim is a JSON string containing a
@@ -49,21 +91,28 @@ def claim_strings(value: Any, *, space_separated: bool = False) -> frozenset[str
 
 
 def principal_from_claims(
-    claims: Mapping[str, Any], oidc: OIDCSettings, *, source: CredentialSource, expires_at: float
+    claims: Mapping[str, Any],
+    mapping: ClaimMapping,
+    *,
+    issuer: str,
+    source: CredentialSource,
+    expires_at: float,
 ) -> Principal | None:
-    """The Principal these verified claims describe, or None when the user claim is absent."""
-    user = claim_at(claims, oidc.user_claim)
-    if not isinstance(user, str) or not user:
+    """The Principal these verified claims of `issuer` (its name) describe, or None when none of
+    the user claims holds a name. Groups are the first groups claim present: a list of strings,
+    or one string of space-separated names."""
+    user = _first_string(claims, mapping.user)
+    if user is None:
         return None
-    email = claim_at(claims, oidc.email_claim)
     return Principal(
         user=user,
-        email=email if isinstance(email, str) and email else None,
-        groups=claim_strings(claim_at(claims, oidc.groups_claim)),
+        email=_first_string(claims, mapping.email),
+        groups=claim_strings(first_claim(claims, mapping.groups), space_separated=True),
         claims=MappingProxyType(dict(claims)),
         source=source,
         expires_at=expires_at,
         sign_in=sign_in_from_claims(claims),
+        issuer=issuer,
     )
 
 

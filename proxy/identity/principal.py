@@ -50,7 +50,7 @@ class DeviceCertificate:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Principal:
     user: str
-    """Value of the configured user claim (default `sub`)."""
+    """Value of the first of its issuer's user claims present (default `sub`)."""
     email: str | None
     groups: frozenset[str]
     claims: Mapping[str, Any]
@@ -67,3 +67,6 @@ class Principal:
     certificate: DeviceCertificate | None = None
     """For a client-certificate identity whose certificate idgate saw (not one a proxy only
     vouched for by SPIFFE ID)."""
+    issuer: str | None = None
+    """Name of the issuer whose token this identity comes from (`oidc` for a browser session);
+    None for a client certificate, which no token issuer vouches for."""

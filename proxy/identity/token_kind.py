@@ -30,14 +30,15 @@ _ACCESS_TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 (a media type, not a credenti
 _MEDIA_PREFIX: Final = "application/"
 
 
-def refuse_id_tokens(oidc: OIDCSettings) -> ClaimsCheck:
-    """A check of verified claims that raises InvalidToken(ID_TOKEN) for an ID token."""
+def refuse_id_tokens(oidc: OIDCSettings | None) -> ClaimsCheck:
+    """A check of verified claims that raises InvalidToken(ID_TOKEN) for an ID token; with the
+    `oidc` block (for its own issuer), also for a token whose `aud` names idgate's client."""
 
     def check(claims: Mapping[str, Any]) -> None:
         audience = claims.get("aud")
         named = [audience] if isinstance(audience, str) else audience
-        for_client = isinstance(named, list) and oidc.client_id in named
-        if for_client and oidc.accept_client_id_audience:
+        for_client = oidc is not None and isinstance(named, list) and oidc.client_id in named
+        if for_client and oidc is not None and oidc.accept_client_id_audience:
             return  # the operator accepts tokens for idgate's client, ID tokens included
         if for_client or any(name in claims for name in ID_TOKEN_CLAIMS):
             raise InvalidToken(TokenFailure.ID_TOKEN)
@@ -45,9 +46,9 @@ def refuse_id_tokens(oidc: OIDCSettings) -> ClaimsCheck:
     return check
 
 
-def access_token_type_check(oidc: OIDCSettings) -> HeaderCheck | None:
-    """The JOSE header check `oidc.require_access_token_type` asks for; None when it is off."""
-    return _require_access_token_type if oidc.require_access_token_type else None
+def access_token_type_check(*, required: bool) -> HeaderCheck | None:
+    """The JOSE header check `require_access_token_type` asks for; None when it is off."""
+    return _require_access_token_type if required else None
 
 
 def _require_access_token_type(header: Mapping[str, Any]) -> None:

@@ -87,8 +87,9 @@ class Metrics:
         )
         self.token_validations = Counter(
             "idgate_token_validations",
-            "Bearer token checks, by result (valid, invalid, cached) and reason.",
-            ["result", "reason"],
+            "Bearer token checks, by result (valid, invalid, cached), reason and issuer (empty"
+            " before a token's issuer is known).",
+            ["result", "reason", "issuer"],
             registry=registry,
         )
         self.token_validation_duration = self.buffers.histogram(
@@ -113,19 +114,21 @@ class Metrics:
         )
         self.jwks_refreshes = Counter(
             "idgate_jwks_refreshes",
-            "Fetches of the provider's signing keys, by result.",
-            ["result"],
+            "Fetches of an issuer's signing keys, by result.",
+            ["result", "issuer"],
             registry=registry,
         )
         self.jwks_keys = Gauge(
             "idgate_jwks_keys",
-            "Signing keys currently loaded from the provider.",
+            "Signing keys currently loaded, by issuer.",
+            ["issuer"],
             registry=registry,
             multiprocess_mode="livemin",
         )
         self.jwks_last_success = Gauge(
             "idgate_jwks_last_success_timestamp_seconds",
-            "Unix time of the last successful key fetch (0 before the first).",
+            "Unix time of an issuer's last successful key fetch.",
+            ["issuer"],
             registry=registry,
             multiprocess_mode="livemin",
         )

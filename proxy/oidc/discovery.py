@@ -42,13 +42,16 @@ class ProviderMetadata:
     """The whole document, read-only, for fields nobody modelled yet."""
 
     @classmethod
-    def parse(cls, document: Mapping[str, Any], *, issuer: str) -> ProviderMetadata:
-        """Metadata from a discovery document fetched for the configured `issuer`."""
+    def parse(cls, document: Mapping[str, Any], *, issuer: str | None) -> ProviderMetadata:
+        """Metadata from a discovery document fetched for the configured `issuer`; with None
+        (an issuer kind that learns its `iss` from discovery), the document's own."""
         # OIDC Discovery 4.3: "The issuer value returned MUST be identical to the Issuer URL that
         # was used as the prefix to /.well-known/openid-configuration to retrieve the configuration
         # information." Anything else lets one provider impersonate another.
         found = document.get("issuer")
-        if found != issuer:
+        if issuer is None and isinstance(found, str) and found:
+            issuer = found
+        if found != issuer or issuer is None:
             shown = repr(found)[:200] if isinstance(found, str) else "missing or not a string"
             raise ProviderError(
                 f"discovery issuer {shown} is not identical to the configured {issuer!r}"
@@ -85,15 +88,22 @@ def _is_http_url(value: str) -> bool:
 # ASYNC109: `timeout` is aiohttp's per-request ClientTimeout, not a cancel scope around the call.
 async def fetch_metadata(
     http: aiohttp.ClientSession,
-    issuer: str,
+    issuer: str | None,
     *,
     timeout: float,  # noqa: ASYNC109
+    url: str | None = None,
+    ssl: ssl.SSLContext | None = None,
 ) -> ProviderMetadata:
-    """The provider's checked metadata from `{issuer}/.well-known/openid-configuration`."""
-    # OIDC Discovery 4: "If the Issuer value contains a path component, any terminating / MUST be
-    # removed before appending /.well-known/openid-configuration."
-    url = issuer.rstrip("/") + WELL_KNOWN_PATH
-    document = await fetch_json_object(http, url, timeout=timeout)
+    """The provider's checked metadata from `url`, by default
+    `{issuer}/.well-known/openid-configuration`; `ssl` verifies the provider instead of the
+    system trust store."""
+    if url is None:
+        if issuer is None:
+            raise ProviderError("neither an issuer nor a discovery URL to fetch metadata from")
+        # OIDC Discovery 4: "If the Issuer value contains a path component, any terminating /
+        # MUST be removed before appending /.well-known/openid-configuration."
+        url = issuer.rstrip("/") + WELL_KNOWN_PATH
+    document = await fetch_json_object(http, url, timeout=timeout, ssl=ssl)
     return ProviderMetadata.parse(document, issuer=issuer)
 
 
@@ -102,9 +112,10 @@ async def fetch_json_object(
     url: str,
     *,
     timeout: float,  # noqa: ASYNC109 (see fetch_metadata)
+    ssl: ssl.SSLContext | None = None,
 ) -> dict[str, Any]:
     """GET `url` and return its body as a JSON object of at most MAX_DOCUMENT_BYTES."""
-    return await request_json_object(http, "GET", url, timeout=timeout)
+    return await request_json_object(http, "GET", url, timeout=timeout, ssl_context=ssl)
 
 
 async def request_json_object(
@@ -128,6 +139,7 @@ async def request_json_object(
             timeout=aiohttp.ClientTimeout(total=timeout),
             headers={"Accept": "application/json", **(headers or {})},
             json=json_body,
+            # aiohttp: `True` is its default verification with the system trust store.
             ssl=True if ssl_context is None else ssl_context,
             allow_redirects=headers is None,
         ) as response:

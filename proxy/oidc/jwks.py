@@ -1,4 +1,4 @@
-"""The provider's signing keys: fetched with aiohttp, kept fresh in the background, found by kid.
+"""An issuer's signing keys: fetched with aiohttp, kept fresh in the background, found by kid.
 
 Keys come only from the provider's JWKS, never from a token header. A key that is symmetric, not
 for signatures, private, too short or for an algorithm outside the allowlist is skipped, so one
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -20,7 +21,8 @@ import aiohttp
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from proxy.config.model import ASYMMETRIC_ALGORITHMS, OIDCSettings
+from proxy.config.model import ASYMMETRIC_ALGORITHMS, IssuerSettings, UpstreamTLS
+from proxy.config.tls_context import build_client_context
 from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.observability.metrics import Metrics
 from proxy.oidc.discovery import ProviderError, ProviderMetadata, fetch_json_object, fetch_metadata
@@ -152,21 +154,31 @@ def _algorithms_for(kty: Any, crv: Any) -> tuple[str, ...]:
 
 
 class ProviderKeys:
-    """The provider's metadata and signing keys; the one place that fetches its JWKS."""
+    """One issuer's metadata and signing keys; the one place that fetches its JWKS."""
 
     def __init__(
         self,
-        oidc: OIDCSettings,
+        settings: IssuerSettings,
         http: aiohttp.ClientSession,
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._oidc = oidc
+        """`settings`: the issuer's (the `oidc` block's is `OIDCSettings.as_issuer`). Its
+        `ca_file` is read here: the config loader already checked it."""
+        self._settings = settings
         self._http = http
         self._metrics = metrics
         self._clock = clock
-        self._algorithms = frozenset(oidc.algorithms) & ASYMMETRIC_ALGORITHMS
+        self._ssl: ssl.SSLContext | None = (
+            None
+            if settings.ca_file is None
+            else build_client_context(UpstreamTLS(ca_file=settings.ca_file)).context
+        )
+        self._algorithms = frozenset(settings.algorithms) & ASYMMETRIC_ALGORITHMS
+        # The series exist from the start: "never loaded" reads as a last success at 0.
+        metrics.jwks_last_success.labels(issuer=settings.name)
+        metrics.jwks_keys.labels(issuer=settings.name)
         self._metadata: ProviderMetadata | None = None
         self._keys = _NO_KEYS
         self._last_fetch: float | None = None
@@ -176,17 +188,23 @@ class ProviderKeys:
     @property
     def ready(self) -> bool:
         """Metadata (unless `jwks_uri` is configured) and at least one key are loaded."""
-        has_metadata = self._metadata is not None or self._oidc.jwks_uri is not None
+        has_metadata = self._metadata is not None or self._settings.jwks_uri is not None
         return has_metadata and self._keys.count > 0
 
     @property
     def metadata(self) -> ProviderMetadata | None:
         return self._metadata
 
+    @property
+    def discovered_issuer(self) -> str | None:
+        return None if self._metadata is None else self._metadata.issuer
+
     async def start(self) -> None:
         """Load once now (a failure is logged, not raised), then keep the keys fresh."""
         await self.refresh()
-        self._refresher = asyncio.create_task(self._keep_fresh(), name="idgate-provider-keys")
+        self._refresher = asyncio.create_task(
+            self._keep_fresh(), name=f"idgate-keys-{self._settings.name}"
+        )
 
     async def close(self) -> None:
         tasks = [task for task in (self._refresher, self._fetching) if task is not None]
@@ -225,7 +243,7 @@ class ProviderKeys:
         # SPEC: "a new `kid` triggers one rate-limited JWKS refresh": forged kids cost nothing
         # beyond one fetch per `jwks_min_refresh_seconds`, whoever sends them.
         last = self._last_fetch
-        recent = last is not None and self._clock() - last < self._oidc.jwks_min_refresh_seconds
+        recent = last is not None and self._clock() - last < self._settings.jwks_min_refresh_seconds
         if self._fetching is None and recent:
             return
         await self.refresh()
@@ -236,29 +254,36 @@ class ProviderKeys:
 
     async def _fetch(self) -> bool:
         self._last_fetch = self._clock()
-        timeout = self._oidc.http_timeout_seconds
+        timeout = self._settings.http_timeout_seconds
+        name = self._settings.name
         try:
-            jwks_uri = self._oidc.jwks_uri
+            jwks_uri = self._settings.jwks_uri
             if jwks_uri is None:
                 if self._metadata is None:
                     self._metadata = await fetch_metadata(
-                        self._http, self._oidc.issuer, timeout=timeout
+                        self._http,
+                        self._settings.issuer,
+                        url=self._settings.discovery,
+                        timeout=timeout,
+                        ssl=self._ssl,
                     )
                 jwks_uri = self._metadata.jwks_uri
-            document = await fetch_json_object(self._http, jwks_uri, timeout=timeout)
+            document = await fetch_json_object(self._http, jwks_uri, timeout=timeout, ssl=self._ssl)
             keys = parse_key_set(document, self._algorithms)
         except ProviderError as error:
-            self._metrics.jwks_refreshes.labels(result="failure").inc()
-            logger.warning("provider keys not refreshed, keeping %d: %s", self._keys.count, error)
+            self._metrics.jwks_refreshes.labels(result="failure", issuer=name).inc()
+            logger.warning(
+                "keys of issuer %s not refreshed, keeping %d: %s", name, self._keys.count, error
+            )
             return False
         self._keys = keys
-        self._metrics.jwks_refreshes.labels(result="success").inc()
-        self._metrics.jwks_keys.set(keys.count)
-        self._metrics.jwks_last_success.set(time.time())
+        self._metrics.jwks_refreshes.labels(result="success", issuer=name).inc()
+        self._metrics.jwks_keys.labels(issuer=name).set(keys.count)
+        self._metrics.jwks_last_success.labels(issuer=name).set(time.time())
         return True
 
     async def _keep_fresh(self) -> None:
-        interval = self._oidc.jwks_refresh_seconds
+        interval = self._settings.jwks_refresh_seconds
         retry = min(_FIRST_RETRY_SECONDS, interval)
         while True:
             if self.ready:
@@ -270,4 +295,6 @@ class ProviderKeys:
                 await self.refresh()
             # The loop must outlive any bug in one refresh, or keys would silently go stale.
             except Exception:
-                logger.exception("provider key refresh failed unexpectedly")
+                logger.exception(
+                    "key refresh of issuer %s failed unexpectedly", self._settings.name
+                )

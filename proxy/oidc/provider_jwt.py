@@ -25,7 +25,7 @@ from joserfc.jwa import JWS_ALGORITHMS, JWSAlgModel
 from joserfc.jwk import Key
 from joserfc.util import urlsafe_b64decode
 
-from proxy.config.model import ASYMMETRIC_ALGORITHMS, OIDCSettings
+from proxy.config.model import ASYMMETRIC_ALGORITHMS
 from proxy.errors import InvalidToken
 from proxy.reasons import TokenFailure
 
@@ -53,6 +53,20 @@ HeaderCheck = Callable[[Mapping[str, Any]], None]
 ClaimsCheck = Callable[[Mapping[str, Any]], None]
 
 
+class TokenRules(Protocol):
+    """What a token's issuer settles: its exact `iss`, the algorithms its keys may verify, and the
+    clock skew tolerated (`OIDCSettings`, or a named issuer's rules)."""
+
+    @property
+    def issuer(self) -> str: ...
+
+    @property
+    def algorithms(self) -> tuple[str, ...]: ...
+
+    @property
+    def leeway_seconds(self) -> int: ...
+
+
 class KeySource(Protocol):
     async def key_for(self, kid: str | None, alg: str) -> Key:
         """The provider key for this kid that verifies `alg`; raises InvalidToken otherwise."""
@@ -62,7 +76,7 @@ class KeySource(Protocol):
 async def decode_provider_jwt(
     token: str,
     *,
-    oidc: OIDCSettings,
+    oidc: TokenRules,
     keys: KeySource,
     audiences: Sequence[str],
     required: Sequence[str],
@@ -79,13 +93,7 @@ async def decode_provider_jwt(
     signed = _parse(token)
     header = signed.headers()
     algorithm = _allowed_algorithm(header.get("alg"), oidc)
-    kid = header.get("kid")
-    if not isinstance(kid, str | None):
-        raise InvalidToken(TokenFailure.MALFORMED)
-    # RFC 7515 4.1.11: a JWS whose `crit` lists an extension the recipient does not understand is
-    # invalid; idgate understands none (RFC 7797's unencoded payload has no place in a JWT).
-    if "crit" in header:
-        raise InvalidToken(TokenFailure.MALFORMED)
+    kid = _checked_kid(header)
     if check_header is not None:
         check_header(header)
     signature = _signature_of(signed)
@@ -96,6 +104,31 @@ async def decode_provider_jwt(
         check_kind(claims)
     _check_claims(claims, oidc=oidc, audiences=audiences, required=required)
     return claims
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The claims of a token before any key is involved, only to choose who verifies it: parsed
+    and its header checked as `decode_provider_jwt` does, short of the verifier's own algorithm
+    allowlist. Nothing returned here is believed."""
+    signed = _parse(token)
+    header = signed.headers()
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in _ALGORITHMS:
+        raise InvalidToken(TokenFailure.ALGORITHM)
+    _checked_kid(header)
+    return _claims_of(signed.payload)
+
+
+def _checked_kid(header: Mapping[str, Any]) -> str | None:
+    """The header's `kid`, once the header names nothing idgate does not understand."""
+    kid = header.get("kid")
+    if not isinstance(kid, str | None):
+        raise InvalidToken(TokenFailure.MALFORMED)
+    # RFC 7515 4.1.11: a JWS whose `crit` lists an extension the recipient does not understand is
+    # invalid; idgate understands none (RFC 7797's unencoded payload has no place in a JWT).
+    if "crit" in header:
+        raise InvalidToken(TokenFailure.MALFORMED)
+    return kid
 
 
 def _parse(token: str) -> jws.CompactSignature:
@@ -116,7 +149,7 @@ def _parse(token: str) -> jws.CompactSignature:
     return signed
 
 
-def _allowed_algorithm(alg: Any, oidc: OIDCSettings) -> JWSAlgModel:
+def _allowed_algorithm(alg: Any, oidc: TokenRules) -> JWSAlgModel:
     # RFC 8725 3.1: "Libraries MUST enable the caller to specify a supported set of algorithms
     # and MUST NOT use any other algorithms when performing cryptographic operations." The config
     # already refuses symmetric ones; intersecting again means no caller can enable `none` or HMAC.
@@ -158,7 +191,7 @@ def _claims_of(payload: bytes) -> dict[str, Any]:
 
 
 def _check_claims(
-    claims: dict[str, Any], *, oidc: OIDCSettings, audiences: Sequence[str], required: Sequence[str]
+    claims: dict[str, Any], *, oidc: TokenRules, audiences: Sequence[str], required: Sequence[str]
 ) -> None:
     for name in ("iss", "aud", *required):
         if claims.get(name) is None:

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from proxy.config.model import SessionSettings, Settings
+from proxy.config.model import BROWSER_ISSUER, SessionSettings, Settings
 from proxy.errors import ProviderUnavailable, Unauthenticated
 from proxy.identity.claims import principal_from_claims
 from proxy.identity.principal import NO_SIGN_IN, CredentialSource, Principal, SignIn
@@ -145,7 +145,11 @@ class SessionManager:
         what a route's `step_up` is checked against."""
         now = self._clock()
         principal = principal_from_claims(
-            claims, self._settings.oidc, source=CredentialSource.SESSION, expires_at=now
+            claims,
+            self._settings.oidc.claim_mapping,
+            issuer=BROWSER_ISSUER,
+            source=CredentialSource.SESSION,
+            expires_at=now,
         )
         if principal is None:
             raise Unauthenticated("the provider did not name the user", reason=Reason.INVALID_TOKEN)
@@ -244,7 +248,11 @@ class SessionManager:
             _log.info("session refresh refused for user %s: %s", record.user, error)
             raise _RefreshRefused("session refresh failed") from error
         principal = principal_from_claims(
-            claims, self._settings.oidc, source=CredentialSource.SESSION, expires_at=0.0
+            claims,
+            self._settings.oidc.claim_mapping,
+            issuer=BROWSER_ISSUER,
+            source=CredentialSource.SESSION,
+            expires_at=0.0,
         )
         if principal is None:
             self._metrics.session_refreshes.labels(result="failure").inc()

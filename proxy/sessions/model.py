@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final
 
+from proxy.config.model import BROWSER_ISSUER
 from proxy.identity.principal import NO_SIGN_IN, CredentialSource, Principal, SignIn
 
 FORMAT_VERSION: Final = 1
@@ -59,6 +60,7 @@ class SessionRecord:
             source=CredentialSource.SESSION,
             expires_at=expires_at,
             sign_in=self.sign_in,
+            issuer=BROWSER_ISSUER,
         )
 
     def seen(self, now: float) -> SessionRecord:

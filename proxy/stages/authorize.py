@@ -40,6 +40,7 @@ async def authorize(request: web.Request, ctx: RequestContext) -> Decision:
         except (Unauthenticated, ProviderUnavailable) as error:
             if isinstance(error, InvalidToken):
                 ctx.token_failure = error.failure
+                ctx.token_issuer = error.issuer
             ctx.decision = Decision(
                 outcome=Outcome.UNAUTHENTICATED, reason=error.reason, route=route
             )

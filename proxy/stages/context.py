@@ -53,6 +53,8 @@ class RequestContext:
     gateway's cached decision must not outlive it."""
     decision: Decision | None = None
     token_failure: TokenFailure | None = None
+    token_issuer: str | None = None
+    """Name of the issuer a refused token was matched to, when it got that far."""
     set_cookies: list[CookieChange] = field(default_factory=list)
     """Session cookie changes to send with whatever response this request gets."""
 

@@ -38,9 +38,12 @@ def decision_line(
         f'"method":{_string(ctx.method)},"host":{_string(ctx.host)},"path":{_string(ctx.path)}'
     )
     if principal is None:
-        line += ',"user":null,"source":null'
+        line += f',"user":null,"source":null,"issuer":{_optional(ctx.token_issuer)}'
     else:
-        line += f',"user":{_string(principal.user)},"source":{_string(principal.source)}'
+        line += (
+            f',"user":{_string(principal.user)},"source":{_string(principal.source)}'
+            f',"issuer":{_optional(principal.issuer)}'
+        )
     if ctx.decision is not None:
         line += f',"decision":{_string(ctx.decision.outcome)}'
         reason = ctx.decision.reason

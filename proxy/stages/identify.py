@@ -13,7 +13,7 @@ import time
 
 from aiohttp import web
 
-from proxy.identity.bearer import bearer_token
+from proxy.identity.bearer import bearer_token, check_accepted
 from proxy.identity.client_cert import der_principal, forwarded_principal
 from proxy.identity.principal import Principal
 from proxy.sessions.manager import SessionEnded
@@ -23,13 +23,16 @@ from proxy.stages.context import RequestContext
 async def identify(request: web.Request, ctx: RequestContext) -> Principal | None:
     """The caller, also written to `ctx.principal`; raises Unauthenticated (or a subclass) for
     credentials that do not verify, ProviderUnavailable when they cannot be checked now."""
+    accepted = None if ctx.route is None else ctx.route.issuers
     token = bearer_token(request.headers.get("Authorization"))
     if token is not None:
-        principal: Principal | None = await ctx.runtime.verifier.verify(token)
+        principal: Principal | None = await ctx.runtime.verifier.verify(token, accepted=accepted)
     else:
         principal = client_certificate(request, ctx)
         if principal is None:
             principal = await _session(request, ctx)
+            # A session is the `oidc` issuer's: a route that does not list it refuses it too.
+            check_accepted(None if principal is None else principal.issuer, accepted)
     ctx.principal = principal
     return principal
 

@@ -500,7 +500,7 @@ def test_variable_values_cannot_inject_yaml_or_further_references(document: dict
 
     assert settings.oidc.client_id == "a\nclient_secret: stolen\nb: c"
     assert settings.oidc.client_secret is None
-    assert settings.oidc.user_claim == "${X}"
+    assert settings.oidc.user_claim == ("${X}",)
 
 
 def test_load_settings_reads_a_file(document: dict[str, Any], tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ from proxy.demo.directory import USERS
 from proxy.demo.tokens import TokenMint
 from proxy.errors import InvalidToken
 from proxy.explain import explain, principal_for_explain
-from proxy.identity.bearer import BearerVerifier
 from proxy.observability.metrics import Metrics
 from proxy.policy.decision import Outcome
+from tests.support.issuers import bearer_verifier
 
 PORT = 4180
 ISSUER = "http://127.0.0.1:4100"
@@ -116,7 +116,7 @@ async def test_the_dev_issuers_access_tokens_are_bearer_credentials_and_its_id_t
     """Under the demo config, a dev-issuer access token for demo-api identifies its subject and
     the ID token a browser sign-in yields (for idgate's client, `typ: JWT`) is refused."""
     mint = TokenMint(issuer=ISSUER)
-    verifier = BearerVerifier(settings.oidc, MintKeys(mint), Metrics(CollectorRegistry()))
+    verifier = bearer_verifier(settings.oidc, MintKeys(mint), Metrics(CollectorRegistry()))
     access_token = mint.access_token(
         subject="demo-service",
         client_id="demo-service",

@@ -213,7 +213,7 @@ def test_demo_users_get_the_answers_the_dex_config_promises(
     """The demo users Dex defines get the answers its comments describe."""
     users = {user["email"] for user in dex["staticPasswords"]}
     assert email is None or email in users
-    assert settings.oidc.user_claim == "email"
+    assert settings.oidc.user_claim == ("email",)
     principal = principal_for_explain(user=email, email=email, groups=[], claims={})
 
     answer = explain(settings, method="GET", url=settings.public_url + path, principal=principal)

@@ -506,8 +506,10 @@ async def test_provider_key_rotation_is_picked_up_without_restart(
     assert jwt.get_unverified_header(after)["kid"] == new_kid
     assert (first, rotated, old_again) == (200, 200, 200)
     assert seen["headers"]["x-authenticated-user"] == "alice"
-    assert await fresh_gate.metric("idgate_jwks_refreshes_total", result="success") == 2
-    assert await fresh_gate.metric("idgate_jwks_keys") == 2
+    assert (
+        await fresh_gate.metric("idgate_jwks_refreshes_total", result="success", issuer="oidc") == 2
+    )
+    assert await fresh_gate.metric("idgate_jwks_keys", issuer="oidc") == 2
     assert_never_written(fresh_gate, before, after)
 
 
@@ -538,7 +540,9 @@ async def test_provider_outage_keeps_known_keys_and_fails_closed_on_unknown_ones
     for path in paths.values():
         line = await fresh_gate.wait_for_decision(path)
         assert (line["status"], line["token_failure"]) == (401, "unknown_key")
-    assert await fresh_gate.metric("idgate_jwks_refreshes_total", result="failure") >= 1
+    assert (
+        await fresh_gate.metric("idgate_jwks_refreshes_total", result="failure", issuer="oidc") >= 1
+    )
     assert upstream.calls == 1
     assert_never_written(fresh_gate, known, unpublished, rotated)
 

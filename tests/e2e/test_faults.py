@@ -192,7 +192,9 @@ async def test_provider_down_keeps_known_keys_and_refuses_new_ones_until_it_retu
         await load.wait_for(
             "answers while the provider is down", lambda: len(load.sent_after(down)) >= PER_PHASE
         )
-        refreshes_failed = await provider_gate.metric(JWKS_REFRESHES, result="failure")
+        refreshes_failed = await provider_gate.metric(
+            JWKS_REFRESHES, result="failure", issuer="oidc"
+        )
         await asyncio.to_thread(provider.restart)
         after = {
             "rotated": await status_of(url, bearer(rotated)),
@@ -211,8 +213,8 @@ async def test_provider_down_keeps_known_keys_and_refuses_new_ones_until_it_retu
     assert refreshes_failed >= 1
     assert [after[name][0] for name in ("rotated", "unpublished", "readyz")] == [200, 401, 200]
     # At start, then once for each unknown kid after the restart (jwks_min_refresh_interval 1ms).
-    assert await provider_gate.metric(JWKS_REFRESHES, result="success") == 3
-    assert await provider_gate.metric("idgate_jwks_keys") == 2
+    assert await provider_gate.metric(JWKS_REFRESHES, result="success", issuer="oidc") == 3
+    assert await provider_gate.metric("idgate_jwks_keys", issuer="oidc") == 2
     assert_identified_every_time(upstream, "alice")
     await assert_failed_closed(provider_gate)
 

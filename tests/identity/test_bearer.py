@@ -37,6 +37,7 @@ from proxy.reasons import TokenFailure
 from proxy.sessions.revocation_list import RevocationList
 from proxy.sessions.revocations import RevocationKind
 from tests.support.issuer import FakeClock, FakeIssuer, SigningKey, forge, forge_hs256, serve_issuer
+from tests.support.issuers import bearer_verifier
 
 ISSUER = "https://issuer.example"
 MIN_REFRESH = 10.0
@@ -141,11 +142,11 @@ async def world(aiohttp_server: AiohttpServer) -> AsyncIterator[MakeWorld]:
         oidc = dataclasses.replace(oidc, **oidc_overrides)
         metrics = Metrics(CollectorRegistry())
         keys_clock, wall_clock = FakeClock(), FakeClock(now=time.time())
-        provider = ProviderKeys(oidc, session, metrics, clock=keys_clock)
+        provider = ProviderKeys(oidc.as_issuer, session, metrics, clock=keys_clock)
         started.append(provider)
         await provider.start()
         counting = CountingKeys(provider)
-        verifier = BearerVerifier(
+        verifier = bearer_verifier(
             oidc, counting, metrics, clock=wall_clock, revocations=revocations
         )
         return World(served, verifier, counting, metrics, keys_clock, wall_clock)
@@ -194,7 +195,9 @@ async def test_a_valid_token_identifies_its_subject(world: MakeWorld) -> None:
     assert principal.groups == {"eng", "ops"}
     assert principal.source is CredentialSource.BEARER
     assert principal.expires_at == token_claims["exp"]
-    assert w.sample("idgate_token_validations_total", result="valid", reason="ok") == 1
+    assert (
+        w.sample("idgate_token_validations_total", result="valid", reason="ok", issuer="oidc") == 1
+    )
     assert w.sample("idgate_token_validation_duration_seconds_count") == 1
 
 
@@ -214,7 +217,12 @@ async def test_a_revoked_users_tokens_issued_before_the_revocation_are_refused(
     assert (await w.verifier.verify(KEY.sign(claims(sub="bob", iat=now - 60)))).user == "bob"
     later = KEY.sign(claims(iat=int(entry.revoked_at) + 1))
     assert (await w.verifier.verify(later)).user == "alice"
-    assert w.sample("idgate_token_validations_total", result="invalid", reason="revoked") == 2
+    assert (
+        w.sample(
+            "idgate_token_validations_total", result="invalid", reason="revoked", issuer="oidc"
+        )
+        == 2
+    )
     await revocations.lift(RevocationKind.USER, "alice")
     assert (await w.verifier.verify(older)).user == "alice"
 
@@ -239,7 +247,9 @@ async def test_an_unsigned_token_is_refused(world: MakeWorld, alg: str) -> None:
     failure = await failure_of(w, forge({"alg": alg, "kid": "k1"}, claims()))
 
     assert failure is TokenFailure.ALGORITHM
-    assert w.sample("idgate_token_validations_total", result="invalid", reason="algorithm") == 1
+    # Refused before its issuer is chosen: no issuer's label.
+    labels = {"result": "invalid", "reason": "algorithm", "issuer": ""}
+    assert w.sample("idgate_token_validations_total", **labels) == 1
 
 
 @pytest.mark.parametrize("form", ["pem", "jwk"])
@@ -282,7 +292,7 @@ async def test_the_verifier_refuses_symmetric_algs_whatever_its_config_and_keys(
     secret = b"0123456789abcdef0123456789abcdef"
     oidc = OIDCSettings(issuer=ISSUER, client_id="api", algorithms=("RS256", alg))
     keys = HmacHandingKeys(secret)
-    verifier = BearerVerifier(oidc, keys, Metrics(CollectorRegistry()))
+    verifier = bearer_verifier(oidc, keys, Metrics(CollectorRegistry()))
     token = forge_hs256({"alg": alg, "kid": "k"}, claims(aud="api"), secret)
 
     with pytest.raises(InvalidToken) as caught:
@@ -299,7 +309,7 @@ async def test_algorithms_outside_the_asymmetric_set_are_refused_even_if_configu
         issuer=ISSUER, client_id="api", algorithms=("RS256", "ES256K", "Ed25519", "Ed448")
     )
     keys = HmacHandingKeys(b"0123456789abcdef0123456789abcdef")
-    verifier = BearerVerifier(oidc, keys, Metrics(CollectorRegistry()))
+    verifier = bearer_verifier(oidc, keys, Metrics(CollectorRegistry()))
 
     for alg in ("ES256K", "Ed25519", "Ed448"):
         with pytest.raises(InvalidToken) as caught:
@@ -672,13 +682,17 @@ async def test_a_cached_token_is_not_verified_again_until_it_expires(world: Make
 
     assert second == first
     assert w.keys.calls == 1
-    assert w.sample("idgate_token_validations_total", result="cached", reason="ok") == 1
+    assert (
+        w.sample("idgate_token_validations_total", result="cached", reason="ok", issuer="oidc") == 1
+    )
 
     w.wall_clock.now = token_claims["exp"]
     await w.verifier.verify(token)
 
     assert w.keys.calls == 2
-    assert w.sample("idgate_token_validations_total", result="valid", reason="ok") == 2
+    assert (
+        w.sample("idgate_token_validations_total", result="valid", reason="ok", issuer="oidc") == 2
+    )
 
 
 async def test_failures_are_not_cached(world: MakeWorld) -> None:
@@ -691,4 +705,9 @@ async def test_failures_are_not_cached(world: MakeWorld) -> None:
         assert await failure_of(w, token) is TokenFailure.AUDIENCE
 
     assert w.keys.calls == 2
-    assert w.sample("idgate_token_validations_total", result="invalid", reason="audience") == 2
+    assert (
+        w.sample(
+            "idgate_token_validations_total", result="invalid", reason="audience", issuer="oidc"
+        )
+        == 2
+    )

@@ -16,6 +16,7 @@ from proxy.observability.metrics import Metrics
 from proxy.reasons import TokenFailure
 from tests.support.gate import Gate
 from tests.support.issuer import FakeIssuer, SigningKey, StaticKeys, forge
+from tests.support.issuers import bearer_verifier
 from tests.support.settings import AUDIENCE
 from tests.support.signed_in import sign_in
 
@@ -28,7 +29,7 @@ KEY = SigningKey(kid="k1")
 def verifier(**oidc: Any) -> tuple[BearerVerifier, Metrics]:
     settings = OIDCSettings(issuer=ISSUER, client_id=CLIENT_ID, **({"audiences": (API,)} | oidc))
     metrics = Metrics(CollectorRegistry())
-    return BearerVerifier(settings, StaticKeys((KEY,)), metrics), metrics
+    return bearer_verifier(settings, StaticKeys((KEY,)), metrics), metrics
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
@@ -49,7 +50,7 @@ async def failure_of(bearer: BearerVerifier, token: str) -> TokenFailure:
 
 
 def invalid_count(metrics: Metrics, reason: str) -> float:
-    labels = {"result": "invalid", "reason": reason}
+    labels = {"result": "invalid", "reason": reason, "issuer": "oidc"}
     return metrics.registry.get_sample_value("idgate_token_validations_total", labels) or 0.0
 
 
@@ -169,6 +170,6 @@ async def test_the_id_token_from_a_sign_in_does_not_open_a_route(gate: Gate) -> 
 
     assert refused.status == 401
     assert (await refused.json())["reason"] == "invalid_token"
-    labels = {"result": "invalid", "reason": "id_token"}
+    labels = {"result": "invalid", "reason": "id_token", "issuer": "oidc"}
     assert gate.metric("idgate_token_validations_total", **labels) == 1
     assert allowed.status == 200

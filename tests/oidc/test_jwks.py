@@ -59,7 +59,7 @@ async def provider_keys(
     created: list[ProviderKeys] = []
 
     def make(oidc: OIDCSettings) -> ProviderKeys:
-        keys = ProviderKeys(oidc, http, metrics, clock=clock)
+        keys = ProviderKeys(oidc.as_issuer, http, metrics, clock=clock)
         created.append(keys)
         return keys
 
@@ -103,10 +103,10 @@ async def test_ready_flips_only_after_metadata_and_keys_load(
     assert await keys.refresh()
     assert is_ready(keys)
     assert (await keys.key_for("k1", "RS256")).kid == "k1"
-    assert sample(metrics, "idgate_jwks_refreshes_total", result="failure") == 2
-    assert sample(metrics, "idgate_jwks_refreshes_total", result="success") == 1
-    assert sample(metrics, "idgate_jwks_keys") == 1
-    assert (sample(metrics, "idgate_jwks_last_success_timestamp_seconds") or 0) > 0
+    assert sample(metrics, "idgate_jwks_refreshes_total", result="failure", issuer="oidc") == 2
+    assert sample(metrics, "idgate_jwks_refreshes_total", result="success", issuer="oidc") == 1
+    assert sample(metrics, "idgate_jwks_keys", issuer="oidc") == 1
+    assert (sample(metrics, "idgate_jwks_last_success_timestamp_seconds", issuer="oidc") or 0) > 0
 
 
 async def test_a_configured_jwks_uri_skips_discovery(
@@ -223,8 +223,8 @@ async def test_a_failing_provider_keeps_the_loaded_keys(
     assert caught.value.failure is TokenFailure.UNKNOWN_KEY
     assert (await keys.key_for("k1", "RS256")).kid == "k1"
     assert is_ready(keys)
-    assert sample(metrics, "idgate_jwks_refreshes_total", result="failure") == 1
-    assert sample(metrics, "idgate_jwks_keys") == 1
+    assert sample(metrics, "idgate_jwks_refreshes_total", result="failure", issuer="oidc") == 1
+    assert sample(metrics, "idgate_jwks_keys", issuer="oidc") == 1
 
 
 async def test_a_key_set_without_usable_keys_keeps_the_loaded_keys(
@@ -261,7 +261,7 @@ async def test_symmetric_keys_are_never_loaded(
 
     assert hmac_alg.value.failure is TokenFailure.ALGORITHM
     assert lying_alg.value.failure is TokenFailure.UNKNOWN_KEY
-    assert sample(metrics, "idgate_jwks_keys") == 1
+    assert sample(metrics, "idgate_jwks_keys", issuer="oidc") == 1
 
 
 @pytest.mark.parametrize(
@@ -304,7 +304,7 @@ async def test_unusable_keys_are_skipped_without_failing_the_others(
     await keys.start()
 
     assert is_ready(keys)
-    assert sample(metrics, "idgate_jwks_keys") == 1
+    assert sample(metrics, "idgate_jwks_keys", issuer="oidc") == 1
     with pytest.raises(InvalidToken):
         await keys.key_for("odd", "RS256")
 
@@ -386,7 +386,7 @@ async def test_close_stops_the_background_refresh(
     issuer = await serve_issuer(aiohttp_server)
     keys = provider_keys(settings(issuer))
     await keys.start()
-    before = {task for task in asyncio.all_tasks() if task.get_name() == "idgate-provider-keys"}
+    before = {task for task in asyncio.all_tasks() if task.get_name() == "idgate-keys-oidc"}
 
     await keys.close()
 

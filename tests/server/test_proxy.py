@@ -88,7 +88,12 @@ async def test_expired_token_is_refused(gate: Gate) -> None:
         "/admin", headers=gate.bearer("alice", groups=["admins"], exp=1_000_000, iat=999_000)
     )
     assert response.status == 401
-    assert gate.metric("idgate_token_validations_total", result="invalid", reason="expired") == 1
+    assert (
+        gate.metric(
+            "idgate_token_validations_total", result="invalid", reason="expired", issuer="oidc"
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,9 @@ async def _manager(*, refresh_seconds: int) -> AsyncIterator[tuple[SessionManage
                     session.secrets, cookie_name=COOKIE, max_lifetime_seconds=LIFETIME, clock=clock
                 ),
                 provider=ProviderKeys(
-                    OIDCSettings(issuer="https://issuer.test", client_id="x"), http, metrics
+                    OIDCSettings(issuer="https://issuer.test", client_id="x").as_issuer,
+                    http,
+                    metrics,
                 ),
                 http=http,
                 metrics=metrics,

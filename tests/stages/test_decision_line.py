@@ -47,6 +47,7 @@ BOB = Principal(
     claims={},
     source=CredentialSource.BEARER,
     expires_at=2e9,
+    issuer="partners",
 )
 
 
@@ -80,6 +81,7 @@ async def test_a_denied_request_names_user_decision_and_reason(
         "path": "/users",
         "user": "bob",
         "source": "bearer",
+        "issuer": "partners",
         "decision": "deny",
         "reason": "deny_rule",
     }
@@ -90,6 +92,7 @@ async def test_a_refused_token_names_its_failure_and_no_user(
 ) -> None:
     ctx = context(
         token_failure=TokenFailure.EXPIRED,
+        token_issuer="partners",
         decision=Decision(
             outcome=Outcome.UNAUTHENTICATED, reason=Reason.INVALID_TOKEN, route=ROUTE
         ),
@@ -97,7 +100,7 @@ async def test_a_refused_token_names_its_failure_and_no_user(
 
     fields = _parsed(decision_line(ctx, status=401, route="admin", latency=0.001, reason=None))
 
-    assert (fields["user"], fields["source"]) == (None, None)
+    assert (fields["user"], fields["source"], fields["issuer"]) == (None, None, "partners")
     assert (fields["decision"], fields["token_failure"], fields["reason"]) == (
         "unauthenticated",
         "expired",

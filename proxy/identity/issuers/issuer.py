@@ -1,0 +1,121 @@
+"""One issuer's tokens to Principals: its keys, its audiences, its kind's checks, its claims.
+
+The checks every provider token gets are `decode_provider_jwt`'s (RFC 8725); here are the ones
+an access token adds: `exp` required, no ID token (`proxy/identity/token_kind.py`),
+`max_token_lifetime`, then the kind's own check and its claim mapping (`kinds.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from proxy.config.model import IssuerSettings
+from proxy.errors import InvalidToken, ProviderUnavailable
+from proxy.identity.issuers.kinds import KIND_RULES
+from proxy.identity.principal import Principal
+from proxy.identity.token_kind import access_token_type_check
+from proxy.oidc.provider_jwt import ClaimsCheck, KeySource, decode_provider_jwt
+from proxy.reasons import TokenFailure
+
+
+class IssuerKeys(KeySource, Protocol):
+    """An issuer's key source with its life: `ProviderKeys`, or a kind's own fetcher."""
+
+    @property
+    def ready(self) -> bool:
+        """At least one key is loaded."""
+        ...
+
+    @property
+    def discovered_issuer(self) -> str | None:
+        """The `iss` its discovery document named; None before it was fetched, or without one."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Rules:
+    """The `TokenRules` of one verification, with the issuer's `iss` settled."""
+
+    issuer: str
+    algorithms: tuple[str, ...]
+    leeway_seconds: int
+
+
+class Issuer:
+    def __init__(
+        self, settings: IssuerSettings, keys: IssuerKeys, *, refuse_id_tokens: ClaimsCheck
+    ) -> None:
+        """`refuse_id_tokens` (proxy/identity/token_kind.py) knows which tokens are ID tokens:
+        for the `oidc` issuer, also those for idgate's own client."""
+        self.settings = settings
+        self.keys = keys
+        self._rules = KIND_RULES[settings.kind]
+        self._check_type = access_token_type_check(required=settings.require_access_token_type)
+        self._refuse_id_tokens = refuse_id_tokens
+        required = ("exp", "iat") if settings.max_token_lifetime_seconds is not None else ("exp",)
+        self._required = required
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def iss(self) -> str | None:
+        """The exact `iss` of its tokens: configured, or learnt from its discovery."""
+        return self.settings.issuer or self.keys.discovered_issuer
+
+    @property
+    def takes_bearer_tokens(self) -> bool:
+        """Whether it accepts bearer tokens at all: the `oidc` block without `audiences` serves
+        browser sessions only."""
+        return bool(self.settings.audiences)
+
+    @property
+    def ready(self) -> bool:
+        return self.keys.ready
+
+    async def verify(self, token: str) -> Principal:
+        """The identity of a token this issuer signed; raises InvalidToken, or
+        ProviderUnavailable when its keys cannot be had now."""
+        iss = self.iss
+        if iss is None:
+            raise ProviderUnavailable(f"issuer {self.name}'s discovery is not loaded yet")
+        settings = self.settings
+        claims = await decode_provider_jwt(
+            token,
+            oidc=_Rules(
+                issuer=iss, algorithms=settings.algorithms, leeway_seconds=settings.leeway_seconds
+            ),
+            keys=self.keys,
+            audiences=settings.audiences,
+            required=self._required,
+            check_header=self._check_type,
+            check_kind=self._refuse_id_tokens,
+        )
+        self._check_lifetime(claims)
+        if self._rules.check is not None:
+            self._rules.check(claims, settings)
+        principal = self._rules.principal(claims, settings, _expires_at(claims))
+        if principal is None:
+            raise InvalidToken(TokenFailure.MISSING_CLAIM)
+        return principal
+
+    def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
+        longest = self.settings.max_token_lifetime_seconds
+        # decode_provider_jwt made `exp` and `iat` numbers, and both present when this is set.
+        if longest is not None and claims["exp"] - claims["iat"] > longest:
+            raise InvalidToken(TokenFailure.LIFETIME_TOO_LONG)
+
+
+def _expires_at(claims: Mapping[str, Any]) -> float:
+    # decode_provider_jwt made `exp` a number; an integer beyond a float's range is no date.
+    try:
+        return float(claims["exp"])
+    except OverflowError:
+        raise InvalidToken(TokenFailure.MALFORMED) from None

@@ -1,0 +1,50 @@
+"""Every configured issuer, and the choice of one for a token by its `iss`, before any key.
+
+RFC 8725 3.8: "When a JWT ... can be issued by multiple issuers, ... the issuer ... MUST be
+validated": the issuer is chosen by the token's exact `iss`, and only that issuer's keys are ever
+asked for its `kid`, so a `kid` that exists at two issuers never lets one issuer's key verify a
+token naming the other. Each issuer keeps its own keys: one that cannot be reached fails its own
+tokens only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from proxy.errors import InvalidToken
+from proxy.identity.issuers.issuer import Issuer
+from proxy.identity.issuers.peek import is_jwt, unverified_issuer
+from proxy.reasons import TokenFailure
+
+
+class IssuerRegistry:
+    def __init__(self, issuers: Iterable[Issuer]) -> None:
+        """`issuers` in configuration order, the `oidc` block's first; names are unique and no
+        two issuers that take bearer tokens share an `iss` (the config loader checked both)."""
+        self._issuers: Mapping[str, Issuer] = MappingProxyType(
+            {issuer.name: issuer for issuer in issuers}
+        )
+
+    @property
+    def issuers(self) -> Mapping[str, Issuer]:
+        """By name, in configuration order."""
+        return self._issuers
+
+    def readiness(self) -> dict[str, bool]:
+        """Which issuers have keys loaded, by name."""
+        return {name: issuer.ready for name, issuer in self._issuers.items()}
+
+    def select(self, token: str) -> Issuer:
+        """The issuer that must verify `token`, from its unverified `iss`; InvalidToken(ISSUER)
+        when no issuer has that `iss`. Of two with the same `iss` (the `oidc` block for sessions
+        only, and a named issuer for the same provider's access tokens), the one that takes
+        bearer tokens; the other refuses every token's audience."""
+        if not is_jwt(token):
+            # An opaque token names no issuer, and no issuer here introspects one.
+            raise InvalidToken(TokenFailure.MALFORMED)
+        iss = unverified_issuer(token)
+        named = [issuer for issuer in self._issuers.values() if issuer.iss == iss]
+        if not named:
+            raise InvalidToken(TokenFailure.ISSUER)
+        return next((issuer for issuer in named if issuer.takes_bearer_tokens), named[0])
