@@ -21,7 +21,9 @@ from proxy.identity.issuers import Issuer, IssuerKeys, IssuerRegistry
 from proxy.identity.token_kind import refuse_id_tokens
 from proxy.observability.metrics import Metrics
 from proxy.oidc.jwks import ProviderKeys
+from proxy.oidc.kubernetes_keys import KubernetesKeys
 from proxy.oidc.logout_token import LogoutTokenVerifier
+from proxy.oidc.token_review import token_reviews
 from proxy.policy.rate_limits import RateLimits
 from proxy.policy.routes import RouteTable
 from proxy.policy.trust import TrustedProxies
@@ -148,11 +150,19 @@ async def build_issuers(
     for issuer_settings in settings.issuers:
         old = kept.get(issuer_settings.name)
         if old is not None and old.settings == issuer_settings:
-            keys = old.keys
+            keys, confirmation = old.keys, old.confirmation
         else:
             keys = issuer_keys(issuer_settings, http, metrics)
+            confirmation = token_reviews(issuer_settings, http)
             started.append(keys)
-        named.append(Issuer(issuer_settings, keys, refuse_id_tokens=refuse_id_tokens(None)))
+        named.append(
+            Issuer(
+                issuer_settings,
+                keys,
+                refuse_id_tokens=refuse_id_tokens(None),
+                confirmation=confirmation,
+            )
+        )
     await asyncio.gather(*(keys.start() for keys in started))
     browser = Issuer(
         settings.oidc.as_issuer, provider, refuse_id_tokens=refuse_id_tokens(settings.oidc)
@@ -162,6 +172,8 @@ async def build_issuers(
 
 def issuer_keys(settings: IssuerSettings, http: ClientSession, metrics: Metrics) -> IssuerKeys:
     """The key source an issuer's kind fetches its keys with (not yet started)."""
+    if settings.kubernetes is not None:
+        return KubernetesKeys(settings, http, metrics)
     return ProviderKeys(settings, http, metrics)
 
 

@@ -143,6 +143,10 @@ class IssuerKind(StrEnum):
     """What signs an issuer's tokens; each kind adds its own checks (proxy/identity/issuers/)."""
 
     OIDC = "oidc"
+    KUBERNETES = "kubernetes"
+    """A cluster's API server: service-account tokens (its `kubernetes` block)."""
+    SPIFFE = "spiffe"
+    """JWT-SVIDs of one SPIFFE trust domain (its `spiffe` block)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,6 +184,10 @@ class IssuerSettings:
     """YAML `jwks_min_refresh_interval`."""
     http_timeout_seconds: float = 5.0
     """YAML `http_timeout`: for every call to the issuer."""
+    kubernetes: KubernetesSettings | None = None
+    """Set for kind `kubernetes` (its `kubernetes` block, defaults and all), else None."""
+    spiffe: SpiffeSettings | None = None
+    """Set for kind `spiffe`, else None."""
 
 
 class Prompt(StrEnum):

@@ -20,6 +20,7 @@ from proxy.config.model import (
     UpstreamTLS,
 )
 from proxy.config.parse_tls import path_value
+from proxy.config.parse_workload_issuers import with_kind_settings
 from proxy.config.reader import Section, given
 from proxy.config.tls_context import TLSFileError, build_client_context
 from proxy.config.values import (
@@ -84,6 +85,7 @@ def _issuer(section: Section) -> IssuerSettings:
             http_timeout_seconds=section.get("http_timeout", duration),
         ),
     )
+    issuer = with_kind_settings(section, issuer)
     section.close()
     if issuer.discovery is not None and issuer.jwks_uri is not None:
         section.issue(

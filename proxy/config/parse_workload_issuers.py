@@ -1,13 +1,21 @@
-"""An issuer's kind-specific blocks: `kubernetes` (service-account tokens) and `spiffe`."""
+"""An issuer's kind-specific blocks: `kubernetes` (service-account tokens) and `spiffe`
+(JWT-SVIDs), and the generic issuer keys each of these kinds does without."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Final, TypeVar
 
 from proxy.config.addresses import base_url
 from proxy.config.issues import key_path
-from proxy.config.model import KubernetesSettings, SpiffeSettings
+from proxy.config.model import (
+    ASYMMETRIC_ALGORITHMS,
+    IssuerKind,
+    IssuerSettings,
+    KubernetesSettings,
+    SpiffeSettings,
+)
 from proxy.config.parse_tls import path_value
 from proxy.config.reader import Section, given
 from proxy.config.values import (
@@ -18,8 +26,73 @@ from proxy.config.values import (
     trust_domain,
 )
 
+T = TypeVar("T")
+
 #: A TokenReview answer is reused at most this long: the point of asking is to notice deletions.
 MAX_TOKEN_REVIEW_CACHE_SECONDS: Final = 300.0
+#: JWT-SVID 2.1: `alg` "MUST be set to one of the values defined in RFC 7518 sections 3.3, 3.4,
+#: or 3.5": RSA, ECDSA and RSA-PSS; EdDSA is not among them.
+JWT_SVID_ALGORITHMS: Final = ASYMMETRIC_ALGORITHMS - {"EdDSA"}
+
+
+def with_kind_settings(section: Section, issuer: IssuerSettings) -> IssuerSettings:
+    """`issuer` with its kind's block read from the issuer's `section`; a block of another kind,
+    or a generic key the kind does without, is reported."""
+    kubernetes = _block(section, issuer.kind, IssuerKind.KUBERNETES, parse_kubernetes)
+    spiffe = _block(section, issuer.kind, IssuerKind.SPIFFE, parse_spiffe)
+    if issuer.kind is not IssuerKind.OIDC and section.has("claims"):
+        section.issue(
+            f"not for kind {issuer.kind}: the identity is what the token names"
+            " (the service account, or the SPIFFE ID)",
+            key="claims",
+        )
+    if kubernetes is not None:
+        for key in ("discovery", "jwks_uri", "ca_file"):
+            if section.has(key):
+                section.issue(
+                    "not for kind kubernetes: discovery and keys come from kubernetes.api_server,"
+                    " verified with kubernetes.ca_file",
+                    key=key,
+                )
+        return dataclasses.replace(issuer, kubernetes=kubernetes)
+    if spiffe is not None:
+        _require_for_spiffe(section, issuer)
+        algorithms = _svid_algorithms(section, issuer.algorithms)
+        return dataclasses.replace(issuer, spiffe=spiffe, algorithms=algorithms)
+    return issuer
+
+
+def _block(
+    section: Section, kind: IssuerKind, block_kind: IssuerKind, parse: Callable[[Section], T]
+) -> T | None:
+    key = block_kind.value
+    if kind is block_kind:
+        return parse(section.section(key))
+    if section.has(key):
+        section.issue(f"only for kind: {key}", key=key)
+    return None
+
+
+def _require_for_spiffe(section: Section, issuer: IssuerSettings) -> None:
+    if not section.has("issuer"):
+        section.issue(
+            "required: idgate tells a token's issuer by its `iss` (SPIRE: the server's jwt_issuer)",
+            key="issuer",
+        )
+    if issuer.jwks_uri is None and not section.has("jwks_uri"):
+        section.issue(
+            "required: the trust domain's bundle endpoint (a SPIFFE bundle is a JWKS)",
+            key="jwks_uri",
+        )
+
+
+def _svid_algorithms(section: Section, algorithms: tuple[str, ...]) -> tuple[str, ...]:
+    refused = [name for name in algorithms if name not in JWT_SVID_ALGORITHMS]
+    if refused and section.has("algorithms"):
+        section.issue(
+            f"{', '.join(refused)}: not a JWT-SVID algorithm (JWT-SVID 2.1)", key="algorithms"
+        )
+    return tuple(name for name in algorithms if name in JWT_SVID_ALGORITHMS)
 
 
 def parse_kubernetes(section: Section) -> KubernetesSettings:

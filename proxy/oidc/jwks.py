@@ -21,7 +21,7 @@ import aiohttp
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from proxy.config.model import ASYMMETRIC_ALGORITHMS, IssuerSettings, UpstreamTLS
+from proxy.config.model import ASYMMETRIC_ALGORITHMS, IssuerKind, IssuerSettings, UpstreamTLS
 from proxy.config.tls_context import build_client_context
 from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.observability.metrics import Metrics
@@ -176,6 +176,7 @@ class ProviderKeys:
             else build_client_context(UpstreamTLS(ca_file=settings.ca_file)).context
         )
         self._algorithms = frozenset(settings.algorithms) & ASYMMETRIC_ALGORITHMS
+        self._key_use = JWT_SVID_USE if settings.kind is IssuerKind.SPIFFE else SIGNATURE_USE
         # The series exist from the start: "never loaded" reads as a last success at 0.
         metrics.jwks_last_success.labels(issuer=settings.name)
         metrics.jwks_keys.labels(issuer=settings.name)
@@ -254,22 +255,10 @@ class ProviderKeys:
 
     async def _fetch(self) -> bool:
         self._last_fetch = self._clock()
-        timeout = self._settings.http_timeout_seconds
         name = self._settings.name
         try:
-            jwks_uri = self._settings.jwks_uri
-            if jwks_uri is None:
-                if self._metadata is None:
-                    self._metadata = await fetch_metadata(
-                        self._http,
-                        self._settings.issuer,
-                        url=self._settings.discovery,
-                        timeout=timeout,
-                        ssl=self._ssl,
-                    )
-                jwks_uri = self._metadata.jwks_uri
-            document = await fetch_json_object(self._http, jwks_uri, timeout=timeout, ssl=self._ssl)
-            keys = parse_key_set(document, self._algorithms)
+            document = await self._key_document()
+            keys = parse_key_set(document, self._algorithms, key_use=self._key_use)
         except ProviderError as error:
             self._metrics.jwks_refreshes.labels(result="failure", issuer=name).inc()
             logger.warning(
@@ -281,6 +270,22 @@ class ProviderKeys:
         self._metrics.jwks_keys.labels(issuer=name).set(keys.count)
         self._metrics.jwks_last_success.labels(issuer=name).set(time.time())
         return True
+
+    async def _key_document(self) -> dict[str, Any]:
+        """The JWKS document, after discovery when the keys' URL comes from there."""
+        timeout = self._settings.http_timeout_seconds
+        jwks_uri = self._settings.jwks_uri
+        if jwks_uri is None:
+            if self._metadata is None:
+                self._metadata = await fetch_metadata(
+                    self._http,
+                    self._settings.issuer,
+                    url=self._settings.discovery,
+                    timeout=timeout,
+                    ssl=self._ssl,
+                )
+            jwks_uri = self._metadata.jwks_uri
+        return await fetch_json_object(self._http, jwks_uri, timeout=timeout, ssl=self._ssl)
 
     async def _keep_fresh(self) -> None:
         interval = self._settings.jwks_refresh_seconds

@@ -16,6 +16,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+import aiohttp
+
+from proxy.config.model import IssuerSettings
 from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.oidc.discovery import ProviderError
 from proxy.oidc.kubernetes_api import KubernetesApi
@@ -24,6 +27,19 @@ from proxy.reasons import TokenFailure
 logger = logging.getLogger("idgate.oidc")
 
 TOKEN_REVIEWS_PATH: Final = "/apis/authentication.k8s.io/v1/tokenreviews"  # noqa: S105 (a path)
+
+
+def token_reviews(settings: IssuerSettings, http: aiohttp.ClientSession) -> TokenReviews | None:
+    """The TokenReviews of a `kubernetes` issuer with `token_review: true`; None otherwise."""
+    kubernetes = settings.kubernetes
+    if kubernetes is None or not kubernetes.token_review:
+        return None
+    return TokenReviews(
+        KubernetesApi(kubernetes, http, timeout=settings.http_timeout_seconds),
+        audiences=settings.audiences,
+        cache_seconds=kubernetes.token_review_cache_seconds,
+        cache_size=kubernetes.token_review_cache_size,
+    )
 
 
 class TokenReviews:

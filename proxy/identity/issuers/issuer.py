@@ -38,6 +38,16 @@ class IssuerKeys(KeySource, Protocol):
     async def close(self) -> None: ...
 
 
+class TokenConfirmation(Protocol):
+    """A say on every use of a token its issuer verified, cached or not: a Kubernetes
+    TokenReview (`proxy/oidc/token_review.py`)."""
+
+    async def check(self, token: str, *, user: str, expires_at: float) -> None:
+        """Raises InvalidToken when the token no longer counts, ProviderUnavailable when
+        that cannot be told now."""
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Rules:
     """The `TokenRules` of one verification, with the issuer's `iss` settled."""
@@ -49,12 +59,19 @@ class _Rules:
 
 class Issuer:
     def __init__(
-        self, settings: IssuerSettings, keys: IssuerKeys, *, refuse_id_tokens: ClaimsCheck
+        self,
+        settings: IssuerSettings,
+        keys: IssuerKeys,
+        *,
+        refuse_id_tokens: ClaimsCheck,
+        confirmation: TokenConfirmation | None = None,
     ) -> None:
         """`refuse_id_tokens` (proxy/identity/token_kind.py) knows which tokens are ID tokens:
-        for the `oidc` issuer, also those for idgate's own client."""
+        for the `oidc` issuer, also those for idgate's own client. `confirmation`, when given, is
+        asked on every use of a token (`confirm`)."""
         self.settings = settings
         self.keys = keys
+        self.confirmation = confirmation
         self._rules = KIND_RULES[settings.kind]
         self._check_type = access_token_type_check(required=settings.require_access_token_type)
         self._refuse_id_tokens = refuse_id_tokens
@@ -105,6 +122,14 @@ class Issuer:
         if principal is None:
             raise InvalidToken(TokenFailure.MISSING_CLAIM)
         return principal
+
+    async def confirm(self, token: str, principal: Principal) -> None:
+        """This issuer's say on one use of a token it verified, now or from the cache; raises
+        InvalidToken or ProviderUnavailable."""
+        if self.confirmation is not None:
+            await self.confirmation.check(
+                token, user=principal.user, expires_at=principal.expires_at
+            )
 
     def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
         longest = self.settings.max_token_lifetime_seconds

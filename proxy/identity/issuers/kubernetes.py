@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from proxy.config.addresses import service_account
+from proxy.config.model import IssuerSettings
 from proxy.config.values import InvalidValueError
 from proxy.errors import InvalidToken
 from proxy.identity.principal import CredentialSource, Principal
@@ -78,7 +79,9 @@ def service_account_of_user(user: str) -> ServiceAccount | None:
         return None
 
 
-def kubernetes_principal(claims: Mapping[str, Any], *, expires_at: float) -> Principal:
+def kubernetes_principal(
+    claims: Mapping[str, Any], settings: IssuerSettings, expires_at: float
+) -> Principal:
     """The service account's identity; raises InvalidToken when the claims name none."""
     account = service_account_of(claims)
     return Principal(
@@ -89,6 +92,7 @@ def kubernetes_principal(claims: Mapping[str, Any], *, expires_at: float) -> Pri
         source=CredentialSource.BEARER,
         expires_at=expires_at,
         service_account=account.qualified,
+        issuer=settings.name,
     )
 
 

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from proxy.errors import InvalidToken
 from proxy.identity.issuers.issuer import Issuer
 from proxy.identity.issuers.peek import is_jwt, unverified_issuer
+from proxy.identity.principal import Principal
 from proxy.reasons import TokenFailure
 
 
@@ -34,6 +35,12 @@ class IssuerRegistry:
     def readiness(self) -> dict[str, bool]:
         """Which issuers have keys loaded, by name."""
         return {name: issuer.ready for name, issuer in self._issuers.items()}
+
+    async def confirm(self, token: str, principal: Principal) -> None:
+        """The say of the principal's issuer on this use of its token (a TokenReview)."""
+        issuer = self._issuers.get(principal.issuer or "")
+        if issuer is not None:
+            await issuer.confirm(token, principal)
 
     def select(self, token: str) -> Issuer:
         """The issuer that must verify `token`, from its unverified `iss`; InvalidToken(ISSUER)

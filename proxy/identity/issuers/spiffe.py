@@ -12,15 +12,19 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from proxy.config.model import IssuerSettings
 from proxy.config.values import InvalidValueError, trust_domain_of
 from proxy.errors import InvalidToken
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.reasons import TokenFailure
 
 
-def svid_principal(claims: Mapping[str, Any], *, trust_domain: str, expires_at: float) -> Principal:
+def svid_principal(
+    claims: Mapping[str, Any], settings: IssuerSettings, expires_at: float
+) -> Principal:
     """The workload a verified JWT-SVID names; raises InvalidToken when `sub` is not a SPIFFE
-    ID of `trust_domain`."""
+    ID of the issuer's trust domain."""
+    assert settings.spiffe is not None  # the config loader gives kind spiffe its block
     subject = claims.get("sub")
     if not isinstance(subject, str):
         raise InvalidToken(TokenFailure.MISSING_CLAIM)
@@ -30,7 +34,7 @@ def svid_principal(claims: Mapping[str, Any], *, trust_domain: str, expires_at: 
         raise InvalidToken(TokenFailure.MALFORMED) from None
     # SPIFFE Trust Domain and Bundle 4: a bundle's keys vouch for identities of its own trust
     # domain only, so a key of this issuer never makes another domain's SPIFFE ID.
-    if domain != trust_domain:
+    if domain != settings.spiffe.trust_domain:
         raise InvalidToken(TokenFailure.WRONG_TRUST_DOMAIN)
     return Principal(
         user=subject,
@@ -40,4 +44,5 @@ def svid_principal(claims: Mapping[str, Any], *, trust_domain: str, expires_at: 
         source=CredentialSource.BEARER,
         expires_at=expires_at,
         spiffe_id=subject,
+        issuer=settings.name,
     )

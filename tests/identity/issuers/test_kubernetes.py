@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from proxy.config.model import IssuerKind, IssuerSettings
 from proxy.errors import InvalidToken
 from proxy.identity.issuers.kubernetes import (
     kubernetes_principal,
@@ -36,12 +37,13 @@ def projected_claims(
 def test_the_principal_is_the_service_account_as_the_api_server_names_it() -> None:
     """User, service account and groups follow Kubernetes' own naming, so policies written
     for the cluster's RBAC mean the same here."""
-    principal = kubernetes_principal(projected_claims(), expires_at=2e9)
+    settings = IssuerSettings(name="cluster", kind=IssuerKind.KUBERNETES, audiences=("idgate",))
+    principal = kubernetes_principal(projected_claims(), settings, 2e9)
 
     assert principal.user == "system:serviceaccount:payments:frontend"
     assert principal.service_account == "payments/frontend"
     assert principal.groups == {"system:serviceaccounts", "system:serviceaccounts:payments"}
-    assert principal.email is None
+    assert (principal.email, principal.issuer) == (None, "cluster")
     assert principal.claims["kubernetes.io"]["pod"]["name"] == "frontend-7d9c"
 
 

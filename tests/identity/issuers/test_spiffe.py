@@ -6,19 +6,29 @@ from typing import Any
 
 import pytest
 
+from proxy.config.model import IssuerKind, IssuerSettings, SpiffeSettings
 from proxy.errors import InvalidToken
 from proxy.identity.issuers.spiffe import svid_principal
 from proxy.reasons import TokenFailure
+
+SETTINGS = IssuerSettings(
+    name="mesh",
+    kind=IssuerKind.SPIFFE,
+    issuer="https://spire.example.org",
+    jwks_uri="https://spire.example.org/bundle",
+    audiences=("idgate",),
+    spiffe=SpiffeSettings(trust_domain="example.org"),
+)
 
 
 def test_the_spiffe_id_is_the_user_and_the_spiffe_id() -> None:
     """A JWT-SVID's identity is its SPIFFE ID in both places, as a certificate's would be."""
     claims = {"sub": "spiffe://example.org/ns/prod/sa/api", "aud": ["idgate"], "exp": 2e9}
 
-    principal = svid_principal(claims, trust_domain="example.org", expires_at=2e9)
+    principal = svid_principal(claims, SETTINGS, 2e9)
 
     assert principal.user == principal.spiffe_id == "spiffe://example.org/ns/prod/sa/api"
-    assert principal.service_account is None
+    assert (principal.service_account, principal.issuer) == (None, "mesh")
 
 
 @pytest.mark.parametrize(
@@ -39,5 +49,5 @@ def test_a_subject_outside_the_trust_domain_is_refused(subject: Any, failure: To
     """Another trust domain, a look-alike one, and anything that is not a SPIFFE ID are
     refused, whatever key signed the token."""
     with pytest.raises(InvalidToken) as raised:
-        svid_principal({"sub": subject}, trust_domain="example.org", expires_at=2e9)
+        svid_principal({"sub": subject}, SETTINGS, 2e9)
     assert raised.value.failure is failure
