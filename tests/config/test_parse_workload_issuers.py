@@ -8,11 +8,18 @@ from typing import Any, TypeVar
 
 import pytest
 
-from proxy.config.model import SERVICE_ACCOUNT_DIR, KubernetesSettings, SpiffeSettings
+from proxy.config.load import parse_settings
+from proxy.config.model import (
+    SERVICE_ACCOUNT_DIR,
+    IssuerKind,
+    KubernetesSettings,
+    SpiffeSettings,
+)
 from proxy.config.parse_workload_issuers import parse_kubernetes, parse_spiffe
 from proxy.config.reader import Context, Section
 
 T = TypeVar("T")
+Issues = Callable[..., list[str]]
 IN_POD = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
 
 
@@ -106,3 +113,69 @@ def test_each_spiffe_problem_is_named_by_its_key_path(block: dict[str, Any], exp
     _, issues = parsed(parse_spiffe, block)
 
     assert any(issue.startswith(expected) for issue in issues), issues
+
+
+def test_a_kubernetes_issuer_in_a_pod_needs_only_a_name_and_audiences(
+    document: dict[str, Any],
+) -> None:
+    """Its `iss` is learnt from discovery; its `kubernetes` block takes the pod's defaults."""
+    document["issuers"] = [{"name": "cluster", "kind": "kubernetes", "audiences": ["idgate"]}]
+
+    (issuer,) = parse_settings(document, IN_POD).issuers
+
+    assert (issuer.kind, issuer.issuer) == (IssuerKind.KUBERNETES, None)
+    assert issuer.kubernetes == KubernetesSettings(api_server="https://10.96.0.1:443")
+    assert issuer.spiffe is None
+
+
+def test_a_spiffe_issuer_keeps_to_the_jwt_svid_algorithms(document: dict[str, Any]) -> None:
+    """JWT-SVID 2.1 leaves out EdDSA, which the default allowlist has."""
+    document["issuers"] = [
+        {
+            "name": "mesh",
+            "kind": "spiffe",
+            "issuer": "https://spire.example.org",
+            "jwks_uri": "https://spire.example.org/bundle",
+            "audiences": ["idgate"],
+            "spiffe": {"trust_domain": "example.org"},
+        }
+    ]
+
+    (issuer,) = parse_settings(document, {}).issuers
+
+    assert issuer.spiffe == SpiffeSettings(trust_domain="example.org")
+    assert "EdDSA" not in issuer.algorithms
+    assert issuer.algorithms
+
+
+SPIFFE_ISSUER = {"name": "mesh", "kind": "spiffe", "audiences": ["idgate"]}
+KUBERNETES_ISSUER = {"name": "cluster", "kind": "kubernetes", "audiences": ["idgate"]}
+
+
+@pytest.mark.parametrize(
+    ("issuer", "expected"),
+    [
+        (KUBERNETES_ISSUER | {"jwks_uri": "https://keys.example.com"},
+         "issuers[0].jwks_uri: not for kind kubernetes"),
+        (KUBERNETES_ISSUER | {"ca_file": "/etc/ca.crt"}, "issuers[0].ca_file: not for kind"),
+        (KUBERNETES_ISSUER | {"claims": {"user": "sub"}}, "issuers[0].claims: not for kind"),
+        (KUBERNETES_ISSUER | {"spiffe": {"trust_domain": "a"}}, "issuers[0].spiffe: only for kind"),
+        (KUBERNETES_ISSUER | {"kubernetes": {"token_review": "maybe"}},
+         "issuers[0].kubernetes.token_review: expected true or false"),
+        ({"name": "idp", "issuer": "https://idp.example.com", "audiences": ["a"],
+          "kubernetes": {}}, "issuers[0].kubernetes: only for kind: kubernetes"),
+        (SPIFFE_ISSUER, "issuers[0].spiffe.trust_domain: required"),
+        (SPIFFE_ISSUER, "issuers[0].issuer: required: idgate tells a token's issuer by its"),
+        (SPIFFE_ISSUER, "issuers[0].jwks_uri: required: the trust domain's bundle endpoint"),
+        (SPIFFE_ISSUER | {"algorithms": ["ES256", "EdDSA"]},
+         "issuers[0].algorithms: EdDSA: not a JWT-SVID algorithm"),
+    ],
+)  # fmt: skip
+def test_each_kind_problem_is_named_by_its_key_path(
+    document: dict[str, Any], issues: Issues, issuer: dict[str, Any], expected: str
+) -> None:
+    document["issuers"] = [issuer]
+
+    reported = issues(document, IN_POD)
+
+    assert any(issue.startswith(expected) for issue in reported), reported
