@@ -56,6 +56,9 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     explain.add_argument(
         "--claim", action="append", default=[], metavar="NAME=VALUE", help="an extra claim"
     )
+    explain.add_argument(
+        "--issuer", default="oidc", help="name of the issuer of the caller's token (default: oidc)"
+    )
     render = with_config(
         commands.add_parser(
             "render", help="generate a gateway's configuration from the routes (nginx)"
@@ -139,24 +142,32 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return EXIT_OK
 
     if args.command == "explain":
-        from proxy.explain import explain, principal_for_explain  # noqa: PLC0415 (keeps serve lean)
-
-        claims: dict[str, str] = {}
-        for item in args.claim:
-            name, sep, value = item.partition("=")
-            if not sep or not name:
-                print(f"--claim {item!r}: expected NAME=VALUE", file=sys.stderr)
-                return EXIT_USAGE
-            claims[name] = value
-        principal = principal_for_explain(
-            user=args.user, email=args.email, groups=args.group, claims=claims
-        )
-        print(explain(settings, method=args.method, url=args.url, principal=principal).render())
-        return EXIT_OK
+        return _explain(args, settings)
 
     from proxy.server.run import run  # noqa: PLC0415 (check and explain must not import the server)
 
     run(settings, config_path=args.config, environ=env)
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    from proxy.explain import explain, principal_for_explain  # noqa: PLC0415 (keeps serve lean)
+
+    claims: dict[str, str] = {}
+    for item in args.claim:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"--claim {item!r}: expected NAME=VALUE", file=sys.stderr)
+            return EXIT_USAGE
+        claims[name] = value
+    issuers = [issuer.name for issuer in settings.all_issuers]
+    if args.issuer not in issuers:
+        print(f"--issuer {args.issuer!r}: the issuers are {', '.join(issuers)}", file=sys.stderr)
+        return EXIT_USAGE
+    principal = principal_for_explain(
+        user=args.user, email=args.email, groups=args.group, claims=claims, issuer=args.issuer
+    )
+    print(explain(settings, method=args.method, url=args.url, principal=principal).render())
     return EXIT_OK
 
 

@@ -13,9 +13,10 @@ from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from proxy.config.model import PolicyMode, Route, Settings
+from proxy.config.model import BROWSER_ISSUER, PolicyMode, Route, Settings
 from proxy.endpoints.own_paths import Endpoint, endpoint_paths
-from proxy.errors import BadRequest
+from proxy.errors import BadRequest, InvalidToken
+from proxy.identity.bearer import check_accepted
 from proxy.identity.claims import sign_in_from_claims
 from proxy.identity.issuers.kubernetes import service_account_of_user
 from proxy.identity.principal import CredentialSource, Principal
@@ -108,7 +109,7 @@ def explain(
             endpoint=endpoint,
         )
     route = RouteTable(settings.routes).match(host=host, path=path.decoded, method=method)
-    decision = None if route is None else evaluate(route, principal)
+    decision = None if route is None else _decide(route, principal)
     return Explanation(
         method=method,
         url=url_shown,
@@ -120,11 +121,32 @@ def explain(
     )
 
 
+def _decide(route: Route, principal: Principal | None) -> Decision:
+    """The route's decision, after its `issuers` had their say as the verifier has it."""
+    issuer = None if principal is None else principal.issuer
+    try:
+        check_accepted(issuer, route.issuers)
+    except InvalidToken:
+        return Decision(
+            outcome=Outcome.UNAUTHENTICATED,
+            reason=Reason.INVALID_TOKEN,
+            route=route,
+            matched=f"issuer:{issuer}",
+        )
+    return evaluate(route, principal)
+
+
 def principal_for_explain(
-    *, user: str | None, email: str | None, groups: Sequence[str], claims: Mapping[str, Any]
+    *,
+    user: str | None,
+    email: str | None,
+    groups: Sequence[str],
+    claims: Mapping[str, Any],
+    issuer: str = BROWSER_ISSUER,
 ) -> Principal | None:
-    """The identity given on the command line, as a bearer token would yield it; None: anonymous.
-    A user `system:serviceaccount:<namespace>:<name>` is that Kubernetes service account."""
+    """The identity given on the command line, as a bearer token of `issuer` (its name) would
+    yield it; None: anonymous. A user `system:serviceaccount:<namespace>:<name>` is that
+    Kubernetes service account."""
     if user is None:
         return None
     account = service_account_of_user(user)
@@ -137,6 +159,7 @@ def principal_for_explain(
         expires_at=_FAR_FUTURE,
         sign_in=sign_in_from_claims(claims),
         service_account=None if account is None else account.qualified,
+        issuer=issuer,
     )
 
 
@@ -167,6 +190,8 @@ def _status(route: Route | None, decision: Decision | None) -> int:
 def _consequence(route: Route, decision: Decision) -> str:
     if decision.reason is Reason.STEP_UP:
         return "a more recent or stronger sign-in is required"
+    if decision.reason is Reason.INVALID_TOKEN:
+        return "the route does not accept this issuer's tokens"
     if decision.outcome is Outcome.UNAUTHENTICATED:
         return "not signed in"
     if decision.outcome is Outcome.DENY:
@@ -181,7 +206,8 @@ def _describe(route: Route) -> str:
     methods = ",".join(sorted(route.methods)) if route.methods is not None else "any"
     upstream = route.upstream or "none (decision-only)"
     audit = ", audit mode" if route.policy.mode is PolicyMode.AUDIT else ""
+    issuers = "" if route.issuers is None else f", issuers {','.join(sorted(route.issuers))}"
     return (
         f"{route.name} (host {route.host or 'any'}, path {route.path}, methods {methods},"
-        f" upstream {upstream}{audit})"
+        f" upstream {upstream}{issuers}{audit})"
     )

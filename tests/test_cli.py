@@ -327,6 +327,40 @@ def test_explain_with_claims(config: Path, capsys: pytest.CaptureFixture[str]) -
     assert "matched:   claim:scope=admin:read" in out
 
 
+def test_explain_as_a_token_of_a_named_issuer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--issuer NAME explains the request as a token of that issuer: a route limited to other
+    issuers refuses it, one that lists it decides by its policy; an unknown name is a usage
+    error."""
+    path = tmp_path / "idgate.yaml"
+    path.write_text(
+        VALID.replace(
+            "    allow:\n      groups: [admins]",
+            "    issuers: [oidc]\n    allow:\n      groups: [admins]",
+        )
+        + "issuers:\n  - name: partner\n    issuer: https://partner.example.com\n"
+        "    jwks_uri: https://partner.example.com/keys\n    audiences: [partner-api]\n",
+        encoding="utf-8",
+    )
+    url = ("--url", "https://idgate.example.com/admin/x", "--user", "ann", "--group", "admins")
+
+    code, out, _ = run(capsys, "explain", "-c", str(path), *url, "--issuer", "partner")
+    assert code == EXIT_OK
+    assert "issuers oidc" in out
+    assert "decision:  unauthenticated" in out
+    assert "matched:   issuer:partner" in out
+    assert "answer:    401 (the route does not accept this issuer's tokens)" in out
+
+    code, out, _ = run(capsys, "explain", "-c", str(path), *url)
+    assert code == EXIT_OK
+    assert "decision:  allow" in out
+
+    code, _, err = run(capsys, "explain", "-c", str(path), *url, "--issuer", "partners")
+    assert code == EXIT_USAGE
+    assert "--issuer 'partners': the issuers are oidc, partner" in err
+
+
 def test_explain_refuses_a_malformed_claim(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

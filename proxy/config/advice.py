@@ -26,7 +26,7 @@ def config_warnings(settings: Settings) -> tuple[ConfigIssue, ...]:
                 ),
             )
         )
-    elif not oidc.audiences:
+    elif not oidc.audiences and not settings.issuers:
         warnings.append(
             ConfigIssue(
                 path="oidc.audiences",

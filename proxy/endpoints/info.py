@@ -20,11 +20,13 @@ async def healthz(request: web.Request, ctx: RequestContext) -> web.StreamRespon
 async def readyz(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     """Readiness: configuration loaded, the provider's metadata and keys fetched, and the session
     store answering; from SIGTERM on, never, so load balancers stop sending new requests while
-    the ones in flight finish."""
+    the ones in flight finish. `issuers` says which issuers have keys loaded; only the `oidc`
+    one decides readiness (another issuer's outage fails its own tokens only)."""
     if request.app[DRAIN_KEY].draining:
         return json_response({"ready": False, "draining": True}, status=503)
     ready = await ctx.runtime.ready()
-    return json_response({"ready": ready}, status=200 if ready else 503)
+    issuers = ctx.runtime.issuers.readiness()
+    return json_response({"ready": ready, "issuers": issuers}, status=200 if ready else 503)
 
 
 async def jwks(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
@@ -43,5 +45,6 @@ async def userinfo(request: web.Request, ctx: RequestContext) -> web.StreamRespo
             "email": principal.email,
             "groups": sorted(principal.groups),
             "source": principal.source.value,
+            "issuer": principal.issuer,
         }
     )

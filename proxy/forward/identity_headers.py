@@ -12,6 +12,7 @@ USER: Final = "X-Authenticated-User"
 EMAIL: Final = "X-Authenticated-Email"
 GROUPS: Final = "X-Authenticated-Groups"
 ASSERTION: Final = "X-Authenticated-Assertion"
+ISSUER: Final = "X-Authenticated-Issuer"
 
 _FORBIDDEN_IN_VALUE: Final = dict.fromkeys(range(0x20)) | {0x7F: None}
 
@@ -30,4 +31,6 @@ def identity_headers(principal: Principal, route: Route, signer: AssertionSigner
     }
     if principal.email is not None:
         headers[EMAIL] = _header_safe(principal.email)
+    if principal.issuer is not None:
+        headers[ISSUER] = principal.issuer
     return headers

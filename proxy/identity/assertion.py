@@ -35,7 +35,7 @@ _REUSE_SHARE: Final = 0.4
 _CACHE_SIZE: Final = 10_000
 _REGISTRY: Final = jws.JWSRegistry(algorithms=[ALGORITHM])
 
-_CacheKey = tuple[str, str | None, frozenset[str], CredentialSource, str]
+_CacheKey = tuple[str, str | None, frozenset[str], CredentialSource, str | None, str]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +100,7 @@ class AssertionSigner:
             principal.email,
             principal.groups,
             principal.source,
+            principal.issuer,
             route.name,
         )
         now = self._clock()
@@ -123,6 +124,8 @@ class AssertionSigner:
         }
         if principal.email is not None:
             claims["email"] = principal.email
+        if principal.issuer is not None:
+            claims["idgate_issuer"] = principal.issuer
         token = jwt.encode(
             {"alg": ALGORITHM, "kid": self._current.kid},
             claims,

@@ -27,7 +27,7 @@ from typing import Final
 
 from proxy.config.model import Settings
 from proxy.endpoints.forward_auth import PATH_HEADER, ROUTES_HEADER, UPGRADE_HEADER
-from proxy.forward.identity_headers import ASSERTION, EMAIL, GROUPS, USER
+from proxy.forward.identity_headers import ASSERTION, EMAIL, GROUPS, ISSUER, USER
 from proxy.identity.client_cert import FORWARDED_CLIENT_CERT_HEADERS
 from proxy.render.plan import Location, Server, Upstream, plan_servers, upstream_blocks
 from proxy.stages.header_names import FORWARDING_HEADERS, IDENTITY_HEADERS
@@ -40,6 +40,7 @@ _IDENTITY_VARIABLES: Final = {
     EMAIL: "$idgate_email",
     GROUPS: "$idgate_groups",
     ASSERTION: "$idgate_assertion",
+    ISSUER: "$idgate_issuer",
 }
 _INDENT: Final = "    "
 

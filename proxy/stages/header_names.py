@@ -22,6 +22,7 @@ IDENTITY_HEADERS: Final = frozenset(
         "x-authenticated-email",
         "x-authenticated-groups",
         "x-authenticated-assertion",
+        "x-authenticated-issuer",
         "x-auth-request-user",
         "x-auth-request-email",
         "x-auth-request-groups",

@@ -209,7 +209,7 @@ async def test_provider_down_keeps_known_keys_and_refuses_new_ones_until_it_retu
     assert_only(load.answers, 200)
     assert [during[name][0] for name in ("rotated", "unpublished", "readyz")] == [401, 401, 200]
     assert during["rotated"][1]["reason"] == "invalid_token"
-    assert during["readyz"][1] == {"ready": True}
+    assert during["readyz"][1] == {"ready": True, "issuers": {"oidc": True}}
     assert refreshes_failed >= 1
     assert [after[name][0] for name in ("rotated", "unpublished", "readyz")] == [200, 401, 200]
     # At start, then once for each unknown kid after the restart (jwks_min_refresh_interval 1ms).
@@ -259,8 +259,8 @@ async def test_redis_down_is_503_and_the_session_works_again_when_it_returns(
     assert_only(load.within(down, restarting), 503)
     assert_only(load.sent_after(up), 200)
     assert {a.reason for a in load.answers if a.status == 503} == {"provider_unavailable"}
-    assert ready_during == (503, {"ready": False})
-    assert ready_after == (200, {"ready": True})
+    assert ready_during == (503, {"ready": False, "issuers": {"oidc": True}})
+    assert ready_after == (200, {"ready": True, "issuers": {"oidc": True}})
     assert_identified_every_time(upstream, "alice")
     await assert_failed_closed(redis_gate)
 

@@ -38,7 +38,10 @@ class Clock:
 
 
 def principal(
-    *, expires_at: float = NOW + 3600, email: str | None = "alice@example.com"
+    *,
+    expires_at: float = NOW + 3600,
+    email: str | None = "alice@example.com",
+    issuer: str | None = "oidc",
 ) -> Principal:
     return Principal(
         user="alice",
@@ -47,6 +50,7 @@ def principal(
         claims=MappingProxyType({}),
         source=CredentialSource.SESSION,
         expires_at=expires_at,
+        issuer=issuer,
     )
 
 
@@ -93,6 +97,7 @@ def test_assertion_verifies_against_the_published_keys() -> None:
         "iat": int(NOW),
         "exp": int(NOW) + 300,
         "idgate_src": "session",
+        "idgate_issuer": "oidc",
     }
     assert jwt.get_unverified_header(token)["alg"] == "ES256"
 
@@ -219,3 +224,16 @@ def test_no_secret_is_a_configuration_error() -> None:
     """A signer without any secret cannot exist: there would be nothing to sign with."""
     with pytest.raises(ValueError, match="secret"):
         AssertionSigner([], issuer=ISSUER)
+
+
+def test_the_assertion_names_the_issuer_and_differs_per_issuer() -> None:
+    """`idgate_issuer` says whose token the identity came from; the same user of another issuer
+    never gets the first one's cached assertion. A client certificate has no issuer."""
+    signer = AssertionSigner([SECRET], issuer=ISSUER, clock=Clock())
+
+    browser = verify(signer.sign(principal(), GRAFANA), signer, GRAFANA)
+    partner = verify(signer.sign(principal(issuer="partner"), GRAFANA), signer, GRAFANA)
+    certificate = verify(signer.sign(principal(issuer=None), GRAFANA), signer, GRAFANA)
+
+    assert (browser["idgate_issuer"], partner["idgate_issuer"]) == ("oidc", "partner")
+    assert "idgate_issuer" not in certificate

@@ -106,6 +106,7 @@ async def test_expired_token_is_refused(gate: Gate) -> None:
         "X-Auth-Request-User",
         "X-Forwarded-User",
         "X-Authenticated-Assertion",
+        "X-Authenticated-Issuer",
     ],
 )
 async def test_spoofed_identity_headers_never_reach_upstream(gate: Gate, name: str) -> None:
@@ -120,6 +121,7 @@ async def test_spoofed_identity_headers_never_reach_upstream(gate: Gate, name: s
     )
     seen = (await response.json())["headers"]
     assert seen["x-authenticated-user"] == "alice"
+    assert seen["x-authenticated-issuer"] == "oidc"
     assert all(value != "root" for value in seen.values()), seen
 
 
@@ -225,6 +227,7 @@ async def test_userinfo_returns_claims_never_tokens(gate: Gate) -> None:
         "email": "alice@example.com",
         "groups": ["eng"],
         "source": "bearer",
+        "issuer": "oidc",
     }
     assert token not in await response.text()
     assert (await gate.client.get("/oauth2/userinfo")).status == 401

@@ -168,6 +168,7 @@ async def test_userinfo_says_the_identity_came_from_a_client_certificate(
         "email": None,
         "groups": [],
         "source": "client_cert",
+        "issuer": None,
     }
 
 

@@ -57,10 +57,12 @@ class SigningKey:
     alg: str = "RS256"
     publish_alg: bool = True
     """Whether the published JWK names its `alg` (without it, the key type decides)."""
+    owner: str = ""
+    """Keys of different owners are different keys even under one kid (two issuers' `k1`)."""
 
     @property
     def private_key(self) -> PrivateKey:
-        return _private_key(_KIND_OF_ALG[self.alg], self.kid or "")
+        return _private_key(_KIND_OF_ALG[self.alg], f"{self.owner}\0{self.kid or ''}")
 
     @property
     def jwk(self) -> dict[str, Any]:
