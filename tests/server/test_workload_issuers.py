@@ -93,6 +93,7 @@ async def test_a_service_account_token_opens_its_route_as_that_service_account(
     seen = upstream.last()["headers"]
     assert isinstance(seen, dict)
     assert seen["x-authenticated-user"] == "system:serviceaccount:payments:frontend"
+    assert seen["x-authenticated-issuer"] == "cluster"
     assert (
         seen["x-authenticated-groups"] == "system:serviceaccounts,system:serviceaccounts:payments"
     )
