@@ -11,7 +11,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
 from proxy.errors import InvalidToken, ProviderUnavailable
@@ -21,7 +20,11 @@ from proxy.oidc.token_review import TokenReviews
 from proxy.reasons import TokenFailure
 from tests.support.certificates import CertificateAuthority
 from tests.support.issuer import FakeClock
-from tests.support.kubernetes_api import StandInApiServer, serve_api_server
+from tests.support.kubernetes_api import (
+    OtherOrigin,
+    StandInApiServer,
+    serve_other_origin,
+)
 
 USER = "system:serviceaccount:payments:frontend"
 
@@ -33,24 +36,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[StandInApiServer]:
-    async with serve_api_server(tmp_path) as server:
-        yield server
-
-
-@pytest.fixture
-async def elsewhere(aiohttp_server: AiohttpServer) -> tuple[str, list[str | None]]:
-    """Another origin (same host, another port) that serves a JWKS and records what it got."""
-    seen: list[str | None] = []
-
-    async def jwks(request: web.Request) -> web.Response:
-        seen.append(request.headers.get("Authorization"))
-        return web.json_response({"keys": []})
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", jwks)
-    server = await aiohttp_server(app)
-    return str(server.make_url("/openid/v1/jwks")), seen
+async def elsewhere(aiohttp_server: AiohttpServer) -> OtherOrigin:
+    return await serve_other_origin(aiohttp_server)
 
 
 def api_for(
@@ -92,31 +79,29 @@ async def test_a_rotated_pod_token_is_used_on_the_next_call(
 async def test_the_pods_token_never_goes_to_another_origin(
     cluster: StandInApiServer,
     http: aiohttp.ClientSession,
-    elsewhere: tuple[str, list[str | None]],
+    elsewhere: OtherOrigin,
 ) -> None:
     """A URL on another port of the same host is another origin: fetched without the token."""
-    url, seen = elsewhere
     api = api_for(cluster, http)
 
-    assert await api.get(url) == {"keys": []}
+    assert await api.get(elsewhere.url) == {"keys": []}
 
-    assert seen == [None]
+    assert elsewhere.authorizations == [None]
 
 
 async def test_a_redirect_is_not_followed_with_the_token(
     cluster: StandInApiServer,
     http: aiohttp.ClientSession,
-    elsewhere: tuple[str, list[str | None]],
+    elsewhere: OtherOrigin,
 ) -> None:
     """An API server answering with a redirect gets an error, and the target hears nothing."""
-    url, seen = elsewhere
-    cluster.redirect_to = url
+    cluster.redirect_to = elsewhere.url
     api = api_for(cluster, http)
 
     with pytest.raises(ProviderError, match="HTTP 302"):
         await api.get(api.jwks_url)
 
-    assert seen == []
+    assert elsewhere.authorizations == []
 
 
 async def test_an_api_server_the_cluster_ca_does_not_vouch_for_is_refused(

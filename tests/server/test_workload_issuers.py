@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +29,7 @@ from proxy.config.model import (
 from tests.support.certificates import CertificateAuthority
 from tests.support.gate import Gate, StartGate
 from tests.support.issuer import SigningKey
-from tests.support.kubernetes_api import StandInApiServer, serve_api_server
+from tests.support.kubernetes_api import StandInApiServer, serve_other_origin
 from tests.support.upstream import EchoUpstream, serve_echo
 
 AUDIENCE = "idgate"
@@ -48,12 +46,6 @@ def workload_routes(upstream: str) -> tuple[Route, ...]:
         route("metrics", Rule(service_accounts=frozenset({"monitoring/*"}))),
         route("invoices", Rule(spiffe_ids=frozenset({INVOICER}))),
     )
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[StandInApiServer]:
-    async with serve_api_server(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture
@@ -137,16 +129,8 @@ async def test_the_pods_token_goes_to_the_api_server_and_nowhere_else(
 ) -> None:
     """Discovery advertises a jwks_uri on another host; idgate fetches the keys from the API
     server itself, and the other host is never asked, with or without the token."""
-    elsewhere: list[str | None] = []
-
-    async def record(request: web.Request) -> web.Response:
-        elsewhere.append(request.headers.get("Authorization"))
-        return web.json_response({"keys": []})
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", record)
-    other = await aiohttp_server(app)
-    cluster.advertised_jwks_uri = str(other.make_url("/openid/v1/jwks"))
+    elsewhere = await serve_other_origin(aiohttp_server)
+    cluster.advertised_jwks_uri = elsewhere.url
     gate = await cluster_gate(start_gate, upstream, cluster)
 
     response = await gate.client.get(
@@ -154,7 +138,7 @@ async def test_the_pods_token_goes_to_the_api_server_and_nowhere_else(
     )
 
     assert response.status == 200
-    assert elsewhere == []
+    assert elsewhere.authorizations == []
     pod_token = f"Bearer {cluster.token_file.read_text()}"
     assert {authorization for _, authorization in cluster.requests} == {pod_token}
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import jwt
 from aiohttp import web
+from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import KubernetesSettings
 from tests.support.certificates import CertificateAuthority
@@ -178,6 +179,28 @@ class StandInApiServer:
             "audiences": matching,
             "user": {"username": claims["sub"], "groups": ["system:serviceaccounts"]},
         }
+
+
+@dataclass(kw_only=True)
+class OtherOrigin:
+    """Another origin (same host, another port) serving an empty JWKS at every path, recording
+    the `Authorization` header of every request it gets."""
+
+    url: str
+    authorizations: list[str | None]
+
+
+async def serve_other_origin(aiohttp_server: AiohttpServer) -> OtherOrigin:
+    authorizations: list[str | None] = []
+
+    async def jwks(request: web.Request) -> web.Response:
+        authorizations.append(request.headers.get("Authorization"))
+        return web.json_response({"keys": []})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", jwks)
+    server = await aiohttp_server(app)
+    return OtherOrigin(url=str(server.make_url("/openid/v1/jwks")), authorizations=authorizations)
 
 
 @asynccontextmanager
