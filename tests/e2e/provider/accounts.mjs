@@ -9,10 +9,10 @@ export const USER_GRANT = 'urn:idgate:test:user';
 const API_SCOPE = 'api:read api:write';
 
 export const USERS = new Map([
-  ['alice', { email: 'alice@example.com', groups: ['engineering', 'admins'] }],
-  ['bob', { email: 'bob@example.com', groups: ['engineering'] }],
+  ['alice', { email: 'alice@example.com', groups: ['engineering', 'admins'], username: 'alice.l' }],
+  ['bob', { email: 'bob@example.com', groups: ['engineering'], username: 'bob.b' }],
   // carol has no groups: her tokens carry no `groups` claim at all, as with most real providers.
-  ['carol', { email: 'carol@example.org', groups: [] }],
+  ['carol', { email: 'carol@example.org', groups: [], username: 'carol.c' }],
 ]);
 
 /** client_credentials clients; `claims` are added to every access token issued to them. */
@@ -29,10 +29,15 @@ export function userClaims(username) {
   return { email, email_verified: true, ...(groups.length > 0 && { groups }) };
 }
 
-/** findAccount for the browser flow (next issue): the same users, with email and groups claims. */
+/**
+ * findAccount for the browser flow: the same users, with email and groups claims, and with the
+ * `profile` scope a `preferred_username` that differs from `sub` (as Keycloak's and glewlwyd's
+ * usernames differ from their subject ids). Access tokens never carry it.
+ */
 export async function findAccount(_ctx, sub) {
   if (!USERS.has(sub)) return undefined;
-  return { accountId: sub, claims: async () => ({ sub, ...userClaims(sub) }) };
+  const preferred_username = USERS.get(sub).username;
+  return { accountId: sub, claims: async () => ({ sub, preferred_username, ...userClaims(sub) }) };
 }
 
 export async function extraTokenClaims(_ctx, token) {

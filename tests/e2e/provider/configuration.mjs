@@ -95,6 +95,7 @@ export async function buildProvider({ issuer, keys, cookieKeys, web, revocation 
       openid: ['sub'],
       email: ['email', 'email_verified'],
       groups: ['groups'],
+      profile: ['preferred_username'],
     },
     scopes: ['openid', 'offline_access'],
     acrValues: [ACR_PASSWORD, ACR_MFA],
