@@ -126,10 +126,15 @@ class Issuer:
     async def confirm(self, token: str, principal: Principal) -> None:
         """This issuer's say on one use of a token it verified, now or from the cache; raises
         InvalidToken or ProviderUnavailable."""
-        if self.confirmation is not None:
+        if self.confirmation is None:
+            return
+        try:
             await self.confirmation.check(
                 token, user=principal.user, expires_at=principal.expires_at
             )
+        except InvalidToken as error:
+            error.issuer = self.name
+            raise
 
     def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
         longest = self.settings.max_token_lifetime_seconds
