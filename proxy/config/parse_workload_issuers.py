@@ -74,11 +74,6 @@ def _block(
 
 
 def _require_for_spiffe(section: Section, issuer: IssuerSettings) -> None:
-    if not section.has("issuer"):
-        section.issue(
-            "required: idgate tells a token's issuer by its `iss` (SPIRE: the server's jwt_issuer)",
-            key="issuer",
-        )
     if issuer.jwks_uri is None and not section.has("jwks_uri"):
         section.issue(
             "required: the trust domain's bundle endpoint (a SPIFFE bundle is a JWKS)",

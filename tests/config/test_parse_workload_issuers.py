@@ -165,7 +165,6 @@ KUBERNETES_ISSUER = {"name": "cluster", "kind": "kubernetes", "audiences": ["idg
         ({"name": "idp", "issuer": "https://idp.example.com", "audiences": ["a"],
           "kubernetes": {}}, "issuers[0].kubernetes: only for kind: kubernetes"),
         (SPIFFE_ISSUER, "issuers[0].spiffe.trust_domain: required"),
-        (SPIFFE_ISSUER, "issuers[0].issuer: required: idgate tells a token's issuer by its"),
         (SPIFFE_ISSUER, "issuers[0].jwks_uri: required: the trust domain's bundle endpoint"),
         (SPIFFE_ISSUER | {"algorithms": ["ES256", "EdDSA"]},
          "issuers[0].algorithms: EdDSA: not a JWT-SVID algorithm"),

@@ -222,18 +222,23 @@ class TrustBundle:
     def svid(self, subject: str, *, key: SigningKey | None = None, **claims: Any) -> str:
         now = int(time.time())
         payload = {"iss": SPIRE, "sub": subject, "aud": [AUDIENCE], "exp": now + 300, **claims}
-        return (key or self.key).sign(payload, headers={"typ": "JWT"})
+        present = {name: value for name, value in payload.items() if value is not None}
+        return (key or self.key).sign(present, headers={"typ": "JWT"})
 
 
-@pytest.fixture
+@pytest.fixture(params=[SPIRE, None], ids=["issuer-configured", "no-issuer"])
 async def mesh_gate(
-    aiohttp_server: AiohttpServer, start_gate: StartGate, upstream: EchoUpstream
+    request: pytest.FixtureRequest,
+    aiohttp_server: AiohttpServer,
+    start_gate: StartGate,
+    upstream: EchoUpstream,
 ) -> tuple[Gate, TrustBundle]:
-    """idgate trusting JWT-SVIDs of example.org, and X.509-SVIDs from a trusted proxy's XFCC."""
+    """idgate trusting JWT-SVIDs of example.org, and X.509-SVIDs from a trusted proxy's XFCC;
+    the issuer configured with SPIRE's `jwt_issuer`, or without (then chosen by trust domain)."""
     bundle = TrustBundle()
 
-    async def serve(request: web.Request) -> web.Response:
-        del request
+    async def serve(bundle_request: web.Request) -> web.Response:
+        del bundle_request
         return web.json_response(bundle.document)
 
     app = web.Application()
@@ -242,7 +247,7 @@ async def mesh_gate(
     issuer = IssuerSettings(
         name="mesh",
         kind=IssuerKind.SPIFFE,
-        issuer=SPIRE,
+        issuer=request.param,
         jwks_uri=str(endpoint.make_url("/bundle")),
         audiences=(AUDIENCE,),
         algorithms=("ES256", "RS256"),
@@ -291,14 +296,17 @@ async def test_a_jwt_svid_naming_another_trust_domain_is_refused(
     mesh_gate: tuple[Gate, TrustBundle], upstream: EchoUpstream, subject: str, reason: str
 ) -> None:
     """Even signed with example.org's own key, a token naming another trust domain's workload
-    (or no SPIFFE ID) is no identity of example.org."""
+    (or no SPIFFE ID) is no identity of example.org: the issuer pinned to SPIRE's `iss` refuses
+    it, and an issuer chosen by trust domain is not even asked."""
     gate, bundle = mesh_gate
+    pinned = gate.settings.issuers[0].issuer is not None
 
     response = await gate.client.get("/invoices", headers=bearer(bundle.svid(subject)))
 
     assert response.status == 401
     assert upstream.calls == 0
-    labels = {"result": "invalid", "reason": reason, "issuer": "mesh"}
+    failure, issuer = (reason, "mesh") if pinned else ("issuer", "")
+    labels = {"result": "invalid", "reason": failure, "issuer": issuer}
     assert gate.metric("idgate_token_validations_total", **labels) == 1
 
 
@@ -326,3 +334,24 @@ async def test_a_jwt_svid_needs_an_audience_of_idgate(
         svid = bundle.svid(INVOICER, aud=audience)
         assert (await gate.client.get("/invoices", headers=bearer(svid))).status == 401
     assert upstream.calls == 0
+
+
+async def test_a_jwt_svid_without_iss_is_chosen_by_its_trust_domain(
+    mesh_gate: tuple[Gate, TrustBundle], upstream: EchoUpstream
+) -> None:
+    """JWT-SVID 3 does not require `iss` (SPIRE leaves it out unless `jwt_issuer` is set): an
+    issuer configured without `issuer` takes such tokens of its trust domain; one pinned to an
+    `issuer` refuses them as missing it. Another trust domain's finds no issuer either way."""
+    gate, bundle = mesh_gate
+    pinned = gate.settings.issuers[0].issuer is not None
+
+    ours = await gate.client.get("/invoices", headers=bearer(bundle.svid(INVOICER, iss=None)))
+    theirs = await gate.client.get(
+        "/invoices",
+        headers=bearer(bundle.svid("spiffe://evil.org/ns/billing/sa/invoicer", iss=None)),
+    )
+
+    assert ours.status == (401 if pinned else 200)
+    assert theirs.status == 401
+    labels = {"result": "invalid", "reason": "missing_claim", "issuer": ""}
+    assert gate.metric("idgate_token_validations_total", **labels) == (2 if pinned else 1)

@@ -52,7 +52,7 @@ class TokenConfirmation(Protocol):
 class _Rules:
     """The `TokenRules` of one verification, with the issuer's `iss` settled."""
 
-    issuer: str
+    issuer: str | None
     algorithms: tuple[str, ...]
     leeway_seconds: int
 
@@ -88,6 +88,13 @@ class Issuer:
         return self.settings.issuer or self.keys.discovered_issuer
 
     @property
+    def trust_domain(self) -> str | None:
+        """For a JWT-SVID issuer without a configured `issuer`, the trust domain by which its
+        tokens are chosen and whose bundle verifies them whatever `iss` they name; else None."""
+        spiffe = self.settings.spiffe
+        return spiffe.trust_domain if spiffe is not None and not self.settings.issuer else None
+
+    @property
     def takes_bearer_tokens(self) -> bool:
         """Whether it accepts bearer tokens at all: the `oidc` block without `audiences` serves
         browser sessions only."""
@@ -101,7 +108,7 @@ class Issuer:
         """The identity of a token this issuer signed; raises InvalidToken, or
         ProviderUnavailable when its keys cannot be had now."""
         iss = self.iss
-        if iss is None:
+        if iss is None and self.trust_domain is None:
             raise ProviderUnavailable(f"issuer {self.name}'s discovery is not loaded yet")
         settings = self.settings
         claims = await decode_provider_jwt(
