@@ -51,13 +51,20 @@ def test_example_config_parses_with_its_two_variables_set() -> None:
         "payroll",
         "admin",
         "jenkins",
+        "deploy",
         "wiki",
+    ]
+    assert [issuer.name for issuer in settings.all_issuers] == [
+        "oidc",
+        "partner",
+        "github-actions",
+        "cluster",
     ]
 
 
 def test_example_config_shows_every_kind_of_route() -> None:
-    """The example has a public, a group, a claims, a step-up, a deny, an audit and a
-    decision-only route."""
+    """The example has a public, a group, a claims, a step-up, a deny, an audit, a one-issuer
+    and a decision-only route."""
     routes = {route.name: route for route in load_settings(EXAMPLE, EXAMPLE_ENV).routes}
 
     assert routes["status"].policy.public
@@ -71,6 +78,7 @@ def test_example_config_shows_every_kind_of_route() -> None:
     assert routes["payroll"].step_up == StepUp(max_age_seconds=900, acr_values=("urn:example:mfa",))
     assert routes["admin"].policy.deny is not None
     assert routes["jenkins"].policy.mode is PolicyMode.AUDIT
+    assert routes["deploy"].issuers == frozenset({"github-actions"})
     assert routes["wiki"].upstream is None
 
 
