@@ -3,19 +3,26 @@
 Kept fresh like any issuer's keys (`ProviderKeys`); only the fetching differs: through
 `KubernetesApi`, which sends the pod's token to the API server and nowhere else. `iss` is the
 `issuer` discovery states, unless the issuer's settings name one (then discovery must agree).
+
+The keys come from the API server's own `/openid/v1/jwks` whatever discovery advertises: the
+advertised `jwks_uri` (`--service-account-jwks-uri`) is for verifiers outside the cluster, which
+may reach neither the API server nor its CA; the API server serves the same keys at this path
+(Kubernetes, "Service account issuer discovery").
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
 from proxy.config.model import IssuerSettings
 from proxy.observability.metrics import Metrics
-from proxy.oidc.discovery import ProviderMetadata
+from proxy.oidc.discovery import WELL_KNOWN_PATH, ProviderMetadata
 from proxy.oidc.jwks import ProviderKeys
 from proxy.oidc.kubernetes_api import KubernetesApi
+
+JWKS_PATH: Final = "/openid/v1/jwks"
 
 
 class KubernetesKeys(ProviderKeys):
@@ -28,6 +35,6 @@ class KubernetesKeys(ProviderKeys):
 
     async def _key_document(self) -> dict[str, Any]:
         if self._metadata is None:
-            document = await self._api.get(self._api.discovery_url)
+            document = await self._api.get(WELL_KNOWN_PATH)
             self._metadata = ProviderMetadata.parse(document, issuer=self._settings.issuer)
-        return await self._api.get(self._api.jwks_url)
+        return await self._api.get(JWKS_PATH)

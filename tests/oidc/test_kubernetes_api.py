@@ -14,8 +14,9 @@ import pytest
 from pytest_aiohttp import AiohttpServer
 
 from proxy.errors import InvalidToken, ProviderUnavailable
-from proxy.oidc.discovery import ProviderError
+from proxy.oidc.discovery import WELL_KNOWN_PATH, ProviderError
 from proxy.oidc.kubernetes_api import KubernetesApi
+from proxy.oidc.kubernetes_keys import JWKS_PATH
 from proxy.oidc.token_review import TokenReviews
 from proxy.reasons import TokenFailure
 from tests.support.certificates import CertificateAuthority
@@ -52,8 +53,8 @@ async def test_discovery_and_keys_come_from_the_api_server_with_the_pods_token(
     """Over the cluster CA, presenting the token from the pod's token file."""
     api = api_for(cluster, http)
 
-    discovery = await api.get(api.discovery_url)
-    jwks = await api.get(api.jwks_url)
+    discovery = await api.get(WELL_KNOWN_PATH)
+    jwks = await api.get(JWKS_PATH)
 
     assert discovery["issuer"] == cluster.issuer
     assert jwks["keys"][0]["kid"] == "cluster-1"
@@ -67,26 +68,13 @@ async def test_a_rotated_pod_token_is_used_on_the_next_call(
     """The kubelet rotates the token file; the API server refuses the old token from then on,
     and the next call already sends the new one."""
     api = api_for(cluster, http)
-    await api.get(api.jwks_url)
+    await api.get(JWKS_PATH)
     old = cluster.token_file.read_text()
 
     new = cluster.rotate_pod_token()
-    await api.get(api.jwks_url)
+    await api.get(JWKS_PATH)
 
     assert cluster.authorizations("/openid/v1/jwks") == [f"Bearer {old}", f"Bearer {new}"]
-
-
-async def test_the_pods_token_never_goes_to_another_origin(
-    cluster: StandInApiServer,
-    http: aiohttp.ClientSession,
-    elsewhere: OtherOrigin,
-) -> None:
-    """A URL on another port of the same host is another origin: fetched without the token."""
-    api = api_for(cluster, http)
-
-    assert await api.get(elsewhere.url) == {"keys": []}
-
-    assert elsewhere.authorizations == [None]
 
 
 async def test_a_redirect_is_not_followed_with_the_token(
@@ -99,7 +87,7 @@ async def test_a_redirect_is_not_followed_with_the_token(
     api = api_for(cluster, http)
 
     with pytest.raises(ProviderError, match="HTTP 302"):
-        await api.get(api.jwks_url)
+        await api.get(JWKS_PATH)
 
     assert elsewhere.authorizations == []
 
@@ -113,7 +101,7 @@ async def test_an_api_server_the_cluster_ca_does_not_vouch_for_is_refused(
     api = api_for(cluster, http, ca_file=other_ca)
 
     with pytest.raises(ProviderError, match="unreachable"):
-        await api.get(api.jwks_url)
+        await api.get(JWKS_PATH)
 
     assert cluster.requests == []
 
@@ -127,7 +115,7 @@ async def test_a_missing_file_is_a_provider_error_naming_it(
     api = api_for(cluster, http, **{missing: absent})
 
     with pytest.raises(ProviderError, match=str(absent)):
-        await api.get(api.jwks_url)
+        await api.get(JWKS_PATH)
 
 
 def reviews_for(
