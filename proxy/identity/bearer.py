@@ -18,10 +18,11 @@ from typing import Any, Final, Protocol
 
 from proxy.errors import InvalidToken
 from proxy.identity.issuers import IssuerRegistry
+from proxy.identity.issuers.peek import is_jwt
 from proxy.identity.principal import Principal
 from proxy.identity.principal_cache import PrincipalCache
 from proxy.observability.metrics import Metrics
-from proxy.oidc.provider_jwt import MAX_TOKEN_CHARS, KeySource
+from proxy.oidc.provider_jwt import MAX_TOKEN_CHARS, KeySource, parse_token
 from proxy.reasons import TokenFailure
 
 __all__ = ["MAX_TOKEN_CHARS", "BearerVerifier", "KeySource", "bearer_token", "check_accepted"]
@@ -73,10 +74,6 @@ class BearerVerifier:
         self._cache = PrincipalCache(cache_size, clock)
         self._revocations = revocations
 
-    @property
-    def issuers(self) -> IssuerRegistry:
-        return self._issuers
-
     async def verify(self, token: str, *, accepted: Set[str] | None = None) -> Principal:
         """The identity a valid token names; raises InvalidToken or ProviderUnavailable.
         `accepted`: the names of the issuers whose tokens count here (a route's `issuers`);
@@ -113,10 +110,14 @@ class BearerVerifier:
             check_accepted(cached.issuer, accepted)
             self._count("cached", "ok", cached.issuer or "")
             return cached
-        issuer = self._issuers.select(token)
+        if not is_jwt(token):
+            # An opaque token names no issuer, and no issuer here introspects one.
+            raise InvalidToken(TokenFailure.MALFORMED)
+        parsed = parse_token(token)
+        issuer = self._issuers.select(parsed)
         try:
             check_accepted(issuer.name, accepted)
-            principal = await issuer.verify(token)
+            principal = await issuer.verify_jwt(parsed)
         except InvalidToken as error:
             error.issuer = issuer.name
             raise

@@ -17,6 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from joserfc import jws
@@ -76,8 +77,38 @@ class KeySource(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedToken:
+    """A compact JWS parsed once, its header checked, nothing verified yet."""
+
+    signed: jws.CompactSignature
+    header: Mapping[str, Any]
+    kid: str | None
+    claims: dict[str, Any]
+    """Unverified: good only for choosing who verifies the token (its `iss`)."""
+
+
+def parse_token(token: str) -> ParsedToken:
+    """The token parsed (joserfc's strict compact parser, bounded segments) and its header
+    checked as far as no verifier's settings are needed: an algorithm idgate knows, a string
+    `kid`, no `crit`. Raises InvalidToken."""
+    signed = _parse(token)
+    header = signed.headers()
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in _ALGORITHMS:
+        raise InvalidToken(TokenFailure.ALGORITHM)
+    kid = header.get("kid")
+    if not isinstance(kid, str | None):
+        raise InvalidToken(TokenFailure.MALFORMED)
+    # RFC 7515 4.1.11: a JWS whose `crit` lists an extension the recipient does not understand is
+    # invalid; idgate understands none (RFC 7797's unencoded payload has no place in a JWT).
+    if "crit" in header:
+        raise InvalidToken(TokenFailure.MALFORMED)
+    return ParsedToken(signed=signed, header=header, kid=kid, claims=_claims_of(signed.payload))
+
+
 async def decode_provider_jwt(
-    token: str,
+    token: str | ParsedToken,
     *,
     oidc: TokenRules,
     keys: KeySource,
@@ -87,6 +118,7 @@ async def decode_provider_jwt(
     check_kind: ClaimsCheck | None = None,
 ) -> dict[str, Any]:
     """The claims of a token the provider signed for one of `audiences`; raises InvalidToken.
+    `token` may come parsed already (`parse_token`), so it is parsed once however it is routed.
 
     `aud` is always required, and `iss` unless the rules name none; `required` names the other
     claims that must be present.
@@ -94,45 +126,18 @@ async def decode_provider_jwt(
     `check_kind` sees the claims once the signature is verified and before any claim is checked,
     so a token of the wrong kind is refused as such whatever its audience or age.
     """
-    signed = _parse(token)
-    header = signed.headers()
-    algorithm = _allowed_algorithm(header.get("alg"), oidc)
-    kid = _checked_kid(header)
+    parsed = token if isinstance(token, ParsedToken) else parse_token(token)
+    algorithm = _allowed_algorithm(parsed.header.get("alg"), oidc)
     if check_header is not None:
-        check_header(header)
-    signature = _signature_of(signed)
-    key = await keys.key_for(kid, algorithm.name)
-    _verify_signature(signed, signature, algorithm, key)
-    claims = _claims_of(signed.payload)
+        check_header(parsed.header)
+    signature = _signature_of(parsed.signed)
+    key = await keys.key_for(parsed.kid, algorithm.name)
+    _verify_signature(parsed.signed, signature, algorithm, key)
+    claims = parsed.claims
     if check_kind is not None:
         check_kind(claims)
     _check_claims(claims, oidc=oidc, audiences=audiences, required=required)
     return claims
-
-
-def unverified_claims(token: str) -> dict[str, Any]:
-    """The claims of a token before any key is involved, only to choose who verifies it: parsed
-    and its header checked as `decode_provider_jwt` does, short of the verifier's own algorithm
-    allowlist. Nothing returned here is believed."""
-    signed = _parse(token)
-    header = signed.headers()
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in _ALGORITHMS:
-        raise InvalidToken(TokenFailure.ALGORITHM)
-    _checked_kid(header)
-    return _claims_of(signed.payload)
-
-
-def _checked_kid(header: Mapping[str, Any]) -> str | None:
-    """The header's `kid`, once the header names nothing idgate does not understand."""
-    kid = header.get("kid")
-    if not isinstance(kid, str | None):
-        raise InvalidToken(TokenFailure.MALFORMED)
-    # RFC 7515 4.1.11: a JWS whose `crit` lists an extension the recipient does not understand is
-    # invalid; idgate understands none (RFC 7797's unencoded payload has no place in a JWT).
-    if "crit" in header:
-        raise InvalidToken(TokenFailure.MALFORMED)
-    return kid
 
 
 def _parse(token: str) -> jws.CompactSignature:

@@ -83,6 +83,7 @@ async def test_sign_in_lands_on_the_original_url_with_the_identity_sent_upstream
         "email": "alice@example.com",
         "groups": ["admins", "engineering"],
         "source": "session",
+        "issuer": "oidc",
     }
 
 

@@ -16,7 +16,7 @@ from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.identity.issuers.kinds import KIND_RULES
 from proxy.identity.principal import Principal
 from proxy.identity.token_kind import access_token_type_check
-from proxy.oidc.provider_jwt import ClaimsCheck, KeySource, decode_provider_jwt
+from proxy.oidc.provider_jwt import ClaimsCheck, KeySource, ParsedToken, decode_provider_jwt
 from proxy.reasons import TokenFailure
 
 
@@ -75,8 +75,9 @@ class Issuer:
         self._rules = KIND_RULES[settings.kind]
         self._check_type = access_token_type_check(required=settings.require_access_token_type)
         self._refuse_id_tokens = refuse_id_tokens
-        required = ("exp", "iat") if settings.max_token_lifetime_seconds is not None else ("exp",)
-        self._required = required
+        # A lifetime limit needs `iat`: without it, `exp - iat` cannot be told.
+        lifetime_limited = settings.max_token_lifetime_seconds is not None
+        self._required = ("exp", "iat") if lifetime_limited else ("exp",)
 
     @property
     def name(self) -> str:
@@ -104,7 +105,7 @@ class Issuer:
     def ready(self) -> bool:
         return self.keys.ready
 
-    async def verify(self, token: str) -> Principal:
+    async def verify_jwt(self, token: ParsedToken) -> Principal:
         """The identity of a token this issuer signed; raises InvalidToken, or
         ProviderUnavailable when its keys cannot be had now."""
         iss = self.iss

@@ -1,9 +1,10 @@
 """Every configured issuer, and the choice of one for a token by its `iss`, before any key.
 
-RFC 8725 3.8: "When a JWT ... can be issued by multiple issuers, ... the issuer ... MUST be
-validated": the issuer is chosen by the token's exact `iss`, and only that issuer's keys are ever
-asked for its `kid`, so a `kid` that exists at two issuers never lets one issuer's key verify a
-token naming the other. Each issuer keeps its own keys: one that cannot be reached fails its own
+RFC 8725 3.8: "When a JWT contains an "iss" (issuer) claim, the application MUST validate that
+the cryptographic keys used for the cryptographic operations in the JWT belong to the issuer." So
+the issuer is chosen by the token's exact `iss`, and only that issuer's keys are ever asked for
+its `kid`: a `kid` that exists at two issuers never lets one issuer's key verify a token naming
+the other. Each issuer keeps its own keys: one that cannot be reached fails its own
 tokens only.
 """
 
@@ -14,8 +15,9 @@ from types import MappingProxyType
 
 from proxy.errors import InvalidToken
 from proxy.identity.issuers.issuer import Issuer
-from proxy.identity.issuers.peek import is_jwt, unverified_issuer, unverified_trust_domain
+from proxy.identity.issuers.peek import unverified_issuer, unverified_trust_domain
 from proxy.identity.principal import Principal
+from proxy.oidc.provider_jwt import ParsedToken
 from proxy.reasons import TokenFailure
 
 
@@ -42,15 +44,12 @@ class IssuerRegistry:
         if issuer is not None:
             await issuer.confirm(token, principal)
 
-    def select(self, token: str) -> Issuer:
+    def select(self, token: ParsedToken) -> Issuer:
         """The issuer that must verify `token`, from its unverified `iss` (or, for a JWT-SVID
         issuer without one configured, its `sub`'s trust domain); InvalidToken(ISSUER) when no
         issuer has that `iss`. Of two with the same `iss` (the `oidc` block for sessions
         only, and a named issuer for the same provider's access tokens), the one that takes
         bearer tokens; the other refuses every token's audience."""
-        if not is_jwt(token):
-            # An opaque token names no issuer, and no issuer here introspects one.
-            raise InvalidToken(TokenFailure.MALFORMED)
         iss = unverified_issuer(token)
         named = [issuer for issuer in self._issuers.values() if iss and issuer.iss == iss]
         if not named:
