@@ -55,7 +55,7 @@ def test_check_accepts_the_example_config() -> None:
     done = idgate("check", "-c", str(EXAMPLE))
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"{EXAMPLE}: ok (7 routes)"
+    assert done.stdout.strip() == f"{EXAMPLE}: ok (8 routes)"
     assert done.stderr == ""
 
 
@@ -153,7 +153,7 @@ def test_serve_stops_cleanly_on_sigterm(oidc_provider: OidcProvider, tmp_path: P
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["check"], f"{EXAMPLE}: ok (7 routes)"),
+        (["check"], f"{EXAMPLE}: ok (8 routes)"),
         (["explain", "--url", "https://status.example.com/"], "route:     status ("),
     ],
 )
