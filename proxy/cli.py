@@ -53,7 +53,11 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     explain.add_argument("--method", default="GET")
     explain.add_argument("--url", required=True, help="full URL, e.g. https://tools.example.com/x")
-    explain.add_argument("--user", help="the caller's user claim (omit for an anonymous request)")
+    explain.add_argument(
+        "--user",
+        help="the caller's user claim (omit for an anonymous request);"
+        " system:serviceaccount:NAMESPACE:NAME is that Kubernetes service account",
+    )
     explain.add_argument("--email")
     explain.add_argument("--group", action="append", default=[], help="repeat for several")
     explain.add_argument(

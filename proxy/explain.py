@@ -18,6 +18,7 @@ from proxy.endpoints.own_paths import Endpoint, endpoint_paths
 from proxy.errors import BadRequest, InvalidToken
 from proxy.identity.bearer import check_accepted
 from proxy.identity.claims import sign_in_from_claims
+from proxy.identity.issuers.kubernetes import service_account_of_user
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.policy.decision import Decision, Outcome
 from proxy.policy.evaluate import evaluate
@@ -144,9 +145,11 @@ def principal_for_explain(
     issuer: str = BROWSER_ISSUER,
 ) -> Principal | None:
     """The identity given on the command line, as a bearer token of `issuer` (its name) would
-    yield it; None: anonymous."""
+    yield it; None: anonymous. A user `system:serviceaccount:<namespace>:<name>` is that
+    Kubernetes service account."""
     if user is None:
         return None
+    account = service_account_of_user(user)
     return Principal(
         user=user,
         email=email,
@@ -155,6 +158,7 @@ def principal_for_explain(
         source=CredentialSource.BEARER,
         expires_at=_FAR_FUTURE,
         sign_in=sign_in_from_claims(claims),
+        service_account=None if account is None else account.qualified,
         issuer=issuer,
     )
 

@@ -18,6 +18,7 @@ class Reason(StrEnum):
     USER = "user"
     CLAIM = "claim"
     SPIFFE_ID = "spiffe_id"
+    SERVICE_ACCOUNT = "service_account"
     CERTIFICATE = "certificate"
     # deny
     DENY_RULE = "deny_rule"
@@ -72,3 +73,8 @@ class TokenFailure(StrEnum):
     INACTIVE = "inactive"
     """An opaque token its issuer's introspection endpoint says is not active (RFC 7662 2.2):
     revoked, expired or never issued."""
+    WRONG_TRUST_DOMAIN = "wrong_trust_domain"
+    """A JWT-SVID whose `sub` is not a SPIFFE ID of its issuer's `spiffe.trust_domain`."""
+    TOKEN_REVIEW = "token_review"  # noqa: S105 (a reason label, not a credential)
+    """A service-account token the Kubernetes API server's TokenReview calls unauthenticated
+    (its pod or service account was deleted, or it was never the cluster's)."""

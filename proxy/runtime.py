@@ -22,7 +22,9 @@ from proxy.identity.token_kind import refuse_id_tokens
 from proxy.observability.metrics import Metrics
 from proxy.oidc.introspection import IntrospectionClient
 from proxy.oidc.jwks import ProviderKeys
+from proxy.oidc.kubernetes_keys import KubernetesKeys
 from proxy.oidc.logout_token import LogoutTokenVerifier
+from proxy.oidc.token_review import token_reviews
 from proxy.policy.rate_limits import RateLimits
 from proxy.policy.routes import RouteTable
 from proxy.policy.trust import TrustedProxies
@@ -149,9 +151,10 @@ async def build_issuers(
     for issuer_settings in settings.issuers:
         old = kept.get(issuer_settings.name)
         if old is not None and old.settings == issuer_settings:
-            keys = old.keys
+            keys, confirmation = old.keys, old.confirmation
         else:
             keys = issuer_keys(issuer_settings, http, metrics)
+            confirmation = token_reviews(issuer_settings, http)
             started.append(keys)
         named.append(
             Issuer(
@@ -159,6 +162,7 @@ async def build_issuers(
                 keys,
                 refuse_id_tokens=refuse_id_tokens(None),
                 introspector=introspector(issuer_settings, keys, http, metrics),
+                confirmation=confirmation,
             )
         )
     await asyncio.gather(*(keys.start() for keys in started))
@@ -170,6 +174,8 @@ async def build_issuers(
 
 def issuer_keys(settings: IssuerSettings, http: ClientSession, metrics: Metrics) -> IssuerKeys:
     """The key source an issuer's kind fetches its keys with (not yet started)."""
+    if settings.kubernetes is not None:
+        return KubernetesKeys(settings, http, metrics)
     return ProviderKeys(settings, http, metrics)
 
 

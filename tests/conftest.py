@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from proxy.runtime import Runtime
 from tests.support.context import started_runtime
 from tests.support.gate import Gate, StartGate, open_gate
 from tests.support.issuer import FakeIssuer
+from tests.support.kubernetes_api import StandInApiServer, serve_api_server
 
 
 @pytest.fixture(autouse=True)
@@ -43,3 +45,10 @@ def start_gate(aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient) -> 
 async def gate(start_gate: StartGate) -> Gate:
     """idgate with the standard test settings in front of an echo upstream."""
     return await start_gate()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[StandInApiServer]:
+    """A stand-in Kubernetes API server (tests/support/kubernetes_api.py): no cluster runs here."""
+    async with serve_api_server(tmp_path) as server:
+        yield server

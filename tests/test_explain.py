@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -196,6 +197,31 @@ def test_principal_for_explain_builds_a_non_expiring_bearer_identity() -> None:
     assert dict(ADMIN.claims) == {"tier": "gold"}
     assert ADMIN.source is CredentialSource.BEARER
     assert ADMIN.expires_at > 4e9
+
+
+def test_a_service_account_user_meets_the_service_accounts_condition() -> None:
+    """`--user system:serviceaccount:NS:NAME` is explained as that Kubernetes service account,
+    so a `service_accounts` wildcard matches it as it would the service account's token."""
+    route = Route(
+        name="metrics",
+        upstream="http://127.0.0.1:9005",
+        policy=Policy(allow=Rule(service_accounts=frozenset({"monitoring/*"}))),
+    )
+    settings = dataclasses.replace(SETTINGS, routes=(route,))
+
+    def decide(user: str) -> tuple[Outcome, Reason, str | None]:
+        who = principal_for_explain(user=user, email=None, groups=[], claims={})
+        decision = explain(settings, method="GET", url="/metrics", principal=who).decision
+        assert decision is not None
+        return decision.outcome, decision.reason, decision.matched
+
+    assert decide("system:serviceaccount:monitoring:prometheus") == (
+        Outcome.ALLOW,
+        Reason.SERVICE_ACCOUNT,
+        "service_account:monitoring/prometheus",
+    )
+    assert decide("system:serviceaccount:payments:prometheus")[0] is Outcome.DENY
+    assert decide("monitoring/prometheus")[0] is Outcome.DENY
 
 
 def test_principal_for_explain_without_a_user_is_anonymous() -> None:

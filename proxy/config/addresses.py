@@ -14,6 +14,8 @@ from proxy.config.values import InvalidValueError, int_between, text
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\Z")
+# Kubernetes: a namespace is an RFC 1123 label, a service account's name a DNS subdomain.
+_SERVICE_ACCOUNT = re.compile(rf"{_LABEL}/(?:\*|{_LABEL}(?:\.{_LABEL})*)\Z")
 _LISTEN = re.compile(r"(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]]+)):(?P<port>[0-9]+)\Z")
 
 
@@ -23,6 +25,17 @@ def hostname(value: object) -> str:
     if len(name) > 253 or not _HOSTNAME.match(name):
         raise InvalidValueError(
             "not a valid host name (letters, digits, '-' and '.'; punycode for non-ASCII)"
+        )
+    return name
+
+
+def service_account(value: object) -> str:
+    """A Kubernetes service account, `<namespace>/<name>`, or `<namespace>/*` for any of them."""
+    name = text(value)
+    if not _SERVICE_ACCOUNT.match(name) or len(name.partition("/")[2]) > 253:
+        raise InvalidValueError(
+            'expected <namespace>/<service account> such as "payments/frontend", or'
+            ' "<namespace>/*" for every service account of a namespace'
         )
     return name
 

@@ -151,6 +151,10 @@ class IssuerKind(StrEnum):
     """What signs an issuer's tokens; each kind adds its own checks (proxy/identity/issuers/)."""
 
     OIDC = "oidc"
+    KUBERNETES = "kubernetes"
+    """A cluster's API server: service-account tokens (its `kubernetes` block)."""
+    SPIFFE = "spiffe"
+    """JWT-SVIDs of one SPIFFE trust domain (its `spiffe` block)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +194,10 @@ class IssuerSettings:
     """YAML `http_timeout`: for every call to the issuer."""
     introspection: IntrospectionSettings | None = None
     """Opaque (non-JWT) bearer tokens are checked at its RFC 7662 endpoint; None: only JWTs."""
+    kubernetes: KubernetesSettings | None = None
+    """Set for kind `kubernetes` (its `kubernetes` block, defaults and all), else None."""
+    spiffe: SpiffeSettings | None = None
+    """Set for kind `spiffe`, else None."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,6 +225,42 @@ class Prompt(StrEnum):
     LOGIN = "login"
     CONSENT = "consent"
     SELECT_ACCOUNT = "select_account"
+
+
+#: Where the kubelet mounts a pod's service account (Kubernetes, "Accessing the Kubernetes API
+#: from a Pod").
+SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KubernetesSettings:
+    """An issuer's `kubernetes` block (kind `kubernetes`): the cluster's API server, reached the
+    way a pod reaches it; in a pod every default fits."""
+
+    api_server: str
+    """`https://host:port`; default `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`,
+    which Kubernetes sets in every pod. Discovery and keys come from here, and the pod's token is
+    sent to this origin only."""
+    ca_file: Path = SERVICE_ACCOUNT_DIR / "ca.crt"
+    """PEM CAs that verify the API server (the cluster CA)."""
+    token_file: Path = SERVICE_ACCOUNT_DIR / "token"
+    """The pod's own service-account token, read again for every call: the kubelet rotates it."""
+    token_review: bool = False
+    """Ask the API server (a TokenReview) whether each new token is still valid: refuses a token
+    of a deleted pod or service account before its `exp`, at one API call per new token."""
+    token_review_cache_seconds: float = 10.0
+    """YAML `token_review_cache`: how long a TokenReview answer is reused (never beyond the
+    token's `exp`); at most 5 minutes."""
+    token_review_cache_size: int = 10_000
+    """Answers kept at most; the least recently used goes first."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpiffeSettings:
+    """An issuer's `spiffe` block (kind `spiffe`): JWT-SVIDs of one trust domain."""
+
+    trust_domain: str
+    """`example.org`: a token's `sub` must be a SPIFFE ID in it (`spiffe://example.org/...`)."""
 
 
 class SessionStoreKind(StrEnum):
@@ -320,6 +364,9 @@ class Rule:
     claims: tuple[tuple[str, frozenset[str]], ...] = ()
     """(dotted claim path, accepted values): matches when the claim or any element of it is one."""
     spiffe_ids: frozenset[str] = frozenset()
+    service_accounts: frozenset[str] = frozenset()
+    """Kubernetes service accounts as `<namespace>/<name>`, or `<namespace>/*` for any of the
+    namespace's; only an identity from an issuer of kind `kubernetes` has one."""
     certificate_fingerprints: frozenset[str] = frozenset()
     """SHA-256 of the client certificate (DER), lower-case hex without colons."""
     certificate_spki_pins: frozenset[str] = frozenset()

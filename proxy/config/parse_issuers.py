@@ -21,6 +21,7 @@ from proxy.config.model import (
 )
 from proxy.config.parse_introspection import parse_introspection
 from proxy.config.parse_tls import path_value
+from proxy.config.parse_workload_issuers import with_kind_settings
 from proxy.config.reader import Section, given
 from proxy.config.tls_context import TLSFileError, build_client_context
 from proxy.config.values import (
@@ -98,6 +99,7 @@ def _issuer(section: Section) -> IssuerSettings:
             introspection=parse_introspection(section),
         ),
     )
+    issuer = with_kind_settings(section, issuer)
     section.close()
     if issuer.introspection is not None and kind not in _INTROSPECTABLE:
         section.issue("only an oidc issuer's tokens can be introspected", key="introspection")

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from proxy.config.addresses import email, email_domain, hostname
+from proxy.config.addresses import email, email_domain, hostname, service_account
 from proxy.config.certificate_values import ca_certificates, certificate_fingerprint, spki_pin
 from proxy.config.model import Policy, PolicyMode, Rule
 from proxy.config.reader import Section, given
-from proxy.config.values import boolean, choice, claim_value, spiffe_id, text
+from proxy.config.values import (
+    boolean,
+    choice,
+    claim_value,
+    spiffe_id,
+    text,
+)
 
 _CONDITIONS = (
     "authenticated",
@@ -18,6 +24,7 @@ _CONDITIONS = (
     "users",
     "claims",
     "spiffe_ids",
+    "service_accounts",
     "certificate_fingerprints",
     "certificate_spki_pins",
     "certificate_dns_names",
@@ -65,6 +72,7 @@ def _rule(route: Section, key: str) -> Rule | None:
             users=_set(block, "users", text),
             claims=_claims(block),
             spiffe_ids=_set(block, "spiffe_ids", spiffe_id),
+            service_accounts=_set(block, "service_accounts", service_account),
             certificate_fingerprints=_set(
                 block, "certificate_fingerprints", certificate_fingerprint
             ),

@@ -23,7 +23,10 @@ _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+\Z")
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+\Z")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_SPIFFE_ID = re.compile(r"spiffe://[a-z0-9._-]+(?:/[A-Za-z0-9._-]+)*\Z")
+# SPIFFE-ID 2.1: a trust domain holds "only lowercase letters, numbers, dots, dashes, and
+# underscores"; 2.2: path segments add upper-case letters.
+_TRUST_DOMAIN = r"[a-z0-9._-]+"
+_SPIFFE_ID = re.compile(rf"spiffe://({_TRUST_DOMAIN})(?:/[A-Za-z0-9._-]+)*\Z")
 _SECRET_MIN_LENGTH = 32
 _DURATION_EXAMPLES = '"90s", "30m", "12h", "1h30m" or "500ms"'
 
@@ -198,6 +201,25 @@ def spiffe_id(value: object) -> str:
     name = text(value)
     if not _SPIFFE_ID.match(name):
         raise InvalidValueError("expected a SPIFFE ID such as spiffe://example.org/ns/prod/sa/api")
+    return name
+
+
+def trust_domain_of(spiffe: str) -> str:
+    """The trust domain of a SPIFFE ID `spiffe_id` accepted (`example.org` of
+    `spiffe://example.org/ns/prod`)."""
+    match = _SPIFFE_ID.match(spiffe)
+    if match is None:
+        raise InvalidValueError("expected a SPIFFE ID such as spiffe://example.org/ns/prod/sa/api")
+    return match[1]
+
+
+def trust_domain(value: object) -> str:
+    name = text(value)
+    if re.fullmatch(_TRUST_DOMAIN, name) is None:
+        raise InvalidValueError(
+            "expected a SPIFFE trust domain such as example.org: lower-case letters, digits,"
+            " dots, dashes and underscores, without spiffe:// or a path"
+        )
     return name
 
 

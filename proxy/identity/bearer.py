@@ -83,6 +83,7 @@ class BearerVerifier:
         try:
             principal = await self._cached_or_verified(token, accepted)
             issuer = principal.issuer or ""
+            await self._issuers.confirm(token, principal)
             return self._unrevoked(principal)
         except InvalidToken as error:
             self._count("invalid", error.failure.value, error.issuer or issuer)

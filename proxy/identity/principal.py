@@ -59,6 +59,9 @@ class Principal:
     expires_at: float
     """Unix time after which this identity must not be used (token `exp`, session end)."""
     spiffe_id: str | None = None
+    service_account: str | None = None
+    """`<namespace>/<name>` of a Kubernetes service-account token (issuer kind `kubernetes`), for
+    the `service_accounts` condition; None for any other identity."""
     sign_in: SignIn = NO_SIGN_IN
     """For a session, from the ID token of its sign-in; for a bearer token, from its claims."""
     certificate: DeviceCertificate | None = None

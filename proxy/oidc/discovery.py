@@ -116,26 +116,39 @@ async def fetch_json_object(
     *,
     timeout: float,  # noqa: ASYNC109 (see fetch_metadata)
     ssl: ssl.SSLContext | None = None,
-    form: Mapping[str, str] | None = None,
-    authorization: str | None = None,
 ) -> dict[str, Any]:
-    """GET `url` (POST `form` when given, with an `Authorization` header when given) and return
-    its body as a JSON object of at most MAX_DOCUMENT_BYTES; `ssl` verifies the server instead
-    of the system trust store."""
-    headers = {"Accept": "application/json"}
-    if authorization is not None:
-        headers["Authorization"] = authorization
+    """GET `url` and return its body as a JSON object of at most MAX_DOCUMENT_BYTES."""
+    return await request_json_object(http, "GET", url, timeout=timeout, ssl_context=ssl)
+
+
+async def request_json_object(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    timeout: float,  # noqa: ASYNC109 (see fetch_metadata)
+    headers: Mapping[str, str] | None = None,
+    json_body: Mapping[str, Any] | None = None,
+    form: Mapping[str, str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    accepted: tuple[int, ...] = (200,),
+) -> dict[str, Any]:
+    """`method url` (with `json_body` as JSON, or `form` form-encoded) and its answer as a JSON
+    object of at most MAX_DOCUMENT_BYTES. With `headers` (credentials), a redirect is an error,
+    not followed: it would carry them to wherever the redirect points."""
     try:
         async with http.request(
-            "GET" if form is None else "POST",
+            method,
             url,
             data=form,
             timeout=aiohttp.ClientTimeout(total=timeout),
-            headers=headers,
+            headers={"Accept": "application/json", **(headers or {})},
+            json=json_body,
             # aiohttp: `True` is its default verification with the system trust store.
-            ssl=True if ssl is None else ssl,
+            ssl=True if ssl_context is None else ssl_context,
+            allow_redirects=headers is None,
         ) as response:
-            if response.status != 200:
+            if response.status not in accepted:
                 raise ProviderError(f"{url} answered HTTP {response.status}")
             body = await _read_bounded(response, url)
     except TimeoutError as error:

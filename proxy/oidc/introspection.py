@@ -18,7 +18,7 @@ from proxy.config.model import IntrospectionSettings
 from proxy.errors import ProviderUnavailable
 from proxy.observability.metrics import Metrics
 from proxy.oidc.client_auth import basic_authorization
-from proxy.oidc.discovery import ProviderError, ProviderMetadata, fetch_json_object
+from proxy.oidc.discovery import ProviderError, ProviderMetadata, request_json_object
 
 logger = logging.getLogger("idgate.oidc")
 
@@ -82,13 +82,14 @@ class IntrospectionClient:
         # RFC 7662 2.1: "The protected resource calls the introspection endpoint using an HTTP
         # POST request with parameters sent as "application/x-www-form-urlencoded" data";
         # `token_type_hint` "access_token" spares the server a search through refresh tokens.
-        answer = await fetch_json_object(
+        answer = await request_json_object(
             self._http,
+            "POST",
             endpoint,
             timeout=self._timeout,
-            ssl=self._ssl,
+            ssl_context=self._ssl,
             form={"token": token, "token_type_hint": "access_token"},
-            authorization=self._authorization,
+            headers={"Authorization": self._authorization},
         )
         # RFC 7662 2.2: "active REQUIRED. Boolean indicator of whether or not the presented token
         # is currently active."

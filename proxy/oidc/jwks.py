@@ -21,7 +21,7 @@ import aiohttp
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from proxy.config.model import ASYMMETRIC_ALGORITHMS, IssuerSettings, UpstreamTLS
+from proxy.config.model import ASYMMETRIC_ALGORITHMS, IssuerKind, IssuerSettings, UpstreamTLS
 from proxy.config.tls_context import build_client_context
 from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.observability.metrics import Metrics
@@ -72,8 +72,19 @@ class KeySet:
 _NO_KEYS: Final = KeySet(keys={}, count=0)
 
 
-def parse_key_set(document: Mapping[str, Any], algorithms: frozenset[str]) -> KeySet:
-    """The usable verification keys of a JWKS document; ProviderError when there are none."""
+#: RFC 7517 4.2: "sig" (signature) is the only `use` whose keys may verify a provider's token.
+SIGNATURE_USE: Final = "sig"
+#: SPIFFE JWT-SVID 6.2: "Entries representing JWT-SVID signing keys can be identified by the
+#: value of their use parameter, which must be jwt-svid." A SPIFFE bundle (which may also carry
+#: `spiffe_refresh_hint`, `spiffe_sequence` and `x509-svid` entries) is otherwise a JWKS.
+JWT_SVID_USE: Final = "jwt-svid"
+
+
+def parse_key_set(
+    document: Mapping[str, Any], algorithms: frozenset[str], *, key_use: str = SIGNATURE_USE
+) -> KeySet:
+    """The usable verification keys of a JWKS document, those whose `use` is `key_use` or
+    absent; ProviderError when there are none."""
     entries = document.get("keys")
     if not isinstance(entries, list):
         raise ProviderError("JWKS has no `keys` list")
@@ -81,7 +92,7 @@ def parse_key_set(document: Mapping[str, Any], algorithms: frozenset[str]) -> Ke
     keys: dict[tuple[str | None, str], ProviderKey] = {}
     count = 0
     for entry in entries:
-        loaded = _load_jwk(entry, allowed)
+        loaded = _load_jwk(entry, allowed, key_use)
         if loaded:
             count += 1
         for alg, key in loaded:
@@ -92,12 +103,14 @@ def parse_key_set(document: Mapping[str, Any], algorithms: frozenset[str]) -> Ke
     return KeySet(keys=keys, count=count)
 
 
-def _load_jwk(entry: Any, algorithms: frozenset[str]) -> list[tuple[str, ProviderKey]]:
+def _load_jwk(
+    entry: Any, algorithms: frozenset[str], key_use: str
+) -> list[tuple[str, ProviderKey]]:
     if not isinstance(entry, dict) or not isinstance(entry.get("kid", ""), str):
         return []
-    # RFC 7517 4.2: "sig" (signature) is the only `use` whose keys may verify a token. A JWK with
-    # private material (`d`) is a provider's publishing mistake, not something to verify with.
-    if entry.get("use", "sig") != "sig" or "d" in entry:
+    # A JWK with private material (`d`) is a provider's publishing mistake, not something to
+    # verify with.
+    if entry.get("use", key_use) != key_use or "d" in entry:
         return []
     # RFC 7517 4.3: "verify" (verify digital signature or MAC) must be among `key_ops` if given.
     operations = entry.get("key_ops", ["verify"])
@@ -109,7 +122,12 @@ def _load_jwk(entry: Any, algorithms: frozenset[str]) -> list[tuple[str, Provide
         for alg in _algorithms_for(entry.get("kty"), entry.get("crv"))
         if alg in algorithms and bound in (None, alg)
     ]
-    key = _import_key(entry) if fitting else None
+    # joserfc knows only RFC 7517's `use` values; the check above already read it.
+    key = (
+        _import_key({name: value for name, value in entry.items() if name != "use"})
+        if fitting
+        else None
+    )
     return [(alg, key) for alg in fitting] if key is not None else []
 
 
@@ -158,6 +176,7 @@ class ProviderKeys:
             else build_client_context(UpstreamTLS(ca_file=settings.ca_file)).context
         )
         self._algorithms = frozenset(settings.algorithms) & ASYMMETRIC_ALGORITHMS
+        self._key_use = JWT_SVID_USE if settings.kind is IssuerKind.SPIFFE else SIGNATURE_USE
         # The series exist from the start: "never loaded" reads as a last success at 0.
         metrics.jwks_last_success.labels(issuer=settings.name)
         metrics.jwks_keys.labels(issuer=settings.name)
@@ -241,22 +260,10 @@ class ProviderKeys:
 
     async def _fetch(self) -> bool:
         self._last_fetch = self._clock()
-        timeout = self._settings.http_timeout_seconds
         name = self._settings.name
         try:
-            jwks_uri = self._settings.jwks_uri
-            if jwks_uri is None:
-                if self._metadata is None:
-                    self._metadata = await fetch_metadata(
-                        self._http,
-                        self._settings.issuer,
-                        url=self._settings.discovery,
-                        timeout=timeout,
-                        ssl=self._ssl,
-                    )
-                jwks_uri = self._metadata.jwks_uri
-            document = await fetch_json_object(self._http, jwks_uri, timeout=timeout, ssl=self._ssl)
-            keys = parse_key_set(document, self._algorithms)
+            document = await self._key_document()
+            keys = parse_key_set(document, self._algorithms, key_use=self._key_use)
         except ProviderError as error:
             self._metrics.jwks_refreshes.labels(result="failure", issuer=name).inc()
             logger.warning(
@@ -268,6 +275,22 @@ class ProviderKeys:
         self._metrics.jwks_keys.labels(issuer=name).set(keys.count)
         self._metrics.jwks_last_success.labels(issuer=name).set(time.time())
         return True
+
+    async def _key_document(self) -> dict[str, Any]:
+        """The JWKS document, after discovery when the keys' URL comes from there."""
+        timeout = self._settings.http_timeout_seconds
+        jwks_uri = self._settings.jwks_uri
+        if jwks_uri is None:
+            if self._metadata is None:
+                self._metadata = await fetch_metadata(
+                    self._http,
+                    self._settings.issuer,
+                    url=self._settings.discovery,
+                    timeout=timeout,
+                    ssl=self._ssl,
+                )
+            jwks_uri = self._metadata.jwks_uri
+        return await fetch_json_object(self._http, jwks_uri, timeout=timeout, ssl=self._ssl)
 
     async def _keep_fresh(self) -> None:
         interval = self._settings.jwks_refresh_seconds

@@ -59,7 +59,10 @@ class TokenRules(Protocol):
     clock skew tolerated (`OIDCSettings`, or a named issuer's rules)."""
 
     @property
-    def issuer(self) -> str: ...
+    def issuer(self) -> str | None:
+        """None: `iss` is neither required nor compared, for a JWT-SVID issuer that names no
+        `issuer` (JWT-SVID 3 does not require one; its trust domain is checked instead)."""
+        ...
 
     @property
     def algorithms(self) -> tuple[str, ...]: ...
@@ -117,7 +120,8 @@ async def decode_provider_jwt(
     """The claims of a token the provider signed for one of `audiences`; raises InvalidToken.
     `token` may come parsed already (`parse_token`), so it is parsed once however it is routed.
 
-    `iss` and `aud` are always required; `required` names the other claims that must be present.
+    `aud` is always required, and `iss` unless the rules name none; `required` names the other
+    claims that must be present.
     `check_header` sees the JOSE header before any key is looked up, and raises InvalidToken.
     `check_kind` sees the claims once the signature is verified and before any claim is checked,
     so a token of the wrong kind is refused as such whatever its audience or age.
@@ -198,7 +202,8 @@ def _claims_of(payload: bytes) -> dict[str, Any]:
 def _check_claims(
     claims: dict[str, Any], *, oidc: TokenRules, audiences: Sequence[str], required: Sequence[str]
 ) -> None:
-    for name in ("iss", "aud", *required):
+    expected = oidc.issuer
+    for name in ("aud", *required, *(() if expected is None else ("iss",))):
         if claims.get(name) is None:
             raise InvalidToken(TokenFailure.MISSING_CLAIM)
     _check_times(claims, oidc.leeway_seconds)
@@ -206,7 +211,8 @@ def _check_claims(
     # RFC 7519 4.1.2 and 4.1.7: `sub` is a StringOrURI and `jti` a case-sensitive string.
     if not isinstance(claims.get("sub", ""), str) or not isinstance(claims.get("jti", ""), str):
         raise InvalidToken(TokenFailure.MALFORMED)
-    _check_issuer(claims["iss"], oidc.issuer)
+    if expected is not None:
+        _check_issuer(claims["iss"], expected)
 
 
 def _check_times(claims: dict[str, Any], leeway: float) -> None:

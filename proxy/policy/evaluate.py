@@ -96,10 +96,19 @@ def _hits(rule: Rule, principal: Principal) -> Iterator[_Hit]:
             yield _Hit(reason=Reason.CLAIM, matched=f"claim:{path}={min(values)}")
     if principal.spiffe_id is not None and principal.spiffe_id in rule.spiffe_ids:
         yield _Hit(reason=Reason.SPIFFE_ID, matched=f"spiffe_id:{principal.spiffe_id}")
+    account = principal.service_account
+    if account is not None and _service_account_listed(account, rule.service_accounts):
+        yield _Hit(reason=Reason.SERVICE_ACCOUNT, matched=f"service_account:{account}")
     if principal.certificate is not None:
         yield from device_hits(rule, principal.certificate)
     if rule.authenticated:
         yield _Hit(reason=Reason.AUTHENTICATED, matched="authenticated")
+
+
+def _service_account_listed(account: str, listed: frozenset[str]) -> bool:
+    """`namespace/name` is listed itself, or its namespace is with `namespace/*`."""
+    namespace = account.partition("/")[0]
+    return account in listed or f"{namespace}/*" in listed
 
 
 def _email_parts(email: str | None) -> tuple[str, str] | None:

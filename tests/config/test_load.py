@@ -59,6 +59,7 @@ def test_example_config_parses_with_its_two_variables_set() -> None:
         "partner",
         "github-actions",
         "tools-sso",
+        "cluster",
     ]
 
 

@@ -39,6 +39,7 @@ def test_route_keys_map_onto_the_model(document: dict[str, Any]) -> None:
             "users": ["bob"],
             "claims": {"realm_access.roles": ["ops", "dev"], "tenant": "acme"},
             "spiffe_ids": ["spiffe://example.org/ns/prod/sa/api"],
+            "service_accounts": ["payments/frontend", "monitoring/*"],
         },
         deny={"groups": ["contractors"]},
     )
@@ -67,6 +68,7 @@ def test_route_keys_map_onto_the_model(document: dict[str, Any]) -> None:
                     ("tenant", frozenset({"acme"})),
                 ),
                 spiffe_ids=frozenset({"spiffe://example.org/ns/prod/sa/api"}),
+                service_accounts=frozenset({"payments/frontend", "monitoring/*"}),
             ),
             deny=Rule(groups=frozenset({"contractors"})),
         ),
@@ -157,6 +159,21 @@ def test_routes_keep_their_written_order(document: dict[str, Any]) -> None:
         (
             {"name": "r", "allow": {"spiffe_ids": ["https://example.org/x"]}},
             "routes[0].allow.spiffe_ids[0]: expected a SPIFFE ID",
+        ),
+        *(
+            (
+                {"name": "r", "allow": {"service_accounts": [account]}},
+                "routes[0].allow.service_accounts[0]: expected <namespace>/<service account>",
+            )
+            for account in (
+                "frontend",
+                "system:serviceaccount:payments:frontend",
+                "*/frontend",
+                "payments/front*",
+                "Payments/frontend",
+                "payments/frontend/x",
+                "payments/" + "a" * 254,
+            )
         ),
     ],
 )

@@ -16,7 +16,7 @@ from pytest_aiohttp import AiohttpServer
 from proxy.config.model import OIDCSettings
 from proxy.errors import InvalidToken, ProviderUnavailable
 from proxy.observability.metrics import Metrics
-from proxy.oidc.jwks import ProviderKeys
+from proxy.oidc.jwks import JWT_SVID_USE, ProviderKeys, parse_key_set
 from proxy.reasons import TokenFailure
 from tests.support.issuer import FakeClock, FakeIssuer, SigningKey, serve_issuer
 
@@ -392,3 +392,30 @@ async def test_close_stops_the_background_refresh(
 
     assert len(before) == 1
     assert all(task.done() for task in before)
+
+
+def test_a_spiffe_bundle_yields_its_jwt_svid_keys_only() -> None:
+    """SPIFFE JWT-SVID 6.2: of a trust bundle, only `use: jwt-svid` entries (or entries without
+    `use`) verify JWT-SVIDs; its X.509 authorities and any `sig` key do not, and the bundle's own
+    members (`spiffe_refresh_hint`, `spiffe_sequence`) are tolerated. A provider's JWKS, in turn,
+    never lends a `jwt-svid` key to provider tokens."""
+    svid, bare, x509, sig = (
+        SigningKey(kid=kid, alg="ES256") for kid in ("svid", "bare", "x509", "sig")
+    )
+    bundle = {
+        "spiffe_refresh_hint": 300,
+        "spiffe_sequence": 12,
+        "keys": [
+            svid.jwk | {"use": "jwt-svid"},
+            {key: value for key, value in bare.jwk.items() if key != "use"},
+            x509.jwk | {"use": "x509-svid", "x5c": ["MIIB"]},
+            sig.jwk,
+        ],
+    }
+    algorithms = frozenset({"ES256"})
+
+    spiffe = parse_key_set(bundle, algorithms, key_use=JWT_SVID_USE)
+    provider = parse_key_set(bundle, algorithms)
+
+    assert {kid for kid, _ in spiffe.keys} == {"svid", "bare"}
+    assert {kid for kid, _ in provider.keys} == {"bare", "sig"}

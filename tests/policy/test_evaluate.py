@@ -21,6 +21,7 @@ def principal(
     groups: frozenset[str] = frozenset(),
     claims: dict[str, Any] | None = None,
     spiffe_id: str | None = None,
+    service_account: str | None = None,
 ) -> Principal:
     return Principal(
         user=user,
@@ -30,6 +31,7 @@ def principal(
         source=CredentialSource.BEARER,
         expires_at=2e9,
         spiffe_id=spiffe_id,
+        service_account=service_account,
     )
 
 
@@ -84,6 +86,12 @@ def test_anonymous_request_to_a_protected_route_is_unauthenticated(mode: PolicyM
         (Rule(spiffe_ids=frozenset({"spiffe://corp/ns/ci/sa/builder"})),
          principal(spiffe_id="spiffe://corp/ns/ci/sa/builder"),
          Reason.SPIFFE_ID, "spiffe_id:spiffe://corp/ns/ci/sa/builder"),
+        (Rule(service_accounts=frozenset({"payments/frontend"})),
+         principal(service_account="payments/frontend"),
+         Reason.SERVICE_ACCOUNT, "service_account:payments/frontend"),
+        (Rule(service_accounts=frozenset({"monitoring/*"})),
+         principal(service_account="monitoring/prometheus"),
+         Reason.SERVICE_ACCOUNT, "service_account:monitoring/prometheus"),
     ],
 )  # fmt: skip
 def test_allow_names_the_condition_that_matched(
@@ -122,6 +130,23 @@ def test_allow_names_the_condition_that_matched(
         (Rule(spiffe_ids=frozenset({"spiffe://corp/a"})), principal(spiffe_id=None)),
         (Rule(spiffe_ids=frozenset({"spiffe://corp/a"})), principal(spiffe_id="spiffe://corp/ab")),
         (Rule(users=frozenset({"spiffe://corp/a"})), principal(spiffe_id="spiffe://corp/a")),
+        (Rule(service_accounts=frozenset({"payments/frontend"})), principal()),
+        (
+            Rule(service_accounts=frozenset({"payments/frontend"})),
+            principal(service_account="payments/backend"),
+        ),
+        (
+            Rule(service_accounts=frozenset({"payments/frontend"})),
+            principal(service_account="payments-staging/frontend"),
+        ),
+        (
+            Rule(service_accounts=frozenset({"monitoring/*"})),
+            principal(service_account="monitoring-dev/prometheus"),
+        ),
+        (
+            Rule(service_accounts=frozenset({"monitoring/*"})),
+            principal(user="system:serviceaccount:monitoring:prometheus"),
+        ),
     ],
 )
 def test_nothing_matched_is_not_allowed(rule: Rule, who: Principal) -> None:

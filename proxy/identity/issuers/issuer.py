@@ -41,11 +41,21 @@ class IssuerKeys(KeySource, Protocol):
     async def close(self) -> None: ...
 
 
+class TokenConfirmation(Protocol):
+    """A say on every use of a token its issuer verified, cached or not: a Kubernetes
+    TokenReview (`proxy/oidc/token_review.py`)."""
+
+    async def check(self, token: str, *, user: str, expires_at: float) -> None:
+        """Raises InvalidToken when the token no longer counts, ProviderUnavailable when
+        that cannot be told now."""
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Rules:
     """The `TokenRules` of one verification, with the issuer's `iss` settled."""
 
-    issuer: str
+    issuer: str | None
     algorithms: tuple[str, ...]
     leeway_seconds: int
 
@@ -58,12 +68,15 @@ class Issuer:
         *,
         refuse_id_tokens: ClaimsCheck,
         introspector: Introspector | None = None,
+        confirmation: TokenConfirmation | None = None,
     ) -> None:
         """`refuse_id_tokens` (proxy/identity/token_kind.py) knows which tokens are ID tokens:
         for the `oidc` issuer, also those for idgate's own client. `introspector` asks the
-        issuer's introspection endpoint, when `settings.introspection` configures one."""
+        issuer's introspection endpoint, when `settings.introspection` configures one.
+        `confirmation`, when given, is asked on every use of a token (`confirm`)."""
         self.settings = settings
         self.keys = keys
+        self.confirmation = confirmation
         self._rules = KIND_RULES[settings.kind]
         self._check_type = access_token_type_check(required=settings.require_access_token_type)
         self._refuse_id_tokens = refuse_id_tokens
@@ -97,6 +110,13 @@ class Issuer:
         return self.settings.issuer or self.keys.discovered_issuer
 
     @property
+    def trust_domain(self) -> str | None:
+        """For a JWT-SVID issuer without a configured `issuer`, the trust domain by which its
+        tokens are chosen and whose bundle verifies them whatever `iss` they name; else None."""
+        spiffe = self.settings.spiffe
+        return spiffe.trust_domain if spiffe is not None and not self.settings.issuer else None
+
+    @property
     def takes_bearer_tokens(self) -> bool:
         """Whether it accepts bearer tokens at all: the `oidc` block without `audiences` serves
         browser sessions only."""
@@ -123,7 +143,7 @@ class Issuer:
         """The identity of a token this issuer signed; raises InvalidToken, or
         ProviderUnavailable when its keys cannot be had now."""
         iss = self.iss
-        if iss is None:
+        if iss is None and self.trust_domain is None:
             raise ProviderUnavailable(f"issuer {self.name}'s discovery is not loaded yet")
         settings = self.settings
         claims = await decode_provider_jwt(
@@ -144,6 +164,19 @@ class Issuer:
         if principal is None:
             raise InvalidToken(TokenFailure.MISSING_CLAIM)
         return principal
+
+    async def confirm(self, token: str, principal: Principal) -> None:
+        """This issuer's say on one use of a token it verified, now or from the cache; raises
+        InvalidToken or ProviderUnavailable."""
+        if self.confirmation is None:
+            return
+        try:
+            await self.confirmation.check(
+                token, user=principal.user, expires_at=principal.expires_at
+            )
+        except InvalidToken as error:
+            error.issuer = self.name
+            raise
 
     def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
         longest = self.settings.max_token_lifetime_seconds

@@ -13,6 +13,8 @@ from typing import Any, Final
 
 from proxy.config.model import IssuerKind, IssuerSettings
 from proxy.identity.claims import principal_from_claims
+from proxy.identity.issuers.kubernetes import kubernetes_principal
+from proxy.identity.issuers.spiffe import svid_principal
 from proxy.identity.principal import CredentialSource, Principal
 
 KindCheck = Callable[[Mapping[str, Any], IssuerSettings], None]
@@ -40,4 +42,8 @@ class KindRules:
     principal: PrincipalMapping = mapped_principal
 
 
-KIND_RULES: Final[Mapping[IssuerKind, KindRules]] = {IssuerKind.OIDC: KindRules()}
+KIND_RULES: Final[Mapping[IssuerKind, KindRules]] = {
+    IssuerKind.OIDC: KindRules(),
+    IssuerKind.KUBERNETES: KindRules(principal=kubernetes_principal),
+    IssuerKind.SPIFFE: KindRules(principal=svid_principal),
+}

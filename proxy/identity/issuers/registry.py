@@ -15,7 +15,8 @@ from types import MappingProxyType
 
 from proxy.errors import InvalidToken
 from proxy.identity.issuers.issuer import Issuer
-from proxy.identity.issuers.peek import unverified_issuer
+from proxy.identity.issuers.peek import unverified_issuer, unverified_trust_domain
+from proxy.identity.principal import Principal
 from proxy.oidc.provider_jwt import ParsedToken
 from proxy.reasons import TokenFailure
 
@@ -41,15 +42,30 @@ class IssuerRegistry:
         """Which issuers have keys loaded, by name."""
         return {name: issuer.ready for name, issuer in self._issuers.items()}
 
+    async def confirm(self, token: str, principal: Principal) -> None:
+        """The say of the principal's issuer on this use of its token (a TokenReview)."""
+        issuer = self._issuers.get(principal.issuer or "")
+        if issuer is not None:
+            await issuer.confirm(token, principal)
+
     def select(self, token: ParsedToken) -> Issuer:
-        """The issuer that must verify `token`, from its unverified `iss`; InvalidToken(ISSUER)
-        when no issuer has that `iss`. Of two with the same `iss` (the `oidc` block for sessions
+        """The issuer that must verify `token`, from its unverified `iss` (or, for a JWT-SVID
+        issuer without one configured, its `sub`'s trust domain); InvalidToken(ISSUER) when no
+        issuer has that `iss`. Of two with the same `iss` (the `oidc` block for sessions
         only, and a named issuer for the same provider's access tokens), the one that takes
         bearer tokens; the other refuses every token's audience."""
         iss = unverified_issuer(token)
-        named = [issuer for issuer in self._issuers.values() if issuer.iss == iss]
+        named = [issuer for issuer in self._issuers.values() if iss and issuer.iss == iss]
         if not named:
-            raise InvalidToken(TokenFailure.ISSUER)
+            # A JWT-SVID issuer configured without `issuer` is chosen by its trust domain.
+            domain = unverified_trust_domain(token)
+            named = [
+                issuer
+                for issuer in self._issuers.values()
+                if domain is not None and issuer.trust_domain == domain
+            ]
+        if not named:
+            raise InvalidToken(TokenFailure.MISSING_CLAIM if iss is None else TokenFailure.ISSUER)
         return next((issuer for issuer in named if issuer.takes_bearer_tokens), named[0])
 
     def select_opaque(self) -> Issuer:
