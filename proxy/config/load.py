@@ -46,13 +46,17 @@ DEFAULT_LISTEN: Final = ListenAddress(host="127.0.0.1", port=4180)
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def load_settings(path: Path, environ: Mapping[str, str]) -> Settings:
-    return parse_settings(read_yaml(path), environ)
+def load_settings(path: Path, environ: Mapping[str, str], *, read_secrets: bool = True) -> Settings:
+    return parse_settings(read_yaml(path), environ, read_secrets=read_secrets)
 
 
-def parse_settings(data: object, environ: Mapping[str, str]) -> Settings:
-    """Settings from a parsed YAML document; ConfigError listing every problem otherwise."""
-    context = Context(environ)
+def parse_settings(
+    data: object, environ: Mapping[str, str], *, read_secrets: bool = True
+) -> Settings:
+    """Settings from a parsed YAML document; ConfigError listing every problem otherwise. Without
+    `read_secrets` every secret is a stand-in and its `${VAR}` need not be set: only for commands
+    that use no secret (`idgate explain`), never for serving."""
+    context = Context(environ, read_secrets=read_secrets)
     top = Section(context, "", data)
     listen = _listen(top, "listen")
     workers = top.get("workers", int_between(1, None))

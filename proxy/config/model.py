@@ -196,7 +196,8 @@ class PolicyMode(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rule:
-    """One `allow` or `deny` block: it matches when any one of its conditions matches."""
+    """One `allow` or `deny` block: it matches when any one of its conditions matches (`all`
+    is the one condition that asks for several things at once)."""
 
     authenticated: bool = False
     """`authenticated: true` matches any valid identity (allow blocks only)."""
@@ -221,6 +222,10 @@ class Rule:
     certificate_issuers: tuple[bytes, ...] = ()
     """DER certificates of CAs: the client certificate must be signed directly by one of them
     (a device CA makes "managed devices" a condition)."""
+    all_of: tuple[Rule, ...] = ()
+    """`all`: blocks that must every one match, each in its own way (any of its conditions):
+    `all: [{groups: [sre]}, {domains: [example.com]}]` is "group sre and an example.com address".
+    As a condition of this block it is met when every one of them is."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

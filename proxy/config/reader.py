@@ -9,20 +9,27 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from proxy.config.expand import ExpansionError, expand
 from proxy.config.issues import ConfigIssue, item_path, key_path
-from proxy.config.values import InvalidValueError, type_name
+from proxy.config.values import SECRET_VALUES, InvalidValueError, type_name
 
 T = TypeVar("T")
+
+
+#: What stands in for every secret when secrets are not read: long enough for any secret's check.
+_UNREAD_SECRET: Final = "unread-" * 8
 
 
 class Context:
     """What every section shares: the environment for `${VAR}` and the list of problems."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], *, read_secrets: bool = True) -> None:
         self.environ = environ
+        self.read_secrets = read_secrets
+        """False for a command that never uses a secret (`idgate explain`): secret values are
+        neither expanded nor checked, so their variables need not be set."""
         self.issues: list[ConfigIssue] = []
 
     def report(self, path: str, message: str) -> None:
@@ -30,6 +37,8 @@ class Context:
 
     def convert(self, raw: object, path: str, convert: Callable[[object], T]) -> T | None:
         """`raw` expanded (when a string) and converted, or None with the problem recorded."""
+        if not self.read_secrets and convert in SECRET_VALUES:
+            return convert(_UNREAD_SECRET)
         try:
             return convert(expand(raw, self.environ) if isinstance(raw, str) else raw)
         except (ExpansionError, InvalidValueError) as problem:

@@ -52,12 +52,13 @@ def test_example_config_parses_with_its_two_variables_set() -> None:
         "admin",
         "jenkins",
         "wiki",
+        "oncall",
     ]
 
 
 def test_example_config_shows_every_kind_of_route() -> None:
-    """The example has a public, a group, a claims, a step-up, a deny, an audit and a
-    decision-only route."""
+    """The example has a public, a group, a claims, a step-up, a deny, an audit, a
+    decision-only and an all-of route."""
     routes = {route.name: route for route in load_settings(EXAMPLE, EXAMPLE_ENV).routes}
 
     assert routes["status"].policy.public
@@ -72,6 +73,8 @@ def test_example_config_shows_every_kind_of_route() -> None:
     assert routes["admin"].policy.deny is not None
     assert routes["jenkins"].policy.mode is PolicyMode.AUDIT
     assert routes["wiki"].upstream is None
+    assert routes["oncall"].policy.allow is not None
+    assert len(routes["oncall"].policy.allow.all_of) == 2
 
 
 def test_example_config_without_its_variables_names_both() -> None:
@@ -80,6 +83,14 @@ def test_example_config_without_its_variables_names_both() -> None:
         load_settings(EXAMPLE, {})
 
     assert [issue.path for issue in caught.value.issues] == ["oidc.client_secret", "session.secret"]
+
+
+def test_without_reading_secrets_the_example_loads_with_no_variables() -> None:
+    """For commands that use no secret (explain), the secret references need no variable."""
+    settings = load_settings(EXAMPLE, {}, read_secrets=False)
+
+    assert settings.oidc.client_secret is not None
+    assert settings.oidc.client_secret.reveal() != ""
 
 
 def test_minimal_config_takes_every_default_from_the_model(document: dict[str, Any]) -> None:
