@@ -17,7 +17,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from proxy.config.model import OIDCSettings, PolicyMode, Route, Settings
-from proxy.endpoints.own_paths import Endpoint, endpoint_paths
+from proxy.endpoints.own_paths import Endpoint, answers_robots, endpoint_paths
 from proxy.errors import BadRequest
 from proxy.identity.claims import claim_strings, principal_from_claims, sign_in_from_claims
 from proxy.identity.principal import CredentialSource, Principal
@@ -100,7 +100,10 @@ def explain(
             principal=principal,
             problem=error.public_message,
         )
+    route = RouteTable(settings.routes).match(host=host, path=path.decoded, method=method)
     endpoint = endpoint_paths(settings.prefix).get(path.decoded)
+    if endpoint is Endpoint.ROBOTS and not answers_robots(route):
+        endpoint = None
     if endpoint is not None:
         return Explanation(
             method=method,
@@ -113,7 +116,6 @@ def explain(
             principal=principal,
             endpoint=endpoint,
         )
-    route = RouteTable(settings.routes).match(host=host, path=path.decoded, method=method)
     decision = None if route is None else evaluate(route, principal)
     return Explanation(
         method=method,

@@ -336,3 +336,23 @@ def test_a_malformed_token_says_what_is_wrong_without_echoing_it(token: str, pro
     with pytest.raises(ValueError, match=problem) as raised:
         unverified_claims(token)
     assert token not in str(raised.value)
+
+
+def test_robots_txt_is_idgate_s_own_unless_a_public_route_serves_it() -> None:
+    """/robots.txt is idgate's answer on a protected host, and the public route's on its host."""
+    protected = explain(
+        SETTINGS, method="GET", url="https://tools.example.com/robots.txt", principal=None
+    )
+    public_settings = Settings(
+        public_url=SETTINGS.public_url,
+        oidc=SETTINGS.oidc,
+        session=SETTINGS.session,
+        routes=(Route(name="site", upstream="http://127.0.0.1:9", policy=Policy(public=True)),),
+    )
+    public = explain(
+        public_settings, method="GET", url="https://www.example.com/robots.txt", principal=None
+    )
+
+    assert protected.endpoint is not None
+    assert "endpoint:  idgate's own `robots.txt` endpoint" in protected.render()
+    assert (public.endpoint, public.route) == (None, public_settings.routes[0])

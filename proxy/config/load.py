@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from proxy.config.addresses import (
     base_url,
     ip_network,
+    link_url,
     listen_address,
     listen_host,
     port_number,
@@ -24,6 +25,7 @@ from proxy.config.model import (
     ListenAddress,
     LogSettings,
     MetricsSettings,
+    PagesSettings,
     RateLimitSettings,
     Settings,
 )
@@ -83,6 +85,7 @@ def parse_settings(
             rate_limits=_rate_limits(top.section("rate_limits")),
             drain=parse_drain(top.section("drain")),
             forward_auth=parse_forward_auth(top.section("forward_auth")),
+            pages=_pages(top.section("pages")),
             tls=parse_tls(top),
             client_certificates=parse_client_certificates(
                 top, has_trusted_proxies=top.peek("trusted_proxies") is not None
@@ -138,6 +141,12 @@ def _log(section: Section) -> LogSettings:
     )
     section.close()
     return log
+
+
+def _pages(section: Section) -> PagesSettings:
+    pages = PagesSettings(**given(help_url=section.get("help_url", link_url)))
+    section.close()
+    return pages
 
 
 def _rate_limits(section: Section) -> RateLimitSettings:

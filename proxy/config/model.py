@@ -427,6 +427,15 @@ class ForwardAuthSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PagesSettings:
+    """YAML `pages`: what the pages idgate shows a person offer besides their message."""
+
+    help_url: str | None = None
+    """An http(s) URL where people ask for access (a service desk, a wiki page), linked from the
+    access-denied page; None: no help link."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     public_url: str
     """External base URL of idgate (scheme, host, port); redirects and cookies derive from it."""
@@ -456,3 +465,4 @@ class Settings:
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     drain: DrainSettings = field(default_factory=DrainSettings)
     forward_auth: ForwardAuthSettings = field(default_factory=ForwardAuthSettings)
+    pages: PagesSettings = field(default_factory=PagesSettings)

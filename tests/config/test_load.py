@@ -287,6 +287,15 @@ def test_config_error_carries_issues_and_prints_one_per_line() -> None:
             "forward_auth.decision_cache_seconds: must be between 0 and 60",
         ),
         (
+            lambda d: d.update(pages={"help_url": "javascript:alert(1)"}),
+            "pages.help_url: expected an absolute http or https URL",
+        ),
+        (lambda d: d.update(pages={"help": "https://x.example"}), "pages.help: unknown key"),
+        (
+            lambda d: d.update(pages={"help_url": "https://x.example/?a b"}),
+            "pages.help_url: must not contain spaces",
+        ),
+        (
             lambda d: d.update({True: 1}),
             "a key written on/off/yes/no is read by YAML as true/false",
         ),
@@ -546,6 +555,16 @@ def test_forward_auth_decisions_hold_a_few_seconds_unless_turned_off(
     assert parse_settings(document, {}).forward_auth.decision_cache_seconds == 5
     document["forward_auth"] = {"decision_cache_seconds": 0}
     assert parse_settings(document, {}).forward_auth.decision_cache_seconds == 0
+
+
+def test_pages_help_url_is_optional(document: dict[str, Any]) -> None:
+    """No help link unless `pages.help_url` names one; it is kept as written."""
+    assert parse_settings(document, {}).pages.help_url is None
+    document["pages"] = {"help_url": "https://desk.example.com/new?form=access#top"}
+    assert (
+        parse_settings(document, {}).pages.help_url
+        == "https://desk.example.com/new?form=access#top"
+    )
 
 
 def test_device_conditions_are_read_into_the_rule(document: dict[str, Any], tmp_path: Path) -> None:

@@ -77,8 +77,9 @@ async def test_sign_in_lands_on_the_original_url_with_the_identity_sent_upstream
     assert cookie["path"] == "/"
     assert cookie["secure"] is False, "public_url is http here; Secure would drop the cookie"
 
-    await page.goto(f"{gate.url}/oauth2/userinfo")
-    assert await page_json(page) == {
+    # Not a navigation (that is the "who am I" page): a script's or curl's request gets JSON.
+    userinfo = await context.request.get(f"{gate.url}/oauth2/userinfo")
+    assert await userinfo.json() == {
         "user": "alice",
         "email": "alice@example.com",
         "groups": ["admins", "engineering"],
