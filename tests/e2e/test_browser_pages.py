@@ -3,17 +3,13 @@ signed out, access denied with its ways on, and robots.txt."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
-import pytest
-from playwright.async_api import Browser, BrowserContext
+from playwright.async_api import BrowserContext
 
 from tests.e2e.browser import (
     SignInSetup,
-    browser_context,
-    chromium,
     confirm_provider_sign_out,
     expect_provider_login,
     page_json,
@@ -22,18 +18,6 @@ from tests.e2e.browser import (
 from tests.support.upstream import EchoUpstream
 
 HELP_URL: Final = "https://help.example.com/access?form=idgate"
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    async with browser_context(browser) as context:
-        yield context
 
 
 async def test_who_am_i_then_sign_out_lands_on_the_signed_out_page(

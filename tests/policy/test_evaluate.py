@@ -9,7 +9,7 @@ import pytest
 
 from proxy.config.model import Policy, PolicyMode, Route, Rule
 from proxy.identity.principal import CredentialSource, Principal
-from proxy.policy.decision import Outcome
+from proxy.policy.decision import Decision, Outcome
 from proxy.policy.evaluate import evaluate
 from proxy.reasons import Reason
 
@@ -230,17 +230,16 @@ def test_all_allows_only_who_meets_every_block() -> None:
     route = route_with(allow=SRE_AT_CORP)
 
     allowed = evaluate(route, principal(email="ann@corp.example", groups=frozenset({"sre"})))
-    assert (allowed.outcome, allowed.reason, allowed.rule, allowed.matched) == (
-        Outcome.ALLOW,
-        Reason.ALL,
-        "allow",
-        "all(group:sre, domain:corp.example)",
+    assert allowed == Decision(
+        outcome=Outcome.ALLOW,
+        reason=Reason.ALL,
+        route=route,
+        rule="allow",
+        matched="all(group:sre, domain:corp.example)",
     )
     outsider = evaluate(route, principal(email="ann@other.example", groups=frozenset({"sre"})))
-    assert (outsider.outcome, outsider.reason, outsider.rule) == (
-        Outcome.DENY,
-        Reason.NOT_ALLOWED,
-        "allow.all[1]",
+    assert outsider == Decision(
+        outcome=Outcome.DENY, reason=Reason.NOT_ALLOWED, route=route, rule="allow.all[1]"
     )
     not_sre = evaluate(route, principal(email="ann@corp.example"))
     assert (not_sre.outcome, not_sre.rule) == (Outcome.DENY, "allow.all[0]")
