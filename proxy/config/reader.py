@@ -11,15 +11,21 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
+from proxy.config.addresses import redis_url
 from proxy.config.expand import ExpansionError, expand
 from proxy.config.issues import ConfigIssue, item_path, key_path
-from proxy.config.values import SECRET_VALUES, InvalidValueError, type_name
+from proxy.config.values import InvalidValueError, secret, session_secret, type_name
 
 T = TypeVar("T")
 
 
-#: What stands in for every secret when secrets are not read: long enough for any secret's check.
-_UNREAD_SECRET: Final = "unread-" * 8
+#: Converters of secret values, each with what stands in for the value when secrets are not read
+#: (one its own check accepts). A Redis URL counts: it may carry a password.
+_SECRET_STAND_INS: Final[dict[Callable[[object], object], str]] = {
+    secret: "unread",
+    session_secret: "unread-" * 8,
+    redis_url: "redis://unread.invalid",
+}
 
 
 class Context:
@@ -37,8 +43,8 @@ class Context:
 
     def convert(self, raw: object, path: str, convert: Callable[[object], T]) -> T | None:
         """`raw` expanded (when a string) and converted, or None with the problem recorded."""
-        if not self.read_secrets and convert in SECRET_VALUES:
-            return convert(_UNREAD_SECRET)
+        if not self.read_secrets and convert in _SECRET_STAND_INS:
+            return convert(_SECRET_STAND_INS[convert])
         try:
             return convert(expand(raw, self.environ) if isinstance(raw, str) else raw)
         except (ExpansionError, InvalidValueError) as problem:

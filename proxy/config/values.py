@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Final, TypeVar
+from typing import TypeVar
 
 from proxy.config.model import ASYMMETRIC_ALGORITHMS, Secret
 
@@ -143,10 +143,6 @@ def session_secret(value: object) -> Secret:
             " keys are derived from it (generate one with `openssl rand -base64 32`)"
         )
     return Secret(key_material)
-
-
-#: The converters of values that are secrets, which a command that never uses them does not read.
-SECRET_VALUES: Final = frozenset({secret, session_secret})
 
 
 def http_method(value: object) -> str:

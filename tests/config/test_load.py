@@ -85,6 +85,24 @@ def test_example_config_without_its_variables_names_both() -> None:
     assert [issue.path for issue in caught.value.issues] == ["oidc.client_secret", "session.secret"]
 
 
+def test_without_reading_secrets_no_secret_variable_is_needed(document: dict[str, Any]) -> None:
+    """Not reading secrets covers every secret: client_secret, session secrets, Redis URL and
+    passwords; every other `${VAR}` is still required."""
+    document["oidc"]["client_secret"] = "${CLIENT_SECRET}"
+    document["session"] = {
+        "secret": ["${SESSION_SECRET}", "${OLD_SESSION_SECRET}"],
+        "store": "redis",
+        "redis": {"url": "${REDIS_URL}", "password": "${REDIS_PASSWORD}"},
+    }
+
+    settings = parse_settings(document, {}, read_secrets=False)
+
+    assert settings.session.redis is not None
+    document["oidc"]["client_id"] = "${CLIENT_ID}"
+    with pytest.raises(ConfigError, match="CLIENT_ID is not set"):
+        parse_settings(document, {}, read_secrets=False)
+
+
 def test_without_reading_secrets_the_example_loads_with_no_variables() -> None:
     """For commands that use no secret (explain), the secret references need no variable."""
     settings = load_settings(EXAMPLE, {}, read_secrets=False)
