@@ -9,7 +9,7 @@ from proxy.errors import Unauthenticated
 from proxy.identity.principal import CredentialSource
 from proxy.stages.context import RequestContext
 from proxy.stages.identify import identify
-from proxy.stages.pages import userinfo_page
+from proxy.stages.pages import NO_STORE, userinfo_page
 from proxy.stages.responses import json_response, wants_html
 
 
@@ -38,7 +38,7 @@ async def robots(request: web.Request, ctx: RequestContext) -> web.StreamRespons
     """Crawlers are asked to index nothing behind idgate (dispatch leaves `/robots.txt` to a
     public route that serves one: `answers_robots`)."""
     response = web.Response(text="User-agent: *\nDisallow: /\n", content_type="text/plain")
-    response.headers["Cache-Control"] = "max-age=86400"
+    response.headers["Cache-Control"] = NO_STORE
     return response
 
 

@@ -24,8 +24,8 @@ class Decision:
     route: Route
     rule: str | None = None
     """The block that decided, as a key path under the route: `allow` or `deny` whose condition
-    matched; for `not_allowed`, what was not met: `allow`, or the first unmet block of its `all`
-    (`allow.all[1]`). For logs and explain."""
+    matched, `step_up` when the sign-in falls short of it; for `not_allowed`, what was not met:
+    `allow`, or the first unmet block of its `all` (`allow.all[1]`). For logs and explain."""
     matched: str | None = None
     """The condition that decided (`group:admins`, `domain:example.com`), for logs and explain."""
 

@@ -63,6 +63,7 @@ async def test_robots_txt_needs_no_sign_in_and_disallows_everything(gate: Gate) 
 
     assert response.status == 200
     assert response.content_type == "text/plain"
+    assert response.headers["Cache-Control"] == "no-store"
     assert await response.text() == "User-agent: *\nDisallow: /\n"
     assert gate.upstream.calls == 0
 
