@@ -18,6 +18,12 @@ EXIT_CONFIG = 1
 EXIT_USAGE = 2
 EXIT_ADMIN = 3
 """`idgate revoke` or `idgate sessions` could not reach the admin listener, or it refused."""
+EXIT_SIGN_IN = 3
+"""`idgate explain`: the request needs a sign-in, or a more recent or stronger one (401)."""
+EXIT_DENIED = 4
+"""`idgate explain`: the policy denies the request (403)."""
+EXIT_NO_ROUTE = 5
+"""`idgate explain`: no route matches, or the URL is malformed: refused before any policy."""
 
 
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -53,6 +59,10 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     explain.add_argument("--method", default="GET")
     explain.add_argument("--url", required=True, help="full URL, e.g. https://tools.example.com/x")
+    explain.add_argument(
+        "--token",
+        help="a real JWT whose claims give the identity; decoded, NOT verified (instead of --user)",
+    )
     explain.add_argument("--user", help="the caller's user claim (omit for an anonymous request)")
     explain.add_argument("--email")
     explain.add_argument("--group", action="append", default=[], help="repeat for several")
@@ -121,9 +131,9 @@ def _port(value: str) -> int:
     return port
 
 
-def _load(path: Path, environ: Mapping[str, str]) -> Settings | None:
+def _load(path: Path, environ: Mapping[str, str], *, read_secrets: bool = True) -> Settings | None:
     try:
-        return load_settings(path, environ)
+        return load_settings(path, environ, read_secrets=read_secrets)
     except ConfigError as error:
         for issue in error.issues:
             # File-level problems (unreadable, not YAML) are already reported at the file name.
@@ -139,7 +149,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     )
     if own is not None:
         return own(args, env)
-    settings = _load(args.config, env)
+    # explain uses no secret, so it runs without their environment variables.
+    settings = _load(args.config, env, read_secrets=args.command != "explain")
     if settings is None:
         return EXIT_CONFIG
 
@@ -151,8 +162,40 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return _check_online(settings) if args.online else EXIT_OK
 
     if args.command == "explain":
-        from proxy.explain import explain, principal_for_explain  # noqa: PLC0415 (keeps serve lean)
+        return _explain(args, settings)
 
+    from proxy.server.run import run  # noqa: PLC0415 (check and explain must not import the server)
+
+    run(settings, config_path=args.config, environ=env)
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    from proxy.explain import (  # noqa: PLC0415 (keeps serve lean)
+        explain,
+        principal_for_explain,
+        principal_from_token,
+        token_notes,
+        unverified_claims,
+    )
+    from proxy.policy.decision import Outcome  # noqa: PLC0415
+
+    if args.token is not None:
+        if args.user or args.email or args.group or args.claim:
+            print(
+                "--token gives the identity: leave out --user, --email, --group and --claim",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        try:
+            token_claims = unverified_claims(args.token)
+        except ValueError as problem:
+            print(f"--token: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        for note in token_notes(token_claims, settings.oidc):
+            print(note)
+        principal = principal_from_token(token_claims, settings.oidc)
+    else:
         claims: dict[str, str] = {}
         for item in args.claim:
             name, sep, value = item.partition("=")
@@ -163,13 +206,16 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         principal = principal_for_explain(
             user=args.user, email=args.email, groups=args.group, claims=claims
         )
-        print(explain(settings, method=args.method, url=args.url, principal=principal).render())
-        return EXIT_OK
-
-    from proxy.server.run import run  # noqa: PLC0415 (check and explain must not import the server)
-
-    run(settings, config_path=args.config, environ=env)
-    return EXIT_OK
+    explanation = explain(settings, method=args.method, url=args.url, principal=principal)
+    print(explanation.render())
+    if explanation.decision is None:
+        return EXIT_OK if explanation.endpoint is not None else EXIT_NO_ROUTE
+    return {
+        Outcome.ALLOW: EXIT_OK,
+        Outcome.WOULD_DENY: EXIT_OK,
+        Outcome.UNAUTHENTICATED: EXIT_SIGN_IN,
+        Outcome.DENY: EXIT_DENIED,
+    }[explanation.decision.outcome]
 
 
 def _check_online(settings: Settings) -> int:

@@ -6,17 +6,20 @@ prints is what the proxy would do for the same host, path, method and identity.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from proxy.config.model import PolicyMode, Route, Settings
-from proxy.endpoints.own_paths import Endpoint, endpoint_paths
+from proxy.config.model import OIDCSettings, PolicyMode, Route, Settings
+from proxy.endpoints.own_paths import Endpoint, answers_robots, endpoint_paths
 from proxy.errors import BadRequest
-from proxy.identity.claims import sign_in_from_claims
+from proxy.identity.claims import claim_strings, principal_from_claims, sign_in_from_claims
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.policy.decision import Decision, Outcome
 from proxy.policy.evaluate import evaluate
@@ -48,12 +51,13 @@ class Explanation:
     decision: Decision | None
     status: int
     """What the proxy would answer; 202 for an allowed decision-only route (via /oauth2/auth)."""
+    principal: Principal | None = None
     problem: str | None = None
     endpoint: Endpoint | None = None
     """Set when the path is one of idgate's own endpoints, which no route or policy governs."""
 
     def render(self) -> str:
-        lines = [f"request:   {self.method} {self.url}"]
+        lines = [f"request:   {self.method} {self.url}", f"identity:  {_who(self.principal)}"]
         if self.path is None:
             lines.append(f"path:      malformed: {self.problem}")
             lines.append(f"answer:    {self.status} (refused before any route is consulted)")
@@ -70,6 +74,7 @@ class Explanation:
         lines.append(f"route:     {_describe(self.route)}")
         lines.append(f"decision:  {self.decision.outcome}")
         lines.append(f"reason:    {self.decision.reason}")
+        lines.append(f"rule:      {_rule(self.decision)}")
         lines.append(f"matched:   {self.decision.matched or '-'}")
         lines.append(f"answer:    {self.status} ({_consequence(self.route, self.decision)})")
         return "\n".join(lines)
@@ -92,9 +97,13 @@ def explain(
             route=None,
             decision=None,
             status=error.status,
+            principal=principal,
             problem=error.public_message,
         )
+    route = RouteTable(settings.routes).match(host=host, path=path.decoded, method=method)
     endpoint = endpoint_paths(settings.prefix).get(path.decoded)
+    if endpoint is Endpoint.ROBOTS and not answers_robots(route):
+        endpoint = None
     if endpoint is not None:
         return Explanation(
             method=method,
@@ -104,9 +113,9 @@ def explain(
             route=None,
             decision=None,
             status=200,
+            principal=principal,
             endpoint=endpoint,
         )
-    route = RouteTable(settings.routes).match(host=host, path=path.decoded, method=method)
     decision = None if route is None else evaluate(route, principal)
     return Explanation(
         method=method,
@@ -116,6 +125,7 @@ def explain(
         route=route,
         decision=decision,
         status=_status(route, decision),
+        principal=principal,
     )
 
 
@@ -134,6 +144,56 @@ def principal_for_explain(
         expires_at=_FAR_FUTURE,
         sign_in=sign_in_from_claims(claims),
     )
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The claims of a signed JWT (JWS compact form), decoded WITHOUT checking its signature,
+    issuer, audience or expiry: explain shows what policy makes of them, never whether the proxy
+    would believe them. ValueError says what is wrong with the token, without repeating it."""
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise ValueError("not a signed JWT: expected three base64url parts separated by dots")
+    payload = parts[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        raise ValueError("its payload is not base64url-encoded JSON") from None
+    if not isinstance(claims, dict):
+        raise ValueError("its payload is not a JSON object")  # noqa: TRY004 (one error kind)
+    return claims
+
+
+def principal_from_token(claims: Mapping[str, Any], oidc: OIDCSettings) -> Principal | None:
+    """The identity a bearer token with these claims yields, by the configured claim names;
+    None when it names no user (the proxy would refuse such a token)."""
+    exp = claims.get("exp")
+    expires_at = float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+    return principal_from_claims(
+        claims, oidc, source=CredentialSource.BEARER, expires_at=expires_at or _FAR_FUTURE
+    )
+
+
+def token_notes(
+    claims: Mapping[str, Any], oidc: OIDCSettings, *, now: float | None = None
+) -> list[str]:
+    """What explain says about a token given with --token: that nothing was verified, and each
+    plain reason the proxy would refuse it before any policy."""
+    unverified = (
+        "claims decoded WITHOUT verification: the signature, issuer, audience and expiry are not"
+        " checked here (the proxy checks them all)"
+    )
+    notes = [unverified]
+    issuer = claims.get("iss")
+    if issuer != oidc.issuer:
+        notes.append(f"iss is {issuer!r}, not oidc.issuer: the proxy would refuse it")
+    if not claim_strings(claims.get("aud")) & set(oidc.accepted_audiences):
+        notes.append("aud names none of oidc.audiences: the proxy would refuse it")
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and exp < (time.time() if now is None else now):
+        notes.append("exp has passed: the proxy would refuse it")
+    if principal_from_token(claims, oidc) is None:
+        notes.append(f"no {oidc.user_claim} claim (oidc.user_claim): the proxy would refuse it")
+    return [f"token:     {note}" for note in notes]
 
 
 def _split_url(url: str) -> tuple[str, NormalizedPath]:
@@ -158,6 +218,21 @@ def _status(route: Route | None, decision: Decision | None) -> int:
     if decision.lets_through and route.upstream is None:
         return 202
     return _STATUS_OF[decision.outcome]
+
+
+def _who(principal: Principal | None) -> str:
+    if principal is None:
+        return "anonymous"
+    groups = ", ".join(sorted(principal.groups)) or "none"
+    return f"user {principal.user}, email {principal.email or '-'}, groups {groups}"
+
+
+def _rule(decision: Decision) -> str:
+    if decision.rule is None:
+        return "-"
+    if decision.reason is Reason.NOT_ALLOWED:
+        return f"{decision.rule}: none of its conditions is met"
+    return decision.rule
 
 
 def _consequence(route: Route, decision: Decision) -> str:

@@ -19,6 +19,8 @@ class Reason(StrEnum):
     CLAIM = "claim"
     SPIFFE_ID = "spiffe_id"
     CERTIFICATE = "certificate"
+    ALL = "all"
+    """Every block of an `all` condition matched."""
     # deny
     DENY_RULE = "deny_rule"
     NOT_ALLOWED = "not_allowed"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -19,7 +22,13 @@ from proxy.config.model import (
     Settings,
     StepUp,
 )
-from proxy.explain import explain, principal_for_explain
+from proxy.explain import (
+    explain,
+    principal_for_explain,
+    principal_from_token,
+    token_notes,
+    unverified_claims,
+)
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.policy.decision import Outcome
 from proxy.reasons import Reason
@@ -61,12 +70,28 @@ ROUTES = (
     ),
 )
 
+SRE_AT_CORP = Route(
+    name="ops",
+    host="ops.example.com",
+    upstream="http://127.0.0.1:9005",
+    policy=Policy(
+        allow=Rule(
+            all_of=(Rule(groups=frozenset({"sre"})), Rule(domains=frozenset({"corp.example"})))
+        )
+    ),
+)
+
 SETTINGS = Settings(
     listen=ListenAddress(host="127.0.0.1", port=4180),
     public_url="https://auth.example.com",
-    oidc=OIDCSettings(issuer="https://issuer.example.com", client_id="idgate"),
+    oidc=OIDCSettings(
+        issuer="https://issuer.example.com",
+        client_id="idgate",
+        audiences=("https://api.example.com",),
+        user_claim="preferred_username",
+    ),
     session=SessionSettings(secrets=(Secret("s" * 32),)),
-    routes=ROUTES,
+    routes=(*ROUTES, SRE_AT_CORP),
 )
 
 ADMIN = principal_for_explain(
@@ -237,3 +262,97 @@ def test_a_dot_segment_cannot_reach_a_route_through_an_endpoint_path() -> None:
     assert result.route is not None
     assert result.route.name == "admin"
     assert result.status == 401
+
+
+def test_an_all_rule_names_the_block_that_allowed_or_was_not_met() -> None:
+    """explain shows which block decided (`rule:`) and which condition (`matched:`)."""
+    ann = principal_for_explain(user="ann", email="ann@corp.example", groups=["sre"], claims={})
+    bob = principal_for_explain(user="bob", email="bob@else.example", groups=["sre"], claims={})
+
+    allowed = explain(SETTINGS, method="GET", url="https://ops.example.com/", principal=ann)
+    denied = explain(SETTINGS, method="GET", url="https://ops.example.com/", principal=bob)
+
+    assert "rule:      allow\n" in allowed.render()
+    assert "matched:   all(group:sre, domain:corp.example)" in allowed.render()
+    assert "rule:      allow.all[1]: none of its conditions is met" in denied.render()
+    assert "identity:  user bob, email bob@else.example, groups sre" in denied.render()
+
+
+def jwt(claims: dict[str, Any]) -> str:
+    """A JWT-shaped string with these claims and a signature nobody checks here."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'kid': 'k'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+GOOD_CLAIMS = {
+    "iss": "https://issuer.example.com",
+    "aud": ["https://api.example.com"],
+    "exp": 2_000_000_000,
+    "preferred_username": "ann",
+    "email": "ann@corp.example",
+    "groups": ["sre"],
+}
+
+
+def test_a_token_s_claims_give_the_identity_the_proxy_would_see() -> None:
+    """--token: the configured claim names map the decoded claims to the identity, as for a
+    verified bearer token."""
+    principal = principal_from_token(unverified_claims(jwt(GOOD_CLAIMS)), SETTINGS.oidc)
+
+    assert principal is not None
+    assert (principal.user, principal.email, principal.groups) == (
+        "ann",
+        "ann@corp.example",
+        frozenset({"sre"}),
+    )
+    assert principal.expires_at == 2_000_000_000
+
+
+def test_token_notes_say_nothing_was_verified_and_why_the_proxy_would_refuse() -> None:
+    """Every note is on its own line; a token good in form gets only the unverified warning."""
+    [note] = token_notes(GOOD_CLAIMS, SETTINGS.oidc, now=1e9)
+    assert note.startswith("token:     claims decoded WITHOUT verification: the signature,")
+    bad = {"iss": "https://evil.example", "aud": "idgate", "exp": 10}
+    notes = "\n".join(token_notes(bad, SETTINGS.oidc, now=1e9))
+    assert "iss is 'https://evil.example', not oidc.issuer" in notes
+    assert "aud names none of oidc.audiences" in notes
+    assert "exp has passed" in notes
+    assert "no preferred_username claim (oidc.user_claim)" in notes
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("not-a-jwt", "not a signed JWT"),
+        ("a.b.c.d.e", "not a signed JWT"),
+        ("a.!!!.c", "not base64url-encoded JSON"),
+        (f"a.{base64.urlsafe_b64encode(b'[1]').decode()}.c", "not a JSON object"),
+    ],
+)
+def test_a_malformed_token_says_what_is_wrong_without_echoing_it(token: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as raised:
+        unverified_claims(token)
+    assert token not in str(raised.value)
+
+
+def test_robots_txt_is_idgate_s_own_unless_a_public_route_serves_it() -> None:
+    """/robots.txt is idgate's answer on a protected host, and the public route's on its host."""
+    protected = explain(
+        SETTINGS, method="GET", url="https://tools.example.com/robots.txt", principal=None
+    )
+    public_settings = Settings(
+        public_url=SETTINGS.public_url,
+        oidc=SETTINGS.oidc,
+        session=SETTINGS.session,
+        routes=(Route(name="site", upstream="http://127.0.0.1:9", policy=Policy(public=True)),),
+    )
+    public = explain(
+        public_settings, method="GET", url="https://www.example.com/robots.txt", principal=None
+    )
+
+    assert protected.endpoint is not None
+    assert "endpoint:  idgate's own `robots.txt` endpoint" in protected.render()
+    assert (public.endpoint, public.route) == (None, public_settings.routes[0])

@@ -200,7 +200,8 @@ class PolicyMode(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rule:
-    """One `allow` or `deny` block: it matches when any one of its conditions matches."""
+    """One `allow` or `deny` block: it matches when any one of its conditions matches (`all`
+    is the one condition that asks for several things at once)."""
 
     authenticated: bool = False
     """`authenticated: true` matches any valid identity (allow blocks only)."""
@@ -225,6 +226,10 @@ class Rule:
     certificate_issuers: tuple[bytes, ...] = ()
     """DER certificates of CAs: the client certificate must be signed directly by one of them
     (a device CA makes "managed devices" a condition)."""
+    all_of: tuple[Rule, ...] = ()
+    """`all`: blocks that must every one match, each in its own way (any of its conditions):
+    `all: [{groups: [sre]}, {domains: [example.com]}]` is "group sre and an example.com address".
+    As a condition of this block it is met when every one of them is."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -426,6 +431,15 @@ class ForwardAuthSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PagesSettings:
+    """YAML `pages`: what the pages idgate shows a person offer besides their message."""
+
+    help_url: str | None = None
+    """An http(s) URL where people ask for access (a service desk, a wiki page), linked from the
+    access-denied page; None: no help link."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     public_url: str
     """External base URL of idgate (scheme, host, port); redirects and cookies derive from it."""
@@ -455,6 +469,7 @@ class Settings:
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     drain: DrainSettings = field(default_factory=DrainSettings)
     forward_auth: ForwardAuthSettings = field(default_factory=ForwardAuthSettings)
+    pages: PagesSettings = field(default_factory=PagesSettings)
 
     @property
     def redirect_uri(self) -> str:

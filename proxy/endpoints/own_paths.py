@@ -6,6 +6,8 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 
+from proxy.config.model import Route
+
 
 class Endpoint(StrEnum):
     HEALTHZ = "healthz"
@@ -18,10 +20,13 @@ class Endpoint(StrEnum):
     SIGN_OUT = "sign_out"
     BACKCHANNEL_LOGOUT = "backchannel_logout"
     AUTH = "auth"
+    SIGNED_OUT = "signed_out"
+    ROBOTS = "robots.txt"
 
 
-#: Health paths sit at the root (where probes look); the rest under the prefix.
-_AT_ROOT = frozenset({Endpoint.HEALTHZ, Endpoint.READYZ})
+#: Health paths sit at the root (where probes look), and so does robots.txt (where crawlers do);
+#: the rest under the prefix.
+_AT_ROOT = frozenset({Endpoint.HEALTHZ, Endpoint.READYZ, Endpoint.ROBOTS})
 
 
 @lru_cache(maxsize=8)
@@ -31,3 +36,10 @@ def endpoint_paths(prefix: str) -> dict[str, Endpoint]:
         (f"/{endpoint}" if endpoint in _AT_ROOT else f"{prefix}/{endpoint}"): endpoint
         for endpoint in Endpoint
     }
+
+
+def answers_robots(route: Route | None) -> bool:
+    """Whether idgate answers `/robots.txt` itself (everything disallowed) rather than the route
+    it matches: unless that route is public. A crawler cannot sign in, so from any other route it
+    would only ever get a sign-in redirect, and a crawler must not meet idgate's sign-in."""
+    return route is None or not route.policy.public

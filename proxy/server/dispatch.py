@@ -12,7 +12,7 @@ from typing import Final
 from aiohttp import web
 
 from proxy.endpoints import callback, forward_auth, info, login, logout
-from proxy.endpoints.own_paths import Endpoint, endpoint_paths
+from proxy.endpoints.own_paths import Endpoint, answers_robots, endpoint_paths
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
 from proxy.forward.headers import is_websocket_upgrade
 from proxy.forward.http import forward
@@ -41,11 +41,17 @@ _HANDLERS: Final[dict[Endpoint, tuple[Handler, frozenset[str]]]] = {
     Endpoint.BACKCHANNEL_LOGOUT: (logout.backchannel_logout, frozenset({"POST"})),
     # Gateways send their subrequest with the original method (Traefik, Caddy) or GET (nginx).
     Endpoint.AUTH: (forward_auth.auth, _ANY),
+    Endpoint.SIGNED_OUT: (logout.signed_out, _READ),
+    Endpoint.ROBOTS: (info.robots, _READ),
 }
 
 
 async def dispatch(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     endpoint = endpoint_paths(ctx.runtime.settings.prefix).get(ctx.path)
+    if endpoint is Endpoint.ROBOTS and not answers_robots(
+        ctx.runtime.routes.match(host=ctx.host, path=ctx.path, method=ctx.method)
+    ):
+        endpoint = None
     if endpoint is not None:
         ctx.own_endpoint = True
         handler, methods = _HANDLERS[endpoint]

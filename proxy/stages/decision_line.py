@@ -42,8 +42,10 @@ def decision_line(
     else:
         line += f',"user":{_string(principal.user)},"source":{_string(principal.source)}'
     if ctx.decision is not None:
-        line += f',"decision":{_string(ctx.decision.outcome)}'
-        reason = ctx.decision.reason
+        decision = ctx.decision
+        line += f',"decision":{_string(decision.outcome)}'
+        line += f',"rule":{_optional(decision.rule)},"matched":{_optional(decision.matched)}'
+        reason = decision.reason
     if ctx.token_failure is not None:
         line += f',"token_failure":{_string(ctx.token_failure)}'
     return f'{line},"reason":{_optional(reason)}}}'

@@ -91,13 +91,14 @@ class SignInSetup:
         self,
         workers: int,
         session: Mapping[str, object],
-        settings: Mapping[str, object] | None = None,
+        *,
+        top: Mapping[str, object] | None = None,
     ) -> IdgateProcess:
-        """As start_idgate, with `workers` worker processes (and other top-level `settings`)."""
+        """As start_idgate, with `workers` worker processes (and `top`-level sections)."""
         document = base_document(self.provider.issuer, sign_in_routes(self._upstream))
         document["oidc"]["scopes"] = SCOPES
         document["session"] |= session
-        document |= settings or {}
+        document |= top or {}
         workdir = self._workdir / f"idgate-{len(self._gates)}"
         workdir.mkdir()
         gate = self._stack.enter_context(running_idgate(workdir, document, workers=workers))
@@ -105,7 +106,13 @@ class SignInSetup:
         await self.provider.configure_web_client(
             redirect_uris=[f"{each.url}/oauth2/callback" for each in self._gates],
             post_logout_redirect_uris=[
-                url for each in self._gates for url in (f"{each.url}/", each.url + SIGNED_OUT_PATH)
+                url
+                for each in self._gates
+                for url in (
+                    f"{each.url}/",
+                    f"{each.url}/oauth2/signed_out",
+                    each.url + SIGNED_OUT_PATH,
+                )
             ],
             backchannel_logout_uri=f"{self._gates[0].url}/oauth2/backchannel_logout",
         )

@@ -58,12 +58,18 @@ def _parsed(line: str) -> dict[str, Any]:
     return fields
 
 
-async def test_a_denied_request_names_user_decision_and_reason(
+async def test_a_denied_request_names_user_decision_rule_and_reason(
     context: Callable[..., RequestContext],
 ) -> None:
     ctx = context(
         principal=BOB,
-        decision=Decision(outcome=Outcome.DENY, reason=Reason.DENY_RULE, route=ROUTE),
+        decision=Decision(
+            outcome=Outcome.DENY,
+            reason=Reason.DENY_RULE,
+            route=ROUTE,
+            rule="deny",
+            matched="group:contractors",
+        ),
     )
 
     fields = _parsed(decision_line(ctx, status=403, route="admin", latency=0.0028, reason=None))
@@ -81,6 +87,8 @@ async def test_a_denied_request_names_user_decision_and_reason(
         "user": "bob",
         "source": "bearer",
         "decision": "deny",
+        "rule": "deny",
+        "matched": "group:contractors",
         "reason": "deny_rule",
     }
 
