@@ -42,6 +42,8 @@ class RequestContext:
     """Raw query string, never matched against policy, forwarded unchanged."""
     authority: str
     """Host and port as the client addressed them (`Host`, or a trusted `X-Forwarded-Host`)."""
+    untrusted_forwarding: frozenset[str] = frozenset()
+    """Forwarding headers (by `header_key`) an untrusted peer sent and accept dropped."""
     own_endpoint: bool = False
     """The path is one of idgate's own endpoints (metrics label `_idgate`), not a route."""
     for_gateway: bool = False
