@@ -135,7 +135,12 @@ async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     }
     principal = ctx.principal
     if principal is not None:
-        identity = identity_headers(principal, decision.route, ctx.runtime.signer)
+        identity = identity_headers(
+            principal,
+            decision.route,
+            ctx.runtime.signer,
+            session_access_token=ctx.session_access_token,
+        )
         headers |= identity
         headers |= {
             alias: identity[name] for name, alias in _AUTH_REQUEST_NAMES.items() if name in identity

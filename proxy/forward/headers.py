@@ -168,14 +168,17 @@ def upstream_request_headers(
     scheme: str,
     host: str,
     identity_headers: Mapping[str, str],
+    claim_header_names: Iterable[str] = (),
 ) -> CIMultiDict[str]:
     """The header set sent to an upstream for a request idgate `received` from `peer`.
 
     `received` must already be what accept kept: forwarding headers only from trusted proxies.
+    `claim_header_names` (a route's `claim_headers`) are never copied from the client: only
+    idgate's value, when the caller has the claim, reaches the upstream.
     """
-    headers = _copy_except(
-        received, _NOT_COPIED_UPSTREAM if pass_authorization else _NOT_COPIED_UPSTREAM_NOR_TOKEN
-    )
+    not_copied = _NOT_COPIED_UPSTREAM if pass_authorization else _NOT_COPIED_UPSTREAM_NOR_TOKEN
+    claim_keys = frozenset(header_key(name) for name in claim_header_names)
+    headers = _copy_except(received, not_copied | claim_keys if claim_keys else not_copied)
     if "Cookie" in headers:
         cookie = without_session_cookies(headers.popall("Cookie"), session_cookie_name)
         if cookie is not None:

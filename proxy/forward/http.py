@@ -115,7 +115,13 @@ def headers_for_upstream(
         scheme=ctx.scheme,
         host=ctx.host,
         identity_headers=identity_headers,
+        claim_header_names=(name for name, _ in route.claim_headers),
     )
+
+
+def upstream_host(route: Route, ctx: RequestContext, own: str) -> str:
+    """The `Host` the upstream receives: its own, or with `preserve_host` the client's."""
+    return ctx.authority if route.preserve_host and ctx.authority else own
 
 
 async def forward(
@@ -140,7 +146,8 @@ async def forward(
         body = RequestBody(_client_body(request, idle_seconds), chunked=chunked)
         if chunked:
             headers["Transfer-Encoding"] = "chunked"
-    head = request_head(ctx.method, _request_target(target, ctx), target.host, headers.items())
+    host = upstream_host(route, ctx, target.host)
+    head = request_head(ctx.method, _request_target(target, ctx), host, headers.items())
     started = time.perf_counter()
     metrics = ctx.runtime.metrics
     try:

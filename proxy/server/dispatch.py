@@ -67,7 +67,11 @@ async def proxy_request(request: web.Request, ctx: RequestContext) -> web.Stream
         raise NoRoute("this route only answers forward-auth checks")
     principal = ctx.principal
     headers = (
-        identity_headers(principal, route, ctx.runtime.signer) if principal is not None else {}
+        identity_headers(
+            principal, route, ctx.runtime.signer, session_access_token=ctx.session_access_token
+        )
+        if principal is not None
+        else {}
     )
     headers["X-Request-Id"] = ctx.request_id
     if is_websocket_upgrade(request.method, request.headers):

@@ -53,6 +53,9 @@ class RequestContext:
     verify_again_at: float | None = None
     """Unix time of the session's next refresh, when a session identified the caller: a
     gateway's cached decision must not outlive it."""
+    session_access_token: str | None = None
+    """The provider's access token of the session that identified the caller (the refreshed one
+    after a refresh); None for any other credential. Never logged."""
     decision: Decision | None = None
     token_failure: TokenFailure | None = None
     set_cookies: list[CookieChange] = field(default_factory=list)
