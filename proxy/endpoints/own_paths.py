@@ -18,6 +18,8 @@ class Endpoint(StrEnum):
     SIGN_OUT = "sign_out"
     BACKCHANNEL_LOGOUT = "backchannel_logout"
     AUTH = "auth"
+    EXT_AUTHZ = "ext_authz"
+    """A prefix, not one path: Envoy's HTTP ext_authz appends the original path to it."""
 
 
 #: Health paths sit at the root (where probes look); the rest under the prefix.
@@ -31,3 +33,19 @@ def endpoint_paths(prefix: str) -> dict[str, Endpoint]:
         (f"/{endpoint}" if endpoint in _AT_ROOT else f"{prefix}/{endpoint}"): endpoint
         for endpoint in Endpoint
     }
+
+
+def ext_authz_target(raw_path: str, prefix: str) -> str | None:
+    """The original request target in an Envoy ext_authz check (`path_prefix` + original path,
+    query included), or None when `raw_path` is not one.
+
+    Read from the raw path, before normalisation: normalising `{prefix}/ext_authz/../jwks` as a
+    whole would answer for another of idgate's endpoints instead of judging `/jwks`.
+    """
+    base = f"{prefix}/{Endpoint.EXT_AUTHZ}"
+    if not raw_path.startswith(base):
+        return None
+    rest = raw_path[len(base) :]
+    if rest == "" or rest.startswith("?"):
+        return "/" + rest
+    return rest if rest.startswith("/") else None

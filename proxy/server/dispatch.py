@@ -11,8 +11,8 @@ from typing import Final
 
 from aiohttp import web
 
-from proxy.endpoints import callback, forward_auth, info, login, logout
-from proxy.endpoints.own_paths import Endpoint, endpoint_paths
+from proxy.endpoints import callback, ext_authz, forward_auth, info, login, logout
+from proxy.endpoints.own_paths import Endpoint, endpoint_paths, ext_authz_target
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
 from proxy.forward.headers import is_websocket_upgrade
 from proxy.forward.http import forward
@@ -41,11 +41,18 @@ _HANDLERS: Final[dict[Endpoint, tuple[Handler, frozenset[str]]]] = {
     Endpoint.BACKCHANNEL_LOGOUT: (logout.backchannel_logout, frozenset({"POST"})),
     # Gateways send their subrequest with the original method (Traefik, Caddy) or GET (nginx).
     Endpoint.AUTH: (forward_auth.auth, _ANY),
+    # Envoy checks with the original request's method.
+    Endpoint.EXT_AUTHZ: (ext_authz.check, _ANY),
 }
 
 
 async def dispatch(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    endpoint = endpoint_paths(ctx.runtime.settings.prefix).get(ctx.path)
+    prefix = ctx.runtime.settings.prefix
+    # By the raw path first: `{prefix}/ext_authz/../jwks` is a check of `/jwks`, never /jwks.
+    if ext_authz_target(request.raw_path, prefix) is not None:
+        endpoint: Endpoint | None = Endpoint.EXT_AUTHZ
+    else:
+        endpoint = endpoint_paths(prefix).get(ctx.path)
     if endpoint is not None:
         ctx.own_endpoint = True
         handler, methods = _HANDLERS[endpoint]
