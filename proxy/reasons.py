@@ -11,6 +11,8 @@ from enum import StrEnum
 class Reason(StrEnum):
     # allow
     PUBLIC = "public"
+    CORS_PREFLIGHT = "cors_preflight"
+    """An uncredentialed CORS preflight on a route with `allow_cors_preflight`."""
     AUTHENTICATED = "authenticated"
     GROUP = "group"
     EMAIL = "email"

@@ -263,6 +263,9 @@ class Route:
     pass_session_access_token: bool = False
     """Send a browser session's access token (the refreshed one once refreshed) upstream as
     `X-Forwarded-Access-Token`; never for a bearer-token or certificate request."""
+    allow_cors_preflight: bool = False
+    """Let a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`, and no
+    `Authorization` or `Cookie`) through to the upstream unauthenticated, for it to answer."""
     preserve_host: bool = False
     """Send the client's `Host` (as addressed, or a trusted `X-Forwarded-Host`) upstream instead
     of the upstream URL's."""

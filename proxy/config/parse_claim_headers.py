@@ -3,7 +3,7 @@
 A name is refused when the upstream could take it for something else: a header idgate sets or
 strips itself (identity, forwarding, client certificates, `Host`), one that frames or routes the
 message, or a credential. config sits below the header lists of stages/ and forward/, so the
-families are named here by prefix; tests/config/test_claim_headers.py checks that every name on
+families are named here by prefix; tests/config/test_route_options.py checks that every name on
 those lists is refused.
 """
 

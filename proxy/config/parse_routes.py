@@ -50,6 +50,7 @@ def _route(section: Section) -> Route:
             pass_access_token=section.get("pass_access_token", boolean),
             pass_session_access_token=section.get("pass_session_access_token", boolean),
             preserve_host=section.get("preserve_host", boolean),
+            allow_cors_preflight=section.get("allow_cors_preflight", boolean),
             claim_headers=parse_claim_headers(section),
             timeout_seconds=section.get("timeout", duration),
         ),

@@ -1,4 +1,5 @@
-"""A route's upstream options: `claim_headers`, `preserve_host`, `pass_session_access_token`."""
+"""A route's options: `claim_headers`, `preserve_host`, `pass_session_access_token`,
+`allow_cors_preflight`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def test_upstream_options_map_onto_the_route(document: dict[str, Any]) -> None:
         "claim_headers": {"X-Team": "team", "X-Tenant": "org.id"},
         "preserve_host": True,
         "pass_session_access_token": True,
+        "allow_cors_preflight": True,
     }
 
     (route,) = parse_settings(document, {}).routes
@@ -28,6 +30,7 @@ def test_upstream_options_map_onto_the_route(document: dict[str, Any]) -> None:
     assert route.claim_headers == (("X-Team", "team"), ("X-Tenant", "org.id"))
     assert route.preserve_host is True
     assert route.pass_session_access_token is True
+    assert route.allow_cors_preflight is True
 
 
 def test_upstream_options_are_off_by_default(document: dict[str, Any]) -> None:
@@ -37,6 +40,7 @@ def test_upstream_options_are_off_by_default(document: dict[str, Any]) -> None:
     assert route.claim_headers == ()
     assert route.preserve_host is False
     assert route.pass_session_access_token is False
+    assert route.allow_cors_preflight is False
 
 
 @pytest.mark.parametrize(
