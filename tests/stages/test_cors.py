@@ -48,34 +48,30 @@ async def test_a_preflight_reaches_the_upstream_without_an_identity(
 
 
 @pytest.mark.parametrize(
-    ("method", "headers"),
+    ("method", "headers", "allow_cors_preflight"),
     [
-        ("OPTIONS", {**PREFLIGHT, "Authorization": "Bearer x"}),
-        ("OPTIONS", {**PREFLIGHT, "Cookie": "other=1"}),
-        ("OPTIONS", {"Origin": "https://app.example.com"}),
-        ("OPTIONS", {"Access-Control-Request-Method": "PUT"}),
-        ("GET", PREFLIGHT),
+        ("OPTIONS", {**PREFLIGHT, "Authorization": "Bearer x"}, True),
+        ("OPTIONS", {**PREFLIGHT, "Cookie": "other=1"}, True),
+        ("OPTIONS", {"Origin": "https://app.example.com"}, True),
+        ("OPTIONS", {"Access-Control-Request-Method": "PUT"}, True),
+        ("GET", PREFLIGHT, True),
+        ("OPTIONS", PREFLIGHT, False),
     ],
 )
 async def test_anything_else_is_judged_as_usual(
-    start_gate: StartGate, aiohttp_server: AiohttpServer, method: str, headers: dict[str, str]
+    start_gate: StartGate,
+    aiohttp_server: AiohttpServer,
+    method: str,
+    headers: dict[str, str],
+    allow_cors_preflight: bool,
 ) -> None:
-    """Credentials, a missing CORS header or another method: not a preflight, so 401."""
-    gate, upstream = await gate_for(start_gate, aiohttp_server, allow_cors_preflight=True)
+    """Credentials, a missing CORS header, another method, or a route without the option (the
+    default): a request like any other, so 401."""
+    gate, upstream = await gate_for(
+        start_gate, aiohttp_server, allow_cors_preflight=allow_cors_preflight
+    )
 
     response = await gate.client.request(method, "/data", headers=headers)
-
-    assert response.status == 401
-    assert upstream.calls == 0
-
-
-async def test_preflights_need_sign_in_unless_the_route_allows_them(
-    start_gate: StartGate, aiohttp_server: AiohttpServer
-) -> None:
-    """Off by default: a preflight is a request like any other."""
-    gate, upstream = await gate_for(start_gate, aiohttp_server, allow_cors_preflight=False)
-
-    response = await gate.client.options("/data", headers=PREFLIGHT)
 
     assert response.status == 401
     assert upstream.calls == 0
