@@ -28,7 +28,11 @@ from yarl import URL
 
 from proxy.config.model import Route, UpstreamTLS
 from proxy.errors import NoRoute, RequestTimeout, UpstreamError, UpstreamIdentityMismatch
-from proxy.forward.headers import downstream_response_headers, upstream_request_headers
+from proxy.forward.headers import (
+    claim_header_keys,
+    downstream_response_headers,
+    upstream_request_headers,
+)
 from proxy.stages.context import RequestContext
 from proxy.stages.expect import continue_if_expected
 from proxy.upstream import Origin, RequestBody, UpstreamPool, request_head
@@ -115,7 +119,7 @@ def headers_for_upstream(
         scheme=ctx.scheme,
         host=ctx.host,
         identity_headers=identity_headers,
-        claim_header_names=(name for name, _ in route.claim_headers),
+        claim_header_keys=claim_header_keys(route.claim_headers),
     )
 
 
