@@ -48,7 +48,8 @@ _HANDLERS: Final[dict[Endpoint, tuple[Handler, frozenset[str]]]] = {
 
 async def dispatch(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     prefix = ctx.runtime.settings.prefix
-    # By the raw path first: `{prefix}/ext_authz/../jwks` is a check of `/jwks`, never /jwks.
+    # By the raw path first: `{prefix}/ext_authz/../jwks` is a check of `/jwks`, never an
+    # answer from idgate's own `{prefix}/jwks`.
     if ext_authz_target(request.raw_path, prefix) is not None:
         endpoint: Endpoint | None = Endpoint.EXT_AUTHZ
     else:
