@@ -269,6 +269,18 @@ class Route:
     """Origins accepted on WebSocket upgrades, as `scheme://host[:port]`."""
     pass_access_token: bool = False
     """Forward the client's `Authorization` header upstream (stripped otherwise)."""
+    pass_session_access_token: bool = False
+    """Send a browser session's access token (the refreshed one once refreshed) upstream as
+    `X-Forwarded-Access-Token`; never for a bearer-token or certificate request."""
+    allow_cors_preflight: bool = False
+    """Let a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`, and no
+    `Authorization` or `Cookie`) through to the upstream unauthenticated, for it to answer."""
+    preserve_host: bool = False
+    """Send the client's `Host` (as addressed, or a trusted `X-Forwarded-Host`) upstream instead
+    of the upstream URL's."""
+    claim_headers: tuple[tuple[str, str], ...] = ()
+    """YAML `{Header-Name: claim.path}`: (header name, dotted claim path) pairs sent upstream with
+    the caller's claim value; a client's copy of these headers is always removed."""
     timeout_seconds: float = 30.0
     """Upstream timeout: no response headers within this time gives 504."""
     upstream_tls: UpstreamTLS | None = None

@@ -6,6 +6,7 @@ import re
 
 from proxy.config.addresses import host_pattern, http_url, origin
 from proxy.config.model import Route
+from proxy.config.parse_claim_headers import parse_claim_headers
 from proxy.config.parse_policy import parse_policy
 from proxy.config.parse_step_up import parse_step_up
 from proxy.config.parse_upstream_tls import parse_upstream_tls
@@ -47,6 +48,10 @@ def _route(section: Section) -> Route:
             upstream_tls=parse_upstream_tls(section, upstream),
             allowed_origins=None if origins is None else frozenset(origins),
             pass_access_token=section.get("pass_access_token", boolean),
+            pass_session_access_token=section.get("pass_session_access_token", boolean),
+            preserve_host=section.get("preserve_host", boolean),
+            allow_cors_preflight=section.get("allow_cors_preflight", boolean),
+            claim_headers=parse_claim_headers(section),
             timeout_seconds=section.get("timeout", duration),
         ),
         policy=policy,

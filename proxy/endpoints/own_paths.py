@@ -22,6 +22,8 @@ class Endpoint(StrEnum):
     AUTH = "auth"
     SIGNED_OUT = "signed_out"
     ROBOTS = "robots.txt"
+    EXT_AUTHZ = "ext_authz"
+    """A prefix, not one path: Envoy's HTTP ext_authz appends the original path to it."""
 
 
 #: Health paths sit at the root (where probes look), and so does robots.txt (where crawlers do);
@@ -43,3 +45,19 @@ def answers_robots(route: Route | None) -> bool:
     it matches: unless that route is public. A crawler cannot sign in, so from any other route it
     would only ever get a sign-in redirect, and a crawler must not meet idgate's sign-in."""
     return route is None or not route.policy.public
+
+
+def ext_authz_target(raw_path: str, prefix: str) -> str | None:
+    """The original request target in an Envoy ext_authz check (`path_prefix` + original path,
+    query included), or None when `raw_path` is not one.
+
+    Read from the raw path, before normalisation: normalising `{prefix}/ext_authz/../jwks` as a
+    whole would answer for another of idgate's endpoints instead of judging `/jwks`.
+    """
+    base = f"{prefix}/{Endpoint.EXT_AUTHZ}"
+    if not raw_path.startswith(base):
+        return None
+    rest = raw_path[len(base) :]
+    if rest == "" or rest.startswith("?"):
+        return "/" + rest
+    return rest if rest.startswith("/") else None

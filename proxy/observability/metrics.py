@@ -111,6 +111,12 @@ class Metrics:
             "Forwards attempted without an allow decision (refused): must stay zero.",
             registry=registry,
         )
+        self.forward_auth_untrusted_peers = Counter(
+            "idgate_forward_auth_untrusted_peers",
+            "Forward-auth checks refused (403) because a peer outside trusted_proxies sent"
+            " original-request headers: a gateway missing from trusted_proxies.",
+            registry=registry,
+        )
         self.jwks_refreshes = Counter(
             "idgate_jwks_refreshes",
             "Fetches of the provider's signing keys, by result.",

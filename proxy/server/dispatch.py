@@ -11,8 +11,8 @@ from typing import Final
 
 from aiohttp import web
 
-from proxy.endpoints import callback, forward_auth, info, login, logout
-from proxy.endpoints.own_paths import Endpoint, answers_robots, endpoint_paths
+from proxy.endpoints import callback, ext_authz, forward_auth, info, login, logout
+from proxy.endpoints.own_paths import Endpoint, answers_robots, endpoint_paths, ext_authz_target
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
 from proxy.forward.headers import is_websocket_upgrade
 from proxy.forward.http import forward
@@ -43,11 +43,19 @@ _HANDLERS: Final[dict[Endpoint, tuple[Handler, frozenset[str]]]] = {
     Endpoint.AUTH: (forward_auth.auth, _ANY),
     Endpoint.SIGNED_OUT: (logout.signed_out, _READ),
     Endpoint.ROBOTS: (info.robots, _READ),
+    # Envoy checks with the original request's method.
+    Endpoint.EXT_AUTHZ: (ext_authz.check, _ANY),
 }
 
 
 async def dispatch(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    endpoint = endpoint_paths(ctx.runtime.settings.prefix).get(ctx.path)
+    prefix = ctx.runtime.settings.prefix
+    # By the raw path first: `{prefix}/ext_authz/../jwks` is a check of `/jwks`, never an
+    # answer from idgate's own `{prefix}/jwks`.
+    if ext_authz_target(request.raw_path, prefix) is not None:
+        endpoint: Endpoint | None = Endpoint.EXT_AUTHZ
+    else:
+        endpoint = endpoint_paths(prefix).get(ctx.path)
     if endpoint is Endpoint.ROBOTS and not answers_robots(
         ctx.runtime.routes.match(host=ctx.host, path=ctx.path, method=ctx.method)
     ):
@@ -73,7 +81,11 @@ async def proxy_request(request: web.Request, ctx: RequestContext) -> web.Stream
         raise NoRoute("this route only answers forward-auth checks")
     principal = ctx.principal
     headers = (
-        identity_headers(principal, route, ctx.runtime.signer) if principal is not None else {}
+        identity_headers(
+            principal, route, ctx.runtime.signer, session_access_token=ctx.session_access_token
+        )
+        if principal is not None
+        else {}
     )
     headers["X-Request-Id"] = ctx.request_id
     if is_websocket_upgrade(request.method, request.headers):

@@ -103,6 +103,10 @@ def accept(request: web.Request, runtime: Runtime) -> tuple[web.Request, Request
     )
     request[CONTEXT_KEY] = ctx
     if _needs_cleaning(request, from_trusted):
+        if not from_trusted:
+            ctx.untrusted_forwarding = frozenset(
+                key for name in request.headers if (key := header_key(name)) in FORWARDING_HEADERS
+            )
         # The clone copies request state, so CONTEXT_KEY (one shared object) travels with it.
         request = request.clone(
             headers=CIMultiDict(

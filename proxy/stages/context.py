@@ -42,6 +42,8 @@ class RequestContext:
     """Raw query string, never matched against policy, forwarded unchanged."""
     authority: str
     """Host and port as the client addressed them (`Host`, or a trusted `X-Forwarded-Host`)."""
+    untrusted_forwarding: frozenset[str] = frozenset()
+    """Forwarding headers (by `header_key`) an untrusted peer sent and accept dropped."""
     own_endpoint: bool = False
     """The path is one of idgate's own endpoints (metrics label `_idgate`), not a route."""
     for_gateway: bool = False
@@ -51,6 +53,9 @@ class RequestContext:
     verify_again_at: float | None = None
     """Unix time of the session's next refresh, when a session identified the caller: a
     gateway's cached decision must not outlive it."""
+    session_access_token: str | None = None
+    """The provider's access token of the session that identified the caller (the refreshed one
+    after a refresh); None for any other credential. Never logged."""
     decision: Decision | None = None
     token_failure: TokenFailure | None = None
     set_cookies: list[CookieChange] = field(default_factory=list)

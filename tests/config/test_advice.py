@@ -36,3 +36,15 @@ def test_the_client_id_opt_in_warns_that_id_tokens_open_routes(document: dict[st
     assert warning.startswith("oidc.accept_client_id_audience: bearer tokens for 'idgate'")
     assert "a leaked ID token opens routes" in warning
     assert "oauth2-proxy" in warning
+
+
+def test_a_cors_opening_on_a_route_without_options_warns(document: dict[str, Any]) -> None:
+    """`allow_cors_preflight` beside `methods` that leave out OPTIONS could never apply."""
+    document["oidc"]["audiences"] = ["https://api.example.com"]
+    document["routes"][0] |= {"allow_cors_preflight": True, "methods": ["GET"]}
+
+    [warning] = warnings_of(document)
+
+    assert warning.startswith("routes[0].allow_cors_preflight: route 'app' lists methods")
+    document["routes"][0]["methods"] = ["GET", "OPTIONS"]
+    assert warnings_of(document) == []

@@ -55,9 +55,14 @@ ACR_MFA: Final = "urn:idgate:test:mfa"
 ACR_PASSWORD: Final = "urn:idgate:test:password"
 
 
+#: The route of `sign_in_routes` whose upstream receives the session's access token.
+WITH_TOKEN_PATH: Final = "/with-token"
+
+
 def sign_in_routes(upstream: str) -> list[dict[str, Any]]:
     """A public route, an admins-only one, one that needs a recent multi-factor sign-in
-    (VAULT_PATH), and the default one for any signed-in user."""
+    (VAULT_PATH), one that passes the session's access token (WITH_TOKEN_PATH), and the default
+    one for any signed-in user."""
     return [
         {"name": "public", "path": "/public", "upstream": upstream, "public": True},
         {"name": "admins", "path": "/admin", "upstream": upstream, "allow": {"groups": ["admins"]}},
@@ -67,6 +72,13 @@ def sign_in_routes(upstream: str) -> list[dict[str, Any]]:
             "upstream": upstream,
             "allow": {"authenticated": True},
             "step_up": {"max_age": VAULT_MAX_AGE, "acr_values": [ACR_MFA]},
+        },
+        {
+            "name": "with-token",
+            "path": WITH_TOKEN_PATH,
+            "upstream": upstream,
+            "allow": {"authenticated": True},
+            "pass_session_access_token": True,
         },
         {"name": "tools", "path": "/", "upstream": upstream, "allow": {"authenticated": True}},
     ]
