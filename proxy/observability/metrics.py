@@ -49,7 +49,7 @@ _LATENCY_BUCKETS: Final = (
 #: nothing a dashboard uses (Prometheus's own exporters leave them out; with several workers
 #: prometheus-client's multiprocess collector never writes them). Process-wide by nature: every
 #: registry idgate serves is one of Metrics'.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def method_label(method: str) -> str:
