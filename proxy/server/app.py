@@ -126,6 +126,11 @@ def _handler(
 
 async def _accepted(request: web.Request, runtime: Runtime) -> web.StreamResponse:
     request, ctx = accept(request, runtime)
+    tracing = runtime.tracing
+    if tracing is not None:
+        ctx.trace = tracing.start(
+            request.headers, method=ctx.method, from_trusted_proxy=ctx.from_trusted_proxy
+        )
     return await dispatch(request, ctx)
 
 

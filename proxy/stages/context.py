@@ -13,6 +13,7 @@ from proxy.sessions.store import CookieChange
 if TYPE_CHECKING:
     from proxy.config.model import Route
     from proxy.identity.principal import Principal
+    from proxy.observability.tracing import RequestTrace
     from proxy.policy.decision import Decision
     from proxy.reasons import TokenFailure
 
@@ -55,6 +56,8 @@ class RequestContext:
     token_failure: TokenFailure | None = None
     set_cookies: list[CookieChange] = field(default_factory=list)
     """Session cookie changes to send with whatever response this request gets."""
+    trace: RequestTrace | None = None
+    """The request's spans, when tracing is configured (proxy/observability/tracing.py)."""
 
 
 CONTEXT_KEY = web.RequestKey[RequestContext]("context")

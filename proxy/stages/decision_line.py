@@ -46,6 +46,8 @@ def decision_line(
         reason = ctx.decision.reason
     if ctx.token_failure is not None:
         line += f',"token_failure":{_string(ctx.token_failure)}'
+    if ctx.trace is not None:
+        line += f',"trace_id":"{ctx.trace.trace_id}"'
     return f'{line},"reason":{_optional(reason)}}}'
 
 
