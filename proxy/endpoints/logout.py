@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Final
 
 from aiohttp import web
@@ -53,6 +54,8 @@ async def sign_out(request: web.Request, ctx: RequestContext) -> web.StreamRespo
     )
     location = target
     if record is not None:
+        # Named in the decision line: whose session ended, now.
+        ctx.principal = record.principal(expires_at=time.time())
         loaded = runtime.provider.metadata is not None
         flow = runtime.sessions.flow() if loaded else None
         await revoke_session_tokens(flow, record, metrics=runtime.metrics)

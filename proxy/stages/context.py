@@ -61,3 +61,15 @@ class RequestContext:
 
 
 CONTEXT_KEY = web.RequestKey[RequestContext]("context")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusedRequest:
+    """What is logged of a request refused before it had a context (accept raised): the peer,
+    not a forwarded client, since no forwarding header was vetted; the path as sent, without
+    its query."""
+
+    request_id: str
+    peer_ip: str
+    method: str
+    path: str

@@ -19,7 +19,8 @@ from proxy.observability.decision_log import log_decision
 from proxy.observability.metrics import ROUTE_IDGATE, ROUTE_NONE, method_label, status_class
 from proxy.observability.tracing import RequestTrace
 from proxy.runtime import Runtime
-from proxy.stages.context import CONTEXT_KEY, RequestContext
+from proxy.stages.accept import refused_request
+from proxy.stages.context import CONTEXT_KEY, RefusedRequest, RequestContext
 from proxy.stages.decision_line import decision_line
 from proxy.stages.limits import after_failure
 from proxy.stages.responses import error_response
@@ -91,9 +92,18 @@ async def observe(
     reason = error.reason if error is not None else None
     if ctx is not None and ctx.trace is not None:
         _end_trace(ctx, ctx.trace, status=response.status, route=route, reason=reason)
+    subject: RequestContext | RefusedRequest
+    if ctx is None:
+        # Refused by accept: the line and the response still share a request id.
+        subject = refused_request(request)
+        response.headers["X-Request-Id"] = subject.request_id
+    else:
+        subject = ctx
     if settings.log.decisions:
         log_decision(
-            decision_line(ctx, status=response.status, route=route, latency=latency, reason=reason)
+            decision_line(
+                subject, status=response.status, route=route, latency=latency, reason=reason
+            )
         )
     return response
 
