@@ -3,7 +3,6 @@ whom: refusals before routing and aiohttp's own included; sign-in and sign-out n
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -16,7 +15,7 @@ from proxy.observability.decision_log import DECISION_LOGGER, _PlainFormatter
 from proxy.observability.http_log import HTTP_LOGGER
 from tests.support.gate import Gate, StartGate
 from tests.support.issuer import FakeIssuer, SigningKey
-from tests.support.raw_http import READ_TIMEOUT
+from tests.support.raw_http import send_raw
 from tests.support.signed_in import HTML, cookie_header, sign_in
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -75,13 +74,9 @@ async def test_a_request_the_parser_refuses_is_logged_with_its_client(
     """aiohttp's own 400 to an unparseable request is logged with the client's address and a
     request id, and without the bytes it refused (they may hold a token)."""
     server = gate.client.server
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    try:
-        writer.write(b"GET /x HTTP/1.1\r\nAuthorization Bearer SECRET\r\n\r\n")
-        async with asyncio.timeout(READ_TIMEOUT):
-            answer = await reader.read()
-    finally:
-        writer.close()
+    answer = await send_raw(
+        server.host, server.port, b"GET /x HTTP/1.1\r\nAuthorization Bearer SECRET\r\n\r\n"
+    )
 
     assert answer.split(b" ", 2)[1] == b"400"
     (record,) = (r for r in logged.records if r.name == HTTP_LOGGER)

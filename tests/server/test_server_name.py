@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpClient
 
 from proxy.server.serve import build_metrics_app
 from tests.support.gate import Gate
-from tests.support.raw_http import READ_TIMEOUT
+from tests.support.raw_http import send_raw
 
 
 async def test_own_answers_and_refusals_say_server_idgate(gate: Gate) -> None:
@@ -23,13 +21,7 @@ async def test_own_answers_and_refusals_say_server_idgate(gate: Gate) -> None:
 async def test_parser_refusal_says_server_idgate(gate: Gate) -> None:
     """The 400 aiohttp's parser answers to a malformed request line names no version either."""
     server = gate.client.server
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    try:
-        writer.write(b"NOT A REQUEST\r\n\r\n")
-        async with asyncio.timeout(READ_TIMEOUT):
-            answer = await reader.read()
-    finally:
-        writer.close()
+    answer = await send_raw(server.host, server.port, b"NOT A REQUEST\r\n\r\n")
     head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1")
     assert head.split(" ")[1] == "400"
     assert "\r\nServer: idgate\r\n" in head + "\r\n"
