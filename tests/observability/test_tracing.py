@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import pytest
+from aiohttp import ClientSession
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from prometheus_client import CollectorRegistry
 from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import Secret, TraceContinuation, TracingSettings
 from proxy.observability.decision_log import DECISION_LOGGER
+from proxy.observability.metrics import Metrics
+from proxy.runtime import build_runtime, retire_runtime
+from tests.support.context import NO_PROVIDER
 from tests.support.gate import Gate, StartGate
 from tests.support.otlp_collector import OtlpCollector, attributes, serve_collector
+from tests.support.settings import make_settings
 
 CLIENT_TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_PARENT_ID = "b7ad6b7169203331"
@@ -146,3 +153,39 @@ async def test_an_untrusted_traceparent_starts_a_new_trace(
     sent = gate.upstream.last()["headers"]
     assert isinstance(sent, dict)
     assert sent["traceparent"].split("-")[1] == server.trace_id.hex()
+
+
+async def test_a_reload_keeps_an_unchanged_tracer_and_flushes_a_replaced_one(
+    collector: OtlpCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload that leaves `tracing` alone keeps its tracer; one that changes it builds a new
+    tracer and retires the old one, whose queued spans are exported then, not lost."""
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "600000")  # only a flush exports
+    tracing = TracingSettings(otlp_endpoint=collector.url, service_name="before")
+    settings = make_settings(NO_PROVIDER, NO_PROVIDER, tracing=tracing)
+    async with ClientSession() as http:
+        metrics = Metrics(CollectorRegistry())
+        first = await build_runtime(settings, http=http, metrics=metrics)
+        kept = await build_runtime(settings, http=http, metrics=metrics, previous=first)
+        assert first.tracing is not None
+        assert kept.tracing is first.tracing
+        await retire_runtime(first, kept)
+
+        changed = replace(settings, tracing=replace(tracing, service_name="after"))
+        second = await build_runtime(changed, http=http, metrics=metrics, previous=kept)
+        assert second.tracing is not kept.tracing
+        trace = first.tracing.start({}, method="GET", from_trusted_proxy=False)
+        trace.finish(
+            status=200,
+            route="public",
+            path="/public",
+            client_ip="192.0.2.1",
+            request_id="r-1",
+            decision=None,
+            reason=None,
+            user=None,
+        )
+        await retire_runtime(kept, second)
+        assert [span.name for span in collector.spans] == ["GET public"]
+        assert collector.service_names == {"before"}
+        await retire_runtime(second, None)
