@@ -59,6 +59,9 @@ class Tracing:
             # Resource.create also merges OTEL_RESOURCE_ATTRIBUTES (deployment.environment, ...).
             resource=Resource.create({SERVICE_NAME: settings.service_name}),
             sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+            # retire_runtime shuts it down (at exit, and when a reload replaces it); an atexit
+            # hook per provider would keep every replaced one alive.
+            shutdown_on_exit=False,
         )
         exporter = OTLPSpanExporter(
             endpoint=settings.otlp_endpoint,
