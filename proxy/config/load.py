@@ -36,6 +36,7 @@ from proxy.config.parse_oidc import parse_oidc
 from proxy.config.parse_routes import parse_routes
 from proxy.config.parse_session import parse_session
 from proxy.config.parse_tls import parse_client_certificates, parse_tls
+from proxy.config.parse_tracing import parse_tracing
 from proxy.config.reader import Context, Section, given
 from proxy.config.values import InvalidValueError, boolean, int_between, text
 from proxy.config.yaml_file import read_yaml
@@ -87,6 +88,7 @@ def parse_settings(
             forward_auth=parse_forward_auth(top.section("forward_auth")),
             pages=_pages(top.section("pages")),
             tls=parse_tls(top),
+            tracing=parse_tracing(top),
             client_certificates=parse_client_certificates(
                 top, has_trusted_proxies=top.peek("trusted_proxies") is not None
             ),

@@ -404,6 +404,34 @@ class LogSettings:
     """One JSON line per request on the `idgate.decision` logger."""
 
 
+class TraceContinuation(StrEnum):
+    """Whose incoming W3C `traceparent` a request's trace continues (a new trace otherwise)."""
+
+    ANY = "any"
+    TRUSTED_PROXIES = "trusted_proxies"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TracingSettings:
+    """YAML `tracing`: OpenTelemetry spans exported over OTLP/HTTP (the `idgate[tracing]` extra).
+    Absent: no tracing, and no per-request cost."""
+
+    otlp_endpoint: str
+    """The collector's OTLP/HTTP traces URL, e.g. `http://collector:4318/v1/traces`."""
+    service_name: str = "idgate"
+    """The spans' `service.name` resource attribute."""
+    sample_ratio: float = 1.0
+    """Share of new traces recorded (0 to 1); a continued trace follows its parent's choice."""
+    headers: tuple[tuple[str, Secret], ...] = ()
+    """Sent with every export (a collector's API key): values never logged."""
+    continue_incoming: TraceContinuation = TraceContinuation.ANY
+    """Whose `traceparent` is continued: any client (as Envoy and nginx's otel module do),
+    only `trusted_proxies`, or none."""
+    include_user: bool = False
+    """Put the signed-in user (`enduser.id`) on request spans; off: spans name no person."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RateLimitSettings:
     """YAML `rate_limits`: per client address and minute; 0 turns a limit off. Allowed requests
@@ -482,6 +510,7 @@ class Settings:
     drain: DrainSettings = field(default_factory=DrainSettings)
     forward_auth: ForwardAuthSettings = field(default_factory=ForwardAuthSettings)
     pages: PagesSettings = field(default_factory=PagesSettings)
+    tracing: TracingSettings | None = None
 
     @property
     def redirect_uri(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Final
 
 from aiohttp import web
@@ -49,6 +50,8 @@ async def sign_out(request: web.Request, ctx: RequestContext) -> web.StreamRespo
     target = vetted or f"{settings.public_url.rstrip('/')}{settings.prefix}/signed_out"
     location = target
     if record is not None:
+        # Named in the decision line: whose session ended, now.
+        ctx.principal = record.principal(expires_at=time.time())
         loaded = runtime.provider.metadata is not None
         flow = runtime.sessions.flow() if loaded else None
         await revoke_session_tokens(flow, record, metrics=runtime.metrics)

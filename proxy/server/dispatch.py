@@ -11,6 +11,7 @@ from typing import Final
 
 from aiohttp import web
 
+from proxy.config.model import Route
 from proxy.endpoints import callback, ext_authz, forward_auth, info, login, logout
 from proxy.endpoints.own_paths import Endpoint, answers_robots, endpoint_paths, ext_authz_target
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
@@ -70,7 +71,12 @@ async def dispatch(request: web.Request, ctx: RequestContext) -> web.StreamRespo
 
 
 async def proxy_request(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    decision = await authorize(request, ctx)
+    trace = ctx.trace
+    if trace is None:
+        decision = await authorize(request, ctx)
+    else:
+        with trace.stage("authorize"):
+            decision = await authorize(request, ctx)
     if not decision.lets_through or ctx.decision is not decision:
         # Unreachable by construction; counted so an alert fires if a change ever makes it not so.
         ctx.runtime.metrics.forwarded_without_decision.inc()
@@ -88,6 +94,15 @@ async def proxy_request(request: web.Request, ctx: RequestContext) -> web.Stream
         else {}
     )
     headers["X-Request-Id"] = ctx.request_id
+    if trace is None:
+        return await _send_upstream(request, ctx, route, headers)
+    with trace.forwarding(headers):
+        return await _send_upstream(request, ctx, route, headers)
+
+
+async def _send_upstream(
+    request: web.Request, ctx: RequestContext, route: Route, headers: dict[str, str]
+) -> web.StreamResponse:
     if is_websocket_upgrade(request.method, request.headers):
         return await open_websocket(request, ctx, route, headers)
     return await forward(request, ctx, route, headers)

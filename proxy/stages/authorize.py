@@ -43,7 +43,11 @@ async def authorize(request: web.Request, ctx: RequestContext) -> Decision:
         principal = None
     else:
         try:
-            principal = await identify(request, ctx)
+            if ctx.trace is None:
+                principal = await identify(request, ctx)
+            else:
+                with ctx.trace.stage("identify"):
+                    principal = await identify(request, ctx)
         except (Unauthenticated, ProviderUnavailable) as error:
             if isinstance(error, InvalidToken):
                 ctx.token_failure = error.failure

@@ -13,6 +13,7 @@ from proxy.sessions.store import CookieChange
 if TYPE_CHECKING:
     from proxy.config.model import Route
     from proxy.identity.principal import Principal
+    from proxy.observability.tracing import RequestTrace
     from proxy.policy.decision import Decision
     from proxy.reasons import TokenFailure
 
@@ -60,6 +61,20 @@ class RequestContext:
     token_failure: TokenFailure | None = None
     set_cookies: list[CookieChange] = field(default_factory=list)
     """Session cookie changes to send with whatever response this request gets."""
+    trace: RequestTrace | None = None
+    """The request's spans, when tracing is configured (proxy/observability/tracing.py)."""
 
 
 CONTEXT_KEY = web.RequestKey[RequestContext]("context")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusedRequest:
+    """What is logged of a request refused before it had a context (accept raised): the peer,
+    not a forwarded client, since no forwarding header was vetted; the path as sent, without
+    its query."""
+
+    request_id: str
+    peer_ip: str
+    method: str
+    path: str
