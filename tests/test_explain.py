@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -32,6 +30,7 @@ from proxy.explain import (
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.policy.decision import Outcome
 from proxy.reasons import Reason
+from tests.support.python_process import run_python
 
 ROUTES = (
     Route(
@@ -234,13 +233,7 @@ def test_the_pure_core_runs_without_aiohttp() -> None:
         "import sys, proxy.explain, proxy.endpoints.redirects\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'aiohttp'], 'aiohttp imported'\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
 
 

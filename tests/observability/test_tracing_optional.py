@@ -3,8 +3,7 @@ refused with the line to run."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.support.python_process import run_python
 
 #: Run in a fresh interpreter where `import opentelemetry` fails, as without the extra.
 PROGRAM = """
@@ -33,13 +32,7 @@ except ConfigError as error:
 def test_idgate_runs_without_opentelemetry_and_names_the_extra_when_asked_for_it() -> None:
     """Every module imports and the app builds without OpenTelemetry; a `tracing` section is
     then a config error that says which extra to install."""
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", PROGRAM],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(PROGRAM)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
