@@ -1,10 +1,10 @@
 """A route's `claim_headers`: which verified claims reach its upstream, under which header names.
 
 A name is refused when the upstream could take it for something else: a header idgate sets or
-strips itself (identity, forwarding, client certificates, `Host`), one that frames or routes the
-message, or a credential. config sits below the header lists of stages/ and forward/, so the
-families are named here by prefix; tests/config/test_route_options.py checks that every name on
-those lists is refused.
+strips itself (identity, forwarding, client certificates, `Host`, the W3C trace context it
+sends with tracing on), one that frames or routes the message, or a credential. config sits
+below the header lists of stages/ and forward/, so the families are named here by prefix;
+tests/config/test_route_options.py checks that every name on those lists is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ _RESERVED_NAMES: Final = frozenset(
     | {"proxy-authenticate", "proxy-authorization", "forwarded", "remote-user", "x-remote-user"}
     | {"x-real-ip", "x-request-id", "origin", "client-cert", "client-cert-chain"}
     | {"ssl-client-cert", "x-client-cert", "x-ssl-client-cert"}
+    | {"traceparent", "tracestate"}
 )
 _RESERVED_PREFIXES: Final = (
     "x-forwarded-",

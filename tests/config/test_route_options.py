@@ -69,9 +69,15 @@ def test_a_bad_claim_header_names_its_key(
 
 @pytest.mark.parametrize(
     "name",
-    sorted(IDENTITY_HEADERS | FORWARDING_HEADERS | HOP_BY_HOP | {SESSION_ACCESS_TOKEN.lower()}),
+    sorted(
+        IDENTITY_HEADERS
+        | FORWARDING_HEADERS
+        | HOP_BY_HOP
+        | {SESSION_ACCESS_TOKEN.lower(), "traceparent", "tracestate"}
+    ),
 )
 def test_every_header_idgate_sets_or_strips_is_refused_as_a_claim_header(name: str) -> None:
-    """config cannot import the header lists (a lower layer); this keeps its own list in step."""
+    """config cannot import the header lists (a lower layer); this keeps its own list in step.
+    The W3C trace context is what tracing sends upstream in place of the client's."""
     with pytest.raises(InvalidValueError):
         claim_header_name(name)
