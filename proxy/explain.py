@@ -17,7 +17,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from proxy.config.model import OIDCSettings, PolicyMode, Route, Settings
-from proxy.endpoints.own_paths import Endpoint, answers_robots, endpoint_paths
+from proxy.endpoints.own_paths import Endpoint, answers_robots, own_endpoint
 from proxy.errors import BadRequest
 from proxy.identity.claims import claim_strings, principal_from_claims, sign_in_from_claims
 from proxy.identity.principal import CredentialSource, Principal
@@ -87,7 +87,7 @@ def explain(
     method = method.upper()
     url_shown = re.split(r"[?#]", url, maxsplit=1)[0]
     try:
-        host, path = _split_url(url)
+        host, raw_path, path = _split_url(url)
     except BadRequest as error:
         return Explanation(
             method=method,
@@ -101,7 +101,7 @@ def explain(
             problem=error.public_message,
         )
     route = RouteTable(settings.routes).match(host=host, path=path.decoded, method=method)
-    endpoint = endpoint_paths(settings.prefix).get(path.decoded)
+    endpoint = own_endpoint(raw_path, path.decoded, settings.prefix)
     if endpoint is Endpoint.ROBOTS and not answers_robots(route):
         endpoint = None
     if endpoint is not None:
@@ -196,8 +196,8 @@ def token_notes(
     return [f"token:     {note}" for note in notes]
 
 
-def _split_url(url: str) -> tuple[str, NormalizedPath]:
-    """(host, normalised path) of an absolute URL, or of a bare path (then no host)."""
+def _split_url(url: str) -> tuple[str, str, NormalizedPath]:
+    """(host, raw path, normalised path) of an absolute URL, or of a bare path (then no host)."""
     # urlsplit silently drops tabs and newlines; the server would refuse them, so refuse here.
     if any(char in url for char in "\t\r\n"):
         raise BadRequest("control character in URL")
@@ -209,7 +209,8 @@ def _split_url(url: str) -> tuple[str, NormalizedPath]:
     # The server keeps an IPv6 literal's brackets in the host it matches (`[::1]`).
     if ":" in host:
         host = f"[{host}]"
-    return host, normalize_path(parts.path or "/")
+    raw_path = parts.path or "/"
+    return host, raw_path, normalize_path(raw_path)
 
 
 def _status(route: Route | None, decision: Decision | None) -> int:

@@ -237,9 +237,17 @@ def test_the_pure_core_runs_without_aiohttp() -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("url", ["https://tools.example.com/healthz", "https://x.test/oauth2/jwks"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://tools.example.com/healthz",
+        "https://x.test/oauth2/jwks",
+        "https://x.test/oauth2/ext_authz/admin",
+    ],
+)
 def test_own_endpoints_are_reported_as_such(url: str) -> None:
-    """idgate's own endpoints are not routes; explain says so instead of naming a route."""
+    """idgate's own endpoints are not routes; explain says so instead of naming a route (an
+    Envoy ext_authz check path included, as the server dispatches it)."""
     result = explain(SETTINGS, method="GET", url=url, principal=None)
     assert result.endpoint is not None
     assert result.route is None

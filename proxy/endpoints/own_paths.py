@@ -47,6 +47,18 @@ def answers_robots(route: Route | None) -> bool:
     return route is None or not route.policy.public
 
 
+def own_endpoint(raw_path: str, path: str, prefix: str) -> Endpoint | None:
+    """The own endpoint a request names by its raw and normalised path, or None for the routes
+    (`/robots.txt` is then still subject to `answers_robots`).
+
+    An ext_authz check is recognised by the raw path first: `{prefix}/ext_authz/../jwks` is a
+    check of `/jwks`, never an answer from idgate's own `{prefix}/jwks`.
+    """
+    if ext_authz_target(raw_path, prefix) is not None:
+        return Endpoint.EXT_AUTHZ
+    return endpoint_paths(prefix).get(path)
+
+
 def ext_authz_target(raw_path: str, prefix: str) -> str | None:
     """The original request target in an Envoy ext_authz check (`path_prefix` + original path,
     query included), or None when `raw_path` is not one.

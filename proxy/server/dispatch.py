@@ -13,7 +13,7 @@ from aiohttp import web
 
 from proxy.config.model import Route
 from proxy.endpoints import callback, ext_authz, forward_auth, info, login, logout
-from proxy.endpoints.own_paths import Endpoint, answers_robots, endpoint_paths, ext_authz_target
+from proxy.endpoints.own_paths import Endpoint, answers_robots, own_endpoint
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
 from proxy.forward.headers import is_websocket_upgrade
 from proxy.forward.http import forward
@@ -50,13 +50,7 @@ _HANDLERS: Final[dict[Endpoint, tuple[Handler, frozenset[str]]]] = {
 
 
 async def dispatch(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    prefix = ctx.runtime.settings.prefix
-    # By the raw path first: `{prefix}/ext_authz/../jwks` is a check of `/jwks`, never an
-    # answer from idgate's own `{prefix}/jwks`.
-    if ext_authz_target(request.raw_path, prefix) is not None:
-        endpoint: Endpoint | None = Endpoint.EXT_AUTHZ
-    else:
-        endpoint = endpoint_paths(prefix).get(ctx.path)
+    endpoint = own_endpoint(request.raw_path, ctx.path, ctx.runtime.settings.prefix)
     if endpoint is Endpoint.ROBOTS and not answers_robots(
         ctx.runtime.routes.match(host=ctx.host, path=ctx.path, method=ctx.method)
     ):
