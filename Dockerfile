@@ -20,7 +20,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY proxy ./proxy
 # pip compiles the bytecode here, because the final image runs on a read-only root filesystem.
-RUN /opt/idgate/bin/pip install --no-cache-dir . \
+# With the tracing extra, so a `tracing` section works without another image.
+RUN /opt/idgate/bin/pip install --no-cache-dir '.[tracing]' \
     && /opt/idgate/bin/idgate --version
 
 FROM ${PYTHON_IMAGE}

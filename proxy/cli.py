@@ -11,13 +11,19 @@ from pathlib import Path
 from proxy import __version__
 from proxy.config.advice import config_warnings
 from proxy.config.load import ConfigError, load_settings
-from proxy.config.model import SessionStoreKind, Settings
+from proxy.config.model import BROWSER_ISSUER, SessionStoreKind, Settings
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
 EXIT_USAGE = 2
 EXIT_ADMIN = 3
 """`idgate revoke` or `idgate sessions` could not reach the admin listener, or it refused."""
+EXIT_SIGN_IN = 3
+"""`idgate explain`: the request needs a sign-in, or a more recent or stronger one (401)."""
+EXIT_DENIED = 4
+"""`idgate explain`: the policy denies the request (403)."""
+EXIT_NO_ROUTE = 5
+"""`idgate explain`: no route matches, or the URL is malformed: refused before any policy."""
 
 
 def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -54,6 +60,10 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     explain.add_argument("--method", default="GET")
     explain.add_argument("--url", required=True, help="full URL, e.g. https://tools.example.com/x")
     explain.add_argument(
+        "--token",
+        help="a real JWT whose claims give the identity; decoded, NOT verified (instead of --user)",
+    )
+    explain.add_argument(
         "--user",
         help="the caller's user claim (omit for an anonymous request);"
         " system:serviceaccount:NAMESPACE:NAME is that Kubernetes service account",
@@ -64,7 +74,9 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "--claim", action="append", default=[], metavar="NAME=VALUE", help="an extra claim"
     )
     explain.add_argument(
-        "--issuer", default="oidc", help="name of the issuer of the caller's token (default: oidc)"
+        "--issuer",
+        help="name of the issuer of the caller's token (default: oidc; with --token, the one"
+        " its iss names)",
     )
     render = with_config(
         commands.add_parser(
@@ -128,9 +140,9 @@ def _port(value: str) -> int:
     return port
 
 
-def _load(path: Path, environ: Mapping[str, str]) -> Settings | None:
+def _load(path: Path, environ: Mapping[str, str], *, read_secrets: bool = True) -> Settings | None:
     try:
-        return load_settings(path, environ)
+        return load_settings(path, environ, read_secrets=read_secrets)
     except ConfigError as error:
         for issue in error.issues:
             # File-level problems (unreadable, not YAML) are already reported at the file name.
@@ -146,7 +158,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     )
     if own is not None:
         return own(args, env)
-    settings = _load(args.config, env)
+    # explain uses no secret, so it runs without their environment variables.
+    settings = _load(args.config, env, read_secrets=args.command != "explain")
     if settings is None:
         return EXIT_CONFIG
 
@@ -183,24 +196,65 @@ def _check_online(settings: Settings) -> int:
 
 
 def _explain(args: argparse.Namespace, settings: Settings) -> int:
-    from proxy.explain import explain, principal_for_explain  # noqa: PLC0415 (keeps serve lean)
+    from proxy.explain import (  # noqa: PLC0415 (keeps serve lean)
+        explain,
+        principal_for_explain,
+        principal_from_token,
+        token_issuer,
+        token_notes,
+        unverified_claims,
+    )
+    from proxy.policy.decision import Outcome  # noqa: PLC0415
 
-    claims: dict[str, str] = {}
-    for item in args.claim:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            print(f"--claim {item!r}: expected NAME=VALUE", file=sys.stderr)
-            return EXIT_USAGE
-        claims[name] = value
-    issuers = [issuer.name for issuer in settings.all_issuers]
-    if args.issuer not in issuers:
+    issuers = {issuer.name: issuer for issuer in settings.all_issuers}
+    if args.issuer is not None and args.issuer not in issuers:
         print(f"--issuer {args.issuer!r}: the issuers are {', '.join(issuers)}", file=sys.stderr)
         return EXIT_USAGE
-    principal = principal_for_explain(
-        user=args.user, email=args.email, groups=args.group, claims=claims, issuer=args.issuer
-    )
-    print(explain(settings, method=args.method, url=args.url, principal=principal).render())
-    return EXIT_OK
+    if args.token is not None:
+        if args.user or args.email or args.group or args.claim:
+            print(
+                "--token gives the identity: leave out --user, --email, --group and --claim",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        try:
+            token_claims = unverified_claims(args.token)
+        except ValueError as problem:
+            print(f"--token: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        issuer = (
+            issuers[args.issuer]
+            if args.issuer is not None
+            else token_issuer(token_claims, settings)
+        )
+        for note in token_notes(token_claims, issuer):
+            print(note)
+        principal = None if issuer is None else principal_from_token(token_claims, issuer)
+    else:
+        claims: dict[str, str] = {}
+        for item in args.claim:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                print(f"--claim {item!r}: expected NAME=VALUE", file=sys.stderr)
+                return EXIT_USAGE
+            claims[name] = value
+        principal = principal_for_explain(
+            user=args.user,
+            email=args.email,
+            groups=args.group,
+            claims=claims,
+            issuer=args.issuer or BROWSER_ISSUER,
+        )
+    explanation = explain(settings, method=args.method, url=args.url, principal=principal)
+    print(explanation.render())
+    if explanation.decision is None:
+        return EXIT_OK if explanation.endpoint is not None else EXIT_NO_ROUTE
+    return {
+        Outcome.ALLOW: EXIT_OK,
+        Outcome.WOULD_DENY: EXIT_OK,
+        Outcome.UNAUTHENTICATED: EXIT_SIGN_IN,
+        Outcome.DENY: EXIT_DENIED,
+    }[explanation.decision.outcome]
 
 
 def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -6,18 +6,23 @@ prints is what the proxy would do for the same host, path, method and identity.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from proxy.config.model import BROWSER_ISSUER, PolicyMode, Route, Settings
-from proxy.endpoints.own_paths import Endpoint, endpoint_paths
+from proxy.config.model import BROWSER_ISSUER, IssuerSettings, PolicyMode, Route, Settings
+from proxy.config.values import InvalidValueError, trust_domain_of
+from proxy.endpoints.own_paths import Endpoint, answers_robots, own_endpoint
 from proxy.errors import BadRequest, InvalidToken
 from proxy.identity.bearer import check_accepted
-from proxy.identity.claims import sign_in_from_claims
+from proxy.identity.claims import claim_strings, sign_in_from_claims
+from proxy.identity.issuers.kinds import KIND_RULES
 from proxy.identity.issuers.kubernetes import service_account_of_user
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.policy.decision import Decision, Outcome
@@ -50,12 +55,13 @@ class Explanation:
     decision: Decision | None
     status: int
     """What the proxy would answer; 202 for an allowed decision-only route (via /oauth2/auth)."""
+    principal: Principal | None = None
     problem: str | None = None
     endpoint: Endpoint | None = None
     """Set when the path is one of idgate's own endpoints, which no route or policy governs."""
 
     def render(self) -> str:
-        lines = [f"request:   {self.method} {self.url}"]
+        lines = [f"request:   {self.method} {self.url}", f"identity:  {_who(self.principal)}"]
         if self.path is None:
             lines.append(f"path:      malformed: {self.problem}")
             lines.append(f"answer:    {self.status} (refused before any route is consulted)")
@@ -72,6 +78,7 @@ class Explanation:
         lines.append(f"route:     {_describe(self.route)}")
         lines.append(f"decision:  {self.decision.outcome}")
         lines.append(f"reason:    {self.decision.reason}")
+        lines.append(f"rule:      {_rule(self.decision)}")
         lines.append(f"matched:   {self.decision.matched or '-'}")
         lines.append(f"answer:    {self.status} ({_consequence(self.route, self.decision)})")
         return "\n".join(lines)
@@ -84,7 +91,7 @@ def explain(
     method = method.upper()
     url_shown = re.split(r"[?#]", url, maxsplit=1)[0]
     try:
-        host, path = _split_url(url)
+        host, raw_path, path = _split_url(url)
     except BadRequest as error:
         return Explanation(
             method=method,
@@ -94,9 +101,13 @@ def explain(
             route=None,
             decision=None,
             status=error.status,
+            principal=principal,
             problem=error.public_message,
         )
-    endpoint = endpoint_paths(settings.prefix).get(path.decoded)
+    route = RouteTable(settings.routes).match(host=host, path=path.decoded, method=method)
+    endpoint = own_endpoint(raw_path, path.decoded, settings.prefix)
+    if endpoint is Endpoint.ROBOTS and not answers_robots(route):
+        endpoint = None
     if endpoint is not None:
         return Explanation(
             method=method,
@@ -106,9 +117,9 @@ def explain(
             route=None,
             decision=None,
             status=200,
+            principal=principal,
             endpoint=endpoint,
         )
-    route = RouteTable(settings.routes).match(host=host, path=path.decoded, method=method)
     decision = None if route is None else _decide(route, principal)
     return Explanation(
         method=method,
@@ -118,6 +129,7 @@ def explain(
         route=route,
         decision=decision,
         status=_status(route, decision),
+        principal=principal,
     )
 
 
@@ -163,8 +175,93 @@ def principal_for_explain(
     )
 
 
-def _split_url(url: str) -> tuple[str, NormalizedPath]:
-    """(host, normalised path) of an absolute URL, or of a bare path (then no host)."""
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The claims of a signed JWT (JWS compact form), decoded WITHOUT checking its signature,
+    issuer, audience or expiry: explain shows what policy makes of them, never whether the proxy
+    would believe them. ValueError says what is wrong with the token, without repeating it."""
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise ValueError("not a signed JWT: expected three base64url parts separated by dots")
+    payload = parts[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        raise ValueError("its payload is not base64url-encoded JSON") from None
+    if not isinstance(claims, dict):
+        raise ValueError("its payload is not a JSON object")  # noqa: TRY004 (one error kind)
+    return claims
+
+
+def token_issuer(claims: Mapping[str, Any], settings: Settings) -> IssuerSettings | None:
+    """The configured issuer a token with these claims would be verified by, as the proxy picks
+    it: by its exact `iss`, or for a SPIFFE issuer without one, by the trust domain of `sub`."""
+    issuers = settings.all_issuers
+    issuer = claims.get("iss")
+    named = [candidate for candidate in issuers if candidate.issuer == issuer]
+    if named:
+        return next((candidate for candidate in named if candidate.audiences), named[0])
+    subject = claims.get("sub")
+    try:
+        domain = trust_domain_of(subject) if isinstance(subject, str) else None
+    except InvalidValueError:
+        domain = None
+    return next(
+        (
+            candidate
+            for candidate in issuers
+            if candidate.issuer is None
+            and candidate.spiffe is not None
+            and candidate.spiffe.trust_domain == domain
+        ),
+        None,
+    )
+
+
+def principal_from_token(claims: Mapping[str, Any], issuer: IssuerSettings) -> Principal | None:
+    """The identity a bearer token of `issuer` with these claims yields, by its claim mapping;
+    None when it names no user or its kind refuses the claims (the proxy would refuse it)."""
+    exp = claims.get("exp")
+    expires_at = float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+    try:
+        return KIND_RULES[issuer.kind].principal(claims, issuer, expires_at or _FAR_FUTURE)
+    except InvalidToken:
+        return None
+
+
+def token_notes(
+    claims: Mapping[str, Any], issuer: IssuerSettings | None, *, now: float | None = None
+) -> list[str]:
+    """What explain says about a token given with --token: that nothing was verified, and each
+    plain reason the proxy would refuse it before any policy."""
+    unverified = (
+        "claims decoded WITHOUT verification: the signature, issuer, audience and expiry are not"
+        " checked here (the proxy checks them all)"
+    )
+    notes = [unverified]
+    if issuer is None:
+        notes.append(
+            f"iss is {claims.get('iss')!r}, which no configured issuer has: the proxy would"
+            " refuse it"
+        )
+    else:
+        notes.append(f"read as a token of issuer {issuer.name}")
+        if not claim_strings(claims.get("aud")) & set(issuer.audiences):
+            notes.append(
+                f"aud names none of issuer {issuer.name}'s audiences: the proxy would refuse it"
+            )
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and exp < (time.time() if now is None else now):
+        notes.append("exp has passed: the proxy would refuse it")
+    if issuer is not None and principal_from_token(claims, issuer) is None:
+        notes.append(
+            f"no user in {', '.join(issuer.claims.user)} (issuer {issuer.name}'s user claims):"
+            " the proxy would refuse it"
+        )
+    return [f"token:     {note}" for note in notes]
+
+
+def _split_url(url: str) -> tuple[str, str, NormalizedPath]:
+    """(host, raw path, normalised path) of an absolute URL, or of a bare path (then no host)."""
     # urlsplit silently drops tabs and newlines; the server would refuse them, so refuse here.
     if any(char in url for char in "\t\r\n"):
         raise BadRequest("control character in URL")
@@ -176,7 +273,8 @@ def _split_url(url: str) -> tuple[str, NormalizedPath]:
     # The server keeps an IPv6 literal's brackets in the host it matches (`[::1]`).
     if ":" in host:
         host = f"[{host}]"
-    return host, normalize_path(parts.path or "/")
+    raw_path = parts.path or "/"
+    return host, raw_path, normalize_path(raw_path)
 
 
 def _status(route: Route | None, decision: Decision | None) -> int:
@@ -185,6 +283,22 @@ def _status(route: Route | None, decision: Decision | None) -> int:
     if decision.lets_through and route.upstream is None:
         return 202
     return _STATUS_OF[decision.outcome]
+
+
+def _who(principal: Principal | None) -> str:
+    if principal is None:
+        return "anonymous"
+    groups = ", ".join(sorted(principal.groups)) or "none"
+    issuer = f", issuer {principal.issuer}" if principal.issuer is not None else ""
+    return f"user {principal.user}, email {principal.email or '-'}, groups {groups}{issuer}"
+
+
+def _rule(decision: Decision) -> str:
+    if decision.rule is None:
+        return "-"
+    if decision.reason is Reason.NOT_ALLOWED:
+        return f"{decision.rule}: none of its conditions is met"
+    return decision.rule
 
 
 def _consequence(route: Route, decision: Decision) -> str:

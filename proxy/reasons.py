@@ -11,6 +11,8 @@ from enum import StrEnum
 class Reason(StrEnum):
     # allow
     PUBLIC = "public"
+    CORS_PREFLIGHT = "cors_preflight"
+    """An uncredentialed CORS preflight on a route with `allow_cors_preflight`."""
     AUTHENTICATED = "authenticated"
     GROUP = "group"
     EMAIL = "email"
@@ -20,6 +22,8 @@ class Reason(StrEnum):
     SPIFFE_ID = "spiffe_id"
     SERVICE_ACCOUNT = "service_account"
     CERTIFICATE = "certificate"
+    ALL = "all"
+    """Every block of an `all` condition matched."""
     # deny
     DENY_RULE = "deny_rule"
     NOT_ALLOWED = "not_allowed"
@@ -34,6 +38,9 @@ class Reason(StrEnum):
     """Identified and allowed, but the sign-in is older or weaker than the route's `step_up`."""
     # request-level failures decided before policy
     NO_ROUTE = "no_route"
+    UNTRUSTED_GATEWAY = "untrusted_gateway"
+    """A forward-auth check carrying original-request headers from a peer outside
+    `trusted_proxies`: judging it as `GET /` would answer for a request nobody sent."""
     BAD_REQUEST = "bad_request"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     INTERNAL_ERROR = "internal_error"

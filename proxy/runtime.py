@@ -20,6 +20,7 @@ from proxy.identity.bearer import BearerVerifier
 from proxy.identity.issuers import Issuer, IssuerKeys, IssuerRegistry
 from proxy.identity.token_kind import refuse_id_tokens
 from proxy.observability.metrics import Metrics
+from proxy.observability.tracing import Tracing
 from proxy.oidc.introspection import IntrospectionClient
 from proxy.oidc.jwks import ProviderKeys
 from proxy.oidc.kubernetes_keys import KubernetesKeys
@@ -57,6 +58,9 @@ class Runtime:
     revocations: RevocationList
     """Revoked sessions and users, shared with the host's workers or (Redis) every replica; the
     session store owns it and closes it."""
+    tracing: Tracing | None = None
+    """Spans for each request, when `tracing` is configured; kept across a reload that leaves
+    it unchanged."""
 
     async def ready(self) -> bool:
         """Provider metadata and keys loaded, and the session store answering. The other
@@ -110,6 +114,10 @@ async def build_runtime(
         revocations = build_revocation_list(settings)
         store = build_store(settings, cookies, revocations)
         await revocations.start()
+    if previous is not None and previous.settings.tracing == settings.tracing:
+        tracing = previous.tracing
+    else:
+        tracing = None if settings.tracing is None else Tracing(settings.tracing)
     return Runtime(
         settings=settings,
         metrics=metrics,
@@ -131,6 +139,7 @@ async def build_runtime(
         login_states=LoginStates(settings.session.secrets, cookie_prefix=cookies.state_prefix),
         logout_tokens=LogoutTokenVerifier(settings.oidc, provider),
         revocations=revocations,
+        tracing=tracing,
     )
 
 
@@ -222,3 +231,6 @@ async def retire_runtime(old: Runtime, new: Runtime | None) -> None:
             await issuer.keys.close()
     if new is None or new.sessions.store is not old.sessions.store:
         await old.sessions.store.close()
+    if old.tracing is not None and (new is None or new.tracing is not old.tracing):
+        # Exports the spans still queued: blocking, and bounded by the exporter's timeout.
+        await asyncio.to_thread(old.tracing.shutdown)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
 
-from proxy.cli import EXIT_ADMIN, EXIT_CONFIG, EXIT_OK, EXIT_USAGE, main
+from proxy.cli import (
+    EXIT_ADMIN,
+    EXIT_CONFIG,
+    EXIT_DENIED,
+    EXIT_NO_ROUTE,
+    EXIT_OK,
+    EXIT_SIGN_IN,
+    EXIT_USAGE,
+    main,
+)
 
 SECRET = "cli-test-session-secret-0123456789abcdef"
 ENVIRON = {"IDGATE_SESSION_SECRET": SECRET}
@@ -248,7 +259,7 @@ def test_missing_config_option_is_a_usage_error(capsys: pytest.CaptureFixture[st
 
 
 @pytest.mark.parametrize(
-    ("args", "expected"),
+    ("args", "expected", "exit_code"),
     [
         (
             [
@@ -259,37 +270,56 @@ def test_missing_config_option_is_a_usage_error(capsys: pytest.CaptureFixture[st
                 "--group",
                 "admins",
             ],
-            ["route:     admin (", "decision:  allow", "reason:    group", "answer:    200"],
+            ["route:     admin (", "decision:  allow", "reason:    group", "rule:      allow"],
+            EXIT_OK,
         ),
         (
             ["--url", "https://idgate.example.com/admin", "--user", "mallory", "--group", "admins"],
-            ["route:     admin (", "decision:  deny", "reason:    deny_rule", "answer:    403"],
+            ["decision:  deny", "reason:    deny_rule", "rule:      deny", "answer:    403"],
+            EXIT_DENIED,
+        ),
+        (
+            ["--url", "https://idgate.example.com/admin", "--user", "ann"],
+            ["reason:    not_allowed", "rule:      allow: none of its conditions is met"],
+            EXIT_DENIED,
         ),
         (
             ["--url", "https://idgate.example.com/admin"],
-            ["route:     admin (", "decision:  unauthenticated", "answer:    401"],
+            ["identity:  anonymous", "decision:  unauthenticated", "answer:    401"],
+            EXIT_SIGN_IN,
         ),
         (
             ["--method", "POST", "--url", "https://idgate.example.com/beta/x", "--user", "ann"],
             ["route:     beta (", "decision:  would_deny", "answer:    200 (audit mode"],
+            EXIT_OK,
         ),
         (
             ["--url", "https://status.example.com/"],
             ["route:     status (", "decision:  allow", "reason:    public"],
+            EXIT_OK,
         ),
         (
             ["--url", "https://idgate.example.com/nothing-here"],
             ["route:     no route: 404", "answer:    404"],
+            EXIT_NO_ROUTE,
         ),
+        (["--url", "https://idgate.example.com/a\tb"], ["answer:    400"], EXIT_NO_ROUTE),
+        (["--url", "https://idgate.example.com/oauth2/userinfo"], ["endpoint:  "], EXIT_OK),
     ],
 )
-def test_explain_prints_route_and_decision(
-    config: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: list[str]
+def test_explain_prints_route_and_decision_and_exits_per_outcome(
+    config: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    expected: list[str],
+    exit_code: int,
 ) -> None:
-    """explain prints the matching route, the decision and its reason, and exits 0."""
+    """explain prints the matching route, the rule and condition that decided, and exits 0 when
+    the request gets through, 3 when it needs a sign-in, 4 when denied, 5 when refused before
+    any policy (no route, malformed URL)."""
     code, out, err = run(capsys, "explain", "-c", str(config), *args)
 
-    assert code == EXIT_OK
+    assert code == exit_code
     assert err == ""
     for line in expected:
         assert line in out
@@ -346,7 +376,7 @@ def test_explain_as_a_token_of_a_named_issuer(
     url = ("--url", "https://idgate.example.com/admin/x", "--user", "ann", "--group", "admins")
 
     code, out, _ = run(capsys, "explain", "-c", str(path), *url, "--issuer", "partner")
-    assert code == EXIT_OK
+    assert code == EXIT_SIGN_IN
     assert "issuers oidc" in out
     assert "decision:  unauthenticated" in out
     assert "matched:   issuer:partner" in out
@@ -491,3 +521,53 @@ def test_sessions_reports_an_unreachable_admin_listener(
     err = capsys.readouterr().err
     assert err.startswith("idgate sessions: http://127.0.0.1:9")
     assert SECRET not in err
+
+
+def test_explain_needs_no_secret_variables(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """explain uses no secret, so an environment without IDGATE_SESSION_SECRET still explains."""
+    code, out, err = run(
+        capsys, "explain", "-c", str(config), "--url", "https://status.example.com/", environ={}
+    )
+
+    assert (code, err) == (EXIT_OK, "")
+    assert "decision:  allow" in out
+
+
+def _token(claims: dict[str, object]) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln"
+
+
+def test_explain_takes_a_token_and_says_it_was_not_verified(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--token: the identity comes from the token's claims, decoded without verification."""
+    token = _token({"sub": "ann", "groups": ["admins"], "iss": "https://login.example.com"})
+
+    code, out, _ = run(
+        capsys, "explain", "-c", str(config), "--url", "https://x.example/admin", "--token", token
+    )
+
+    assert code == EXIT_OK
+    assert "token:     claims decoded WITHOUT verification" in out
+    assert "aud names none of issuer oidc's audiences: the proxy would refuse it" in out
+    assert "identity:  user ann, email -, groups admins" in out
+    assert "matched:   group:admins" in out
+    assert token not in out
+
+
+@pytest.mark.parametrize(
+    "extra", [["--token", "not-a-token"], ["--token", _token({"sub": "a"}), "--user", "bob"]]
+)
+def test_explain_refuses_a_malformed_token_or_a_second_identity(
+    config: Path, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    """A token that is no JWT, or given beside --user, is a usage error; nothing is explained."""
+    code, out, err = run(
+        capsys, "explain", "-c", str(config), "--url", "https://x.example/admin", *extra
+    )
+
+    assert (code, out) == (EXIT_USAGE, "")
+    assert err.startswith("--token")

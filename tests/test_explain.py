@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
-import subprocess
-import sys
+import json
+from typing import Any
 
 import pytest
 
@@ -20,10 +21,18 @@ from proxy.config.model import (
     Settings,
     StepUp,
 )
-from proxy.explain import explain, principal_for_explain
+from proxy.explain import (
+    explain,
+    principal_for_explain,
+    principal_from_token,
+    token_issuer,
+    token_notes,
+    unverified_claims,
+)
 from proxy.identity.principal import CredentialSource, Principal
 from proxy.policy.decision import Outcome
 from proxy.reasons import Reason
+from tests.support.python_process import run_python
 
 ROUTES = (
     Route(
@@ -62,12 +71,28 @@ ROUTES = (
     ),
 )
 
+SRE_AT_CORP = Route(
+    name="ops",
+    host="ops.example.com",
+    upstream="http://127.0.0.1:9005",
+    policy=Policy(
+        allow=Rule(
+            all_of=(Rule(groups=frozenset({"sre"})), Rule(domains=frozenset({"corp.example"})))
+        )
+    ),
+)
+
 SETTINGS = Settings(
     listen=ListenAddress(host="127.0.0.1", port=4180),
     public_url="https://auth.example.com",
-    oidc=OIDCSettings(issuer="https://issuer.example.com", client_id="idgate"),
+    oidc=OIDCSettings(
+        issuer="https://issuer.example.com",
+        client_id="idgate",
+        audiences=("https://api.example.com",),
+        user_claim=("preferred_username",),
+    ),
     session=SessionSettings(secrets=(Secret("s" * 32),)),
-    routes=ROUTES,
+    routes=(*ROUTES, SRE_AT_CORP),
 )
 
 ADMIN = principal_for_explain(
@@ -235,19 +260,21 @@ def test_the_pure_core_runs_without_aiohttp() -> None:
         "import sys, proxy.explain, proxy.endpoints.redirects\n"
         "assert not [m for m in sys.modules if m.split('.')[0] == 'aiohttp'], 'aiohttp imported'\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("url", ["https://tools.example.com/healthz", "https://x.test/oauth2/jwks"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://tools.example.com/healthz",
+        "https://x.test/oauth2/jwks",
+        "https://x.test/oauth2/ext_authz/admin",
+    ],
+)
 def test_own_endpoints_are_reported_as_such(url: str) -> None:
-    """idgate's own endpoints are not routes; explain says so instead of naming a route."""
+    """idgate's own endpoints are not routes; explain says so instead of naming a route (an
+    Envoy ext_authz check path included, as the server dispatches it)."""
     result = explain(SETTINGS, method="GET", url=url, principal=None)
     assert result.endpoint is not None
     assert result.route is None
@@ -263,3 +290,106 @@ def test_a_dot_segment_cannot_reach_a_route_through_an_endpoint_path() -> None:
     assert result.route is not None
     assert result.route.name == "admin"
     assert result.status == 401
+
+
+def test_an_all_rule_names_the_block_that_allowed_or_was_not_met() -> None:
+    """explain shows which block decided (`rule:`) and which condition (`matched:`)."""
+    ann = principal_for_explain(user="ann", email="ann@corp.example", groups=["sre"], claims={})
+    bob = principal_for_explain(user="bob", email="bob@else.example", groups=["sre"], claims={})
+
+    allowed = explain(SETTINGS, method="GET", url="https://ops.example.com/", principal=ann)
+    denied = explain(SETTINGS, method="GET", url="https://ops.example.com/", principal=bob)
+
+    assert "rule:      allow\n" in allowed.render()
+    assert "matched:   all(group:sre, domain:corp.example)" in allowed.render()
+    assert "rule:      allow.all[1]: none of its conditions is met" in denied.render()
+    assert "identity:  user bob, email bob@else.example, groups sre" in denied.render()
+
+
+def jwt(claims: dict[str, Any]) -> str:
+    """A JWT-shaped string with these claims and a signature nobody checks here."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'kid': 'k'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+GOOD_CLAIMS = {
+    "iss": "https://issuer.example.com",
+    "aud": ["https://api.example.com"],
+    "exp": 2_000_000_000,
+    "preferred_username": "ann",
+    "email": "ann@corp.example",
+    "groups": ["sre"],
+}
+
+
+def test_a_token_s_claims_give_the_identity_the_proxy_would_see() -> None:
+    """--token: the configured claim names map the decoded claims to the identity, as for a
+    verified bearer token."""
+    claims = unverified_claims(jwt(GOOD_CLAIMS))
+    issuer = token_issuer(claims, SETTINGS)
+    assert issuer == SETTINGS.oidc.as_issuer
+    principal = principal_from_token(claims, issuer)
+
+    assert principal is not None
+    assert (principal.user, principal.email, principal.groups) == (
+        "ann",
+        "ann@corp.example",
+        frozenset({"sre"}),
+    )
+    assert principal.expires_at == 2_000_000_000
+
+
+def test_token_notes_say_nothing_was_verified_and_why_the_proxy_would_refuse() -> None:
+    """Every note is on its own line; a token good in form gets the unverified warning and the
+    issuer it is read as."""
+    oidc = SETTINGS.oidc.as_issuer
+    unverified, issuer = token_notes(GOOD_CLAIMS, oidc, now=1e9)
+    assert unverified.startswith("token:     claims decoded WITHOUT verification: the signature,")
+    assert issuer == "token:     read as a token of issuer oidc"
+    stranger = {"iss": "https://evil.example", "exp": 10}
+    assert token_issuer(stranger, SETTINGS) is None
+    notes = "\n".join(token_notes(stranger, None, now=1e9))
+    assert "iss is 'https://evil.example', which no configured issuer has" in notes
+    assert "exp has passed" in notes
+    wrong = {"iss": "https://issuer.example.com", "aud": "idgate", "exp": 2_000_000_000}
+    notes = "\n".join(token_notes(wrong, oidc, now=1e9))
+    assert "aud names none of issuer oidc's audiences" in notes
+    assert "no user in preferred_username (issuer oidc's user claims)" in notes
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("not-a-jwt", "not a signed JWT"),
+        ("a.b.c.d.e", "not a signed JWT"),
+        ("a.!!!.c", "not base64url-encoded JSON"),
+        (f"a.{base64.urlsafe_b64encode(b'[1]').decode()}.c", "not a JSON object"),
+    ],
+)
+def test_a_malformed_token_says_what_is_wrong_without_echoing_it(token: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem) as raised:
+        unverified_claims(token)
+    assert token not in str(raised.value)
+
+
+def test_robots_txt_is_idgate_s_own_unless_a_public_route_serves_it() -> None:
+    """/robots.txt is idgate's answer on a protected host, and the public route's on its host."""
+    protected = explain(
+        SETTINGS, method="GET", url="https://tools.example.com/robots.txt", principal=None
+    )
+    public_settings = Settings(
+        public_url=SETTINGS.public_url,
+        oidc=SETTINGS.oidc,
+        session=SETTINGS.session,
+        routes=(Route(name="site", upstream="http://127.0.0.1:9", policy=Policy(public=True)),),
+    )
+    public = explain(
+        public_settings, method="GET", url="https://www.example.com/robots.txt", principal=None
+    )
+
+    assert protected.endpoint is not None
+    assert "endpoint:  idgate's own `robots.txt` endpoint" in protected.render()
+    assert (public.endpoint, public.route) == (None, public_settings.routes[0])

@@ -149,6 +149,16 @@ def http_url(value: object) -> str:
     return url
 
 
+def link_url(value: object) -> str:
+    """An absolute http(s) URL a page links to, kept exactly as written; unlike `http_url` it
+    may carry a query and fragment (a service desk form often needs one)."""
+    url = text(value)
+    _url(re.split(r"[?#]", url, maxsplit=1)[0], schemes=("http", "https"))
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise InvalidValueError("must not contain spaces or control characters")
+    return url
+
+
 def base_url(value: object) -> str:
     """Scheme, host and optional port, lower-cased, without a trailing slash."""
     parts = _url(text(value), schemes=("http", "https"))

@@ -62,4 +62,14 @@ def config_warnings(settings: Settings) -> tuple[ConfigIssue, ...]:
                     ),
                 )
             )
+        if route.allow_cors_preflight and route.methods and "OPTIONS" not in route.methods:
+            warnings.append(
+                ConfigIssue(
+                    path=f"routes[{index}].allow_cors_preflight",
+                    message=(
+                        f"route {route.name!r} lists methods without OPTIONS, so no preflight "
+                        "ever matches it: add OPTIONS to methods"
+                    ),
+                )
+            )
     return tuple(warnings)

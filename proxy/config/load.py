@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from proxy.config.addresses import (
     base_url,
     ip_network,
+    link_url,
     listen_address,
     listen_host,
     port_number,
@@ -25,6 +26,7 @@ from proxy.config.model import (
     ListenAddress,
     LogSettings,
     MetricsSettings,
+    PagesSettings,
     RateLimitSettings,
     Settings,
 )
@@ -36,6 +38,7 @@ from proxy.config.parse_oidc import parse_oidc
 from proxy.config.parse_routes import parse_routes
 from proxy.config.parse_session import parse_session
 from proxy.config.parse_tls import parse_client_certificates, parse_tls
+from proxy.config.parse_tracing import parse_tracing
 from proxy.config.reader import Context, Section, given
 from proxy.config.values import InvalidValueError, boolean, int_between, text
 from proxy.config.yaml_file import read_yaml
@@ -48,13 +51,17 @@ DEFAULT_LISTEN: Final = ListenAddress(host="127.0.0.1", port=4180)
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def load_settings(path: Path, environ: Mapping[str, str]) -> Settings:
-    return parse_settings(read_yaml(path), environ)
+def load_settings(path: Path, environ: Mapping[str, str], *, read_secrets: bool = True) -> Settings:
+    return parse_settings(read_yaml(path), environ, read_secrets=read_secrets)
 
 
-def parse_settings(data: object, environ: Mapping[str, str]) -> Settings:
-    """Settings from a parsed YAML document; ConfigError listing every problem otherwise."""
-    context = Context(environ)
+def parse_settings(
+    data: object, environ: Mapping[str, str], *, read_secrets: bool = True
+) -> Settings:
+    """Settings from a parsed YAML document; ConfigError listing every problem otherwise. Without
+    `read_secrets` every secret is a stand-in and its `${VAR}` need not be set: only for commands
+    that use no secret (`idgate explain`), never for serving."""
+    context = Context(environ, read_secrets=read_secrets)
     top = Section(context, "", data)
     listen = _listen(top, "listen")
     workers = top.get("workers", int_between(1, None))
@@ -86,7 +93,9 @@ def parse_settings(data: object, environ: Mapping[str, str]) -> Settings:
             rate_limits=_rate_limits(top.section("rate_limits")),
             drain=parse_drain(top.section("drain")),
             forward_auth=parse_forward_auth(top.section("forward_auth")),
+            pages=_pages(top.section("pages")),
             tls=parse_tls(top),
+            tracing=parse_tracing(top),
             client_certificates=parse_client_certificates(
                 top, has_trusted_proxies=top.peek("trusted_proxies") is not None
             ),
@@ -141,6 +150,12 @@ def _log(section: Section) -> LogSettings:
     )
     section.close()
     return log
+
+
+def _pages(section: Section) -> PagesSettings:
+    pages = PagesSettings(**given(help_url=section.get("help_url", link_url)))
+    section.close()
+    return pages
 
 
 def _rate_limits(section: Section) -> RateLimitSettings:

@@ -351,7 +351,8 @@ class PolicyMode(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Rule:
-    """One `allow` or `deny` block: it matches when any one of its conditions matches."""
+    """One `allow` or `deny` block: it matches when any one of its conditions matches (`all`
+    is the one condition that asks for several things at once)."""
 
     authenticated: bool = False
     """`authenticated: true` matches any valid identity (allow blocks only)."""
@@ -379,6 +380,10 @@ class Rule:
     certificate_issuers: tuple[bytes, ...] = ()
     """DER certificates of CAs: the client certificate must be signed directly by one of them
     (a device CA makes "managed devices" a condition)."""
+    all_of: tuple[Rule, ...] = ()
+    """`all`: blocks that must every one match, each in its own way (any of its conditions):
+    `all: [{groups: [sre]}, {domains: [example.com]}]` is "group sre and an example.com address".
+    As a condition of this block it is met when every one of them is."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -446,6 +451,18 @@ class Route:
     """Origins accepted on WebSocket upgrades, as `scheme://host[:port]`."""
     pass_access_token: bool = False
     """Forward the client's `Authorization` header upstream (stripped otherwise)."""
+    pass_session_access_token: bool = False
+    """Send a browser session's access token (the refreshed one once refreshed) upstream as
+    `X-Forwarded-Access-Token`; never for a bearer-token or certificate request."""
+    allow_cors_preflight: bool = False
+    """Let a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`, and no
+    `Authorization` or `Cookie`) through to the upstream unauthenticated, for it to answer."""
+    preserve_host: bool = False
+    """Send the client's `Host` (as addressed, or a trusted `X-Forwarded-Host`) upstream instead
+    of the upstream URL's."""
+    claim_headers: tuple[tuple[str, str], ...] = ()
+    """YAML `{Header-Name: claim.path}`: (header name, dotted claim path) pairs sent upstream with
+    the caller's claim value; a client's copy of these headers is always removed."""
     timeout_seconds: float = 30.0
     """Upstream timeout: no response headers within this time gives 504."""
     upstream_tls: UpstreamTLS | None = None
@@ -574,6 +591,34 @@ class LogSettings:
     """One JSON line per request on the `idgate.decision` logger."""
 
 
+class TraceContinuation(StrEnum):
+    """Whose incoming W3C `traceparent` a request's trace continues (a new trace otherwise)."""
+
+    ANY = "any"
+    TRUSTED_PROXIES = "trusted_proxies"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TracingSettings:
+    """YAML `tracing`: OpenTelemetry spans exported over OTLP/HTTP (the `idgate[tracing]` extra).
+    Absent: no tracing, and no per-request cost."""
+
+    otlp_endpoint: str
+    """The collector's OTLP/HTTP traces URL, e.g. `http://collector:4318/v1/traces`."""
+    service_name: str = "idgate"
+    """The spans' `service.name` resource attribute."""
+    sample_ratio: float = 1.0
+    """Share of new traces recorded (0 to 1); a continued trace follows its parent's choice."""
+    headers: tuple[tuple[str, Secret], ...] = ()
+    """Sent with every export (a collector's API key): values never logged."""
+    continue_incoming: TraceContinuation = TraceContinuation.ANY
+    """Whose `traceparent` is continued: any client (as Envoy and nginx's otel module do),
+    only `trusted_proxies`, or none."""
+    include_user: bool = False
+    """Put the signed-in user (`enduser.id`) on request spans; off: spans name no person."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RateLimitSettings:
     """YAML `rate_limits`: per client address and minute; 0 turns a limit off. Allowed requests
@@ -613,6 +658,15 @@ class ForwardAuthSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PagesSettings:
+    """YAML `pages`: what the pages idgate shows a person offer besides their message."""
+
+    help_url: str | None = None
+    """An http(s) URL where people ask for access (a service desk, a wiki page), linked from the
+    access-denied page; None: no help link."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     public_url: str
     """External base URL of idgate (scheme, host, port); redirects and cookies derive from it."""
@@ -644,6 +698,8 @@ class Settings:
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     drain: DrainSettings = field(default_factory=DrainSettings)
     forward_auth: ForwardAuthSettings = field(default_factory=ForwardAuthSettings)
+    pages: PagesSettings = field(default_factory=PagesSettings)
+    tracing: TracingSettings | None = None
 
     @property
     def redirect_uri(self) -> str:

@@ -30,6 +30,7 @@ _CONDITIONS = (
     "certificate_dns_names",
     "certificate_emails",
     "certificate_issuers",
+    "all",
 )
 
 
@@ -56,9 +57,13 @@ def parse_policy(route: Section) -> Policy:
 def _rule(route: Section, key: str) -> Rule | None:
     if not route.has(key):
         return None
-    block = route.section(key)
+    return _block(route.section(key), in_deny=key == "deny")
+
+
+def _block(block: Section, *, in_deny: bool) -> Rule:
+    """One block, `all`'s parts included (each one a block of its own, read the same way)."""
     authenticated = block.get("authenticated", boolean)
-    if key == "deny" and authenticated is not None:
+    if in_deny and authenticated is not None:
         block.issue(
             "only allowed in allow: in deny it would turn away every signed-in user",
             key="authenticated",
@@ -80,12 +85,22 @@ def _rule(route: Section, key: str) -> Rule | None:
             certificate_dns_names=_set(block, "certificate_dns_names", hostname),
             certificate_emails=_set(block, "certificate_emails", email),
             certificate_issuers=_issuers(block),
+            all_of=_all_of(block, in_deny=in_deny),
         )
     )
     block.close()
     if not authenticated and not any(block.has(name) for name in _CONDITIONS[1:]):
         block.issue(f"names no condition: give at least one of {', '.join(_CONDITIONS)}")
     return rule
+
+
+def _all_of(block: Section, *, in_deny: bool) -> tuple[Rule, ...] | None:
+    parts = block.sections("all")
+    if parts is None:
+        return None
+    if not parts:
+        block.issue("must list at least one block", key="all")
+    return tuple(_block(part, in_deny=in_deny) for part in parts)
 
 
 def _issuers(block: Section) -> tuple[bytes, ...] | None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from proxy.config.addresses import host_pattern, http_url, origin
 from proxy.config.model import Route
+from proxy.config.parse_claim_headers import parse_claim_headers
 from proxy.config.parse_policy import parse_policy
 from proxy.config.parse_resource_metadata import check_shared_resource, parse_resource_metadata
 from proxy.config.parse_step_up import parse_step_up
@@ -53,6 +54,10 @@ def _route(section: Section, issuer_names: frozenset[str]) -> Route:
             upstream_tls=parse_upstream_tls(section, upstream),
             allowed_origins=None if origins is None else frozenset(origins),
             pass_access_token=section.get("pass_access_token", boolean),
+            pass_session_access_token=section.get("pass_session_access_token", boolean),
+            preserve_host=section.get("preserve_host", boolean),
+            allow_cors_preflight=section.get("allow_cors_preflight", boolean),
+            claim_headers=parse_claim_headers(section),
             timeout_seconds=section.get("timeout", duration),
             issuers=None if issuers is None else frozenset(issuers),
         ),

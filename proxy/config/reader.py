@@ -9,20 +9,33 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
+from proxy.config.addresses import redis_url
 from proxy.config.expand import ExpansionError, expand
 from proxy.config.issues import ConfigIssue, item_path, key_path
-from proxy.config.values import InvalidValueError, type_name
+from proxy.config.values import InvalidValueError, secret, session_secret, type_name
 
 T = TypeVar("T")
+
+
+#: Converters of secret values, each with what stands in for the value when secrets are not read
+#: (one its own check accepts). A Redis URL counts: it may carry a password.
+_SECRET_STAND_INS: Final[dict[Callable[[object], object], str]] = {
+    secret: "unread",
+    session_secret: "unread-" * 8,
+    redis_url: "redis://unread.invalid",
+}
 
 
 class Context:
     """What every section shares: the environment for `${VAR}` and the list of problems."""
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], *, read_secrets: bool = True) -> None:
         self.environ = environ
+        self.read_secrets = read_secrets
+        """False for a command that never uses a secret (`idgate explain`): secret values are
+        neither expanded nor checked, so their variables need not be set."""
         self.issues: list[ConfigIssue] = []
 
     def report(self, path: str, message: str) -> None:
@@ -30,6 +43,8 @@ class Context:
 
     def convert(self, raw: object, path: str, convert: Callable[[object], T]) -> T | None:
         """`raw` expanded (when a string) and converted, or None with the problem recorded."""
+        if not self.read_secrets and convert in _SECRET_STAND_INS:
+            return convert(_SECRET_STAND_INS[convert])
         try:
             return convert(expand(raw, self.environ) if isinstance(raw, str) else raw)
         except (ExpansionError, InvalidValueError) as problem:

@@ -78,7 +78,9 @@ async def _demo(*, port: int, directory: Path, environ: Mapping[str, str]) -> No
             client_id=CLIENT_ID,
             secret=secrets.token_urlsafe(24),
             redirect_uris=frozenset({f"{public_url}/oauth2/callback"}),
-            post_logout_redirect_uris=frozenset({f"{public_url}/"}),
+            post_logout_redirect_uris=frozenset(
+                {f"{public_url}/", f"{public_url}/oauth2/signed_out"}
+            ),
         )
         service_client = DemoClient(
             client_id=SERVICE_CLIENT_ID,

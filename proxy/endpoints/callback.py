@@ -12,11 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.config.model import StepUp
+from proxy.config.model import BROWSER_ISSUER, StepUp
 from proxy.endpoints.redirects import vet_redirect
 from proxy.errors import BadRequest, InvalidToken, ProviderUnavailable, SignInFailed
-from proxy.identity.claims import first_claim, sign_in_from_claims
-from proxy.identity.principal import SignIn
+from proxy.identity.claims import first_claim, principal_from_claims, sign_in_from_claims
+from proxy.identity.principal import CredentialSource, SignIn
 from proxy.oidc.flow import FlowError, FlowFailure, TokenSet
 from proxy.oidc.id_token import verify_id_token
 from proxy.policy.step_up import unmet
@@ -82,6 +82,14 @@ async def callback(request: web.Request, ctx: RequestContext) -> web.StreamRespo
         )
     )
     metrics.logins.labels(result="success").inc()
+    # Named in the decision line: who signed in (create has refused a sign-in naming no one).
+    ctx.principal = principal_from_claims(
+        claims,
+        runtime.settings.oidc.claim_mapping,
+        issuer=BROWSER_ISSUER,
+        source=CredentialSource.SESSION,
+        expires_at=time.time(),
+    )
     settings = runtime.settings
     target = vet_redirect(
         login.redirect_to,

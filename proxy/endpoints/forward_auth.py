@@ -5,7 +5,9 @@ The gateway passes the original request's method and URI in headers (`X-Forwarde
 `-Uri` from Traefik and Caddy, `X-Original-Method`/`-URI` from nginx) and its host in `Host` or
 `X-Forwarded-Host`. accept has already removed all of these unless the gateway is a trusted
 proxy, so a client calling this endpoint directly cannot choose what is judged: without them the
-target is `GET /` on the request's host.
+target is `GET /` on the request's host. A peer outside `trusted_proxies` that sends them is
+refused (403, logged and counted) rather than judged as `GET /`: it is almost always a gateway
+missing from `trusted_proxies`, and answering for `/` would open every stricter path behind it.
 
 Answers: 202 with the identity headers when allowed, 401 without valid credentials, 403 when
 denied. Never a redirect (nginx would turn it into a 500); the gateway sends browsers to
@@ -22,6 +24,7 @@ and idgate never disagree on which route a path is.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Final
 
@@ -36,6 +39,8 @@ from proxy.stages.origin import check_origin
 from proxy.stages.pages import NO_STORE
 from proxy.stages.paths import normalize_path
 
+_log = logging.getLogger("idgate.forward_auth")
+
 _METHOD_HEADERS: Final = ("X-Forwarded-Method", "X-Original-Method")
 _URI_HEADERS: Final = ("X-Forwarded-Uri", "X-Original-URI", "X-Original-URL")
 #: Sent by the gateway: the names of the routes its location serves, space-separated.
@@ -45,6 +50,13 @@ PATH_HEADER: Final = "X-Idgate-Path"
 #: Sent by the gateway: the original request's `Upgrade` (gateways do not pass hop-by-hop headers
 #: on), so a WebSocket handshake gets the route's Origin check as it does in the proxy.
 UPGRADE_HEADER: Final = "X-Original-Upgrade"
+
+#: What a gateway names the original request by (`header_key` form): from an untrusted peer,
+#: a refusal.
+_ORIGINAL_REQUEST_KEYS: Final = frozenset(
+    {"x-forwarded-method", "x-original-method", "x-forwarded-uri", "x-original-uri"}
+    | {"x-original-url", "x-forwarded-host"}
+)
 
 #: The names nginx's `auth_request_set $user $upstream_http_x_auth_request_user;` reads.
 _AUTH_REQUEST_NAMES: Final = {
@@ -67,8 +79,30 @@ def _agreed(request: web.Request, names: tuple[str, ...]) -> str | None:
     return values.pop() if values else None
 
 
+def refuse_untrusted_gateway(ctx: RequestContext) -> None:
+    """Raise when a peer outside `trusted_proxies` named an original request.
+
+    Only the header names are logged: an original URI's query may carry a token or a code.
+    """
+    sent = ctx.untrusted_forwarding & _ORIGINAL_REQUEST_KEYS
+    if not sent:
+        return
+    ctx.runtime.metrics.forward_auth_untrusted_peers.inc()
+    _log.warning(
+        "forward-auth check from %s refused: it sent %s but is not in trusted_proxies"
+        " (add the gateway's address to trusted_proxies)",
+        ctx.peer_ip,
+        ", ".join(sorted(sent)),
+    )
+    raise ForwardAuthRefused(
+        "original-request headers from a peer outside trusted_proxies",
+        reason=Reason.UNTRUSTED_GATEWAY,
+    )
+
+
 async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     ctx.for_gateway = True
+    refuse_untrusted_gateway(ctx)
     method = (_agreed(request, _METHOD_HEADERS) or "GET").upper()
     uri = _agreed(request, _URI_HEADERS) or "/"
     raw_path, _, query = uri.partition("?")
@@ -101,7 +135,12 @@ async def auth(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     }
     principal = ctx.principal
     if principal is not None:
-        identity = identity_headers(principal, decision.route, ctx.runtime.signer)
+        identity = identity_headers(
+            principal,
+            decision.route,
+            ctx.runtime.signer,
+            session_access_token=ctx.session_access_token,
+        )
         headers |= identity
         headers |= {
             alias: identity[name] for name, alias in _AUTH_REQUEST_NAMES.items() if name in identity

@@ -1,4 +1,4 @@
-"""`/healthz`, `/readyz`, `{prefix}/jwks` and `{prefix}/userinfo`."""
+"""`/healthz`, `/readyz`, `/robots.txt`, `{prefix}/jwks` and `{prefix}/userinfo`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from aiohttp import web
 
 from proxy.drain import DRAIN_KEY
 from proxy.errors import Unauthenticated
+from proxy.identity.principal import CredentialSource
 from proxy.stages.context import RequestContext
 from proxy.stages.identify import identify
-from proxy.stages.responses import json_response
+from proxy.stages.pages import NO_STORE, userinfo_page
+from proxy.stages.responses import json_response, wants_html
 
 
 async def healthz(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
@@ -34,11 +36,34 @@ async def jwks(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
     return json_response(ctx.runtime.signer.jwks())
 
 
+async def robots(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    """Crawlers are asked to index nothing behind idgate (dispatch leaves `/robots.txt` to a
+    public route that serves one: `answers_robots`)."""
+    response = web.Response(text="User-agent: *\nDisallow: /\n", content_type="text/plain")
+    response.headers["Cache-Control"] = NO_STORE
+    return response
+
+
 async def userinfo(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    """The caller's identity as idgate sees it: claims-derived fields only, never a token."""
+    """The caller's identity as idgate sees it: claims-derived fields only, never a token. A
+    browser (`text/html` in Accept) gets it as a "who am I" page; anything else as JSON."""
     principal = await identify(request, ctx)
     if principal is None:
         raise Unauthenticated("sign in required")
+    if wants_html(request):
+        settings = ctx.runtime.settings
+        # Sessions and bearer tokens are verified against oidc.issuer; certificates have none.
+        from_provider = principal.source is not CredentialSource.CLIENT_CERT
+        return userinfo_page(
+            user=principal.user,
+            email=principal.email,
+            groups=principal.groups,
+            issuer=settings.oidc.issuer if from_provider else None,
+            source=principal.source.value,
+            expires_at=principal.expires_at,
+            sign_out_url=f"{settings.public_url.rstrip('/')}{settings.prefix}/sign_out",
+            request_id=ctx.request_id,
+        )
     return json_response(
         {
             "user": principal.user,

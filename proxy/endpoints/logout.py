@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Final
 
 from aiohttp import web
@@ -13,8 +14,8 @@ from proxy.errors import BadRequest, InvalidToken, RequestTimeout
 from proxy.sessions.provider_revocation import revoke_session_tokens
 from proxy.stages.context import RequestContext
 from proxy.stages.expect import continue_if_expected
-from proxy.stages.pages import NO_STORE
-from proxy.stages.responses import json_response
+from proxy.stages.pages import NO_STORE, signed_out_page
+from proxy.stages.responses import json_response, sign_in_url
 
 _log = logging.getLogger("idgate.logout")
 
@@ -42,17 +43,15 @@ async def sign_out(request: web.Request, ctx: RequestContext) -> web.StreamRespo
     record, deletions = await runtime.sessions.end(request.cookies)
     ctx.set_cookies.extend(deletions)
     ctx.runtime.metrics.logouts.labels(result="sign_out").inc()
-    home = settings.public_url.rstrip("/") + "/"
-    target = (
-        vet_redirect(
-            request.query.get("rd") or home,
-            public_url=settings.public_url,
-            allowed_domains=settings.allowed_redirect_domains,
-        )
-        or home
+    rd = request.query.get("rd")
+    vetted = rd and vet_redirect(
+        rd, public_url=settings.public_url, allowed_domains=settings.allowed_redirect_domains
     )
+    target = vetted or f"{settings.public_url.rstrip('/')}{settings.prefix}/signed_out"
     location = target
     if record is not None:
+        # Named in the decision line: whose session ended, now.
+        ctx.principal = record.principal(expires_at=time.time())
         loaded = runtime.provider.metadata is not None
         flow = runtime.sessions.flow() if loaded else None
         await revoke_session_tokens(flow, record, metrics=runtime.metrics)
@@ -66,6 +65,14 @@ async def sign_out(request: web.Request, ctx: RequestContext) -> web.StreamRespo
     response.headers["Cache-Control"] = NO_STORE
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+async def signed_out(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
+    """Where sign-out ends without an `rd` of its own: a page saying so, not a protected home
+    page that would start a new sign-in at once."""
+    return signed_out_page(
+        sign_in_url=sign_in_url(ctx.runtime.settings, "/"), request_id=ctx.request_id
+    )
 
 
 def _absolute(target: str, *, public_url: str) -> str:

@@ -13,6 +13,7 @@ and its per-connection fields are never copied: idgate negotiates its own with t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Final
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
@@ -159,6 +160,12 @@ def without_session_cookies(cookie_headers: Iterable[str], session_cookie_name: 
     return "; ".join(kept) or None
 
 
+@lru_cache(maxsize=256)
+def claim_header_keys(claim_headers: tuple[tuple[str, str], ...]) -> frozenset[str]:
+    """A route's `claim_headers` names as `header_key` compares them (remembered per route)."""
+    return frozenset(header_key(name) for name, _ in claim_headers)
+
+
 def upstream_request_headers(
     received: CIMultiDictProxy[str],
     *,
@@ -168,13 +175,17 @@ def upstream_request_headers(
     scheme: str,
     host: str,
     identity_headers: Mapping[str, str],
+    claim_header_keys: frozenset[str] = frozenset(),
 ) -> CIMultiDict[str]:
     """The header set sent to an upstream for a request idgate `received` from `peer`.
 
     `received` must already be what accept kept: forwarding headers only from trusted proxies.
+    `claim_header_keys` (a route's `claim_headers`, by `header_key`) are never copied from the
+    client: only idgate's value, when the caller has the claim, reaches the upstream.
     """
+    not_copied = _NOT_COPIED_UPSTREAM if pass_authorization else _NOT_COPIED_UPSTREAM_NOR_TOKEN
     headers = _copy_except(
-        received, _NOT_COPIED_UPSTREAM if pass_authorization else _NOT_COPIED_UPSTREAM_NOR_TOKEN
+        received, not_copied | claim_header_keys if claim_header_keys else not_copied
     )
     if "Cookie" in headers:
         cookie = without_session_cookies(headers.popall("Cookie"), session_cookie_name)

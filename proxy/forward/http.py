@@ -28,7 +28,11 @@ from yarl import URL
 
 from proxy.config.model import Route, UpstreamTLS
 from proxy.errors import NoRoute, RequestTimeout, UpstreamError, UpstreamIdentityMismatch
-from proxy.forward.headers import downstream_response_headers, upstream_request_headers
+from proxy.forward.headers import (
+    claim_header_keys,
+    downstream_response_headers,
+    upstream_request_headers,
+)
 from proxy.stages.context import RequestContext
 from proxy.stages.expect import continue_if_expected
 from proxy.upstream import Origin, RequestBody, UpstreamPool, request_head
@@ -115,7 +119,13 @@ def headers_for_upstream(
         scheme=ctx.scheme,
         host=ctx.host,
         identity_headers=identity_headers,
+        claim_header_keys=claim_header_keys(route.claim_headers),
     )
+
+
+def upstream_host(route: Route, ctx: RequestContext, own: str) -> str:
+    """The `Host` the upstream receives: its own, or with `preserve_host` the client's."""
+    return ctx.authority if route.preserve_host and ctx.authority else own
 
 
 async def forward(
@@ -140,7 +150,8 @@ async def forward(
         body = RequestBody(_client_body(request, idle_seconds), chunked=chunked)
         if chunked:
             headers["Transfer-Encoding"] = "chunked"
-    head = request_head(ctx.method, _request_target(target, ctx), target.host, headers.items())
+    host = upstream_host(route, ctx, target.host)
+    head = request_head(ctx.method, _request_target(target, ctx), host, headers.items())
     started = time.perf_counter()
     metrics = ctx.runtime.metrics
     try:

@@ -45,6 +45,7 @@ from proxy.forward.http import (
     UPSTREAM_POOL_KEY,
     headers_for_upstream,
     relay_response,
+    upstream_host,
     upstream_url,
 )
 from proxy.forward.identity_connector import IdentityCheckingConnector, connector_of
@@ -244,9 +245,12 @@ async def _connect(
     with upstream_errors():
         async with asyncio.timeout(route.timeout_seconds):
             url = upstream_url(route.upstream, ctx)
+            sent = without_websocket_handshake(headers)
+            if route.preserve_host:
+                sent["Host"] = upstream_host(route, ctx, url.host_port_subcomponent or "")
             upstream = await client.ws_connect(
                 url,
-                headers=without_websocket_handshake(headers),
+                headers=sent,
                 protocols=protocols,
                 autoclose=False,
                 autoping=False,

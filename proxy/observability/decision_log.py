@@ -19,7 +19,11 @@ import sys
 import threading
 from typing import Any, Final, TextIO
 
+from proxy.observability.log_time import iso_utc
+
 DECISION_LOGGER: Final = "idgate.decision"
+#: A record about one request carries these as attributes (logging's `extra`); its line gets them.
+REQUEST_FIELDS: Final = ("request_id", "client_ip", "method", "path")
 
 #: Built once: json.dumps with any option builds a new encoder on every call.
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), default=str)
@@ -129,11 +133,16 @@ class _PlainFormatter(logging.Formatter):
         if record.name == DECISION_LOGGER:
             return record.getMessage()
         entry: dict[str, Any] = {
+            "time": iso_utc(record.created),
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for name in REQUEST_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return _ENCODER.encode(entry)

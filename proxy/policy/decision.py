@@ -22,6 +22,10 @@ class Decision:
     outcome: Outcome
     reason: Reason
     route: Route
+    rule: str | None = None
+    """The block that decided, as a key path under the route: `allow` or `deny` whose condition
+    matched, `step_up` when the sign-in falls short of it; for `not_allowed`, what was not met:
+    `allow`, or the first unmet block of its `all` (`allow.all[1]`). For logs and explain."""
     matched: str | None = None
     """The condition that decided (`group:admins`, `domain:example.com`), for logs and explain."""
 

@@ -1,7 +1,9 @@
 """Policy evaluation: (route, principal) -> Decision, pure and total; anything unmatched denies.
 
 Order: public allows anyone; no identity is unauthenticated; a matching `deny` block denies even
-when `allow` would match; a matching `allow` block allows, naming the condition that matched,
+when `allow` would match; a matching `allow` block allows, naming the block and the condition
+that matched (a block matches when any one of its conditions does; its `all` condition when every
+one of its own blocks does),
 unless the route's `step_up` asks for a more recent or stronger sign-in than the identity's
 (unauthenticated, reason `step_up`: signing in again can fix it); everything else is denied. In
 audit mode a denial becomes `would_deny` and the request goes through, but an anonymous request
@@ -59,10 +61,13 @@ def evaluate(route: Route, principal: Principal | None, *, now: float | None = N
     denied = Outcome.WOULD_DENY if policy.mode is PolicyMode.AUDIT else Outcome.DENY
     hit = None if policy.deny is None else next(_hits(policy.deny, principal), None)
     if hit is not None:
-        return Decision(outcome=denied, reason=Reason.DENY_RULE, route=route, matched=hit.matched)
+        return Decision(
+            outcome=denied, reason=Reason.DENY_RULE, route=route, rule="deny", matched=hit.matched
+        )
     hit = None if policy.allow is None else next(_hits(policy.allow, principal), None)
     if hit is None:
-        return Decision(outcome=denied, reason=Reason.NOT_ALLOWED, route=route)
+        unmet_block = "allow" if policy.allow is None else _unmet(policy.allow, principal, "allow")
+        return Decision(outcome=denied, reason=Reason.NOT_ALLOWED, route=route, rule=unmet_block)
     if route.step_up is not None:
         failed = unmet(route.step_up, principal.sign_in, now=time.time() if now is None else now)
         if failed is not None:
@@ -70,13 +75,31 @@ def evaluate(route: Route, principal: Principal | None, *, now: float | None = N
                 outcome=Outcome.UNAUTHENTICATED,
                 reason=Reason.STEP_UP,
                 route=route,
+                rule="step_up",
                 matched=f"step_up:{failed}",
             )
-    return Decision(outcome=Outcome.ALLOW, reason=hit.reason, route=route, matched=hit.matched)
+    return Decision(
+        outcome=Outcome.ALLOW, reason=hit.reason, route=route, rule="allow", matched=hit.matched
+    )
+
+
+def _unmet(rule: Rule, principal: Principal, path: str) -> str:
+    """The key path of the block `principal` does not meet (no condition of `rule` matched): the
+    first unmet block of its `all`, followed down, or `rule` itself."""
+    for index, part in enumerate(rule.all_of):
+        if next(_hits(part, principal), None) is None:
+            return _unmet(part, principal, f"{path}.all[{index}]")
+    return path
 
 
 def _hits(rule: Rule, principal: Principal) -> Iterator[_Hit]:
     """The conditions of `rule` that `principal` meets, most specific first."""
+    if rule.all_of:
+        parts = [next(_hits(part, principal), None) for part in rule.all_of]
+        met = [part for part in parts if part is not None]
+        if len(met) == len(parts):
+            matched = ", ".join(part.matched for part in met)
+            yield _Hit(reason=Reason.ALL, matched=f"all({matched})")
     if principal.user in rule.users:
         yield _Hit(reason=Reason.USER, matched=f"user:{principal.user}")
     email = _email_parts(principal.email)
@@ -94,15 +117,21 @@ def _hits(rule: Rule, principal: Principal) -> Iterator[_Hit]:
         values = claim_strings(value, space_separated=path in SPACE_SEPARATED_CLAIMS) & accepted
         if values:
             yield _Hit(reason=Reason.CLAIM, matched=f"claim:{path}={min(values)}")
+    yield from _workload_hits(rule, principal)
+    if principal.certificate is not None:
+        yield from device_hits(rule, principal.certificate)
+    if rule.authenticated:
+        yield _Hit(reason=Reason.AUTHENTICATED, matched="authenticated")
+
+
+def _workload_hits(rule: Rule, principal: Principal) -> Iterator[_Hit]:
+    """The workload identities of `rule` that `principal` has: a SPIFFE ID (certificate or
+    JWT-SVID alike), a Kubernetes service account."""
     if principal.spiffe_id is not None and principal.spiffe_id in rule.spiffe_ids:
         yield _Hit(reason=Reason.SPIFFE_ID, matched=f"spiffe_id:{principal.spiffe_id}")
     account = principal.service_account
     if account is not None and _service_account_listed(account, rule.service_accounts):
         yield _Hit(reason=Reason.SERVICE_ACCOUNT, matched=f"service_account:{account}")
-    if principal.certificate is not None:
-        yield from device_hits(rule, principal.certificate)
-    if rule.authenticated:
-        yield _Hit(reason=Reason.AUTHENTICATED, matched="authenticated")
 
 
 def _service_account_listed(account: str, listed: frozenset[str]) -> bool:

@@ -20,6 +20,7 @@ from proxy.runtime import RUNTIME_KEY, Runtime, RuntimeHolder, build_runtime, re
 from proxy.server.connections import CONNECTION_GUARD_KEY, ConnectionGuard
 from proxy.server.dispatch import dispatch
 from proxy.server.pipelining import stop_parsing_after_close
+from proxy.server.server_name import name_the_server
 from proxy.stages.accept import accept
 from proxy.stages.context import CONTEXT_KEY
 from proxy.stages.expect import close_unless_body_read, defer_continue
@@ -50,6 +51,7 @@ SERVER_LIMITS: Final = {
 def build_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
     """The proxy application; its runtime is built (and provider keys first fetched) at startup."""
     stop_parsing_after_close()
+    name_the_server()
     server = settings.server
     handler_args = {
         **SERVER_LIMITS,
@@ -124,6 +126,11 @@ def _handler(
 
 async def _accepted(request: web.Request, runtime: Runtime) -> web.StreamResponse:
     request, ctx = accept(request, runtime)
+    tracing = runtime.tracing
+    if tracing is not None:
+        ctx.trace = tracing.start(
+            request.headers, method=ctx.method, from_trusted_proxy=ctx.from_trusted_proxy
+        )
     return await dispatch(request, ctx)
 
 

@@ -11,8 +11,9 @@ from typing import Final
 
 from aiohttp import web
 
-from proxy.endpoints import callback, forward_auth, info, login, logout
-from proxy.endpoints.own_paths import Endpoint, endpoint_paths
+from proxy.config.model import Route
+from proxy.endpoints import callback, ext_authz, forward_auth, info, login, logout
+from proxy.endpoints.own_paths import Endpoint, answers_robots, own_endpoint
 from proxy.endpoints.resource_metadata import published_at, serve_metadata
 from proxy.errors import IdgateError, MethodNotAllowed, NoRoute
 from proxy.forward.headers import is_websocket_upgrade
@@ -42,11 +43,19 @@ _HANDLERS: Final[dict[Endpoint, tuple[Handler, frozenset[str]]]] = {
     Endpoint.BACKCHANNEL_LOGOUT: (logout.backchannel_logout, frozenset({"POST"})),
     # Gateways send their subrequest with the original method (Traefik, Caddy) or GET (nginx).
     Endpoint.AUTH: (forward_auth.auth, _ANY),
+    Endpoint.SIGNED_OUT: (logout.signed_out, _READ),
+    Endpoint.ROBOTS: (info.robots, _READ),
+    # Envoy checks with the original request's method.
+    Endpoint.EXT_AUTHZ: (ext_authz.check, _ANY),
 }
 
 
 async def dispatch(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    endpoint = endpoint_paths(ctx.runtime.settings.prefix).get(ctx.path)
+    endpoint = own_endpoint(request.raw_path, ctx.path, ctx.runtime.settings.prefix)
+    if endpoint is Endpoint.ROBOTS and not answers_robots(
+        ctx.runtime.routes.match(host=ctx.host, path=ctx.path, method=ctx.method)
+    ):
+        endpoint = None
     if endpoint is not None:
         ctx.own_endpoint = True
         handler, methods = _HANDLERS[endpoint]
@@ -60,7 +69,12 @@ async def dispatch(request: web.Request, ctx: RequestContext) -> web.StreamRespo
 
 
 async def proxy_request(request: web.Request, ctx: RequestContext) -> web.StreamResponse:
-    decision = await authorize(request, ctx)
+    trace = ctx.trace
+    if trace is None:
+        decision = await authorize(request, ctx)
+    else:
+        with trace.stage("authorize"):
+            decision = await authorize(request, ctx)
     if not decision.lets_through or ctx.decision is not decision:
         # Unreachable by construction; counted so an alert fires if a change ever makes it not so.
         ctx.runtime.metrics.forwarded_without_decision.inc()
@@ -71,9 +85,22 @@ async def proxy_request(request: web.Request, ctx: RequestContext) -> web.Stream
         raise NoRoute("this route only answers forward-auth checks")
     principal = ctx.principal
     headers = (
-        identity_headers(principal, route, ctx.runtime.signer) if principal is not None else {}
+        identity_headers(
+            principal, route, ctx.runtime.signer, session_access_token=ctx.session_access_token
+        )
+        if principal is not None
+        else {}
     )
     headers["X-Request-Id"] = ctx.request_id
+    if trace is None:
+        return await _send_upstream(request, ctx, route, headers)
+    with trace.forwarding(headers):
+        return await _send_upstream(request, ctx, route, headers)
+
+
+async def _send_upstream(
+    request: web.Request, ctx: RequestContext, route: Route, headers: dict[str, str]
+) -> web.StreamResponse:
     if is_websocket_upgrade(request.method, request.headers):
         return await open_websocket(request, ctx, route, headers)
     return await forward(request, ctx, route, headers)

@@ -33,6 +33,7 @@ from proxy.server.connections import CONNECTION_GUARD_KEY
 from proxy.server.drain import CLOSING_SECONDS, drain
 from proxy.server.listener import Listener
 from proxy.server.reload import reload_config
+from proxy.server.server_name import name_the_server
 
 _log = logging.getLogger("idgate.serve")
 
@@ -45,6 +46,7 @@ def build_metrics_app(
 ) -> web.Application:
     """`/metrics` on its own listener, so the public port never exposes it, and the admin
     endpoints (proxy/server/admin.py), which ask for the admin token besides."""
+    name_the_server()
 
     async def scrape(request: web.Request) -> web.Response:
         body = await asyncio.to_thread(generate_latest, registry)

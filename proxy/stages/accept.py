@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 
 from proxy.errors import BadRequest, RequestTooLarge
 from proxy.runtime import Runtime
-from proxy.stages.context import CONTEXT_KEY, RequestContext
+from proxy.stages.context import CONTEXT_KEY, RefusedRequest, RequestContext
 from proxy.stages.header_names import FORWARDING_HEADERS, IDENTITY_HEADERS, header_key
 from proxy.stages.paths import normalize_path
 
@@ -64,8 +64,7 @@ def accept(request: web.Request, runtime: Runtime) -> tuple[web.Request, Request
 
     Raises BadRequest for what cannot be accepted."""
     check_head_size(request, runtime.settings.server.max_request_head_bytes)
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    peer_ip = peer[0] if isinstance(peer, tuple) else "unknown"
+    peer_ip = peer_address(request)
     trusted = runtime.trusted_proxies
     from_trusted = trusted.trusts(peer_ip)
 
@@ -103,6 +102,10 @@ def accept(request: web.Request, runtime: Runtime) -> tuple[web.Request, Request
     )
     request[CONTEXT_KEY] = ctx
     if _needs_cleaning(request, from_trusted):
+        if not from_trusted:
+            ctx.untrusted_forwarding = frozenset(
+                key for name in request.headers if (key := header_key(name)) in FORWARDING_HEADERS
+            )
         # The clone copies request state, so CONTEXT_KEY (one shared object) travels with it.
         request = request.clone(
             headers=CIMultiDict(
@@ -113,6 +116,23 @@ def accept(request: web.Request, runtime: Runtime) -> tuple[web.Request, Request
             )
         )
     return request, ctx
+
+
+def peer_address(request: web.Request) -> str:
+    """The address of the connection's other end ("unknown" when the socket does not say)."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return peer[0] if isinstance(peer, tuple) else "unknown"
+
+
+def refused_request(request: web.Request) -> RefusedRequest:
+    """What is known of a request accept refused: a new request id, the peer, the method, and
+    the path as sent without its query (which may carry a token)."""
+    return RefusedRequest(
+        request_id=secrets.token_hex(8),
+        peer_ip=peer_address(request),
+        method=request.method,
+        path=request.raw_path.partition("?")[0],
+    )
 
 
 def check_head_size(request: web.Request, limit: int) -> None:

@@ -22,6 +22,7 @@ from proxy.policy.decision import Decision, Outcome
 from proxy.policy.evaluate import evaluate
 from proxy.reasons import Reason
 from proxy.stages.context import RequestContext
+from proxy.stages.cors import is_cors_preflight
 from proxy.stages.identify import identify
 
 
@@ -32,11 +33,21 @@ async def authorize(request: web.Request, ctx: RequestContext) -> Decision:
     if route is None:
         raise NoRoute("no route for this request")
     ctx.route = route
+    if route.allow_cors_preflight and is_cors_preflight(ctx.method, request.headers):
+        # Fetch: a CORS-preflight request never carries credentials, so it cannot be identified;
+        # the upstream answers it and the real request that follows is judged as usual.
+        decision = Decision(outcome=Outcome.ALLOW, reason=Reason.CORS_PREFLIGHT, route=route)
+        ctx.decision = decision
+        return decision
     if route.policy.public:
         principal = None
     else:
         try:
-            principal = await identify(request, ctx)
+            if ctx.trace is None:
+                principal = await identify(request, ctx)
+            else:
+                with ctx.trace.stage("identify"):
+                    principal = await identify(request, ctx)
         except (Unauthenticated, ProviderUnavailable) as error:
             if isinstance(error, InvalidToken):
                 ctx.token_failure = error.failure

@@ -13,6 +13,7 @@ from proxy.sessions.store import CookieChange
 if TYPE_CHECKING:
     from proxy.config.model import Route
     from proxy.identity.principal import Principal
+    from proxy.observability.tracing import RequestTrace
     from proxy.policy.decision import Decision
     from proxy.reasons import TokenFailure
 
@@ -42,6 +43,8 @@ class RequestContext:
     """Raw query string, never matched against policy, forwarded unchanged."""
     authority: str
     """Host and port as the client addressed them (`Host`, or a trusted `X-Forwarded-Host`)."""
+    untrusted_forwarding: frozenset[str] = frozenset()
+    """Forwarding headers (by `header_key`) an untrusted peer sent and accept dropped."""
     own_endpoint: bool = False
     """The path is one of idgate's own endpoints (metrics label `_idgate`), not a route."""
     for_gateway: bool = False
@@ -51,12 +54,29 @@ class RequestContext:
     verify_again_at: float | None = None
     """Unix time of the session's next refresh, when a session identified the caller: a
     gateway's cached decision must not outlive it."""
+    session_access_token: str | None = None
+    """The provider's access token of the session that identified the caller (the refreshed one
+    after a refresh); None for any other credential. Never logged."""
     decision: Decision | None = None
     token_failure: TokenFailure | None = None
     token_issuer: str | None = None
     """Name of the issuer a refused token was matched to, when it got that far."""
     set_cookies: list[CookieChange] = field(default_factory=list)
     """Session cookie changes to send with whatever response this request gets."""
+    trace: RequestTrace | None = None
+    """The request's spans, when tracing is configured (proxy/observability/tracing.py)."""
 
 
 CONTEXT_KEY = web.RequestKey[RequestContext]("context")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefusedRequest:
+    """What is logged of a request refused before it had a context (accept raised): the peer,
+    not a forwarded client, since no forwarding header was vetted; the path as sent, without
+    its query."""
+
+    request_id: str
+    peer_ip: str
+    method: str
+    path: str

@@ -10,28 +10,40 @@ import json.encoder
 import time
 from typing import Final
 
-from proxy.stages.context import RequestContext
+from proxy.observability.log_time import iso_utc
+from proxy.stages.context import RefusedRequest, RequestContext
 
 #: A JSON string literal (quoted, escaped, ASCII only), as json.dumps writes one.
 _string: Final = json.encoder.encode_basestring_ascii
 
 
 def decision_line(
-    ctx: RequestContext | None, *, status: int, route: str, latency: float, reason: str | None
+    ctx: RequestContext | RefusedRequest,
+    *,
+    status: int,
+    route: str,
+    latency: float,
+    reason: str | None,
 ) -> str:
-    """The request's decision-log line; a decision's own reason wins over `reason`.
+    """The request's decision-log line; a decision's own reason wins over `reason`. A request
+    accept refused has no context: what is known of it is logged.
 
     Written out field by field rather than through json (a third of the cost, on every request);
     strings are escaped by json's own escaper, so the line is what
     `json.dumps(fields, separators=(",", ":"))` would write (pinned by
     tests/stages/test_decision_line.py).
     """
+    now = time.time()
     head = (
-        f'{{"ts":{round(time.time(), 3)!r},"status":{status},"route":{_string(route)},'
-        f'"latency_ms":{round(latency * 1000, 3)!r}'
+        f'{{"time":"{iso_utc(now)}","ts":{round(now, 3)!r},"status":{status},'
+        f'"route":{_string(route)},"latency_ms":{round(latency * 1000, 3)!r}'
     )
-    if ctx is None:
-        return f'{head},"reason":{_optional(reason)}}}'
+    if isinstance(ctx, RefusedRequest):
+        return (
+            f'{head},"request_id":{_string(ctx.request_id)},"client_ip":{_string(ctx.peer_ip)},'
+            f'"method":{_string(ctx.method)},"path":{_string(ctx.path)},'
+            f'"reason":{_optional(reason)}}}'
+        )
     principal = ctx.principal
     line = (
         f'{head},"request_id":{_string(ctx.request_id)},"client_ip":{_string(ctx.client_ip)},'
@@ -45,10 +57,14 @@ def decision_line(
             f',"issuer":{_optional(principal.issuer)}'
         )
     if ctx.decision is not None:
-        line += f',"decision":{_string(ctx.decision.outcome)}'
-        reason = ctx.decision.reason
+        decision = ctx.decision
+        line += f',"decision":{_string(decision.outcome)}'
+        line += f',"rule":{_optional(decision.rule)},"matched":{_optional(decision.matched)}'
+        reason = decision.reason
     if ctx.token_failure is not None:
         line += f',"token_failure":{_string(ctx.token_failure)}'
+    if ctx.trace is not None:
+        line += f',"trace_id":"{ctx.trace.trace_id}"'
     return f'{line},"reason":{_optional(reason)}}}'
 
 

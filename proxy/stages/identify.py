@@ -68,4 +68,5 @@ async def _session(request: web.Request, ctx: RequestContext) -> Principal | Non
         return None
     ctx.set_cookies.extend(session.cookies)
     ctx.verify_again_at = session.record.verified_at + ctx.runtime.settings.session.refresh_seconds
+    ctx.session_access_token = session.record.access_token
     return session.principal

@@ -17,8 +17,10 @@ from aiohttp import web
 from proxy.errors import BadRequest, IdgateError, RequestTooLarge
 from proxy.observability.decision_log import log_decision
 from proxy.observability.metrics import ROUTE_IDGATE, ROUTE_NONE, method_label, status_class
+from proxy.observability.tracing import RequestTrace
 from proxy.runtime import Runtime
-from proxy.stages.context import CONTEXT_KEY, RequestContext
+from proxy.stages.accept import refused_request
+from proxy.stages.context import CONTEXT_KEY, RefusedRequest, RequestContext
 from proxy.stages.decision_line import decision_line
 from proxy.stages.limits import after_failure
 from proxy.stages.responses import error_response
@@ -87,14 +89,37 @@ async def observe(
     if ctx is not None and ctx.decision is not None:
         # The enums are StrEnums: label and log values as they are, `.value` costs a lookup.
         metrics.child(metrics.decisions, route, ctx.decision.outcome, ctx.decision.reason).inc()
+    reason = error.reason if error is not None else None
+    if ctx is not None and ctx.trace is not None:
+        _end_trace(ctx, ctx.trace, status=response.status, route=route, reason=reason)
+    subject: RequestContext | RefusedRequest
+    if ctx is None:
+        # Refused by accept: the line and the response still share a request id.
+        subject = refused_request(request)
+        response.headers["X-Request-Id"] = subject.request_id
+    else:
+        subject = ctx
     if settings.log.decisions:
         log_decision(
             decision_line(
-                ctx,
-                status=response.status,
-                route=route,
-                latency=latency,
-                reason=error.reason if error is not None else None,
+                subject, status=response.status, route=route, latency=latency, reason=reason
             )
         )
     return response
+
+
+def _end_trace(
+    ctx: RequestContext, trace: RequestTrace, *, status: int, route: str, reason: str | None
+) -> None:
+    decision = ctx.decision
+    principal = ctx.principal
+    trace.finish(
+        status=status,
+        route=route,
+        path=ctx.path,
+        client_ip=ctx.client_ip,
+        request_id=ctx.request_id,
+        decision=None if decision is None else decision.outcome,
+        reason=reason if decision is None else decision.reason,
+        user=None if principal is None else principal.user,
+    )

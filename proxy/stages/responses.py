@@ -132,6 +132,16 @@ def _requested_url(ctx: RequestContext | None) -> str:
     return f"{ctx.scheme}://{ctx.authority}{ctx.upstream_path}{query}"
 
 
+def _previous_page(request: web.Request, ctx: RequestContext, *, here: str) -> str | None:
+    """The page the person came from, when the browser says (Referer) and it is on this very
+    origin: a link back there can lead nowhere else. None for this page itself."""
+    referer = request.headers.get("Referer", "")
+    origin = f"{ctx.scheme}://{ctx.authority}"
+    if not referer.startswith(f"{origin}/") or referer == here or not referer.isprintable():
+        return None
+    return referer
+
+
 def _page(
     error: IdgateError, *, request: web.Request, ctx: RequestContext | None, settings: Settings
 ) -> web.Response:
@@ -160,10 +170,15 @@ def _page(
     if isinstance(error, Forbidden) and ctx is not None and ctx.route is not None:
         principal = ctx.principal
         base = settings.public_url.rstrip("/")
+        sign_out = f"{base}{settings.prefix}/sign_out"
         return denied_page(
             route=ctx.route.name,
             user=principal.user if principal is not None else None,
-            sign_out_url=f"{base}{settings.prefix}/sign_out",
+            sign_out_url=sign_out,
+            # Signing out with the page as the target signs in again there, asking who.
+            switch_account_url=f"{sign_out}?rd={quote(here, safe='')}",
+            back_url=_previous_page(request, ctx, here=here) or f"{base}/",
+            help_url=settings.pages.help_url,
             request_id=request_id,
         )
     return problem_page(

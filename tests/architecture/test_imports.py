@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pkgutil
-import subprocess
-import sys
 
 import pytest
 
 import proxy
+from tests.support.python_process import run_python
 
 MODULES = sorted(
     info.name
@@ -20,11 +19,5 @@ MODULES = sorted(
 @pytest.mark.parametrize("module", MODULES)
 def test_module_imports_without_warnings(module: str) -> None:
     """A module imported alone under -W error emits no warning and starts nothing."""
-    result = subprocess.run(
-        [sys.executable, "-W", "error", "-c", f"import {module}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(f"import {module}")
     assert result.returncode == 0, result.stderr

@@ -63,3 +63,15 @@ def test_introspection_without_an_audience_warns_that_any_token_of_the_provider_
     )
     introspection["require_audience"] = True
     assert warnings_of(document) == []
+
+
+def test_a_cors_opening_on_a_route_without_options_warns(document: dict[str, Any]) -> None:
+    """`allow_cors_preflight` beside `methods` that leave out OPTIONS could never apply."""
+    document["oidc"]["audiences"] = ["https://api.example.com"]
+    document["routes"][0] |= {"allow_cors_preflight": True, "methods": ["GET"]}
+
+    [warning] = warnings_of(document)
+
+    assert warning.startswith("routes[0].allow_cors_preflight: route 'app' lists methods")
+    document["routes"][0]["methods"] = ["GET", "OPTIONS"]
+    assert warnings_of(document) == []

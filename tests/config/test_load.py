@@ -53,6 +53,7 @@ def test_example_config_parses_with_its_two_variables_set() -> None:
         "jenkins",
         "deploy",
         "wiki",
+        "oncall",
     ]
     assert [issuer.name for issuer in settings.all_issuers] == [
         "oidc",
@@ -64,8 +65,8 @@ def test_example_config_parses_with_its_two_variables_set() -> None:
 
 
 def test_example_config_shows_every_kind_of_route() -> None:
-    """The example has a public, a group, a claims, a step-up, a deny, an audit, a one-issuer
-    and a decision-only route."""
+    """The example has a public, a group, a claims, a step-up, a deny, an audit, a one-issuer,
+    a decision-only and an all-of route."""
     routes = {route.name: route for route in load_settings(EXAMPLE, EXAMPLE_ENV).routes}
 
     assert routes["status"].policy.public
@@ -81,6 +82,8 @@ def test_example_config_shows_every_kind_of_route() -> None:
     assert routes["jenkins"].policy.mode is PolicyMode.AUDIT
     assert routes["deploy"].issuers == frozenset({"github-actions"})
     assert routes["wiki"].upstream is None
+    assert routes["oncall"].policy.allow is not None
+    assert len(routes["oncall"].policy.allow.all_of) == 2
 
 
 def test_example_config_without_its_variables_names_both() -> None:
@@ -89,6 +92,32 @@ def test_example_config_without_its_variables_names_both() -> None:
         load_settings(EXAMPLE, {})
 
     assert [issue.path for issue in caught.value.issues] == ["oidc.client_secret", "session.secret"]
+
+
+def test_without_reading_secrets_no_secret_variable_is_needed(document: dict[str, Any]) -> None:
+    """Not reading secrets covers every secret: client_secret, session secrets, Redis URL and
+    passwords; every other `${VAR}` is still required."""
+    document["oidc"]["client_secret"] = "${CLIENT_SECRET}"
+    document["session"] = {
+        "secret": ["${SESSION_SECRET}", "${OLD_SESSION_SECRET}"],
+        "store": "redis",
+        "redis": {"url": "${REDIS_URL}", "password": "${REDIS_PASSWORD}"},
+    }
+
+    settings = parse_settings(document, {}, read_secrets=False)
+
+    assert settings.session.redis is not None
+    document["oidc"]["client_id"] = "${CLIENT_ID}"
+    with pytest.raises(ConfigError, match="CLIENT_ID is not set"):
+        parse_settings(document, {}, read_secrets=False)
+
+
+def test_without_reading_secrets_the_example_loads_with_no_variables() -> None:
+    """For commands that use no secret (explain), the secret references need no variable."""
+    settings = load_settings(EXAMPLE, {}, read_secrets=False)
+
+    assert settings.oidc.client_secret is not None
+    assert settings.oidc.client_secret.reveal() != ""
 
 
 def test_minimal_config_takes_every_default_from_the_model(document: dict[str, Any]) -> None:
@@ -299,6 +328,15 @@ def test_config_error_carries_issues_and_prints_one_per_line() -> None:
         (
             lambda d: d.update(forward_auth={"decision_cache_seconds": 61}),
             "forward_auth.decision_cache_seconds: must be between 0 and 60",
+        ),
+        (
+            lambda d: d.update(pages={"help_url": "javascript:alert(1)"}),
+            "pages.help_url: expected an absolute http or https URL",
+        ),
+        (lambda d: d.update(pages={"help": "https://x.example"}), "pages.help: unknown key"),
+        (
+            lambda d: d.update(pages={"help_url": "https://x.example/?a b"}),
+            "pages.help_url: must not contain spaces",
         ),
         (
             lambda d: d.update({True: 1}),
@@ -569,6 +607,16 @@ def test_forward_auth_decisions_hold_a_few_seconds_unless_turned_off(
     assert parse_settings(document, {}).forward_auth.decision_cache_seconds == 5
     document["forward_auth"] = {"decision_cache_seconds": 0}
     assert parse_settings(document, {}).forward_auth.decision_cache_seconds == 0
+
+
+def test_pages_help_url_is_optional(document: dict[str, Any]) -> None:
+    """No help link unless `pages.help_url` names one; it is kept as written."""
+    assert parse_settings(document, {}).pages.help_url is None
+    document["pages"] = {"help_url": "https://desk.example.com/new?form=access#top"}
+    assert (
+        parse_settings(document, {}).pages.help_url
+        == "https://desk.example.com/new?form=access#top"
+    )
 
 
 def test_device_conditions_are_read_into_the_rule(document: dict[str, Any], tmp_path: Path) -> None:

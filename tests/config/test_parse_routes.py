@@ -75,6 +75,32 @@ def test_route_keys_map_onto_the_model(document: dict[str, Any]) -> None:
     )
 
 
+def test_all_requires_every_block_and_nests(document: dict[str, Any]) -> None:
+    """`all` is a list of blocks read like allow itself, so they can hold an `all` of their own."""
+    only_route(
+        document,
+        name="ops",
+        allow={
+            "users": ["root"],
+            "all": [
+                {"groups": ["sre"]},
+                {"domains": ["Corp.Example"], "all": [{"emails": ["a@corp.example"]}]},
+            ],
+        },
+    )
+
+    assert parse_settings(document, {}).routes[0].policy.allow == Rule(
+        users=frozenset({"root"}),
+        all_of=(
+            Rule(groups=frozenset({"sre"})),
+            Rule(
+                domains=frozenset({"corp.example"}),
+                all_of=(Rule(emails=frozenset({"a@corp.example"})),),
+            ),
+        ),
+    )
+
+
 def test_route_defaults_come_from_the_model(document: dict[str, Any]) -> None:
     """A route with only a name and `public: true` matches everything and has no upstream."""
     only_route(document, name="open", public=True)
@@ -174,6 +200,17 @@ def test_routes_keep_their_written_order(document: dict[str, Any]) -> None:
                 "payments/frontend/x",
                 "payments/" + "a" * 254,
             )
+        ),
+        ({"name": "r", "allow": {"all": []}}, "routes[0].allow.all: must list at least one"),
+        ({"name": "r", "allow": {"all": {"groups": ["a"]}}}, "routes[0].allow.all: must be a list"),
+        ({"name": "r", "allow": {"all": [{"groups": ["a"]}, {}]}}, "routes[0].allow.all[1]: names"),
+        (
+            {"name": "r", "allow": {"all": [{"groups": ["a"]}, {"domain": ["x.com"]}]}},
+            "routes[0].allow.all[1].domain: unknown key; did you mean domains?",
+        ),
+        (
+            {"name": "r", "allow": {"users": ["u"]}, "deny": {"all": [{"authenticated": True}]}},
+            "routes[0].deny.all[0].authenticated: only allowed in allow",
         ),
     ],
 )

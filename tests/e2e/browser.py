@@ -55,9 +55,14 @@ ACR_MFA: Final = "urn:idgate:test:mfa"
 ACR_PASSWORD: Final = "urn:idgate:test:password"
 
 
+#: The route of `sign_in_routes` whose upstream receives the session's access token.
+WITH_TOKEN_PATH: Final = "/with-token"
+
+
 def sign_in_routes(upstream: str) -> list[dict[str, Any]]:
     """A public route, an admins-only one, one that needs a recent multi-factor sign-in
-    (VAULT_PATH), and the default one for any signed-in user."""
+    (VAULT_PATH), one that passes the session's access token (WITH_TOKEN_PATH), and the default
+    one for any signed-in user."""
     return [
         {"name": "public", "path": "/public", "upstream": upstream, "public": True},
         {"name": "admins", "path": "/admin", "upstream": upstream, "allow": {"groups": ["admins"]}},
@@ -67,6 +72,13 @@ def sign_in_routes(upstream: str) -> list[dict[str, Any]]:
             "upstream": upstream,
             "allow": {"authenticated": True},
             "step_up": {"max_age": VAULT_MAX_AGE, "acr_values": [ACR_MFA]},
+        },
+        {
+            "name": "with-token",
+            "path": WITH_TOKEN_PATH,
+            "upstream": upstream,
+            "allow": {"authenticated": True},
+            "pass_session_access_token": True,
         },
         {"name": "tools", "path": "/", "upstream": upstream, "allow": {"authenticated": True}},
     ]
@@ -91,13 +103,14 @@ class SignInSetup:
         self,
         workers: int,
         session: Mapping[str, object],
-        settings: Mapping[str, object] | None = None,
+        *,
+        top: Mapping[str, object] | None = None,
     ) -> IdgateProcess:
-        """As start_idgate, with `workers` worker processes (and other top-level `settings`)."""
+        """As start_idgate, with `workers` worker processes (and `top`-level sections)."""
         document = base_document(self.provider.issuer, sign_in_routes(self._upstream))
         document["oidc"]["scopes"] = SCOPES
         document["session"] |= session
-        document |= settings or {}
+        document |= top or {}
         workdir = self._workdir / f"idgate-{len(self._gates)}"
         workdir.mkdir()
         gate = self._stack.enter_context(running_idgate(workdir, document, workers=workers))
@@ -105,7 +118,13 @@ class SignInSetup:
         await self.provider.configure_web_client(
             redirect_uris=[f"{each.url}/oauth2/callback" for each in self._gates],
             post_logout_redirect_uris=[
-                url for each in self._gates for url in (f"{each.url}/", each.url + SIGNED_OUT_PATH)
+                url
+                for each in self._gates
+                for url in (
+                    f"{each.url}/",
+                    f"{each.url}/oauth2/signed_out",
+                    each.url + SIGNED_OUT_PATH,
+                )
             ],
             backchannel_logout_uri=f"{self._gates[0].url}/oauth2/backchannel_logout",
         )

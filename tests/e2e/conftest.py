@@ -6,15 +6,16 @@ a machine that cannot run the end-to-end suite must not pass by skipping all of 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, BrowserContext
 from pytest_aiohttp import AiohttpServer
 
 from proxy.demo.ports import free_loopback_ports
-from tests.e2e.browser import SignInSetup
+from tests.e2e.browser import SignInSetup, browser_context, chromium
 from tests.e2e.gateways import (
     Gateway,
     GatewayRunner,
@@ -135,3 +136,17 @@ def sign_in_setup(
         yield setup
     finally:
         setup.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """A headless Chromium of the test's own (Playwright's async API is bound to its loop)."""
+    async with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh browser profile in `browser`: no cookies, loopback only."""
+    async with browser_context(browser) as context:
+        yield context

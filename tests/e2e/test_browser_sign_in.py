@@ -8,11 +8,9 @@ directory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
-import pytest
 from playwright.async_api import Browser, BrowserContext
 
 from tests.e2e.browser import (
@@ -21,7 +19,6 @@ from tests.e2e.browser import (
     SignInSetup,
     assert_refused_as_ended,
     browser_context,
-    chromium,
     confirm_provider_sign_out,
     end_provider_session,
     expect_provider_login,
@@ -37,18 +34,6 @@ REFRESHES: Final = "idgate_session_refreshes_total"
 LOGOUTS: Final = "idgate_logouts_total"
 #: Every request re-verifies the session at the provider.
 REFRESH_EVERY_REQUEST: Final = {"refresh_interval": "1ms"}
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    async with browser_context(browser) as context:
-        yield context
 
 
 async def test_sign_in_lands_on_the_original_url_with_the_identity_sent_upstream(
@@ -77,8 +62,9 @@ async def test_sign_in_lands_on_the_original_url_with_the_identity_sent_upstream
     assert cookie["path"] == "/"
     assert cookie["secure"] is False, "public_url is http here; Secure would drop the cookie"
 
-    await page.goto(f"{gate.url}/oauth2/userinfo")
-    assert await page_json(page) == {
+    # Not a navigation (that is the "who am I" page): a script's or curl's request gets JSON.
+    userinfo = await context.request.get(f"{gate.url}/oauth2/userinfo")
+    assert await userinfo.json() == {
         "user": "alice",
         "email": "alice@example.com",
         "groups": ["admins", "engineering"],

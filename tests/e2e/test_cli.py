@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import OidcProvider
 from tests.e2e.idgate_process import SECRET_ENVIRONMENT, base_document, running_idgate
@@ -119,11 +120,75 @@ def test_explain_prints_the_route_and_the_decision() -> None:
     assert "decision:  allow" in allowed.stdout
     assert "reason:    group" in allowed.stdout
     assert "answer:    200 (forwarded to http://grafana.internal:3000)" in allowed.stdout
-    assert denied.returncode == 0, denied.stderr
+    assert denied.returncode == 4, denied.stderr
     assert "route:     admin (" in denied.stdout
     assert "decision:  deny" in denied.stdout
     assert "reason:    deny_rule" in denied.stdout
     assert "answer:    403 (forbidden)" in denied.stdout
+
+
+def test_the_readme_explain_line_runs_as_written_without_secrets() -> None:
+    """README's own explain example, with no IDGATE_* variable set, prints what README shows and
+    exits 4 (denied)."""
+    readme = (EXAMPLE.parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("$ idgate explain ", 1)[1].split("\n```", 1)[0]
+    command, shown = block.split("\nrequest:", 1)
+
+    done = idgate("explain", *shlex.split(command.replace("\\\n", " ")), secrets=False)
+
+    assert done.returncode == 4, done.stderr
+    assert done.stdout.strip() == f"request:{shown}".strip()
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ("--url https://grafana.example.com/ --user ann --group sre", 0),
+        ("--url https://jenkins.example.com/ --user ann", 0),
+        ("--url https://grafana.example.com/", 3),
+        ("--url https://admin.example.com/payroll --user ann --group hr", 3),
+        ("--url https://grafana.example.com/ --user ann --group guests", 4),
+        ("--url https://nowhere.example.com/", 5),
+        ("--url https://grafana.example.com/oauth2/userinfo", 0),
+    ],
+)
+def test_explain_exits_with_a_status_per_outcome(args: str, code: int) -> None:
+    """0 let through (audit included), 3 sign-in needed (step-up included), 4 denied, 5 no
+    route; scripts and CI can test a policy change by the exit status alone."""
+    done = idgate("explain", "-c", str(EXAMPLE), *shlex.split(args), secrets=False)
+
+    assert (done.returncode, done.stderr) == (code, "")
+
+
+async def test_explain_takes_a_real_token_and_says_it_was_not_verified(
+    oidc_provider: OidcProvider, tmp_path: Path
+) -> None:
+    """A token from the provider gives the identity through the configured claim names; its
+    claims are read without verification, and the token itself is never printed."""
+    routes = [
+        {
+            "name": "ops",
+            "upstream": "http://127.0.0.1:9",
+            "allow": {"all": [{"groups": ["admins"]}, {"domains": ["example.com"]}]},
+        }
+    ]
+    config = tmp_path / "idgate.yaml"
+    document = base_document(oidc_provider.issuer, routes) | {"public_url": "http://127.0.0.1"}
+    config.write_text(yaml.safe_dump(document), "utf-8")
+    alice = await oidc_provider.token_for_user("alice")
+    bob = await oidc_provider.token_for_user("bob")
+
+    allowed = idgate("explain", "-c", str(config), "--url", "/x", "--token", alice, secrets=False)
+    denied = idgate("explain", "-c", str(config), "--url", "/x", "--token", bob, secrets=False)
+
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert allowed.stdout.startswith("token:     claims decoded WITHOUT verification")
+    assert allowed.stdout.count("token:") == 1, "a good token has nothing the proxy would refuse"
+    assert "identity:  user alice, email alice@example.com" in allowed.stdout
+    assert "matched:   all(group:admins, domain:example.com)" in allowed.stdout
+    assert denied.returncode == 4
+    assert "rule:      allow.all[0]: none of its conditions is met" in denied.stdout
+    assert alice not in allowed.stdout + allowed.stderr
 
 
 def test_serve_refuses_a_broken_config_before_listening(tmp_path: Path) -> None:

@@ -161,7 +161,7 @@ async def test_printed_curl_line_and_explain_line_work_and_ctrl_c_exits_cleanly(
             stdout=asyncio.subprocess.PIPE,
         )
         output, _ = await explained.communicate()
-        assert explained.returncode == 0
+        assert explained.returncode == 4, "explain exits 4 for a denial"
         assert "decision:  deny" in output.decode()
 
         assert await demo.interrupt() == 0
@@ -240,9 +240,9 @@ async def test_browser_tour(tmp_path: Path) -> None:
         )
 
 
-async def test_sign_out_ends_back_at_the_sign_in_page(tmp_path: Path) -> None:
-    """Sign out from the 403 page goes through the issuer's end_session and back to idgate,
-    which, with no session left, shows the issuer's sign-in page again."""
+async def test_sign_out_ends_on_the_signed_out_page_and_signs_in_again(tmp_path: Path) -> None:
+    """Sign out from the 403 page goes through the issuer's end_session and back to idgate's
+    signed-out page, whose button leads to the issuer's sign-in page again."""
     async with headless_chromium() as browser, running_demo(tmp_path) as demo:
         context = await browser.new_context()
         context.set_default_timeout(TIMEOUT_MS)
@@ -251,7 +251,9 @@ async def test_sign_out_ends_back_at_the_sign_in_page(tmp_path: Path) -> None:
         await sign_in_as(page, demo, "bob")
         await page.get_by_role("heading", name="Access denied").wait_for()
         await page.get_by_role("link", name="Sign out").click()
-        await page.get_by_role("button", name="Sign in as bob").wait_for()
+        await page.get_by_role("heading", name="Signed out").wait_for()
         await screenshot(page, "04-signed-out.png", tmp_path)
+        await page.get_by_role("link", name="Sign in again").click()
+        await page.get_by_role("button", name="Sign in as bob").wait_for()
         await context.close()
         assert await demo.interrupt() == 0

@@ -117,6 +117,7 @@ async def test_metrics_pass_promtool_check_after_traffic(
         assert f"\n{family}" in exposition, f"{family} has no sample"
     assert 'method="OTHER"' in exposition
     assert "not-a-jwt" not in exposition
+    assert "_created" not in exposition
 
 
 async def test_metrics_are_not_served_on_the_public_port(

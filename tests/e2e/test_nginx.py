@@ -26,7 +26,7 @@ from tests.e2e.gateways import (
     idgate_behind,
     running_nginx,
 )
-from tests.e2e.idgate_process import IdgateProcess
+from tests.e2e.idgate_process import IdgateProcess, running_idgate
 from tests.support.upstream import EchoUpstream, serve_echo
 
 IDENTITY = ("x-authenticated-user", "x-authenticated-email", "x-authenticated-groups")
@@ -268,3 +268,33 @@ async def session_cookie(context: BrowserContext) -> str:
     ]
     assert len(values) == 1
     return values[0]
+
+
+async def test_nginx_missing_from_trusted_proxies_is_refused_and_logged(
+    oidc_provider: OidcProvider, upstream: EchoUpstream, tmp_path: Path
+) -> None:
+    """An idgate whose trusted_proxies leave nginx out refuses its checks (403, logged, counted)
+    instead of judging `GET /`, which would let bob (example.com, not an admin) into /admin."""
+    document = gateway_document(
+        oidc_provider.issuer, upstream.url, trusted_proxies=("10.9.9.9/32",)
+    )
+    (tmp_path / "idgate").mkdir()
+    (tmp_path / "nginx").mkdir()
+    token = await oidc_provider.token_for_user("bob")
+    with (
+        running_idgate(tmp_path / "idgate", document) as idgate,
+        running_nginx(
+            tmp_path / "nginx", idgate=f"127.0.0.1:{idgate.port}", upstream=upstream.url[7:]
+        ) as nginx,
+    ):
+        status, _, _ = await get(nginx, "/admin/panel", token=token)
+        entry = await idgate.wait_for_entry(lambda e: e.get("logger") == "idgate.forward_auth")
+        decision = await idgate.wait_for_decision("/oauth2/auth")
+        refusals = await idgate.metric("idgate_forward_auth_untrusted_peers_total")
+
+    assert status == 403
+    assert upstream.calls == 0
+    assert "not in trusted_proxies" in entry["msg"]
+    assert "x-original-uri" in entry["msg"]
+    assert decision["reason"] == "untrusted_gateway"
+    assert refusals == 1

@@ -72,7 +72,7 @@ async def test_sessions_lists_a_users_sign_ins_and_revoke_session_ends_exactly_o
     gate = await sign_in_setup.start_workers(
         1,
         {"store": "redis", "redis": {"url": redis_server.url.reveal()}},
-        {"trusted_proxies": ["127.0.0.1"]},
+        top={"trusted_proxies": ["127.0.0.1"]},
     )
     for name, http in browsers.items():
         await sign_in(http, gate, name.split("-")[0])

@@ -163,7 +163,8 @@ async def test_another_port_of_the_gate_s_host_is_refused_at_sign_in_and_sign_ou
     sign_in_setup: SignInSetup, http: aiohttp.ClientSession
 ) -> None:
     """`rd` on idgate's own host at another port is another origin: the sign-in returns to "/"
-    instead, and the sign-out sends the provider idgate's home, which the provider honours."""
+    instead, and the sign-out sends the provider idgate's signed-out page, which the provider
+    honours."""
     gate = await start(sign_in_setup, "on")
     elsewhere = f"http://127.0.0.1:{OTHER_PORT}/"
     assert not gate.url.startswith(elsewhere[:-1])
@@ -174,5 +175,6 @@ async def test_another_port_of_the_gate_s_host_is_refused_at_sign_in_and_sign_ou
         assert resp.headers["Location"] == "/"
     location = await leave(http, gate, rd=elsewhere)
 
-    assert post_logout_redirect_uri(location, sign_in_setup.provider) == gate.url + "/"
-    assert await confirm_at_provider(http, location) == gate.url + "/"
+    signed_out = f"{gate.url}/oauth2/signed_out"
+    assert post_logout_redirect_uri(location, sign_in_setup.provider) == signed_out
+    assert await confirm_at_provider(http, location) == signed_out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from dataclasses import replace
 
@@ -95,16 +96,25 @@ async def test_dot_segments_in_the_original_uri_are_normalised(gateway: Gate) ->
     assert response.status == 401
 
 
-async def test_spoofed_original_uri_from_an_untrusted_client_changes_nothing(
-    start_gate: StartGate,
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Forwarded-Uri": "/public/x"}, original("/public/x"), {"X-Forwarded-Host": "other"}],
+)
+async def test_original_request_headers_from_an_untrusted_peer_are_refused(
+    start_gate: StartGate, caplog: pytest.LogCaptureFixture, headers: dict[str, str]
 ) -> None:
-    """Outside trusted_proxies, X-Forwarded-Uri is dropped: the public route cannot be named."""
-    gate = await start_gate()  # loopback is not trusted here
-    spoofed = await gate.client.get(
-        "/oauth2/auth", headers={"X-Forwarded-Uri": "/public/x", **original("/public/x")}
-    )
+    """Outside trusted_proxies, naming an original request gets 403, a log line and a count,
+    never a decision about `GET /` (a gateway missing from trusted_proxies would open paths)."""
+    gate = await start_gate(routes=(Route(name="open", policy=Policy(public=True)),))
     plain = await gate.client.get("/oauth2/auth")
-    assert spoofed.status == plain.status == 403
+    assert plain.status == 202, "without original-request headers the request itself is judged"
+    with caplog.at_level(logging.WARNING, logger="idgate.forward_auth"):
+        refused = await gate.client.get("/oauth2/auth", headers=headers)
+    assert refused.status == 403
+    assert (await refused.json())["reason"] == "untrusted_gateway"
+    assert "not in trusted_proxies" in caplog.text
+    assert "/public/x" not in caplog.text, "values (which may carry a token) are never logged"
+    assert gate.metric("idgate_forward_auth_untrusted_peers_total") == 1
 
 
 async def test_forward_auth_and_proxy_agree(gateway: Gate) -> None:

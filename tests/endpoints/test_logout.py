@@ -13,6 +13,7 @@ from tests.support.issuer import FakeIssuer, SigningKey
 from tests.support.signed_in import HTML, SESSION, cookie_header, set_cookies, sign_in
 
 PUBLIC_URL = "https://idgate.test"
+SIGNED_OUT = PUBLIC_URL + "/oauth2/signed_out"
 END_SESSION = "https://provider.test/logout"
 REVOCATIONS = "idgate_token_revocations_total"
 
@@ -77,7 +78,7 @@ async def test_a_provider_without_revocation_still_signs_out(start_gate: StartGa
     response = await sign_out(gate)
 
     assert_signed_out(response)
-    assert response.headers["Location"] == PUBLIC_URL + "/"
+    assert response.headers["Location"] == SIGNED_OUT
     assert len(gate.issuer.live_refresh_tokens) == 1
     assert gate.metric(REVOCATIONS, result="unsupported") == 2
 
@@ -117,8 +118,8 @@ async def test_a_relative_rd_reaches_the_provider_as_an_absolute_url(
     ("rd", "expected"),
     [
         ("https://tools.example.com/", "https://tools.example.com/"),
-        ("https://tools.example.com:8443/", PUBLIC_URL + "/"),
-        ("https://idgate.test:9/", PUBLIC_URL + "/"),
+        ("https://tools.example.com:8443/", SIGNED_OUT),
+        ("https://idgate.test:9/", SIGNED_OUT),
         ("https://idgate.test:443/x", "https://idgate.test:443/x"),
         ("https://reports.example.com:8443/", "https://reports.example.com:8443/"),
     ],
@@ -127,7 +128,7 @@ async def test_sign_out_refuses_another_port_unless_allowed(
     start_gate: StartGate, rd: str, expected: str
 ) -> None:
     """An `rd` on another port of public_url's host or of an allowed domain is another origin
-    and falls back to home; an entry naming the port allows it."""
+    and falls back to the signed-out page; an entry naming the port allows it."""
     provider = issuer(discovery_overrides={"end_session_endpoint": END_SESSION})
     gate = await start_gate(
         issuer=provider,

@@ -166,22 +166,23 @@ async def test_a_tampered_session_cookie_is_refused_and_cleared(
 
 
 async def test_sign_out_clears_the_session(gate: Gate) -> None:
-    """Sign-out deletes the session cookie and sends the browser home."""
+    """Sign-out deletes the session cookie and sends the browser to the signed-out page."""
     cookies = await sign_in(gate)
     response = await gate.client.get(
         "/oauth2/sign_out", headers=cookie_header(cookies), allow_redirects=False
     )
     assert response.status == 302
-    assert response.headers["Location"] == "https://idgate.test/"
+    assert response.headers["Location"] == "https://idgate.test/oauth2/signed_out"
     assert set_cookies(response)[SESSION].value == ""
 
 
 async def test_sign_out_never_redirects_off_site(gate: Gate) -> None:
-    """An `rd` outside public_url's host and the allowed domains is replaced by home."""
+    """An `rd` outside public_url's host and the allowed domains is replaced by the signed-out
+    page."""
     response = await gate.client.get(
         "/oauth2/sign_out?rd=https://evil.test/", allow_redirects=False
     )
-    assert response.headers["Location"] == "https://idgate.test/"
+    assert response.headers["Location"] == "https://idgate.test/oauth2/signed_out"
 
 
 @pytest.fixture

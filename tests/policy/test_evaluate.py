@@ -9,7 +9,7 @@ import pytest
 
 from proxy.config.model import Policy, PolicyMode, Route, Rule
 from proxy.identity.principal import CredentialSource, Principal
-from proxy.policy.decision import Outcome
+from proxy.policy.decision import Decision, Outcome
 from proxy.policy.evaluate import evaluate
 from proxy.reasons import Reason
 
@@ -152,9 +152,10 @@ def test_allow_names_the_condition_that_matched(
 def test_nothing_matched_is_not_allowed(rule: Rule, who: Principal) -> None:
     """Near misses (case, suffixes, look-alike domains, non-string claims) are denied."""
     decision = evaluate(route_with(allow=rule), who)
-    assert (decision.outcome, decision.reason, decision.matched) == (
+    assert (decision.outcome, decision.reason, decision.rule, decision.matched) == (
         Outcome.DENY,
         Reason.NOT_ALLOWED,
+        "allow",
         None,
     )
 
@@ -172,9 +173,10 @@ def test_deny_wins_over_allow() -> None:
         deny=Rule(emails=frozenset({"mallory@example.com"})),
     )
     decision = evaluate(route, principal(email="Mallory@example.com", groups=frozenset({"staff"})))
-    assert (decision.outcome, decision.reason, decision.matched) == (
+    assert (decision.outcome, decision.reason, decision.rule, decision.matched) == (
         Outcome.DENY,
         Reason.DENY_RULE,
+        "deny",
         "email:mallory@example.com",
     )
     allowed = evaluate(route, principal(groups=frozenset({"staff"})))
@@ -240,3 +242,65 @@ def test_other_string_claims_are_not_split() -> None:
     rule = Rule(claims=(("name", frozenset({"Alice"})),))
     decision = evaluate(route_with(allow=rule), principal(claims={"name": "Alice Smith"}))
     assert decision.outcome is Outcome.DENY
+
+
+SRE_AT_CORP = Rule(
+    all_of=(Rule(groups=frozenset({"sre"})), Rule(domains=frozenset({"corp.example"})))
+)
+
+
+def test_all_allows_only_who_meets_every_block() -> None:
+    """`all: [{groups: [sre]}, {domains: [corp.example]}]` is sre AND the corp domain, and says
+    which of its blocks was not met."""
+    route = route_with(allow=SRE_AT_CORP)
+
+    allowed = evaluate(route, principal(email="ann@corp.example", groups=frozenset({"sre"})))
+    assert allowed == Decision(
+        outcome=Outcome.ALLOW,
+        reason=Reason.ALL,
+        route=route,
+        rule="allow",
+        matched="all(group:sre, domain:corp.example)",
+    )
+    outsider = evaluate(route, principal(email="ann@other.example", groups=frozenset({"sre"})))
+    assert outsider == Decision(
+        outcome=Outcome.DENY, reason=Reason.NOT_ALLOWED, route=route, rule="allow.all[1]"
+    )
+    not_sre = evaluate(route, principal(email="ann@corp.example"))
+    assert (not_sre.outcome, not_sre.rule) == (Outcome.DENY, "allow.all[0]")
+
+
+def test_all_beside_other_conditions_is_one_more_way_in() -> None:
+    """Conditions beside `all` keep their meaning: a block still matches on any one of them."""
+    route = route_with(allow=Rule(users=frozenset({"root"}), all_of=SRE_AT_CORP.all_of))
+
+    assert evaluate(route, principal(user="root", email=None)).matched == "user:root"
+    assert evaluate(route, principal(email="x@corp.example")).rule == "allow.all[0]"
+
+
+def test_nested_all_names_the_deepest_unmet_block() -> None:
+    """An unmet block inside an unmet block is named by its full key path."""
+    inner = Rule(domains=frozenset({"corp.example"}), all_of=(Rule(users=frozenset({"ann"})),))
+    route = route_with(allow=Rule(all_of=(Rule(groups=frozenset({"sre"})), inner)))
+
+    decision = evaluate(route, principal(user="bob", email=None, groups=frozenset({"sre"})))
+    assert decision.rule == "allow.all[1].all[0]"
+
+
+def test_all_in_deny_turns_away_only_who_meets_every_block() -> None:
+    """A deny `all` denies contractors from outside only; either alone still passes."""
+    deny = Rule(
+        all_of=(
+            Rule(groups=frozenset({"contractors"})),
+            Rule(domains=frozenset({"vendor.example"})),
+        )
+    )
+    route = route_with(allow=Rule(authenticated=True), deny=deny)
+
+    both = evaluate(route, principal(email="v@vendor.example", groups=frozenset({"contractors"})))
+    assert (both.outcome, both.rule, both.matched) == (
+        Outcome.DENY,
+        "deny",
+        "all(group:contractors, domain:vendor.example)",
+    )
+    assert evaluate(route, principal(groups=frozenset({"contractors"}))).outcome is Outcome.ALLOW

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from proxy.identity.principal import CredentialSource, Principal
 from proxy.policy.decision import Decision, Outcome
 from proxy.reasons import Reason, TokenFailure
 from proxy.runtime import Runtime
-from proxy.stages.context import RequestContext
+from proxy.stages.context import RefusedRequest, RequestContext
 from proxy.stages.decision_line import decision_line
 from tests.support.context import make_context
 
@@ -59,17 +61,24 @@ def _parsed(line: str) -> dict[str, Any]:
     return fields
 
 
-async def test_a_denied_request_names_user_decision_and_reason(
+async def test_a_denied_request_names_user_decision_rule_and_reason(
     context: Callable[..., RequestContext],
 ) -> None:
     ctx = context(
         principal=BOB,
-        decision=Decision(outcome=Outcome.DENY, reason=Reason.DENY_RULE, route=ROUTE),
+        decision=Decision(
+            outcome=Outcome.DENY,
+            reason=Reason.DENY_RULE,
+            route=ROUTE,
+            rule="deny",
+            matched="group:contractors",
+        ),
     )
 
     fields = _parsed(decision_line(ctx, status=403, route="admin", latency=0.0028, reason=None))
 
     assert fields.pop("ts") > 0
+    assert fields.pop("time").endswith("Z")
     assert fields == {
         "status": 403,
         "route": "admin",
@@ -83,6 +92,8 @@ async def test_a_denied_request_names_user_decision_and_reason(
         "source": "bearer",
         "issuer": "partners",
         "decision": "deny",
+        "rule": "deny",
+        "matched": "group:contractors",
         "reason": "deny_rule",
     }
 
@@ -108,6 +119,18 @@ async def test_a_refused_token_names_its_failure_and_no_user(
     )
 
 
+async def test_the_line_opens_with_its_time_in_iso_8601_utc(
+    context: Callable[..., RequestContext],
+) -> None:
+    """`time` is ISO 8601 in UTC with milliseconds, the same instant as the epoch `ts`."""
+    fields = _parsed(decision_line(context(), status=200, route="r", latency=0.1, reason=None))
+
+    assert list(fields)[:2] == ["time", "ts"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", fields["time"])
+    written = datetime.strptime(fields["time"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    assert abs(written.timestamp() - fields["ts"]) < 0.002
+
+
 async def test_an_error_before_any_decision_logs_the_error_reason(
     context: Callable[..., RequestContext],
 ) -> None:
@@ -122,11 +145,31 @@ async def test_an_error_before_any_decision_logs_the_error_reason(
 async def test_a_request_without_context_logs_what_is_known(
     context: Callable[..., RequestContext],
 ) -> None:
-    """A request refused before accept built its context still gets its line."""
-    fields = _parsed(decision_line(None, status=400, route="_none", latency=0.5, reason=None))
+    """A request refused before accept built its context still gets its line, naming the
+    request and its peer."""
+    refused = RefusedRequest(request_id="r-1", peer_ip="192.0.2.7", method="GET", path="/x%zz")
+    fields = _parsed(
+        decision_line(refused, status=400, route="_none", latency=0.5, reason="bad_request")
+    )
 
-    assert list(fields) == ["ts", "status", "route", "latency_ms", "reason"]
-    assert (fields["status"], fields["latency_ms"], fields["reason"]) == (400, 500.0, None)
+    assert list(fields) == [
+        "time",
+        "ts",
+        "status",
+        "route",
+        "latency_ms",
+        "request_id",
+        "client_ip",
+        "method",
+        "path",
+        "reason",
+    ]
+    assert (fields["status"], fields["latency_ms"], fields["reason"]) == (400, 500.0, "bad_request")
+    assert (fields["request_id"], fields["client_ip"], fields["path"]) == (
+        "r-1",
+        "192.0.2.7",
+        "/x%zz",
+    )
 
 
 @pytest.mark.parametrize(

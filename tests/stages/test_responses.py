@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from proxy.config.model import Policy, ResourceMetadata, Route, Rule
+from proxy.config.model import PagesSettings, Policy, ResourceMetadata, Route, Rule
 from proxy.errors import (
     BadRequest,
     Forbidden,
@@ -172,3 +173,38 @@ async def test_a_route_publishing_metadata_adds_it_to_every_challenge(
     assert response.headers["WWW-Authenticate"] == (
         f'{challenge}, resource_metadata="{metadata.url}"'
     )
+
+
+@pytest.mark.parametrize(
+    ("referer", "back"),
+    [
+        ("https://app.example.com/reports?week=1", "https://app.example.com/reports?week=1"),
+        ("https://evil.example/phish", "https://idgate.test/"),
+        ("https://app.example.com.evil.example/", "https://idgate.test/"),
+        ("https://app.example.com/admin", "https://idgate.test/"),
+        (None, "https://idgate.test/"),
+    ],
+)
+async def test_the_denied_page_leads_back_and_to_help(
+    runtime: Runtime, referer: str | None, back: str
+) -> None:
+    """The access-denied page links back to the page the person came from when it is on the same
+    origin (else home), to signing in as someone else, and to `pages.help_url`."""
+    settings = dataclasses.replace(
+        runtime.settings, pages=PagesSettings(help_url="https://desk.example/access?a=1&b=2")
+    )
+    headers = {"Accept": "text/html"} | ({"Referer": referer} if referer else {})
+    request = make_mocked_request("GET", "/admin", headers=headers)
+    ctx = make_context(runtime, route=runtime.settings.routes[1], upstream_path="/admin")
+
+    response = error_response(
+        Forbidden(Reason.NOT_ALLOWED), request=request, ctx=ctx, settings=settings
+    )
+
+    assert response.text is not None
+    assert f'<a class="button" href="{back.replace("&", "&amp;")}">Go back</a>' in response.text
+    assert '<a href="https://desk.example/access?a=1&amp;b=2">ask for access</a>' in response.text
+    assert (
+        '<a href="https://idgate.test/oauth2/sign_out?rd=https%3A%2F%2Fapp.example.com%2Fadmin">'
+        "sign in as someone else</a>"
+    ) in response.text

@@ -67,3 +67,14 @@ class RawConnection:
         self._writer.close()
         with contextlib.suppress(ConnectionError):  # the server closed it first
             await self._writer.wait_closed()
+
+
+async def send_raw(host: str, port: int | None, data: bytes) -> bytes:
+    """Write `data` on a new connection; everything the server sends until it closes it."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(data)
+        async with asyncio.timeout(READ_TIMEOUT):
+            return await reader.read()
+    finally:
+        writer.close()
