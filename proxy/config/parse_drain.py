@@ -6,11 +6,13 @@ from typing import Final
 
 from proxy.config.model import DrainSettings
 from proxy.config.reader import Section, given
-from proxy.config.values import InvalidValueError, duration
+from proxy.config.values import duration_at_most
 
 #: Upper bounds, so a typo cannot keep a stopping process (and a Kubernetes pod) around for days.
 MAX_DELAY_SECONDS: Final = 300.0
 MAX_GRACE_SECONDS: Final = 3600.0
+_longest_delay = duration_at_most(MAX_DELAY_SECONDS)
+_grace = duration_at_most(MAX_GRACE_SECONDS)
 
 
 def parse_drain(section: Section) -> DrainSettings:
@@ -28,14 +30,4 @@ def _delay(value: object) -> float:
     # Zero (the default) is a valid delay: no pause at all.
     if not isinstance(value, bool) and value in (0, "0", "0s"):
         return 0.0
-    return _at_most(duration(value), MAX_DELAY_SECONDS)
-
-
-def _grace(value: object) -> float:
-    return _at_most(duration(value), MAX_GRACE_SECONDS)
-
-
-def _at_most(seconds: float, limit: float) -> float:
-    if seconds > limit:
-        raise InvalidValueError(f"must be at most {limit:g} seconds")
-    return seconds
+    return _longest_delay(value)

@@ -6,7 +6,7 @@ from typing import Final
 
 from proxy.config.model import ServerSettings, UpstreamSettings
 from proxy.config.reader import Section, given
-from proxy.config.values import InvalidValueError, duration, int_between
+from proxy.config.values import duration_at_most, int_between
 
 #: aiohttp refuses a head over 100 fields of 32 KiB each before idgate sees it, so a total bound
 #: above a few MiB would never apply; one below a few KiB would refuse ordinary browsers.
@@ -15,6 +15,7 @@ _RESPONSE_HEADERS: Final = int_between(10, 1000)
 _CONNECTIONS: Final = int_between(1, 1_000_000)
 #: A timeout of more than a day is no bound at all: say so rather than accept it.
 _LONGEST: Final = 86400.0
+_timeout = duration_at_most(_LONGEST)
 
 
 def parse_server(section: Section) -> ServerSettings:
@@ -57,10 +58,3 @@ def parse_upstream(top: Section) -> UpstreamSettings:
     )
     section.close()
     return upstream
-
-
-def _timeout(value: object) -> float:
-    seconds = duration(value)
-    if seconds > _LONGEST:
-        raise InvalidValueError("must be at most 24h")
-    return seconds

@@ -6,7 +6,7 @@ from proxy.config.model import UpstreamTLS
 from proxy.config.parse_tls import path_value
 from proxy.config.reader import Section, given
 from proxy.config.tls_context import TLSFileError, build_client_context
-from proxy.config.values import InvalidValueError, boolean, text
+from proxy.config.values import InvalidValueError, boolean, spiffe_id, text
 
 
 def parse_upstream_tls(route: Section, upstream: str | None) -> UpstreamTLS | None:
@@ -42,14 +42,6 @@ def parse_upstream_tls(route: Section, upstream: str | None) -> UpstreamTLS | No
     except TLSFileError as error:
         section.issue(str(error), key=error.key)
     return tls
-
-
-def spiffe_id(value: object) -> str:
-    """A SPIFFE ID: `spiffe://trust-domain/path`, compared exactly."""
-    identifier = text(value)
-    if not identifier.startswith("spiffe://") or len(identifier) <= len("spiffe://"):
-        raise InvalidValueError("must be a SPIFFE ID: spiffe://trust-domain/path")
-    return identifier
 
 
 def _server_name(value: object) -> str:

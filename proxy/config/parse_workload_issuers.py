@@ -21,7 +21,7 @@ from proxy.config.reader import Section, given
 from proxy.config.values import (
     InvalidValueError,
     boolean,
-    duration,
+    duration_at_most,
     int_between,
     trust_domain,
 )
@@ -30,6 +30,9 @@ T = TypeVar("T")
 
 #: A TokenReview answer is reused at most this long: the point of asking is to notice deletions.
 MAX_TOKEN_REVIEW_CACHE_SECONDS: Final = 300.0
+_review_cache = duration_at_most(
+    MAX_TOKEN_REVIEW_CACHE_SECONDS, why=": a longer cache keeps accepting a deleted pod's token"
+)
 #: JWT-SVID 2.1: `alg` "MUST be set to one of the values defined in RFC 7518 sections 3.3, 3.4,
 #: or 3.5": RSA, ECDSA and RSA-PSS; EdDSA is not among them.
 JWT_SVID_ALGORITHMS: Final = ASYMMETRIC_ALGORITHMS - {"EdDSA"}
@@ -152,12 +155,3 @@ def _https_origin(value: object) -> str:
     if not origin.startswith("https://"):
         raise InvalidValueError("must be an https:// URL: the pod's token is sent to it")
     return origin
-
-
-def _review_cache(value: object) -> float:
-    seconds = duration(value)
-    if seconds > MAX_TOKEN_REVIEW_CACHE_SECONDS:
-        raise InvalidValueError(
-            "must be at most 5m: a longer cache keeps accepting a deleted pod's token"
-        )
-    return seconds

@@ -127,6 +127,27 @@ def duration(value: object) -> float:
     return seconds
 
 
+def duration_at_most(limit: float, *, why: str = "") -> Callable[[object], float]:
+    """A `duration` no longer than `limit` seconds; the error shows the limit as a duration."""
+    shown = _spoken_duration(limit)
+
+    def convert(value: object) -> float:
+        seconds = duration(value)
+        if seconds > limit:
+            raise InvalidValueError(f"must be at most {shown}{why}")
+        return seconds
+
+    return convert
+
+
+def _spoken_duration(seconds: float) -> str:
+    for unit in ("h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def whole_seconds(value: object) -> int:
     seconds = duration(value)
     if not seconds.is_integer():

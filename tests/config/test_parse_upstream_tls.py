@@ -60,7 +60,10 @@ def test_upstream_tls_becomes_paths_and_names(
     ("upstream_tls", "expected"),
     [
         ({"cert_file": "client.crt"}, "routes[0].upstream_tls.key_file: cert_file and key_file"),
-        ({"spiffe_id": "https://x"}, "routes[0].upstream_tls.spiffe_id: must be a SPIFFE ID"),
+        (
+            {"spiffe_id": "https://x"},
+            "routes[0].upstream_tls.spiffe_id: expected a SPIFFE ID such as spiffe://example.org",
+        ),
         ({"server_name": "x:443"}, "routes[0].upstream_tls.server_name: must be a host name"),
         ({"ca_file": "/nonexistent/ca.pem"}, "routes[0].upstream_tls.ca_file: cannot be read"),
         ({"insecure_skip_verify": True, "spiffe_id": "spiffe://a/b"}, "routes[0].upstream_tls"),
