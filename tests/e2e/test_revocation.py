@@ -1,6 +1,7 @@
 """Ending access everywhere: a back-channel logout received by one worker ends the session in
 every worker of the host; `idgate revoke --user` ends a user's sessions and bearer tokens on
-every worker and every replica sharing Redis within 5 seconds, leaving other users alone.
+every worker and every replica sharing Redis within 5 seconds, leaving other users alone, and
+closes the WebSockets her bearer tokens opened within the tunnel re-check interval.
 
 Which worker answered is read from /proc (tests/e2e/workers.py): each check repeats requests on
 new connections until every worker has answered as expected, or the deadline passes.
@@ -16,10 +17,13 @@ from typing import Final
 
 import aiohttp
 import pytest
+from aiohttp import WSCloseCode, WSMsgType, web
 from playwright.async_api import BrowserContext
+from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import Secret
 from proxy.server.admin import admin_token
+from proxy.stages.watch import REVOKED
 from tests.e2e.browser import (
     SignInSetup,
     browser_context,
@@ -39,6 +43,7 @@ from tests.e2e.minted_session import mint_session
 from tests.e2e.oidc_provider import OidcProvider
 from tests.e2e.redis_fixture import RedisServer
 from tests.e2e.workers import status_and_worker
+from tests.forward.sockets import SocketUpstream
 from tests.support.upstream import EchoUpstream
 
 #: The issue's promise: a revocation is in force everywhere within this long.
@@ -227,6 +232,57 @@ async def test_the_admin_endpoint_refuses_a_missing_or_wrong_token(
         assert other.returncode == 3
         assert "401" in other.stderr
         assert (await revoke(gate, "--list")).returncode == 0
+
+
+async def serve_sockets(aiohttp_server: AiohttpServer) -> SocketUpstream:
+    """A real WebSocket echo server on a free loopback port."""
+    sockets = SocketUpstream()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", sockets.handle)
+    server = await aiohttp_server(app)
+    sockets.url = f"http://{server.host}:{server.port}"
+    return sockets
+
+
+#: A short `server.tunnel_recheck_interval`, so the test waits little for the close.
+RECHECK_SECONDS: Final = 0.2
+
+
+async def test_revoke_closes_the_users_bearer_websockets_within_the_recheck_interval(
+    oidc_provider: OidcProvider, aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    """A WebSocket alice opened with her bearer token is closed with 1008 at both ends soon
+    after `idgate revoke --user alice` returns (within the re-check interval, the token's hour
+    notwithstanding); bob's socket, on the same route, keeps relaying."""
+    sockets = await serve_sockets(aiohttp_server)
+    route = {"name": "sockets", "path": "/ws", "upstream": sockets.url}
+    document = base_document(oidc_provider.issuer, [route | {"allow": {"authenticated": True}}])
+    document["server"] = {"tunnel_recheck_interval": f"{RECHECK_SECONDS * 1000:.0f}ms"}
+    alice = {"Authorization": f"Bearer {await oidc_provider.token_for_user('alice')}"}
+    bob = {"Authorization": f"Bearer {await oidc_provider.token_for_user('bob')}"}
+    with running_idgate(tmp_path, document) as gate:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(f"{gate.url}/ws/echo", headers=alice) as alice_socket,
+            http.ws_connect(f"{gate.url}/ws/echo", headers=bob) as bob_socket,
+        ):
+            for socket in (alice_socket, bob_socket):
+                await socket.send_str("open")
+                assert await socket.receive_str() == "echo: open"
+
+            done = await revoke(gate, "--user", "alice")
+            revoked = time.monotonic()
+            assert done.returncode == 0, done.stderr
+            async with asyncio.timeout(WITHIN):
+                closing = await alice_socket.receive()
+            delay = time.monotonic() - revoked
+            MEASURED.append(f"idgate revoke, bearer WebSocket closed after: {delay:.2f}s")
+
+            assert (closing.type, closing.data) == (WSMsgType.CLOSE, WSCloseCode.POLICY_VIOLATION)
+            assert closing.extra == REVOKED
+            await bob_socket.send_str("still here")
+            assert await bob_socket.receive_str() == "echo: still here"
+        assert WSCloseCode.POLICY_VIOLATION in sockets.close_codes, "alice's upstream socket too"
 
 
 def test_zz_report_measured_delays() -> None:
