@@ -17,7 +17,7 @@ from typing import Final
 
 import aiohttp
 import pytest
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType
 from playwright.async_api import BrowserContext
 from pytest_aiohttp import AiohttpServer
 
@@ -43,7 +43,7 @@ from tests.e2e.minted_session import mint_session
 from tests.e2e.oidc_provider import OidcProvider
 from tests.e2e.redis_fixture import RedisServer
 from tests.e2e.workers import status_and_worker
-from tests.forward.sockets import SocketUpstream
+from tests.forward.sockets import serve_sockets
 from tests.support.upstream import EchoUpstream
 
 #: The issue's promise: a revocation is in force everywhere within this long.
@@ -80,6 +80,18 @@ async def answers_everywhere(
         if time.monotonic() - started > within:
             pytest.fail(f"not every worker answered as expected within {within}s: {latest}")
         await asyncio.sleep(POLL_SECONDS)  # another process applies it: poll for it
+
+
+async def revoke_everywhere(
+    gate: IdgateProcess, user: str, credentials: Mapping[str, str], measured: str
+) -> None:
+    """`idgate revoke --user USER`, then until every worker refuses `credentials`; the delay
+    since the command returned is recorded as `measured`."""
+    done = await revoke(gate, "--user", user)
+    revoked = time.monotonic()
+    assert done.returncode == 0, done.stderr
+    delay = await answers_everywhere(gate, credentials, refused, since=revoked)
+    MEASURED.append(f"{measured}: {delay:.2f}s")
 
 
 def allowed(status: int) -> bool:
@@ -129,11 +141,7 @@ async def test_revoke_ends_a_users_sessions_in_every_worker_of_a_host(
         bob = {"Cookie": await mint_session(gate.config_path, "bob")}
         await answers_everywhere(gate, alice, allowed)
 
-        done = await revoke(gate, "--user", "alice")
-        revoked = time.monotonic()
-        assert done.returncode == 0, done.stderr
-        delay = await answers_everywhere(gate, alice, refused, since=revoked)
-        MEASURED.append(f"idgate revoke, cookie store, 2 workers: {delay:.2f}s")
+        await revoke_everywhere(gate, "alice", alice, "idgate revoke, cookie store, 2 workers")
         await answers_everywhere(gate, bob, allowed)
         assert (
             await gate.metric("idgate_admin_revocations_total", action="revoke", kind="user") == 1
@@ -232,16 +240,6 @@ async def test_the_admin_endpoint_refuses_a_missing_or_wrong_token(
         assert other.returncode == 3
         assert "401" in other.stderr
         assert (await revoke(gate, "--list")).returncode == 0
-
-
-async def serve_sockets(aiohttp_server: AiohttpServer) -> SocketUpstream:
-    """A real WebSocket echo server on a free loopback port."""
-    sockets = SocketUpstream()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", sockets.handle)
-    server = await aiohttp_server(app)
-    sockets.url = f"http://{server.host}:{server.port}"
-    return sockets
 
 
 #: A short `server.tunnel_recheck_interval`, so the test waits little for the close.
