@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import pytest
@@ -246,6 +247,46 @@ async def test_the_admin_endpoint_refuses_a_missing_or_wrong_token(
 RECHECK_SECONDS: Final = 0.2
 
 
+def sockets_document(issuer: str, upstream: str, allow: dict[str, Any]) -> dict[str, Any]:
+    """A config with one WebSocket route, `/ws` to `upstream`, letting `allow` in, whose
+    tunnels are re-checked every RECHECK_SECONDS."""
+    route = {"name": "sockets", "path": "/ws", "upstream": upstream, "allow": allow}
+    document = base_document(issuer, [route])
+    document["server"] = {"tunnel_recheck_interval": f"{RECHECK_SECONDS * 1000:.0f}ms"}
+    return document
+
+
+@asynccontextmanager
+async def bearer_sockets(
+    gate: IdgateProcess, oidc_provider: OidcProvider, *users: str
+) -> AsyncIterator[list[aiohttp.ClientWebSocketResponse]]:
+    """A WebSocket to `/ws/echo` per user, opened with a bearer token of theirs, each relaying."""
+    async with aiohttp.ClientSession() as http, AsyncExitStack() as sockets:
+        opened = []
+        for user in users:
+            token = await oidc_provider.token_for_user(user)
+            socket = await sockets.enter_async_context(
+                http.ws_connect(f"{gate.url}/ws/echo", headers={"Authorization": f"Bearer {token}"})
+            )
+            await socket.send_str("open")
+            assert await socket.receive_str() == "echo: open"
+            opened.append(socket)
+        yield opened
+
+
+async def closed_for_policy(socket: aiohttp.ClientWebSocketResponse) -> None:
+    """Until idgate closes `socket` with 1008 because its identity no longer holds."""
+    async with asyncio.timeout(WITHIN):
+        closing = await socket.receive()
+    assert (closing.type, closing.data) == (WSMsgType.CLOSE, WSCloseCode.POLICY_VIOLATION)
+    assert closing.extra == REVOKED
+
+
+async def still_relays(socket: aiohttp.ClientWebSocketResponse) -> None:
+    await socket.send_str("still here")
+    assert await socket.receive_str() == "echo: still here"
+
+
 async def test_revoke_closes_the_users_bearer_websockets_within_the_recheck_interval(
     oidc_provider: OidcProvider, aiohttp_server: AiohttpServer, tmp_path: Path
 ) -> None:
@@ -253,33 +294,16 @@ async def test_revoke_closes_the_users_bearer_websockets_within_the_recheck_inte
     after `idgate revoke --user alice` returns (within the re-check interval, the token's hour
     notwithstanding); bob's socket, on the same route, keeps relaying."""
     sockets = await serve_sockets(aiohttp_server)
-    route = {"name": "sockets", "path": "/ws", "upstream": sockets.url}
-    document = base_document(oidc_provider.issuer, [route | {"allow": {"authenticated": True}}])
-    document["server"] = {"tunnel_recheck_interval": f"{RECHECK_SECONDS * 1000:.0f}ms"}
-    alice = {"Authorization": f"Bearer {await oidc_provider.token_for_user('alice')}"}
-    bob = {"Authorization": f"Bearer {await oidc_provider.token_for_user('bob')}"}
+    document = sockets_document(oidc_provider.issuer, sockets.url, {"authenticated": True})
     with running_idgate(tmp_path, document) as gate:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.ws_connect(f"{gate.url}/ws/echo", headers=alice) as alice_socket,
-            http.ws_connect(f"{gate.url}/ws/echo", headers=bob) as bob_socket,
-        ):
-            for socket in (alice_socket, bob_socket):
-                await socket.send_str("open")
-                assert await socket.receive_str() == "echo: open"
-
+        async with bearer_sockets(gate, oidc_provider, "alice", "bob") as (alice, bob):
             done = await revoke(gate, "--user", "alice")
             revoked = time.monotonic()
             assert done.returncode == 0, done.stderr
-            async with asyncio.timeout(WITHIN):
-                closing = await alice_socket.receive()
+            await closed_for_policy(alice)
             delay = time.monotonic() - revoked
             MEASURED.append(f"idgate revoke, bearer WebSocket closed after: {delay:.2f}s")
-
-            assert (closing.type, closing.data) == (WSMsgType.CLOSE, WSCloseCode.POLICY_VIOLATION)
-            assert closing.extra == REVOKED
-            await bob_socket.send_str("still here")
-            assert await bob_socket.receive_str() == "echo: still here"
+            await still_relays(bob)
         assert WSCloseCode.POLICY_VIOLATION in sockets.close_codes, "alice's upstream socket too"
 
 

@@ -1,7 +1,8 @@
 """Reload and the admin endpoints: after a SIGHUP that rotates `session.secret`, `idgate revoke`
 (whose admin token comes from the new secret) is accepted at once, with one process or a
 supervisor and workers; a SIGHUP that moves the revocation list (adds `session.redis`) keeps the
-revocations in force and sends the next ones where the workers now read.
+revocations in force and sends the next ones where the workers now read; a SIGHUP that takes a
+route from a user closes the WebSocket her bearer token opened.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any, Final
 
 import aiohttp
 import pytest
+from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import Secret
 from proxy.server.admin import PATH as ADMIN_PATH
@@ -22,10 +24,15 @@ from tests.e2e.redis_fixture import RedisServer
 from tests.e2e.test_revocation import (
     allowed,
     answers_everywhere,
+    bearer_sockets,
+    closed_for_policy,
     refused,
     revoke,
     revoke_everywhere,
+    sockets_document,
+    still_relays,
 )
+from tests.forward.sockets import serve_sockets
 from tests.support.upstream import EchoUpstream
 
 ROTATED_SECRET: Final = "rotated-session-secret-0123456789abcdefgh"
@@ -98,3 +105,18 @@ async def test_a_reload_that_moves_the_revocation_list_keeps_it_and_revoke_follo
             ["user", "bob"],
             ["user", "alice"],
         ]
+
+
+async def test_a_reload_that_takes_the_route_from_a_user_closes_her_bearer_websocket(
+    oidc_provider: OidcProvider, aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    """A SIGHUP whose policy leaves alice out of the route closes the WebSocket she opened with
+    her bearer token (1008) at its next re-check; bob's, still let in, keeps relaying."""
+    sockets = await serve_sockets(aiohttp_server)
+    document = sockets_document(oidc_provider.issuer, sockets.url, {"users": ["alice", "bob"]})
+    with running_idgate(tmp_path, document) as gate:
+        async with bearer_sockets(gate, oidc_provider, "alice", "bob") as (alice, bob):
+            document["routes"][0]["allow"] = {"users": ["bob"]}
+            await reload(gate, document)
+            await closed_for_policy(alice)
+            await still_relays(bob)
