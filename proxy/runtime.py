@@ -34,7 +34,7 @@ from proxy.sessions.cookies import CookieJar
 from proxy.sessions.login_state import LoginStates
 from proxy.sessions.manager import SessionManager
 from proxy.sessions.redis_store import RedisStore
-from proxy.sessions.revocation_list import RevocationList, build_revocation_list
+from proxy.sessions.revocation_list import RevocationList, start_revocation_list
 from proxy.sessions.store import SessionStore, StoreUnavailable
 
 
@@ -96,7 +96,8 @@ async def build_runtime(
 ) -> Runtime:
     """A started Runtime; reuses `previous`'s provider keys when `oidc` is unchanged (and any
     other issuer's when its settings are), its session store (with what it remembers) when the
-    session settings and cookies are, and its rate-limit counts when `rate_limits` is."""
+    session settings and cookies are (else a new store whose revocation list holds what the old
+    one held in force), and its rate-limit counts when `rate_limits` is."""
     if previous is not None and previous.settings.oidc == settings.oidc:
         provider = previous.provider
     else:
@@ -111,9 +112,10 @@ async def build_runtime(
     ):
         store, revocations = previous.sessions.store, previous.revocations
     else:
-        revocations = build_revocation_list(settings)
+        revocations = await start_revocation_list(
+            settings, None if previous is None else previous.revocations
+        )
         store = build_store(settings, cookies, revocations)
-        await revocations.start()
     if previous is not None and previous.settings.tracing == settings.tracing:
         tracing = previous.tracing
     else:

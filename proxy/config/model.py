@@ -561,6 +561,9 @@ class ServerSettings:
     max_request_head_bytes: int = 64 * 1024
     """Request line plus all header fields; more gets 431 before anything is forwarded (Envoy's
     `max_request_headers_kb` is 60 KiB)."""
+    tunnel_recheck_seconds: float = 5.0
+    """YAML `tunnel_recheck_interval`: how often an open WebSocket tunnel's identity is checked
+    again (revocations, and the route's policy under the configuration current by then)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

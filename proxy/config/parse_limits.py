@@ -26,6 +26,7 @@ def parse_server(section: Section) -> ServerSettings:
             body_idle_timeout_seconds=section.get("body_idle_timeout", _timeout),
             max_connections=section.get("max_connections", _CONNECTIONS),
             max_request_head_bytes=section.get("max_request_head_bytes", _HEAD_BYTES),
+            tunnel_recheck_seconds=section.get("tunnel_recheck_interval", _timeout),
         )
     )
     section.close()

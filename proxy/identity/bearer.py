@@ -84,14 +84,16 @@ class BearerVerifier:
             principal = await self._cached_or_verified(token, accepted)
             issuer = principal.issuer or ""
             await self._issuers.confirm(token, principal)
-            return self._unrevoked(principal)
+            return self.unrevoked(principal)
         except InvalidToken as error:
             self._count("invalid", error.failure.value, error.issuer or issuer)
             raise
         finally:
             self._metrics.token_validation_duration.observe(time.perf_counter() - started)
 
-    def _unrevoked(self, principal: Principal) -> Principal:
+    def unrevoked(self, principal: Principal) -> Principal:
+        """The token's identity, unless an operator revoked its user since the token was issued:
+        then raises InvalidToken(REVOKED). Also what an open tunnel's re-check asks."""
         if self._revocations is not None and self._revocations.covers_token(
             user=principal.user, issued_at=_issued_at(principal.claims)
         ):

@@ -5,7 +5,9 @@ The metrics listener is private, but whoever may scrape it must not end sessions
 request carries `Authorization: Bearer <admin token>`, the token being derived from a session
 secret (proxy/keyderive.py, its own purpose), so every worker, replica and the `idgate` command
 that reads the same config agree on it with nothing else to distribute. Any configured secret's
-token is accepted (rotation); a missing or wrong one is 401, compared in constant time.
+token is accepted (rotation), the secrets being those of the configuration current at each
+request (a reload that rotates them takes effect at once); a missing or wrong one is 401,
+compared in constant time.
 
 Every revocation and lift is one decision-log line and counted in
 `idgate_admin_revocations_total{action,kind}`; `idgate_revocations_active` is the list's size.
@@ -60,12 +62,12 @@ def session_index_of(store: SessionStore) -> SessionIndex | None:
 class AdminApi:
     def __init__(
         self,
-        secrets: Sequence[Secret],
+        secrets: Callable[[], Sequence[Secret]],
         revocations: Callable[[], RevocationList],
         registry: CollectorRegistry,
         sessions: Callable[[], SessionIndex | None] = lambda: None,
     ) -> None:
-        self._tokens = [admin_token(secret).encode() for secret in secrets]
+        self._secrets = secrets
         self._revocations = revocations
         self._sessions = sessions
         self._listings = Counter(
@@ -135,8 +137,9 @@ class AdminApi:
     def _authorize(self, request: web.Request) -> None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         presented = token.strip().encode()
+        expected = [admin_token(secret).encode() for secret in self._secrets()]
         # Every candidate compared, so the time taken does not tell which secret matched.
-        matched = [hmac.compare_digest(presented, expected) for expected in self._tokens]
+        matched = [hmac.compare_digest(presented, candidate) for candidate in expected]
         if scheme.lower() != "bearer" or not any(matched):
             raise web.HTTPUnauthorized(
                 text="admin token required\n", headers={"WWW-Authenticate": "Bearer"}

@@ -3,7 +3,9 @@
 With `workers: 1` the one process serves the proxy and `/metrics` (proxy/server/serve.py). With
 more, each worker serves the proxy on the shared port and the supervisor
 (proxy/server/supervisor.py) serves `/metrics` for all of them, and the admin endpoints, whose
-revocations reach the workers through the file they follow (proxy/sessions/revocation_log.py).
+revocations reach the workers through the file they follow (proxy/sessions/revocation_log.py)
+or Redis; on SIGHUP it reloads its admin state (proxy/server/supervisor_admin.py) as the workers
+reload theirs.
 """
 
 from __future__ import annotations
@@ -25,15 +27,15 @@ from proxy.config.load import load_settings
 from proxy.config.model import Settings
 from proxy.observability.decision_log import start_log_writer
 from proxy.server.admin import AdminApi
+from proxy.server.background import Background
 from proxy.server.serve import build_metrics_app, serve, start_site, stop_event
 from proxy.server.supervisor import (
     Supervisor,
     prepare_multiprocess_metrics,
     remove_multiprocess_metrics,
 )
-from proxy.sessions.revocation_list import build_revocation_list
+from proxy.server.supervisor_admin import SupervisorAdmin, open_admin_state
 from proxy.sessions.revocation_log import ENV as REVOCATION_LOG_ENV
-from proxy.sessions.session_index import session_index_for
 
 _log = logging.getLogger("idgate.config")
 
@@ -46,23 +48,29 @@ async def _supervise(
     supervisor = Supervisor(
         settings, config_path=config_path, environ=environ, count=count, worker_main=_worker_main
     )
-    stop = stop_event(lambda: supervisor.signal_workers(signal.SIGHUP))
+    # The supervisor writes the operator's revocations to the list its workers follow, and
+    # follows it too, so `idgate_revocations_active` stays current.
+    admin = SupervisorAdmin(await open_admin_state(settings))
+    background = Background()
+
+    def reload() -> None:
+        supervisor.signal_workers(signal.SIGHUP)
+        background.spawn(admin.reload(config_path, environ))
+
+    stop = stop_event(reload)
     runner = None
-    # The supervisor writes the operator's revocations to the list its workers follow.
-    revocations = build_revocation_list(settings)
-    await revocations.start()  # followed too, so `idgate_revocations_active` stays current
-    async with session_index_for(settings.session) as index:
+    try:
         if settings.metrics.listen is not None:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            admin = AdminApi(settings.session.secrets, lambda: revocations, registry, lambda: index)
-            runner = await start_site(build_metrics_app(registry, admin), settings.metrics.listen)
-        try:
-            await supervisor.run(stop)
-        finally:
-            if runner is not None:
-                await runner.cleanup()
-            await revocations.close()
+            api = AdminApi(admin.secrets, admin.revocations, registry, admin.index)
+            runner = await start_site(build_metrics_app(registry, api), settings.metrics.listen)
+        await supervisor.run(stop)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        background.cancel()
+        await admin.close()
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:

@@ -13,9 +13,9 @@ import logging
 import os
 import signal
 import ssl
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -29,6 +29,7 @@ from proxy.drain import DRAIN_KEY
 from proxy.runtime import RUNTIME_KEY
 from proxy.server.admin import MAX_BODY_BYTES, AdminApi, session_index_of
 from proxy.server.app import CERTIFICATE_WATCHER_KEY, METRICS_KEY, build_app
+from proxy.server.background import Background
 from proxy.server.connections import CONNECTION_GUARD_KEY
 from proxy.server.drain import CLOSING_SECONDS, drain
 from proxy.server.listener import Listener
@@ -126,7 +127,7 @@ async def serve(
     if with_metrics and settings.metrics.listen is not None:
         holder = app[RUNTIME_KEY]
         admin = AdminApi(
-            settings.session.secrets,
+            lambda: holder.current.settings.session.secrets,
             lambda: holder.current.revocations,
             metrics.registry,
             lambda: session_index_of(holder.current.sessions.store),
@@ -136,16 +137,10 @@ async def serve(
     _settle_garbage_collector()
     _log.info("idgate listening on %s (pid %d)", settings.listen, os.getpid())
 
-    background: set[asyncio.Task[Any]] = set()
-
-    def spawn(coroutine: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        background.add(task)
-        task.add_done_callback(background.discard)
-
+    background = Background()
     if not with_metrics:
-        spawn(metrics.buffers.flush_periodically())
-    stop = stop_event(lambda: spawn(reload_config(app, config_path, environ)))
+        background.spawn(metrics.buffers.flush_periodically())
+    stop = stop_event(lambda: background.spawn(reload_config(app, config_path, environ)))
     try:
         await stop.wait()
         _log.info("idgate stopping (pid %d)", os.getpid())
@@ -154,8 +149,7 @@ async def serve(
     finally:
         # The metrics listener serves to the end, so a last scrape sees the drain.
         await runner.cleanup()
-        for task in background:
-            task.cancel()
+        background.cancel()
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         metrics.buffers.flush()

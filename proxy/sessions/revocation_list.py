@@ -7,7 +7,8 @@ supervisor's file when there are several workers (every worker of this host), el
 process's memory (one process: nothing to share).
 
 A log that cannot be read keeps the last view and is retried at the next poll: revocations
-already known stay in force.
+already known stay in force. A reload that replaces the list (the session settings changed)
+carries the revocations in force over to the new one, unless both read the same shared log.
 """
 
 from __future__ import annotations
@@ -65,10 +66,14 @@ class RevocationList:
         *,
         hold_seconds: float = MIN_HOLD_SECONDS,
         clock: Callable[[], float] = time.time,
+        source: object = None,
     ) -> None:
+        """`source` names where a shared log is (a Redis server, a file): two lists of the same
+        source read the same revocations."""
         if hold_seconds <= 0:
             raise ValueError("a revocation must be held for a positive time")
         self._log: RevocationLog = log if log is not None else MemoryOnly()
+        self._source = source
         self._hold = hold_seconds
         self._clock = clock
         self.view = Revocations(clock=clock)
@@ -102,6 +107,16 @@ class RevocationList:
             Revocation(kind=kind, value=value, revoked_at=now, expires_at=now, lifted=True)
         )
         return known
+
+    async def take_over(self, previous: RevocationList) -> None:
+        """Hold what `previous` (the list this one replaces) holds in force, writing it to this
+        list's log unless `previous` reads that same log; raises StoreUnavailable or OSError."""
+        if self.shared and self._source == previous._source:
+            return
+        carried = previous.view.active()
+        for event in carried:
+            await self._log.append(event)
+        self.view.apply(carried)
 
     async def sync(self) -> None:
         """Take in what the other processes wrote; raises StoreUnavailable or OSError."""
@@ -158,9 +173,31 @@ def build_revocation_list(
 ) -> RevocationList:
     """The list for this process: Redis, the host's file, or memory only (see the docstring)."""
     hold = max(settings.session.lifetime_seconds, MIN_HOLD_SECONDS)
-    log: RevocationLog | None = None
-    if settings.session.redis is not None:
-        log = RevocationRedisLog(settings.session.redis)
-    elif environ.get(ENV):
-        log = RevocationFileLog(Path(environ[ENV]))
-    return RevocationList(log, hold_seconds=hold)
+    redis = settings.session.redis
+    if redis is not None:
+        return RevocationList(RevocationRedisLog(redis), hold_seconds=hold, source=redis)
+    if environ.get(ENV):
+        path = Path(environ[ENV])
+        return RevocationList(RevocationFileLog(path), hold_seconds=hold, source=path)
+    return RevocationList(hold_seconds=hold)
+
+
+async def start_revocation_list(
+    settings: Settings, previous: RevocationList | None, environ: Mapping[str, str] = os.environ
+) -> RevocationList:
+    """The list for these settings, following its log and holding what `previous` (the list it
+    replaces on reload) holds in force; raises StoreUnavailable, naming `session.redis`, when
+    those cannot be carried over (the caller keeps `previous`)."""
+    revocations = build_revocation_list(settings, environ)
+    await revocations.start()
+    if previous is None:
+        return revocations
+    try:
+        await revocations.take_over(previous)
+    except (StoreUnavailable, OSError) as error:
+        await revocations.close()
+        raise StoreUnavailable(
+            f"session.redis: the revocations in force cannot be carried over to the new"
+            f" revocation list ({error})"
+        ) from None
+    return revocations

@@ -50,6 +50,7 @@ def test_every_key_is_read(document: dict[str, Any]) -> None:
         "body_idle_timeout": "500ms",
         "max_connections": 100,
         "max_request_head_bytes": "32768",
+        "tunnel_recheck_interval": "2s",
     }
     document["upstream"] = {
         "body_idle_timeout": "5m",
@@ -65,6 +66,7 @@ def test_every_key_is_read(document: dict[str, Any]) -> None:
         body_idle_timeout_seconds=0.5,
         max_connections=100,
         max_request_head_bytes=32768,
+        tunnel_recheck_seconds=2,
     )
     assert settings.upstream == UpstreamSettings(
         body_idle_timeout_seconds=300, max_response_head_bytes=8192, max_response_headers=50
@@ -78,6 +80,7 @@ def test_every_key_is_read(document: dict[str, Any]) -> None:
         ("server.keepalive_timeout", "forever", "expected seconds or a duration"),
         ("server.body_idle_timeout", "2d", "must be at most 24h"),
         ("server.max_connections", 0, "must be between 1 and 1000000"),
+        ("server.tunnel_recheck_interval", 0, "must be a positive duration"),
         ("server.max_request_head_bytes", 1024, "must be between 4096 and 1048576"),
         ("server.max_request_head_bytes", "64KiB", "expected a whole number"),
         ("server.keep_alive_timeout", 5, "unknown key; did you mean keepalive_timeout?"),

@@ -307,6 +307,19 @@ class IdgateProcess:
         assert entry is not None
         return entry
 
+    async def wait_for_entries(
+        self, predicate: Callable[[Entry], bool], count: int, *, after: int = 0
+    ) -> None:
+        """Until `count` JSON stderr lines from index `after` on satisfy `predicate` (one line
+        per worker, say)."""
+        for _ in range(count):
+            await self.wait_for_entry(predicate, after=after)
+            after = next(
+                index + 1
+                for index, line in enumerate(self._stderr.snapshot())
+                if index >= after and predicate(parse_entry(line) or {})
+            )
+
     async def wait_for_decision(self, path: str) -> Entry:
         """The decision-log line of the (one) request for `path`."""
         return await self.wait_for_entry(lambda e: is_decision(e) and e.get("path") == path)

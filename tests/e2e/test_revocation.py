@@ -1,6 +1,7 @@
 """Ending access everywhere: a back-channel logout received by one worker ends the session in
 every worker of the host; `idgate revoke --user` ends a user's sessions and bearer tokens on
-every worker and every replica sharing Redis within 5 seconds, leaving other users alone.
+every worker and every replica sharing Redis within 5 seconds, leaving other users alone, and
+closes the WebSockets her bearer tokens opened within the tunnel re-check interval.
 
 Which worker answered is read from /proc (tests/e2e/workers.py): each check repeats requests on
 new connections until every worker has answered as expected, or the deadline passes.
@@ -11,15 +12,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 import pytest
+from aiohttp import WSCloseCode, WSMsgType
 from playwright.async_api import BrowserContext
+from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import Secret
 from proxy.server.admin import admin_token
+from proxy.stages.watch import REVOKED
 from tests.e2e.browser import (
     SignInSetup,
     browser_context,
@@ -39,6 +44,7 @@ from tests.e2e.minted_session import mint_session
 from tests.e2e.oidc_provider import OidcProvider
 from tests.e2e.redis_fixture import RedisServer
 from tests.e2e.workers import status_and_worker
+from tests.forward.sockets import serve_sockets
 from tests.support.upstream import EchoUpstream
 
 #: The issue's promise: a revocation is in force everywhere within this long.
@@ -75,6 +81,18 @@ async def answers_everywhere(
         if time.monotonic() - started > within:
             pytest.fail(f"not every worker answered as expected within {within}s: {latest}")
         await asyncio.sleep(POLL_SECONDS)  # another process applies it: poll for it
+
+
+async def revoke_everywhere(
+    gate: IdgateProcess, user: str, credentials: Mapping[str, str], measured: str
+) -> None:
+    """`idgate revoke --user USER`, then until every worker refuses `credentials`; the delay
+    since the command returned is recorded as `measured`."""
+    done = await revoke(gate, "--user", user)
+    revoked = time.monotonic()
+    assert done.returncode == 0, done.stderr
+    delay = await answers_everywhere(gate, credentials, refused, since=revoked)
+    MEASURED.append(f"{measured}: {delay:.2f}s")
 
 
 def allowed(status: int) -> bool:
@@ -124,11 +142,7 @@ async def test_revoke_ends_a_users_sessions_in_every_worker_of_a_host(
         bob = {"Cookie": await mint_session(gate.config_path, "bob")}
         await answers_everywhere(gate, alice, allowed)
 
-        done = await revoke(gate, "--user", "alice")
-        revoked = time.monotonic()
-        assert done.returncode == 0, done.stderr
-        delay = await answers_everywhere(gate, alice, refused, since=revoked)
-        MEASURED.append(f"idgate revoke, cookie store, 2 workers: {delay:.2f}s")
+        await revoke_everywhere(gate, "alice", alice, "idgate revoke, cookie store, 2 workers")
         await answers_everywhere(gate, bob, allowed)
         assert (
             await gate.metric("idgate_admin_revocations_total", action="revoke", kind="user") == 1
@@ -227,6 +241,70 @@ async def test_the_admin_endpoint_refuses_a_missing_or_wrong_token(
         assert other.returncode == 3
         assert "401" in other.stderr
         assert (await revoke(gate, "--list")).returncode == 0
+
+
+#: A short `server.tunnel_recheck_interval`, so the test waits little for the close.
+RECHECK_SECONDS: Final = 0.2
+
+
+def sockets_document(issuer: str, upstream: str, allow: dict[str, Any]) -> dict[str, Any]:
+    """A config with one WebSocket route, `/ws` to `upstream`, letting `allow` in, whose
+    tunnels are re-checked every RECHECK_SECONDS."""
+    route = {"name": "sockets", "path": "/ws", "upstream": upstream, "allow": allow}
+    document = base_document(issuer, [route])
+    document["server"] = {"tunnel_recheck_interval": f"{RECHECK_SECONDS * 1000:.0f}ms"}
+    return document
+
+
+@asynccontextmanager
+async def bearer_sockets(
+    gate: IdgateProcess, oidc_provider: OidcProvider, *users: str
+) -> AsyncIterator[list[aiohttp.ClientWebSocketResponse]]:
+    """A WebSocket to `/ws/echo` per user, opened with a bearer token of theirs, each relaying."""
+    async with aiohttp.ClientSession() as http, AsyncExitStack() as sockets:
+        opened = []
+        for user in users:
+            token = await oidc_provider.token_for_user(user)
+            socket = await sockets.enter_async_context(
+                http.ws_connect(f"{gate.url}/ws/echo", headers={"Authorization": f"Bearer {token}"})
+            )
+            await socket.send_str("open")
+            assert await socket.receive_str() == "echo: open"
+            opened.append(socket)
+        yield opened
+
+
+async def closed_for_policy(socket: aiohttp.ClientWebSocketResponse) -> None:
+    """Until idgate closes `socket` with 1008 because its identity no longer holds."""
+    async with asyncio.timeout(WITHIN):
+        closing = await socket.receive()
+    assert (closing.type, closing.data) == (WSMsgType.CLOSE, WSCloseCode.POLICY_VIOLATION)
+    assert closing.extra == REVOKED
+
+
+async def still_relays(socket: aiohttp.ClientWebSocketResponse) -> None:
+    await socket.send_str("still here")
+    assert await socket.receive_str() == "echo: still here"
+
+
+async def test_revoke_closes_the_users_bearer_websockets_within_the_recheck_interval(
+    oidc_provider: OidcProvider, aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    """A WebSocket alice opened with her bearer token is closed with 1008 at both ends soon
+    after `idgate revoke --user alice` returns (within the re-check interval, the token's hour
+    notwithstanding); bob's socket, on the same route, keeps relaying."""
+    sockets = await serve_sockets(aiohttp_server)
+    document = sockets_document(oidc_provider.issuer, sockets.url, {"authenticated": True})
+    with running_idgate(tmp_path, document) as gate:
+        async with bearer_sockets(gate, oidc_provider, "alice", "bob") as (alice, bob):
+            done = await revoke(gate, "--user", "alice")
+            revoked = time.monotonic()
+            assert done.returncode == 0, done.stderr
+            await closed_for_policy(alice)
+            delay = time.monotonic() - revoked
+            MEASURED.append(f"idgate revoke, bearer WebSocket closed after: {delay:.2f}s")
+            await still_relays(bob)
+        assert WSCloseCode.POLICY_VIOLATION in sockets.close_codes, "alice's upstream socket too"
 
 
 def test_zz_report_measured_delays() -> None:

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
+from pytest_aiohttp import AiohttpServer
 
 from proxy.config.model import Policy, Route, Rule
 from tests.support.gate import Gate
+from tests.support.upstream import serve_handler
 
 LISTED_ORIGIN = "https://tools.example.com"
 
@@ -50,6 +52,13 @@ class SocketUpstream:
         async with asyncio.timeout(5):
             await self.closed.wait()
         return self.close_codes[-1]
+
+
+async def serve_sockets(aiohttp_server: AiohttpServer) -> SocketUpstream:
+    """A WebSocket echo upstream on 127.0.0.1, an ephemeral port; the fixture stops it."""
+    sockets = SocketUpstream()
+    sockets.url = await serve_handler(aiohttp_server, sockets.handle)
+    return sockets
 
 
 def socket_routes(upstream: str) -> tuple[Route, ...]:

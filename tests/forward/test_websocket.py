@@ -13,8 +13,19 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.config.model import Secret, SessionSettings, StepUp
+from proxy.config.model import (
+    Policy,
+    Rule,
+    Secret,
+    ServerSettings,
+    SessionSettings,
+    Settings,
+    StepUp,
+)
 from proxy.forward.headers import is_websocket_upgrade, websocket_subprotocols
+from proxy.runtime import RUNTIME_KEY, build_runtime
+from proxy.server.app import METRICS_KEY, PROVIDER_CLIENT_KEY
+from proxy.sessions.revocations import RevocationKind
 from proxy.stages.origin import origin_allowed
 from proxy.stages.watch import EXPIRED, REVOKED, IdentityWatch
 from tests.forward.sockets import LISTED_ORIGIN, SocketUpstream, admin, socket_routes
@@ -30,6 +41,8 @@ HANDSHAKE = {
     "Sec-WebSocket-Version": "13",
     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
 }
+#: Tunnels checked again every 50 ms.
+RECHECK_OFTEN = ServerSettings(tunnel_recheck_seconds=0.05)
 
 
 # --- the upstream: a WebSocket echo server that records what reached it --------------------------
@@ -377,21 +390,85 @@ async def test_socket_is_closed_1008_when_the_token_expires(
 
 
 @pytest.fixture
+async def rechecking_gate(sockets: SocketUpstream, start_gate: StartGate) -> Gate:
+    """A gate whose tunnels are checked again every 50 ms."""
+    return await start_gate(routes=socket_routes(sockets.url), server=RECHECK_OFTEN)
+
+
+async def test_bearer_socket_is_closed_1008_once_its_user_is_revoked(
+    rechecking_gate: Gate, sockets: SocketUpstream
+) -> None:
+    """A bearer socket is checked against the revocation list at every re-check: once an
+    operator revokes its user, both ends are closed with 1008, long before the token's exp."""
+    gate = rechecking_gate
+    async with gate.client.ws_connect("/ws/echo", headers=admin(gate)) as ws:
+        await ws.send_str("still here")
+        assert await ws.receive_str() == "echo: still here"
+        await gate.client.app[RUNTIME_KEY].current.revocations.revoke(RevocationKind.USER, "alice")
+        await assert_closed_for_policy(ws, REVOKED)
+    assert await sockets.wait_closed() == WSCloseCode.POLICY_VIOLATION
+
+
+async def test_bearer_socket_is_closed_1008_when_a_reload_takes_the_route_from_its_user(
+    rechecking_gate: Gate, sockets: SocketUpstream
+) -> None:
+    """A bearer socket is authorized again under the configuration current at each re-check: a
+    reload whose policy no longer lets the user in closes it with 1008."""
+    gate = rechecking_gate
+    async with gate.client.ws_connect("/ws/echo", headers=admin(gate)) as ws:
+        await ws.send_str("still here")
+        assert await ws.receive_str() == "echo: still here"
+        sre_only = Policy(allow=Rule(groups=frozenset({"sre"})))
+        routes = tuple(replace(route, policy=sre_only) for route in gate.settings.routes)
+        await reload_with(gate, replace(gate.settings, routes=routes))
+        await assert_closed_for_policy(ws, REVOKED)
+    assert await sockets.wait_closed() == WSCloseCode.POLICY_VIOLATION
+
+
+async def test_bearer_socket_stays_open_while_its_user_is_let_in(
+    rechecking_gate: Gate, sockets: SocketUpstream
+) -> None:
+    """Re-checks that pass keep the socket: another user's revocation and a reload that still
+    lets alice in leave it open."""
+    gate = rechecking_gate
+    async with gate.client.ws_connect("/ws/echo", headers=admin(gate)) as ws:
+        await gate.client.app[RUNTIME_KEY].current.revocations.revoke(RevocationKind.USER, "bob")
+        await reload_with(gate, replace(gate.settings, routes=gate.settings.routes[::-1]))
+        rechecks = gate.settings.server.tunnel_recheck_seconds
+        for message in range(5):  # messages spread over several re-checks
+            await asyncio.sleep(rechecks)
+            await ws.send_str(f"message {message}")
+            assert await ws.receive_str() == f"echo: message {message}"
+    assert await sockets.wait_closed() == WSCloseCode.OK
+
+
+async def reload_with(gate: Gate, settings: Settings) -> None:
+    """What a SIGHUP reload does once the file is read: a new runtime, swapped in whole."""
+    app = gate.client.app
+    holder = app[RUNTIME_KEY]
+    holder.current = await build_runtime(
+        settings, http=app[PROVIDER_CLIENT_KEY], metrics=app[METRICS_KEY], previous=holder.current
+    )
+
+
+@pytest.fixture
 async def session_gate(sockets: SocketUpstream, start_gate: StartGate) -> Gate:
-    """A gate whose sessions are re-verified every 50 ms, with the user alice in `admins`."""
+    """A gate whose sessions are refreshed and re-verified every 50 ms, with the user alice in
+    `admins`."""
     issuer = FakeIssuer(keys=[SigningKey(kid="k1")])
     issuer.userinfo_claims = {"groups": ["admins"]}
     return await start_gate(
         issuer=issuer,
         routes=socket_routes(sockets.url),
         session=SessionSettings(secrets=(Secret(SESSION_SECRET),), refresh_seconds=0.05),
+        server=RECHECK_OFTEN,
     )
 
 
 async def test_session_socket_is_closed_1008_after_backchannel_logout(
     session_gate: Gate, sockets: SocketUpstream
 ) -> None:
-    """A session socket is re-verified every refresh interval: once the provider logs the user
+    """A session socket is re-verified at every re-check: once the provider logs the user
     out, the socket and its upstream socket are closed with 1008."""
     gate = session_gate
     cookies = await sign_in(gate)
@@ -438,6 +515,7 @@ async def test_session_socket_is_closed_1008_once_the_sign_in_is_older_than_max_
         issuer=issuer,
         routes=routes,
         session=SessionSettings(secrets=(Secret(SESSION_SECRET),), refresh_seconds=0.05),
+        server=RECHECK_OFTEN,
     )
     cookies = await sign_in(gate)
     async with gate.client.ws_connect("/ws/echo", headers=cookie_header(cookies)) as ws:

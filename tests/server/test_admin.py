@@ -26,6 +26,8 @@ class Admin:
     client: TestClient[web.Request, web.Application]
     revocations: RevocationList
     registry: CollectorRegistry
+    secrets: list[Secret]
+    """The configured session secrets, newest first; a test may rotate them (a reload)."""
 
     def headers(self, secret: Secret = NEW) -> dict[str, str]:
         return {"Authorization": f"Bearer {admin_token(secret)}"}
@@ -35,9 +37,10 @@ class Admin:
 async def admin(aiohttp_client: AiohttpClient) -> AsyncIterator[Admin]:
     registry = CollectorRegistry()
     revocations = RevocationList()
-    api = AdminApi((NEW, OLD), lambda: revocations, registry)
+    secrets = [NEW, OLD]
+    api = AdminApi(lambda: secrets, lambda: revocations, registry)
     client = await aiohttp_client(build_metrics_app(registry, api))
-    yield Admin(client, revocations, registry)
+    yield Admin(client, revocations, registry, secrets)
     await revocations.close()
 
 
@@ -56,6 +59,21 @@ async def test_an_admin_request_without_the_admin_token_is_refused(
         )
         assert response.status == 401
     assert len(admin.revocations.view) == 0
+
+
+async def test_the_accepted_tokens_follow_the_secrets_current_at_each_request(
+    admin: Admin,
+) -> None:
+    """A reload that rotates the session secrets changes the admin tokens at once: the new
+    secret's token is accepted, a dropped secret's refused (they were fixed at start)."""
+    rotated = Secret("rotated-session-secret-0123456789abcd")
+    assert (await admin.client.get(PATH, headers=admin.headers(rotated))).status == 401
+
+    admin.secrets[:] = [rotated, NEW]
+
+    assert (await admin.client.get(PATH, headers=admin.headers(rotated))).status == 200
+    assert (await admin.client.get(PATH, headers=admin.headers(NEW))).status == 200
+    assert (await admin.client.get(PATH, headers=admin.headers(OLD))).status == 401
 
 
 async def test_metrics_stay_open_to_scrapers_without_the_token(admin: Admin) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from proxy.runtime import RUNTIME_KEY
 from proxy.server import reload as reload_module
 from proxy.server.app import build_app
 from proxy.server.reload import reload_config
+from proxy.sessions.revocations import RevocationKind
 from tests.support.context import NO_PROVIDER
 from tests.support.settings import make_settings
 
@@ -143,3 +145,21 @@ async def test_connection_level_server_keys_wait_for_a_restart_and_the_rest_appl
     assert settings.server.max_request_head_bytes == 32768
     assert settings.server.body_idle_timeout_seconds == 7
     assert settings.upstream.max_response_headers == 50
+
+
+async def test_a_reload_that_rotates_the_session_secret_keeps_the_revocations_in_force(
+    served: tuple[TestClient[web.Request, web.Application], CollectorRegistry, Path],
+) -> None:
+    """One process keeps its revocation list in memory; a reload that changes the session
+    settings builds a new list, which takes over what was revoked (it used to start empty)."""
+    client, _, path = served
+    await client.app[RUNTIME_KEY].current.revocations.revoke(RevocationKind.USER, "alice")
+    rotated = document()
+    rotated["session"] = {"secret": ["rotated-secret-0123456789abcdef0123", SECRET]}
+    write(path, rotated)
+
+    assert await reload_config(client.app, path, {})
+
+    new = client.app[RUNTIME_KEY].current
+    assert new.settings.session.secrets[0].reveal().startswith("rotated")
+    assert new.revocations.covers_token(user="alice", issued_at=time.time() - 1)

@@ -65,3 +65,39 @@ async def test_an_unwritable_log_is_a_store_failure_and_nothing_is_applied(tmp_p
         await revocations.revoke(RevocationKind.USER, "alice")
     assert not revocations.covers(record(created_at=0))
     await revocations.close()
+
+
+async def test_a_list_replacing_a_memory_one_takes_over_what_it_held(tmp_path: Path) -> None:
+    """A reload that replaces the list (one process: memory only) carries the revocations in
+    force into the new one, and into its shared log when it has one; lifted ones stay lifted."""
+    before = RevocationList()
+    await before.revoke(RevocationKind.USER, "alice")
+    await before.revoke(RevocationKind.USER, "bob")
+    await before.lift(RevocationKind.USER, "bob")
+    path = tmp_path / "revocations.log"
+    for after in (RevocationList(), RevocationList(RevocationFileLog(path), source=path)):
+        await after.take_over(before)
+        assert [(e.kind, e.value) for e in after.view.active()] == [(RevocationKind.USER, "alice")]
+        await after.close()
+    reader = RevocationList(RevocationFileLog(path), source=path)
+    await reader.start()
+    assert [e.value for e in reader.view.active()] == ["alice"]
+    await reader.close()
+
+
+async def test_a_list_on_the_same_shared_log_writes_nothing_again(tmp_path: Path) -> None:
+    """Lists that read the same log (a reload that changed only the secrets) share what is in
+    force already: taking over appends nothing."""
+    path = tmp_path / "revocations.log"
+    before = RevocationList(RevocationFileLog(path), source=path)
+    await before.revoke(RevocationKind.USER, "alice")
+    size = path.stat().st_size
+    after = RevocationList(RevocationFileLog(path), source=path)
+    await after.start()
+
+    await after.take_over(before)
+
+    assert path.stat().st_size == size
+    assert [e.value for e in after.view.active()] == ["alice"]
+    await before.close()
+    await after.close()

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
+from tests.support.upstream import serve_handler
+
 
 @dataclass(kw_only=True)
 class HeldUpstream:
@@ -38,8 +40,5 @@ class HeldUpstream:
 async def serve_held(aiohttp_server: AiohttpServer) -> HeldUpstream:
     """A held upstream on 127.0.0.1; the fixture stops it."""
     upstream = HeldUpstream()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", upstream.handle)
-    server = await aiohttp_server(app)
-    upstream.url = f"http://{server.host}:{server.port}"
+    upstream.url = await serve_handler(aiohttp_server, upstream.handle)
     return upstream

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -38,6 +39,18 @@ def echo_app(upstream: EchoUpstream) -> web.Application:
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", upstream.handle)
     return app
+
+
+async def serve_handler(
+    aiohttp_server: AiohttpServer,
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> str:
+    """`handle` answering every request on 127.0.0.1, an ephemeral port; its URL. The fixture
+    stops it."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    server = await aiohttp_server(app)
+    return f"http://{server.host}:{server.port}"
 
 
 async def serve_echo(aiohttp_server: AiohttpServer, *, port: int | None = None) -> EchoUpstream:
