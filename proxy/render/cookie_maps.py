@@ -16,7 +16,6 @@ are idgate's; `my_idgate=` and `_idgate_extra=` are the tool's own and pass.
 from __future__ import annotations
 
 import re
-from itertools import pairwise
 from typing import Final
 
 from proxy.sessions.cookie_store import MAX_CHUNKS
@@ -39,31 +38,33 @@ def _idgate_cookie(cookie_name: str) -> str:
 
 
 def cookie_maps(cookie_name: str) -> str:
-    """The chained maps from `$http_cookie` to TOOL_COOKIE, with the comment that says why."""
+    """The maps from `$http_cookie` to TOOL_COOKIE, with the comment that says why."""
     cookie = _idgate_cookie(cookie_name)
-    # Both patterns take out the first idgate cookie: one that opens the header, or the first
-    # after a `;`. Their captures always take part, so no value is ever left unset.
-    take_out = (
-        f'    "~^{cookie}(?:;[ \\t]*|$)(?<idgate_rest>.*)$" $idgate_rest;\n'
-        f'    "~^(?<idgate_head>.*?);{cookie}(?<idgate_tail>(?:;.*)?)$" $idgate_head$idgate_tail;\n'
-    )
-    steps = ["$http_cookie", *(f"$idgate_cookie_{index}" for index in range(1, TAKEN_OUT + 1))]
-    maps = [
-        f"map {source} {target} {{\n    default {source};\n{take_out}}}\n"
-        for source, target in pairwise(steps)
-    ]
-    maps.append(
-        f"map {steps[-1]} {TOOL_COOKIE} {{\n    default {steps[-1]};\n"
-        f'    "~(?:^|;){cookie}(?:;|$)" "";\n}}\n'
-    )
+    maps = []
+    for taken in range(TAKEN_OUT + 1):
+        source = f'"$idgate_head_{taken}$idgate_tail_{taken}"' if taken else "$http_cookie"
+        target = f"$idgate_cookie_{taken}" if taken else TOOL_COOKIE
+        if taken < TAKEN_OUT:
+            # The first idgate cookie, opening the header or after a `;`, comes out. Both
+            # patterns set head and tail (the first an empty head) for the next map, which
+            # nginx evaluates only when one matched: a header without idgate cookies costs
+            # one scan, not one per map.
+            head, tail, rest = (f"idgate_{part}_{taken + 1}" for part in ("head", "tail", "cookie"))
+            entries = (
+                f'    "~^(?<{head}>){cookie}(?:;[ \\t]*|$)(?<{tail}>.*)$" ${rest};\n'
+                f'    "~^(?<{head}>.*?);{cookie}(?<{tail}>(?:;.*)?)$" ${rest};\n'
+            )
+        else:
+            entries = f'    "~(?:^|;){cookie}(?:;|$)" "";\n'
+        maps.append(f"map {source} {target} {{\n    default {source};\n{entries}}}\n")
     name = cookie_name
     return (
         f"# idgate's cookies are for idgate alone, as in idgate's own forwarding: {name} (whole,\n"
         f"# or in chunks {name}_0 to {name}_{MAX_CHUNKS - 1}), the login-state {name}_state_*, "
         "each also\n"
-        "# with __Host- or __Secure-. nginx maps cannot loop: each map takes one out of the\n"
-        f"# Cookie header the tool gets ({TAKEN_OUT} in all: the whole cookie and every chunk), "
+        "# with __Host- or __Secure-. nginx maps cannot loop: each map takes the first one out of\n"
+        f"# the Cookie header the tool gets ({TAKEN_OUT} in all: the whole cookie and every chunk) "
         "and the\n"
-        "# last sends the tool no Cookie at all if one is still there (a client sent more).\n"
-        + "".join(maps)
+        "# next reads the rest only if there was one; the last sends the tool no Cookie at all if\n"
+        "# one is still there (a client sent more).\n" + "".join(maps)
     )

@@ -10,21 +10,31 @@ from proxy.sessions.cookie_store import MAX_CHUNKS
 
 
 def test_there_is_a_map_for_the_whole_cookie_and_every_chunk() -> None:
-    """The maps chain from $http_cookie through one map per cookie a browser can carry (the
-    whole cookie and MAX_CHUNKS chunks) to the tool's variable."""
-    heads = re.findall(r"^map (\S+) (\S+) \{$", cookie_maps("_idgate"), re.MULTILINE)
+    """One map per cookie a browser can carry (the whole cookie and MAX_CHUNKS chunks): each
+    takes the first idgate cookie out and hands what is left to the next, which reads it (and
+    so runs) only when one was taken out."""
+    text = cookie_maps("_idgate")
+    heads = re.findall(r"^map (\S+) (\S+) \{$", text, re.MULTILINE)
     assert TAKEN_OUT == MAX_CHUNKS + 1
-    assert [source for source, _ in heads] == [
-        "$http_cookie",
-        *(f"$idgate_cookie_{index}" for index in range(1, TAKEN_OUT + 1)),
+    assert heads == [
+        ("$http_cookie", TOOL_COOKIE),
+        *(
+            (f'"$idgate_head_{n}$idgate_tail_{n}"', f"$idgate_cookie_{n}")
+            for n in range(1, TAKEN_OUT + 1)
+        ),
     ]
-    assert [target for _, target in heads] == [source for source, _ in heads[1:]] + [TOOL_COOKIE]
+    for taken, (source, _) in enumerate(heads[:-1]):
+        body = text[text.index(f"map {source} ") :].split("\n}\n")[0]
+        assert body.count(f" $idgate_cookie_{taken + 1};") == 2
+        assert f"(?<idgate_head_{taken + 1}>" in body
+        assert f"    default {source};" in body
 
 
 def test_the_last_map_gives_the_tool_no_cookie_when_one_is_left() -> None:
     """The last map has one pattern, any idgate cookie anywhere, and it maps to nothing."""
     text = cookie_maps("_idgate")
-    last = text[text.index(f"map $idgate_cookie_{TAKEN_OUT} {TOOL_COOKIE}") :]
+    n = TAKEN_OUT
+    last = text[text.index(f'map "$idgate_head_{n}$idgate_tail_{n}" $idgate_cookie_{n} {{') :]
     [pattern] = re.findall(r'^    "(~.*)" "";$', last, re.MULTILINE)
     assert pattern.startswith("~(?:^|;)")
     assert last.count("\n") == 4
