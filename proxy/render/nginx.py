@@ -20,7 +20,6 @@ What makes it safe, line by line in docs/gateways.md:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -29,7 +28,9 @@ from proxy.config.model import Settings
 from proxy.endpoints.forward_auth import PATH_HEADER, ROUTES_HEADER, UPGRADE_HEADER
 from proxy.forward.identity_headers import ASSERTION, EMAIL, GROUPS, ISSUER, USER
 from proxy.identity.client_cert import FORWARDED_CLIENT_CERT_HEADERS
+from proxy.render.cookie_maps import TOOL_COOKIE, cookie_maps
 from proxy.render.plan import Location, Server, Upstream, plan_servers, upstream_blocks
+from proxy.server.app import MAX_FIELD_BYTES
 from proxy.stages.header_names import FORWARDING_HEADERS, IDENTITY_HEADERS
 
 #: The cache zone's name, shared memory for its keys (1 MB holds about 8000).
@@ -102,21 +103,6 @@ class _Renderer:
 
     def preamble(self) -> str:
         source = f" from {self._options.source}" if self._options.source else ""
-        cookie = re.escape(self._settings.session.cookie_name)
-        take_out = (
-            f'"~^(?:__Host-)?{cookie}(?:_[0-9]+)?=[^;]*(?:;\\s*)?(?<idgate_rest>.*)$" '
-            "$idgate_rest;\n"
-            f'    "~^(?<idgate_head>.*?);\\s*(?:__Host-)?{cookie}(?:_[0-9]+)?=[^;]*'
-            '(?<idgate_tail>.*)$" $idgate_head$idgate_tail;'
-        )
-        maps = "".join(
-            f"map {source_var} {target} {{\n    default {source_var};\n    {take_out}\n}}\n"
-            for source_var, target in (
-                ("$http_cookie", "$idgate_cookie_1"),
-                ("$idgate_cookie_1", "$idgate_cookie_2"),
-                ("$idgate_cookie_2", "$idgate_cookie_for_tool"),
-            )
-        )
         cache = ""
         if self._cache:
             ceiling = self._settings.forward_auth.decision_cache_seconds
@@ -133,9 +119,7 @@ class _Renderer:
             "# WebSocket upgrades pass through; other requests keep their upstream connection.\n"
             "map $http_upgrade $idgate_connection {\n"
             '    default upgrade;\n    "" "";\n}\n\n'
-            "# idgate's session cookie (whole or in chunks) is for idgate alone: each map takes\n"
-            "# one out of the Cookie header the tool gets (three in all).\n"
-            f"{maps}\n{cache}\n"
+            f"{cookie_maps(self._settings.session.cookie_name)}\n{cache}\n"
             "upstream idgate {\n"
             f"    server {self._options.idgate};\n"
             "    keepalive 32;\n}\n"
@@ -154,6 +138,8 @@ class _Renderer:
             "    # default, written out: X_Authenticated_User never stands in for the real one).",
             "    underscores_in_headers off;",
             "    ignore_invalid_headers on;",
+            "    # A Cookie header as long as idgate reads: a session of every chunk it may write.",
+            f"    large_client_header_buffers 4 {MAX_FIELD_BYTES // 1024}k;",
             "    # Only picks the location; the path forwarded is the one idgate judged.",
             "    merge_slashes on;",
             "",
@@ -190,7 +176,7 @@ class _Renderer:
             "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
             "proxy_set_header X-Forwarded-Proto $scheme;",
             "proxy_set_header X-Forwarded-Host $host;",
-            "proxy_set_header Cookie $idgate_cookie_for_tool;",
+            f"proxy_set_header Cookie {TOOL_COOKIE};",
             *(f"proxy_set_header {name} {var};" for name, var in _IDENTITY_VARIABLES.items()),
             "# Identity headers from the client, in both spellings, never reach the tool.",
             *(

@@ -34,6 +34,8 @@ PROVIDER_CLIENT_KEY = web.AppKey[ClientSession]("provider_client")
 #: Polls every certificate file idgate uses (the listener's, the upstreams') for rotation.
 CERTIFICATE_WATCHER_KEY = web.AppKey[CertificateWatcher]("certificate_watcher")
 
+#: The longest header idgate reads, a browser's one Cookie header included.
+MAX_FIELD_BYTES: Final = 32768
 #: Bounds on what a client may send before any token parsing (SPEC: "Request line, header and
 #: cookie sizes are bounded"). aiohttp answers a breach with 400 before a handler runs; the
 #: field bound sits above the token bound (16 KiB) so an oversize token normally gets idgate's
@@ -41,7 +43,7 @@ CERTIFICATE_WATCHER_KEY = web.AppKey[CertificateWatcher]("certificate_watcher")
 #: `auto_decompress=False`: a proxy passes request bodies on as sent.
 SERVER_LIMITS: Final = {
     "max_line_size": 8190,
-    "max_field_size": 32768,
+    "max_field_size": MAX_FIELD_BYTES,
     "max_headers": 100,
     "auto_decompress": False,
     "logger": http_logger(),

@@ -4,7 +4,8 @@ A sealed record that fits in `chunk_size` travels in the base cookie; a larger o
 `<base>_0`, `<base>_1`, ... and the base cookie is deleted. The seal's associated data is the
 base cookie name, so a value copied into another idgate cookie (the login state, another
 deployment's session) does not open. Chunks are not numbered inside the seal: a missing,
-extra or foreign chunk changes the reassembled value, and the AEAD tag refuses it.
+extra or foreign chunk changes the reassembled value, and the AEAD tag refuses it. A session has
+at most MAX_CHUNKS chunks, so every cookie a gateway must keep from the tool can be counted.
 
 Nothing is kept server side, so a back-channel logout is remembered as a revocation in the
 revocation list this host's workers (or, with Redis, all replicas) share (revocation_list.py),
@@ -24,13 +25,19 @@ from proxy.sessions.crypto import Sealer, SealError
 from proxy.sessions.model import SessionFormatError, SessionRecord, SignInOrigin
 from proxy.sessions.revocation_list import RevocationList
 from proxy.sessions.revocations import RevocationKind
-from proxy.sessions.store import CookieChange, InvalidSession
+from proxy.sessions.store import CookieChange, InvalidSession, SessionTooLarge
 
 PURPOSE: Final = b"idgate session v1"
 #: Opened cookies remembered, so a browser's every request does not decrypt and parse its cookie
 #: again (a third of the session path's own cost). A sealed value always opens to the same
 #: record, and every check of the record (expiry, refresh, revocation) still runs per request.
 _OPENED_LIMIT: Final = 1024
+#: The most cookies a session is split into. The browser sends them in one Cookie header, which
+#: idgate reads up to 32 KiB (proxy/server/app.py): eight chunks of the default 3800 characters
+#: fill 30 KiB of it and leave the tools' own cookies room. A larger record is refused when saved
+#: rather than written for the next request to be refused, and `idgate render nginx` takes the
+#: whole cookie and this many chunks out of what the tool gets (proxy/render/cookie_maps.py).
+MAX_CHUNKS: Final = 8
 
 
 class CookieStore:
@@ -66,6 +73,8 @@ class CookieStore:
                 raise InvalidSession("session cookie is both whole and chunked")
             sealed = cookies[self._name]
         elif chunks:
+            if len(chunks) > MAX_CHUNKS:
+                raise InvalidSession("session cookie has more chunks than idgate writes")
             if sorted(chunks) != list(range(len(chunks))):
                 raise InvalidSession("session cookie chunks are missing")
             sealed = "".join(chunks[index] for index in range(len(chunks)))
@@ -106,6 +115,11 @@ class CookieStore:
                 sealed[start : start + self._chunk_size]
                 for start in range(0, len(sealed), self._chunk_size)
             ]
+            if len(parts) > MAX_CHUNKS:
+                raise SessionTooLarge(
+                    f"a session of {len(sealed)} sealed characters needs {len(parts)} cookies, "
+                    f"more than the cookie store's {MAX_CHUNKS}: use session.store: redis"
+                )
             changes = [
                 CookieChange(name=self._chunk_name(index), value=part, max_age=max_age)
                 for index, part in enumerate(parts)

@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from proxy.errors import ProviderUnavailable
+from proxy.errors import IdgateError, ProviderUnavailable
 from proxy.sessions.model import SessionRecord, SignInOrigin
 
 
@@ -27,6 +27,11 @@ class InvalidSession(Exception):
 class StoreUnavailable(ProviderUnavailable):
     """The backing store (Redis) cannot be reached: fail closed, 503 wherever it surfaces (a
     caller that does not handle it still answers 503, never 500)."""
+
+
+class SessionTooLarge(IdgateError):
+    """A record too large for the browser's cookies (the provider's tokens and claims): 500, and
+    the message names the fix. Never written, so no later request is refused for its size."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -202,13 +202,24 @@ async def test_identity_headers_sent_by_the_client_never_reach_the_upstream(
             "theme=dark; lang=en; x_idgate=1",
             id="interleaved",
         ),
+        pytest.param(
+            "my_idgate=1; _idgate_extra=2; _idgate_stateful=3",
+            "my_idgate=1; _idgate_extra=2; _idgate_stateful=3",
+            id="lookalikes",
+        ),
+        pytest.param(
+            "theme=dark; _idgate_0=a; _idgate_1=b; _idgate_2=c; _idgate_3=d", "", id="four-chunks"
+        ),
+        pytest.param("theme=dark; __Secure-_idgate_state_1=s", "", id="secure-state"),
+        pytest.param("theme=dark; _idgate =s", "", id="space-before-equals"),
     ],
 )
 async def test_the_tool_gets_its_own_cookies_but_never_idgates(
     nginx: Gateway, upstream: EchoUpstream, oidc_provider: OidcProvider, cookie: str, kept: str
 ) -> None:
-    """idgate's session cookie, whole or in chunks, is taken out of the Cookie header the tool
-    receives; the tool's own cookies stay as they were."""
+    """idgate's session cookie, whole or in up to three chunks, is taken out of the Cookie header
+    the tool receives and the tool's own cookies stay as they were; any idgate cookie the maps
+    leave (a fourth chunk, another form) means the tool gets no Cookie at all."""
     token = await oidc_provider.token_for_user("bob")
 
     status, _, _ = await get(nginx, "/tools/page", token=token, Cookie=cookie)

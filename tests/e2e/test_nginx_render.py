@@ -12,7 +12,7 @@ import asyncio
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final
@@ -124,12 +124,16 @@ async def get(
         return resp.status, dict(resp.headers)
 
 
-async def raw_get(gateway: Gateway, target: str, headers: dict[str, str]) -> int:
-    """The status of a GET whose request target is sent byte for byte as given."""
+async def raw_get(
+    gateway: Gateway, target: str, headers: dict[str, str], *, cookies: Sequence[str] = ()
+) -> int:
+    """The status of a GET whose request target is sent byte for byte as given, with each of
+    `cookies` in a Cookie header of its own (characters up to U+00FF as those bytes)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
     try:
         lines = [f"GET {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines += [f"Cookie: {value}" for value in cookies]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         await writer.drain()
         status_line = await reader.readline()
@@ -152,9 +156,12 @@ async def decisions_for(gate: IdgateProcess, gateway: Gateway, path: str) -> lis
     return [entry for entry in gate.decision_log() if entry.get("path") == path]
 
 
-async def session_cookie(gate: IdgateProcess, *, user: str, last_seen_ago: float = 0) -> str:
+async def session_cookie(
+    gate: IdgateProcess, *, user: str, last_seen_ago: float = 0, padding: int = 0
+) -> str:
     """A `Cookie` header with a live session for `user` (sealed by idgate's own code); seen
-    `last_seen_ago` seconds ago (long enough ago, and every answer rewrites the cookie)."""
+    `last_seen_ago` seconds ago (long enough ago, and every answer rewrites the cookie); an ID
+    token `padding` characters long seals it into chunks."""
     settings = load_settings(gate.config_path, SECRET_ENVIRONMENT)
     now = time.time()
     record = SessionRecord(
@@ -165,7 +172,7 @@ async def session_cookie(gate: IdgateProcess, *, user: str, last_seen_ago: float
         email=f"{user}@example.com",
         groups=frozenset({"engineering"}),
         claims=MappingProxyType({"sub": user, "email": f"{user}@example.com"}),
-        id_token="unused",
+        id_token="x" * padding or "unused",
         access_token="unused",
         refresh_token="unused",
         created_at=now - last_seen_ago,
@@ -250,6 +257,83 @@ async def test_client_sent_identity_headers_never_reach_the_tool(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def chunk_names(cookie: str) -> list[str]:
+    return [pair.partition("=")[0] for pair in cookie.split("; ")]
+
+
+async def test_a_session_in_many_chunks_never_reaches_the_tool(
+    nginx: Gateway, tool: Recorder, gate: IdgateProcess
+) -> None:
+    """A live session sealed into six chunks, between the tool's own cookies, signs dave in
+    through nginx; the tool gets dave's identity and exactly its own cookies."""
+    session = await session_cookie(gate, user="dave", padding=15_000)
+    assert chunk_names(session) == [f"_idgate_{index}" for index in range(6)]
+
+    status = await raw_get(
+        nginx, "/tools/chunked", {}, cookies=[f"theme=dark; {session}; my_idgate=mine"]
+    )
+
+    assert status == 200
+    [(_, received)] = tool.received
+    assert received["X-Authenticated-User"] == "dave"
+    assert received.getall("Cookie") == ["theme=dark; my_idgate=mine"]
+
+
+@pytest.mark.parametrize(("extra", "to_tool"), [(3, ["theme=dark; lang=en"]), (4, [])])
+async def test_extra_copies_are_taken_out_or_the_tool_gets_no_cookie(
+    nginx: Gateway, tool: Recorder, gate: IdgateProcess, extra: int, to_tool: list[str]
+) -> None:
+    """Copies a client adds in a second Cookie header are taken out with the six-chunk session,
+    up to the nine idgate cookies a browser can carry; one more and the tool gets no Cookie at
+    all (closed), while idgate, which reads the first header, still signs dave in."""
+    session = await session_cookie(gate, user="dave", padding=15_000)
+    copies = "; ".join(f"_idgate_state_{index}=copy" for index in range(extra))
+
+    status = await raw_get(
+        nginx, "/tools/copies", {}, cookies=[f"theme=dark; {session}", f"{copies}; lang=en"]
+    )
+
+    assert status == 200
+    [(_, received)] = tool.received
+    assert received["X-Authenticated-User"] == "dave"
+    assert received.getall("Cookie", []) == to_tool
+
+
+#: Cookie headers sent on the public route, and the Cookie header the tool must get of each.
+TOOL_COOKIES: Final = {
+    "_idgate=S": None,
+    "_idgate=S; theme=dark": "theme=dark",
+    "theme=dark; _idgate=S": "theme=dark",
+    "theme=dark; _idgate=S; lang=en": "theme=dark; lang=en",
+    "theme=dark;_idgate_0=S;lang=en": "theme=dark;lang=en",
+    "theme=dark; _idgate =S;\t_idgate_1 = S ;  lang=en": "theme=dark;  lang=en",
+    # U+00A0 in UTF-8: aiohttp strips it from a name like a space.
+    "theme=dark;\xc2\xa0_idgate=S; _idgate; lang=en": "theme=dark; lang=en",
+    "__Host-_idgate=S; theme=dark; __Secure-_idgate_7=S": "theme=dark",
+    "__Secure-_idgate_state_0a1b=S; _idgate_0012=S; theme=dark": "theme=dark",
+    # Names that only contain idgate's are the tool's own.
+    "my_idgate=1; _idgate_extra=2; x_idgate_0=3; _idgate_stateful=4; __Host-_idgatex=5": (
+        "my_idgate=1; _idgate_extra=2; x_idgate_0=3; _idgate_stateful=4; __Host-_idgatex=5"
+    ),
+    "_idgate0=1; _idgate=S; idgate=2": "_idgate0=1; idgate=2",
+    "; ".join(["theme=dark", *(f"_idgate_{index}=S" for index in range(9))]): "theme=dark",
+    "; ".join(["theme=dark", *(f"_idgate_{index}=S" for index in range(10))]): None,
+}
+
+
+@pytest.mark.parametrize("sent", list(TOOL_COOKIES))
+async def test_the_tool_never_gets_an_idgate_cookie(
+    nginx: Gateway, tool: Recorder, sent: str
+) -> None:
+    """Whatever the position, spacing, prefix or count of idgate's cookies, the tool gets its
+    own cookies byte for byte and none of idgate's, or no Cookie header at all."""
+    assert await raw_get(nginx, "/public/cookies", {}, cookies=[sent]) == 200
+
+    [(_, received)] = tool.received
+    expected = TOOL_COOKIES[sent]
+    assert received.getall("Cookie", []) == ([] if expected is None else [expected])
 
 
 async def test_websocket_passes_through_the_generated_config(

@@ -131,8 +131,16 @@ def test_the_session_cookie_name_is_taken_out_for_the_tool() -> None:
     """A renamed session cookie is the one the Cookie maps remove."""
     base = settings()
     text = render_nginx(replace(base, session=replace(base.session, cookie_name="sso")), OPTIONS)
-    assert "(?:__Host-)?sso(?:_[0-9]+)?=" in text
+    assert text.count("(?:__Host-|__Secure-)?sso(?:_[0-9]+|_state_[^;=]*)?") == 2 * 9 + 1
+    assert "_idgate(?:" not in text
     assert isinstance(base.session, SessionSettings)
+
+
+def test_nginx_reads_a_cookie_header_as_long_as_idgate_does() -> None:
+    """Every server block takes a header line of 32 KiB, so a session of every chunk idgate may
+    write reaches idgate instead of nginx's 400."""
+    text = render_nginx(settings(), OPTIONS)
+    assert text.count("large_client_header_buffers 4 32k;") == text.count("server {")
 
 
 def test_an_https_upstream_is_verified() -> None:

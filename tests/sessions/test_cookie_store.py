@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import pytest
 
 from proxy.config.model import Secret
-from proxy.sessions.cookie_store import CookieStore
+from proxy.server.app import MAX_FIELD_BYTES
+from proxy.sessions.cookie_store import MAX_CHUNKS, CookieStore
 from proxy.sessions.model import SessionRecord
-from proxy.sessions.store import CookieChange, InvalidSession, SessionStore
+from proxy.sessions.store import CookieChange, InvalidSession, SessionStore, SessionTooLarge
 from tests.sessions.records import ACCESS_TOKEN, CREATED_AT, record
 
 SECRET = Secret("a-session-secret-of-enough-entropy-0123456789")
@@ -129,6 +130,36 @@ async def test_large_record_spans_many_chunks_each_within_the_limit() -> None:
     assert set(jar) == {f"{NAME}_{index}" for index in range(count)}
     assert all(len(value) <= 3800 for value in jar.values())
     assert await store().load(jar) == session
+
+
+async def test_a_record_filling_every_chunk_is_saved_and_one_more_is_refused() -> None:
+    """A sealed record of MAX_CHUNKS full chunks is written and loads back; with chunks one
+    character smaller it would need one more, and save refuses it (the fix in the message)."""
+    session = big_record(3000)
+    chunk_size = -(-await sealed_length(session) // MAX_CHUNKS)
+    jar = await browser_with(session, chunk_size=chunk_size)
+    assert len(jar) == MAX_CHUNKS
+    assert await store(chunk_size=chunk_size).load(jar) == session
+    with pytest.raises(SessionTooLarge, match=r"more than the cookie store's 8: .*redis"):
+        await store(chunk_size=chunk_size - 1).save(session, {}, max_age=MAX_AGE)
+
+
+async def test_more_chunks_than_idgate_writes_do_not_load() -> None:
+    """A chunk beyond MAX_CHUNKS makes the session invalid before anything is decrypted."""
+    session = big_record(3000)
+    chunk_size = -(-await sealed_length(session) // MAX_CHUNKS)
+    jar = await browser_with(session, chunk_size=chunk_size)
+    with pytest.raises(InvalidSession, match="more chunks than idgate writes"):
+        await store(chunk_size=chunk_size).load(jar | {f"{NAME}_{MAX_CHUNKS}": "x"})
+
+
+def test_the_most_chunks_fit_in_the_cookie_header_idgate_reads() -> None:
+    """MAX_CHUNKS full chunks of the default size, named as on https, fit in one Cookie header
+    idgate accepts, with 2 KiB left for the tools' own cookies."""
+    header = "Cookie: " + "; ".join(
+        f"__Host-_idgate_{index}={'x' * 3800}" for index in range(MAX_CHUNKS)
+    )
+    assert len(header) + 2048 < MAX_FIELD_BYTES
 
 
 async def test_growing_into_chunks_deletes_the_whole_cookie() -> None:
