@@ -111,13 +111,17 @@ async def test_identity_headers_and_idgate_cookies_from_the_client_never_reach_t
     caddy: Gateway, upstream: EchoUpstream, oidc_provider: OidcProvider
 ) -> None:
     """Spoofed X-Authenticated-* are gone upstream (absent on a public route, replaced when
-    signed in), and so is idgate's session cookie; the tool's own cookies stay."""
+    signed in), and so are idgate's cookies (chunks, sign-in state, prefixed forms); the tool's
+    own cookies stay, lookalike names included."""
     spoofed = {
         "X-Authenticated-User": "root",
         "X-Authenticated-Email": "root@example.com",
         "X-Authenticated-Groups": "admins",
         "X-Authenticated-Assertion": "forged",
-        "Cookie": "_idgate_0=a; theme=dark; _idgate_1=b",
+        "Cookie": (
+            "_idgate_0=a; theme=dark; _idgate_1=b; __Secure-_idgate_state_x=s; my_idgate=mine;"
+            " __Host-_idgate=c"
+        ),
     }
     token = await oidc_provider.token_for_user("bob")
 
@@ -130,7 +134,10 @@ async def test_identity_headers_and_idgate_cookies_from_the_client_never_reach_t
     assert not any(name in public_headers for name in (*IDENTITY, ASSERTION))
     assert [bob_headers[name] for name in IDENTITY] == ["bob", "bob@example.com", "engineering"]
     assert bob_headers[ASSERTION] != "forged"
-    neutered = "_idgate_0=-; theme=dark; _idgate_1=-"
+    neutered = (
+        "_idgate_0=-; theme=dark; _idgate_1=-; __Secure-_idgate_state_x=-; my_idgate=mine;"
+        " __Host-_idgate=-"
+    )
     assert public_headers["cookie"] == bob_headers["cookie"] == neutered
 
 
