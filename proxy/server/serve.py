@@ -122,7 +122,6 @@ async def serve(
     listener = await Listener.bind(
         runner, settings.listen, tls=tls, guard=app[CONNECTION_GUARD_KEY]
     )
-    await listener.start()
     metrics_runner = None
     if with_metrics and settings.metrics.listen is not None:
         holder = app[RUNTIME_KEY]
@@ -134,6 +133,9 @@ async def serve(
         )
         metrics_app = build_metrics_app(metrics.registry, admin)
         metrics_runner = await start_site(metrics_app, settings.metrics.listen)
+    # Taking requests only once every port is bound: a metrics port in use stops the process
+    # before it has answered anyone, not after a readiness probe saw it up.
+    await listener.start()
     _settle_garbage_collector()
     _log.info("idgate listening on %s (pid %d)", settings.listen, os.getpid())
 
