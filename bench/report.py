@@ -7,7 +7,7 @@ from typing import Final
 
 from bench.environment import Environment
 from bench.measure import Row
-from bench.plan import DECISION_CACHE_SECONDS, DISTINCT, Options, Target
+from bench.plan import DECISION_CACHE_SECONDS, DISTINCT, USER_COUNT, Options, Target
 from bench.targets import MB, Verdict, find
 from bench.transfer import Transfer
 
@@ -36,7 +36,10 @@ the decision log and the metrics listener).
 
 Workloads: **same bearer token** on every request; **distinct bearer tokens**: each request
 carries a token idgate has never been sent (pre-minted between runs, so idgate's
-validated-token cache cannot help; mod_auth_openidc keeps no such cache); **session cookie**: a
+validated-token cache cannot help; mod_auth_openidc keeps no such cache); **{users:,} users'
+bearer tokens**: {users:,} pre-minted tokens, one per user, each wrk thread going round its share
+of them, after an unmeasured run of the same length that lets each idgate worker's caches take
+them in (every worker needs its own passes); **session cookie**: a
 sealed idgate session cookie, minted by idgate's own code just before the run; **/oauth2/auth**:
 forward-auth decisions (bearer token, `X-Original-URI`) as nginx `auth_request` asks them.
 
@@ -160,6 +163,7 @@ def render(
             seconds=options.seconds,
             rounds=options.rounds,
             ceiling=DECISION_CACHE_SECONDS,
+            users=USER_COUNT,
         )
     )
     return "\n\n".join(sections).rstrip() + "\n"

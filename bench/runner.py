@@ -61,6 +61,7 @@ def _rounds(stage: Stage, distinct: DistinctTokens) -> list[Measurement]:
                 if workload.credential is Credential.DISTINCT_TOKENS:
                     measurement = distinct.run(target, seconds=seconds)
                 else:
+                    stage.prime(workload, target)
                     measurement = stage.measure(workload, target, seconds=seconds)
                 measurements.append(measurement)
                 say(_progress(index, rounds, measurement))

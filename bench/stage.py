@@ -14,6 +14,7 @@ from bench.plan import (
     DECISION_CACHE_SECONDS,
     DISTINCT,
     GATEWAYS,
+    USER_COUNT,
     Credential,
     Options,
     Target,
@@ -49,6 +50,8 @@ class Stage:
     """The one token of the same-token workloads."""
     pool: TokenPool
     """Tokens of the distinct-token workload."""
+    users: Path
+    """USER_COUNT tokens, one per user, for the users workload (wrk goes round them)."""
     options: Options
 
     def cookie(self) -> str:
@@ -76,6 +79,8 @@ class Stage:
             headers |= verify.bearer(self.token)
         elif workload.credential is Credential.SAME_TOKEN:
             headers |= verify.bearer(self.token)
+        elif workload.credential is Credential.USERS:
+            tokens = TokenSlice(path=self.users, start=0, capacity=USER_COUNT, tracked=False)
         server.truncate_logs()
         upstream = None if target is Target.DIRECT else self.servers[Target.DIRECT].process.pid
         companion = self.companions.get(target)
@@ -93,6 +98,16 @@ class Stage:
         return Measurement.of(
             workload, target, result, before=before, after=after, repeated=repeated
         )
+
+    def prime(self, workload: Workload, target: Target) -> None:
+        """Before a users run against idgate (alone or behind nginx): send the users' tokens for
+        as long as a run lasts, unmeasured, so each worker's caches hold most of them, as they
+        would after a while of real traffic. The never-seen workload pushes them out again.
+
+        Each wrk connection stays with one worker and takes the next token in turn, so every
+        worker needs its own passes: after n passes it has missed about 2**-n of them."""
+        if workload.credential is Credential.USERS and target is not Target.APACHE:
+            self.measure(workload, target, seconds=self.options.seconds)
 
 
 def start(servers: Servers, options: Options) -> Stage:
@@ -157,6 +172,9 @@ def start(servers: Servers, options: Options) -> Stage:
         threads=options.threads,
         processes=idgate.worker_count(),
     )
+    users = servers.workdir / "users-tokens.txt"
+    tokens = issuer.mint_many(USER_COUNT, prefix="user", processes=idgate.worker_count())
+    users.write_text("".join(f"{token}\n" for token in tokens))
     return Stage(
         servers=started,
         companions=dict.fromkeys(GATEWAYS, decider.process.pid),
@@ -166,6 +184,7 @@ def start(servers: Servers, options: Options) -> Stage:
         issuer=issuer,
         token=issuer.token(SUBJECT),
         pool=pool,
+        users=users,
         options=options,
     )
 

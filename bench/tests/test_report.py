@@ -49,5 +49,22 @@ def test_report_holds_machine_versions_targets_and_ratios() -> None:
     assert "idgate 0.1.0 · wrk 4.1.0" in text
     assert "| same bearer token -c32 | idgate | 12,000 | 1.00 | 10.0 | 0 | 100 | 60 / 180 " in text
     assert "| 1.50 | 0.30 | 3% |" in text
-    target = "| idgate ≥ 1.5x Apache req/s (same token, -c32) | 1.50x (12,000 vs 8,000 req/s) |"
+    target = "| idgate ≥ 1.2x Apache req/s (same token, -c32) | 1.50x (12,000 vs 8,000 req/s) |"
     assert f"{target} pass |" in text
+
+
+def test_every_number_taken_with_the_decision_cache_names_its_ceiling() -> None:
+    """The cached gateway's rows and targets carry the 5 s ceiling beside their numbers."""
+    rows = [row(Target.APACHE, 8_000), row(Target.NGINX_IDGATE_CACHED, 30_000)]
+    text = render(
+        environment=ENVIRONMENT,
+        options=QUICK,
+        body_bytes=78,
+        tokens_minted=0,
+        rows=rows,
+        verdicts=judge(rows, []),
+        transfers=[],
+    )
+    numbers = [line for line in text.splitlines() if "30,000" in line]
+    assert len(numbers) == 2
+    assert all("decision cache 5 s" in line for line in numbers)
