@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from cachetools import TTLCache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -35,7 +35,11 @@ _P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2F
 _SCALAR_BYTES: Final = (256 + 64) // 8
 #: An assertion is re-signed once this share of its lifetime has passed (less than 60% left).
 _REUSE_SHARE: Final = 0.4
+#: Assertions kept for reuse (identity and route); past it the least recently used goes.
 _CACHE_SIZE: Final = 10_000
+#: Compact JSON as RFC 7515 serialises it; one encoder, since json.dumps builds a new one for
+#: every call with options.
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 #: RFC 7518 3.4: "ECDSA using P-256 and SHA-256"; the object holds no state, so one serves all.
 _ES256: Final = ec.ECDSA(hashes.SHA256())
 #: RFC 7518 3.4: R and S each as a 32-byte big-endian octet sequence for P-256.
@@ -77,7 +81,7 @@ def _signing_key(secret: Secret) -> _SigningKey:
 
 
 def _segment(value: dict[str, Any]) -> bytes:
-    return urlsafe_b64encode(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    return urlsafe_b64encode(_JSON.encode(value).encode())
 
 
 class AssertionSigner:
@@ -101,9 +105,9 @@ class AssertionSigner:
         self._issuer = issuer
         self._lifetime = lifetime_seconds
         self._clock = clock
-        self._cache: TTLCache[_CacheKey, _Signed] = TTLCache(
-            maxsize=_CACHE_SIZE, ttl=lifetime_seconds * _REUSE_SHARE, timer=clock
-        )
+        # Each entry says itself until when it may be reused: one past it is signed anew on its
+        # next use, and one never asked for again is pushed out by the bound.
+        self._cache: OrderedDict[_CacheKey, _Signed] = OrderedDict()
 
     def jwks(self) -> dict[str, Any]:
         """The JWK Set for `/oauth2/jwks`: public parts only, newest key first. Do not mutate."""
@@ -126,6 +130,7 @@ class AssertionSigner:
             and now < cached.reuse_until
             and cached.expires_at <= principal.expires_at
         ):
+            self._cache.move_to_end(key)
             return cached.token
         issued_at = int(now)
         expires_at = int(min(issued_at + self._lifetime, principal.expires_at))
@@ -148,6 +153,9 @@ class AssertionSigner:
             expires_at=expires_at,
             reuse_until=issued_at + (expires_at - issued_at) * _REUSE_SHARE,
         )
+        self._cache.move_to_end(key)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
         return token
 
 
