@@ -38,8 +38,9 @@ Workloads: **same bearer token** on every request; **distinct bearer tokens**: e
 carries a token idgate has never been sent (pre-minted between runs, so idgate's
 validated-token cache cannot help; mod_auth_openidc keeps no such cache); **{users:,} users'
 bearer tokens**: {users:,} pre-minted tokens, one per user, each wrk thread going round its share
-of them, after an unmeasured run of the same length that lets each idgate worker's caches take
-them in (every worker needs its own passes); **session cookie**: a
+of them; before each round idgate is sent every one of them 6 times, unmeasured, so that each
+worker's caches hold nearly all (a worker sees a token only when one of its connections sends
+it); **session cookie**: a
 sealed idgate session cookie, minted by idgate's own code just before the run; **/oauth2/auth**:
 forward-auth decisions (bearer token, `X-Original-URI`) as nginx `auth_request` asks them.
 

@@ -56,12 +56,12 @@ def _rounds(stage: Stage, distinct: DistinctTokens) -> list[Measurement]:
     rounds, seconds = stage.options.rounds, stage.options.seconds
     for index in range(rounds):
         for workload in WORKLOADS:
+            stage.prime(workload)
             shift = index % len(workload.targets)
             for target in workload.targets[shift:] + workload.targets[:shift]:
                 if workload.credential is Credential.DISTINCT_TOKENS:
                     measurement = distinct.run(target, seconds=seconds)
                 else:
-                    stage.prime(workload, target)
                     measurement = stage.measure(workload, target, seconds=seconds)
                 measurements.append(measurement)
                 say(_progress(index, rounds, measurement))

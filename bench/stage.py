@@ -21,7 +21,7 @@ from bench.plan import (
     Workload,
 )
 from bench.pool import TokenPool, TokenSlice
-from bench.servers import Server, Servers
+from bench.servers import Server, ServerFailed, Servers
 from bench.session_cookie import cookie_header
 from bench.tls import write_tls_files
 from bench.tokens import GROUP, Issuer
@@ -35,6 +35,9 @@ SUBJECT: Final = "bench-user"
 _POOL_MARGIN: Final = 1.5
 #: The calibration run has new tokens for up to this many requests per second.
 _CALIBRATION_RATE: Final = 5_000
+#: Each user's token is sent this often before the users workload is measured: a worker has
+#: then missed about 2**-6 (under 2%) of them.
+_PRIMING_PASSES: Final = 6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,15 +102,31 @@ class Stage:
             workload, target, result, before=before, after=after, repeated=repeated
         )
 
-    def prime(self, workload: Workload, target: Target) -> None:
-        """Before a users run against idgate (alone or behind nginx): send the users' tokens for
-        as long as a run lasts, unmeasured, so each worker's caches hold most of them, as they
-        would after a while of real traffic. The never-seen workload pushes them out again.
+    def prime(self, workload: Workload) -> None:
+        """Before a round of the users workload: send idgate the users' tokens, unmeasured, until
+        each worker's caches hold nearly all of them, as after a while of real traffic. The
+        never-seen workload pushes them out again, hence once per round; Apache's runs in
+        between leave idgate's caches alone, and nginx+idgate asks the same idgate.
 
-        Each wrk connection stays with one worker and takes the next token in turn, so every
-        worker needs its own passes: after n passes it has missed about 2**-n of them."""
-        if workload.credential is Credential.USERS and target is not Target.APACHE:
-            self.measure(workload, target, seconds=self.options.seconds)
+        Each wrk connection stays with one worker, and a token goes to whichever connection
+        sends next: a worker misses a user sent n times with odds 2**-n (two workers), so every
+        token is sent _PRIMING_PASSES times, in runs as long as a measured one."""
+        if workload.credential is not Credential.USERS:
+            return
+        server = self.servers[Target.IDGATE]
+        sent = 0
+        while sent < _PRIMING_PASSES * USER_COUNT:
+            result = wrk.run(
+                server.url + nginx.BENCH_PATH,
+                connections=workload.connections,
+                threads=self.options.threads,
+                seconds=self.options.seconds,
+                headers={},
+                tokens=(self.users, sent // self.options.threads),
+            )
+            if result.tokens_sent == 0:
+                raise ServerFailed(f"priming {Target.IDGATE.value} with the users' tokens failed")
+            sent += result.tokens_sent
 
 
 def start(servers: Servers, options: Options) -> Stage:
