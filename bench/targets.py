@@ -34,6 +34,11 @@ def find(rows: Sequence[Row], workload: Workload, target: Target) -> Row | None:
     return None
 
 
+def _needs(factor: float) -> str:
+    # Two decimals: a near miss (2.98x of 3x) must not read as "needs 1.0x".
+    return f"needs {factor:.2f}x its req/s"
+
+
 def _versus_apache(
     rows: Sequence[Row], workload: Workload, target: Target, at_least: float, what: str
 ) -> Verdict | None:
@@ -42,7 +47,7 @@ def _versus_apache(
         return None
     ratio = mine.rps / theirs.rps
     measured = f"{ratio:.2f}x ({mine.rps:,.0f} vs {theirs.rps:,.0f} req/s)"
-    gap = "" if ratio >= at_least else f"needs {at_least * theirs.rps / mine.rps:.1f}x its req/s"
+    gap = "" if ratio >= at_least else _needs(at_least * theirs.rps / mine.rps)
     return Verdict(
         target=f"{target.value} ≥ {at_least:g}x Apache req/s ({what})",
         measured=measured,
@@ -60,7 +65,7 @@ def _cached_gateway(rows: Sequence[Row], workload: Workload) -> Verdict | None:
     ratio = mine.rps / theirs.rps
     misses = []
     if ratio < CACHED_GATEWAY_FACTOR:
-        misses.append(f"needs {CACHED_GATEWAY_FACTOR * theirs.rps / mine.rps:.1f}x its req/s")
+        misses.append(_needs(CACHED_GATEWAY_FACTOR * theirs.rps / mine.rps))
     if mine.p99_ms >= theirs.p99_ms:
         misses.append(f"p99 {mine.p99_ms / theirs.p99_ms:.1f}x Apache's")
     if mine.errors:

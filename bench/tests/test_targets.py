@@ -99,9 +99,15 @@ def test_ratio_misses_say_the_factor_still_needed() -> None:
     judged = verdicts(issue_rows(0.5))
     for name in (GATEWAY, IDGATE, NEVER_SEEN, USERS_TARGET):
         assert not judged[name].passed
-        assert judged[name].gap == "needs 2.0x its req/s"
+        assert judged[name].gap == "needs 2.00x its req/s"
     assert judged[USERS_TARGET].measured == "0.50x (5,000 vs 10,000 req/s)"
-    assert judged[CACHED_C32].gap == "needs 2.0x its req/s"
+    assert judged[CACHED_C32].gap == "needs 2.00x its req/s"
+
+
+def test_a_near_miss_reads_as_one() -> None:
+    """2.98x where 3x is needed is a miss by 1%, not a gap that reads "needs 1.0x"."""
+    judged = verdicts(issue_rows(2.98 / 3))
+    assert judged[CACHED_C32].gap == "needs 1.01x its req/s"
 
 
 def test_cached_gateway_also_needs_a_lower_p99_and_no_errors() -> None:
