@@ -40,9 +40,9 @@ validated-token cache cannot help; mod_auth_openidc keeps no such cache); **{use
 bearer tokens**: {users:,} pre-minted tokens, one per user, each wrk thread going round its share
 of them; before each round idgate is sent every one of them 6 times, unmeasured, so that each
 worker's caches hold nearly all (a worker sees a token only when one of its connections sends
-it); **session cookie**: a
-sealed idgate session cookie, minted by idgate's own code just before the run; **/oauth2/auth**:
-forward-auth decisions (bearer token, `X-Original-URI`) as nginx `auth_request` asks them.
+it); **session cookie**: a sealed idgate session cookie, minted by idgate's own code just before
+the run; **/oauth2/auth**: forward-auth decisions (bearer token, `X-Original-URI`) as nginx
+`auth_request` asks them.
 
 wrk runs {threads} threads for {seconds:g} s per run, {rounds} interleaved round(s) (every
 workload against every server, the order of servers rotating each round); tables show medians.
