@@ -10,6 +10,8 @@ from typing import Final
 #: How long nginx may reuse idgate's allow in the cached nginx+idgate target
 #: (`forward_auth.decision_cache_seconds` of the benchmark's idgate).
 DECISION_CACHE_SECONDS: Final = 5
+#: Users of the realistic distinct-token workload, each with a token of their own.
+USER_COUNT: Final = 10_000
 
 
 class Target(StrEnum):
@@ -34,6 +36,7 @@ class Credential(StrEnum):
 
     SAME_TOKEN = "same bearer token"  # noqa: S105
     DISTINCT_TOKENS = "distinct bearer tokens"
+    USERS = f"{USER_COUNT:,} users' bearer tokens"
     SESSION = "session cookie"
     FORWARD_AUTH = "/oauth2/auth"
 
@@ -71,6 +74,11 @@ WORKLOADS: Final = (
         targets=(Target.DIRECT, Target.NGINX, Target.APACHE, Target.IDGATE, *GATEWAYS),
     ),
     Workload(
+        credential=Credential.USERS,
+        connections=32,
+        targets=(Target.APACHE, Target.IDGATE, *GATEWAYS),
+    ),
+    Workload(
         credential=Credential.DISTINCT_TOKENS,
         connections=32,
         targets=(Target.APACHE, Target.IDGATE),
@@ -81,7 +89,10 @@ WORKLOADS: Final = (
 BASELINE: Final = WORKLOADS[0]
 """Same token at -c32: the workload the main targets are judged on."""
 HIGH_CONCURRENCY: Final = WORKLOADS[1]
-DISTINCT: Final = WORKLOADS[2]
+USERS: Final = WORKLOADS[2]
+"""Every request carries one of USER_COUNT tokens in turn: idgate's caches answer after a pass."""
+DISTINCT: Final = WORKLOADS[3]
+"""Every request carries a token idgate has never been sent."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -80,6 +80,7 @@ def _in_background(
     done: list[Measurement] = []
     if workload.credential is Credential.DISTINCT_TOKENS:
         distinct.prepare(seconds)
+    stage.prime(workload)
 
     def drive() -> None:
         if workload.credential is Credential.DISTINCT_TOKENS:

@@ -7,7 +7,7 @@ from typing import Final
 
 from bench.environment import Environment
 from bench.measure import Row
-from bench.plan import DECISION_CACHE_SECONDS, DISTINCT, Options, Target
+from bench.plan import DECISION_CACHE_SECONDS, DISTINCT, USER_COUNT, Options, Target
 from bench.targets import MB, Verdict, find
 from bench.transfer import Transfer
 
@@ -36,9 +36,13 @@ the decision log and the metrics listener).
 
 Workloads: **same bearer token** on every request; **distinct bearer tokens**: each request
 carries a token idgate has never been sent (pre-minted between runs, so idgate's
-validated-token cache cannot help; mod_auth_openidc keeps no such cache); **session cookie**: a
-sealed idgate session cookie, minted by idgate's own code just before the run; **/oauth2/auth**:
-forward-auth decisions (bearer token, `X-Original-URI`) as nginx `auth_request` asks them.
+validated-token cache cannot help; mod_auth_openidc keeps no such cache); **{users:,} users'
+bearer tokens**: {users:,} pre-minted tokens, one per user, each wrk thread going round its share
+of them; before each round idgate is sent every one of them 6 times, unmeasured, so that each
+worker's caches hold nearly all (a worker sees a token only when one of its connections sends
+it); **session cookie**: a sealed idgate session cookie, minted by idgate's own code just before
+the run; **/oauth2/auth**: forward-auth decisions (bearer token, `X-Original-URI`) as nginx
+`auth_request` asks them.
 
 wrk runs {threads} threads for {seconds:g} s per run, {rounds} interleaved round(s) (every
 workload against every server, the order of servers rotating each round); tables show medians.
@@ -160,6 +164,7 @@ def render(
             seconds=options.seconds,
             rounds=options.rounds,
             ceiling=DECISION_CACHE_SECONDS,
+            users=USER_COUNT,
         )
     )
     return "\n\n".join(sections).rstrip() + "\n"

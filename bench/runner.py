@@ -56,6 +56,7 @@ def _rounds(stage: Stage, distinct: DistinctTokens) -> list[Measurement]:
     rounds, seconds = stage.options.rounds, stage.options.seconds
     for index in range(rounds):
         for workload in WORKLOADS:
+            stage.prime(workload)
             shift = index % len(workload.targets)
             for target in workload.targets[shift:] + workload.targets[:shift]:
                 if workload.credential is Credential.DISTINCT_TOKENS:

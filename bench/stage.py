@@ -14,13 +14,14 @@ from bench.plan import (
     DECISION_CACHE_SECONDS,
     DISTINCT,
     GATEWAYS,
+    USER_COUNT,
     Credential,
     Options,
     Target,
     Workload,
 )
 from bench.pool import TokenPool, TokenSlice
-from bench.servers import Server, Servers
+from bench.servers import Server, ServerFailed, Servers
 from bench.session_cookie import cookie_header
 from bench.tls import write_tls_files
 from bench.tokens import GROUP, Issuer
@@ -34,6 +35,9 @@ SUBJECT: Final = "bench-user"
 _POOL_MARGIN: Final = 1.5
 #: The calibration run has new tokens for up to this many requests per second.
 _CALIBRATION_RATE: Final = 5_000
+#: Each user's token is sent this often before the users workload is measured: a worker has
+#: then missed about 2**-6 (under 2%) of them.
+_PRIMING_PASSES: Final = 6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +53,8 @@ class Stage:
     """The one token of the same-token workloads."""
     pool: TokenPool
     """Tokens of the distinct-token workload."""
+    users: Path
+    """USER_COUNT tokens, one per user, for the users workload (wrk goes round them)."""
     options: Options
 
     def cookie(self) -> str:
@@ -76,6 +82,8 @@ class Stage:
             headers |= verify.bearer(self.token)
         elif workload.credential is Credential.SAME_TOKEN:
             headers |= verify.bearer(self.token)
+        elif workload.credential is Credential.USERS:
+            tokens = TokenSlice(path=self.users, start=0, capacity=USER_COUNT, tracked=False)
         server.truncate_logs()
         upstream = None if target is Target.DIRECT else self.servers[Target.DIRECT].process.pid
         companion = self.companions.get(target)
@@ -93,6 +101,32 @@ class Stage:
         return Measurement.of(
             workload, target, result, before=before, after=after, repeated=repeated
         )
+
+    def prime(self, workload: Workload) -> None:
+        """Before a round of the users workload: send idgate the users' tokens, unmeasured, until
+        each worker's caches hold nearly all of them, as after a while of real traffic. The
+        never-seen workload pushes them out again, hence once per round; Apache's runs in
+        between leave idgate's caches alone, and nginx+idgate asks the same idgate.
+
+        Each wrk connection stays with one worker, and a token goes to whichever connection
+        sends next: a worker misses a user sent n times with odds 2**-n (two workers), so every
+        token is sent _PRIMING_PASSES times, in runs as long as a measured one."""
+        if workload.credential is not Credential.USERS:
+            return
+        server = self.servers[Target.IDGATE]
+        sent = 0
+        while sent < _PRIMING_PASSES * USER_COUNT:
+            result = wrk.run(
+                server.url + nginx.BENCH_PATH,
+                connections=workload.connections,
+                threads=self.options.threads,
+                seconds=self.options.seconds,
+                headers={},
+                tokens=(self.users, sent // self.options.threads),
+            )
+            if result.tokens_sent == 0:
+                raise ServerFailed(f"priming {Target.IDGATE.value} with the users' tokens failed")
+            sent += result.tokens_sent
 
 
 def start(servers: Servers, options: Options) -> Stage:
@@ -157,6 +191,9 @@ def start(servers: Servers, options: Options) -> Stage:
         threads=options.threads,
         processes=idgate.worker_count(),
     )
+    users = servers.workdir / "users-tokens.txt"
+    tokens = issuer.mint_many(USER_COUNT, prefix="user", processes=idgate.worker_count())
+    users.write_text("".join(f"{token}\n" for token in tokens))
     return Stage(
         servers=started,
         companions=dict.fromkeys(GATEWAYS, decider.process.pid),
@@ -166,6 +203,7 @@ def start(servers: Servers, options: Options) -> Stage:
         issuer=issuer,
         token=issuer.token(SUBJECT),
         pool=pool,
+        users=users,
         options=options,
     )
 

@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from bench.measure import Row
-from bench.plan import BASELINE, DISTINCT, HIGH_CONCURRENCY, Target, Workload
+from bench.plan import BASELINE, DISTINCT, HIGH_CONCURRENCY, USER_COUNT, USERS, Target, Workload
 from bench.transfer import Transfer
 
 MB: Final = 1024 * 1024
-CPU_LIMIT_US: Final = 150.0
-P99_LIMIT_MS: Final = 100.0
 RSS_LIMIT: Final = 100 * MB
 #: "Flat" through a 100 MB body: a worker grows by less than a tenth of it.
 FLAT_LIMIT: Final = 10 * MB
+#: Issue 16: nginx with idgate's decisions cached against Apache + mod_auth_openidc.
+CACHED_GATEWAY_FACTOR: Final = 3.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,64 +34,64 @@ def find(rows: Sequence[Row], workload: Workload, target: Target) -> Row | None:
     return None
 
 
-def _ratio(
-    name: str, rows: Sequence[Row], workload: Workload, other: Target, at_least: float
+def _needs(factor: float) -> str:
+    # Two decimals: a near miss (2.98x of 3x) must not read as "needs 1.0x".
+    return f"needs {factor:.2f}x its req/s"
+
+
+def _versus_apache(
+    rows: Sequence[Row], workload: Workload, target: Target, at_least: float, what: str
 ) -> Verdict | None:
-    mine, theirs = find(rows, workload, Target.IDGATE), find(rows, workload, other)
+    mine, theirs = find(rows, workload, target), find(rows, workload, Target.APACHE)
     if mine is None or theirs is None:
         return None
     ratio = mine.rps / theirs.rps
     measured = f"{ratio:.2f}x ({mine.rps:,.0f} vs {theirs.rps:,.0f} req/s)"
-    gap = "" if ratio >= at_least else f"needs {at_least * theirs.rps / mine.rps:.1f}x its req/s"
-    return Verdict(target=name, measured=measured, passed=ratio >= at_least, gap=gap)
+    gap = "" if ratio >= at_least else _needs(at_least * theirs.rps / mine.rps)
+    return Verdict(
+        target=f"{target.value} ≥ {at_least:g}x Apache req/s ({what})",
+        measured=measured,
+        passed=ratio >= at_least,
+        gap=gap,
+    )
 
 
-def _at_most(name: str, value: float, limit: float, unit: str) -> Verdict:
-    passed = value <= limit
-    gap = "" if passed else f"{value / limit:.1f}x the limit"
-    return Verdict(target=name, measured=f"{value:,.0f} {unit}", passed=passed, gap=gap)
+def _cached_gateway(rows: Sequence[Row], workload: Workload) -> Verdict | None:
+    """≥ 3x Apache's req/s, p99 below Apache's, and no errors, all at once."""
+    mine = find(rows, workload, Target.NGINX_IDGATE_CACHED)
+    theirs = find(rows, workload, Target.APACHE)
+    if mine is None or theirs is None:
+        return None
+    ratio = mine.rps / theirs.rps
+    misses = []
+    if ratio < CACHED_GATEWAY_FACTOR:
+        misses.append(_needs(CACHED_GATEWAY_FACTOR * theirs.rps / mine.rps))
+    if mine.p99_ms >= theirs.p99_ms:
+        misses.append(f"p99 {mine.p99_ms / theirs.p99_ms:.1f}x Apache's")
+    if mine.errors:
+        misses.append(f"{mine.errors:,} errors")
+    return Verdict(
+        target=f"{Target.NGINX_IDGATE_CACHED.value} ≥ {CACHED_GATEWAY_FACTOR:g}x Apache req/s, "
+        f"p99 below Apache's, no errors (same token, -c{workload.connections})",
+        measured=f"{ratio:.2f}x ({mine.rps:,.0f} vs {theirs.rps:,.0f} req/s), p99 "
+        f"{mine.p99_ms:.1f} vs {theirs.p99_ms:.1f} ms, {mine.errors:,} errors",
+        passed=not misses,
+        gap="; ".join(misses),
+    )
 
 
 def judge(rows: Sequence[Row], transfers: Sequence[Transfer]) -> list[Verdict]:
-    verdicts: list[Verdict | None] = [
-        _ratio("idgate ≥ 1.5x Apache req/s (same token, -c32)", rows, BASELINE, Target.APACHE, 1.5),
+    """Issue 16's targets, then the older ones that still say something: 1,000 routes, memory."""
+    verdicts = [
+        _cached_gateway(rows, BASELINE),
+        _cached_gateway(rows, HIGH_CONCURRENCY),
+        _versus_apache(rows, BASELINE, Target.NGINX_IDGATE, 1.3, "same token, -c32"),
+        _versus_apache(rows, BASELINE, Target.IDGATE, 1.2, "same token, -c32"),
+        _versus_apache(rows, DISTINCT, Target.IDGATE, 0.8, "never-seen tokens"),
+        _versus_apache(rows, USERS, Target.IDGATE, 1.0, f"{USER_COUNT:,} users' tokens"),
+        _routes(rows),
+        *_memory(rows, transfers),
     ]
-    idgate, apache = find(rows, BASELINE, Target.IDGATE), find(rows, BASELINE, Target.APACHE)
-    if idgate is not None and apache is not None:
-        passed = idgate.p99_ms <= apache.p99_ms
-        verdicts.append(
-            Verdict(
-                target="idgate p99 ≤ Apache p99 (same token, -c32)",
-                measured=f"{idgate.p99_ms:.1f} vs {apache.p99_ms:.1f} ms",
-                passed=passed,
-                gap="" if passed else f"{idgate.p99_ms / apache.p99_ms:.1f}x Apache's p99",
-            )
-        )
-    if idgate is not None:
-        verdicts.append(
-            _at_most(
-                "CPU per request ≤ 150 µs (same token, -c32)",
-                idgate.cpu_us_per_request,
-                CPU_LIMIT_US,
-                "µs",
-            )
-        )
-    crowded = find(rows, HIGH_CONCURRENCY, Target.IDGATE)
-    if crowded is not None:
-        verdicts.append(
-            Verdict(
-                target="-c256: no errors",
-                measured=f"{crowded.errors:,} errors",
-                passed=crowded.errors == 0,
-                gap="" if crowded.errors == 0 else f"{crowded.errors:,} errors",
-            )
-        )
-        verdicts.append(_at_most("-c256: p99 < 100 ms", crowded.p99_ms, P99_LIMIT_MS, "ms"))
-    verdicts.append(
-        _ratio("distinct tokens ≥ 1.0x Apache req/s", rows, DISTINCT, Target.APACHE, 1.0)
-    )
-    verdicts.append(_routes(rows))
-    verdicts.extend(_memory(rows, transfers))
     return [verdict for verdict in verdicts if verdict is not None]
 
 

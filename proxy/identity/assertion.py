@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from cachetools import TTLCache
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from joserfc.jwa import JWS_ALGORITHMS, JWSAlgModel
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey
 from joserfc.util import urlsafe_b64encode
 
@@ -34,8 +35,15 @@ _P256_ORDER: Final = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2F
 _SCALAR_BYTES: Final = (256 + 64) // 8
 #: An assertion is re-signed once this share of its lifetime has passed (less than 60% left).
 _REUSE_SHARE: Final = 0.4
+#: Assertions kept for reuse (identity and route); past it the least recently used goes.
 _CACHE_SIZE: Final = 10_000
-_ES256: Final[JWSAlgModel] = next(model for model in JWS_ALGORITHMS if model.name == ALGORITHM)
+#: Compact JSON as RFC 7515 serialises it; one encoder, since json.dumps builds a new one for
+#: every call with options.
+_JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: RFC 7518 3.4: "ECDSA using P-256 and SHA-256"; the object holds no state, so one serves all.
+_ES256: Final = ec.ECDSA(hashes.SHA256())
+#: RFC 7518 3.4: R and S each as a 32-byte big-endian octet sequence for P-256.
+_P256_INTEGER_BYTES: Final = 32
 
 _CacheKey = tuple[str, str | None, frozenset[str], CredentialSource, str | None, str]
 
@@ -50,7 +58,7 @@ class _Signed:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _SigningKey:
     kid: str
-    private: ECKey
+    private: ec.EllipticCurvePrivateKey
     jwk: dict[str, Any]
     header_segment: bytes
     """The encoded protected header (RFC 7515 7.1), the same for every assertion of this key."""
@@ -59,10 +67,11 @@ class _SigningKey:
 def _signing_key(secret: Secret) -> _SigningKey:
     material = derive_key(secret, _HKDF_INFO, _SCALAR_BYTES)
     scalar = int.from_bytes(material, "big") % (_P256_ORDER - 1) + 1
-    private = ECKey.import_key(ec.derive_private_key(scalar, ec.SECP256R1()))
+    private = ec.derive_private_key(scalar, ec.SECP256R1())
+    jwk = ECKey.import_key(private)
     # RFC 7638: the SHA-256 thumbprint of the public key names it.
-    kid = private.thumbprint()
-    public = private.as_dict(private=False)
+    kid = jwk.thumbprint()
+    public = jwk.as_dict(private=False)
     return _SigningKey(
         kid=kid,
         private=private,
@@ -72,7 +81,7 @@ def _signing_key(secret: Secret) -> _SigningKey:
 
 
 def _segment(value: dict[str, Any]) -> bytes:
-    return urlsafe_b64encode(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    return urlsafe_b64encode(_JSON.encode(value).encode())
 
 
 class AssertionSigner:
@@ -96,9 +105,9 @@ class AssertionSigner:
         self._issuer = issuer
         self._lifetime = lifetime_seconds
         self._clock = clock
-        self._cache: TTLCache[_CacheKey, _Signed] = TTLCache(
-            maxsize=_CACHE_SIZE, ttl=lifetime_seconds * _REUSE_SHARE, timer=clock
-        )
+        # Each entry says itself until when it may be reused: one past it is signed anew on its
+        # next use, and one never asked for again is pushed out by the bound.
+        self._cache: OrderedDict[_CacheKey, _Signed] = OrderedDict()
 
     def jwks(self) -> dict[str, Any]:
         """The JWK Set for `/oauth2/jwks`: public parts only, newest key first. Do not mutate."""
@@ -121,6 +130,7 @@ class AssertionSigner:
             and now < cached.reuse_until
             and cached.expires_at <= principal.expires_at
         ):
+            self._cache.move_to_end(key)
             return cached.token
         issued_at = int(now)
         expires_at = int(min(issued_at + self._lifetime, principal.expires_at))
@@ -143,16 +153,23 @@ class AssertionSigner:
             expires_at=expires_at,
             reuse_until=issued_at + (expires_at - issued_at) * _REUSE_SHARE,
         )
+        self._cache.move_to_end(key)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
         return token
 
 
 def _compact_jws(key: _SigningKey, claims: dict[str, Any]) -> str:
-    """RFC 7515 7.1 compact serialization, signed by joserfc's ES256.
+    """RFC 7515 7.1 compact serialization, signed with ES256 (RFC 7518 3.4).
 
     Built here rather than by `jwt.encode`: the header never changes, and joserfc's generic path
-    (header checks, key lookup, claim conversion) cost as much again as the signature itself, on
-    every new identity's first request.
+    (header checks, key lookup, claim conversion, and in its ES256 the key's wrapping and the
+    signature's re-encoding through hex) cost as much again as the signature itself, on every new
+    identity's first request. pyjwt verifies these assertions in the tests.
     """
     signing_input = key.header_segment + b"." + _segment(claims)
-    signature = urlsafe_b64encode(_ES256.sign(signing_input, key.private))
-    return (signing_input + b"." + signature).decode("ascii")
+    r, s = decode_dss_signature(key.private.sign(signing_input, _ES256))
+    # RFC 7518 3.4: "the JWS Signature value [is] the concatenation of the two octet sequences
+    # [R || S]", each "a 32-octet sequence" for ES256, in big-endian order.
+    signature = r.to_bytes(_P256_INTEGER_BYTES, "big") + s.to_bytes(_P256_INTEGER_BYTES, "big")
+    return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")

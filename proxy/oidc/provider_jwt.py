@@ -6,9 +6,11 @@ never from a `jwk`, `jku`, `x5u` or `x5c` header; `iss` is compared exactly and 
 of the audiences the caller accepts; `exp`, `nbf` and `iat` are checked with the configured leeway.
 Every failure is an InvalidToken carrying its TokenFailure.
 
-The token is parsed once (joserfc's compact JWS parser: strict base64url, bounded segments); the
-signature is checked by joserfc's algorithm for the header's `alg` with the provider's key; the
-claims are checked here, so each refusal maps to exactly one TokenFailure.
+The token is parsed once (three segments, joserfc's strict base64url); the JOSE header, the same
+for every token of one key, is decoded and checked once per distinct header segment (a bounded
+cache: a flood of made-up headers only costs its own decoding). The signature is checked by
+joserfc's algorithm for the header's `alg` with the provider's key; the claims are checked here,
+so each refusal maps to exactly one TokenFailure.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Final, Protocol
 
-from joserfc import jws
-from joserfc.errors import JoseError, MissingAlgorithmError
+from joserfc.errors import JoseError
 from joserfc.jwa import JWS_ALGORITHMS, JWSAlgModel
 from joserfc.jwk import Key
 from joserfc.util import urlsafe_b64decode
@@ -41,14 +44,8 @@ _ALGORITHMS: Final[Mapping[str, JWSAlgModel]] = {
     model.name: model for model in JWS_ALGORITHMS if model.name in ASYMMETRIC_ALGORITHMS
 }
 
-
-class _TokenBounds(jws.JWSRegistry):
-    # joserfc bounds each segment (512-byte headers by default); the whole token is already bounded
-    # by MAX_TOKEN_CHARS, and within that a long header (an `x5c` chain) is no reason to refuse.
-    max_header_length = max_payload_length = max_signature_length = MAX_TOKEN_CHARS
-
-
-_BOUNDS: Final = _TokenBounds()
+#: Distinct JOSE headers remembered: a few per issuer key (each `kid` and `alg` its own).
+_HEADERS_REMEMBERED: Final = 64
 
 HeaderCheck = Callable[[Mapping[str, Any]], None]
 ClaimsCheck = Callable[[Mapping[str, Any]], None]
@@ -81,30 +78,76 @@ class KeySource(Protocol):
 class ParsedToken:
     """A compact JWS parsed once, its header checked, nothing verified yet."""
 
-    signed: jws.CompactSignature
     header: Mapping[str, Any]
+    """Read-only: tokens with the same header segment share it."""
     kid: str | None
     claims: dict[str, Any]
     """Unverified: good only for choosing who verifies the token (its `iss`)."""
+    signing_input: bytes
+    """RFC 7515 5.2: the header and payload segments as sent, joined by a dot."""
+    signature_segment: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Header:
+    fields: Mapping[str, Any]
+    kid: str | None
 
 
 def parse_token(token: str) -> ParsedToken:
-    """The token parsed (joserfc's strict compact parser, bounded segments) and its header
+    """The token parsed (three segments, strict base64url, JSON objects) and its header
     checked as far as no verifier's settings are needed: an algorithm idgate knows, a string
     `kid`, no `crit`. Raises InvalidToken."""
-    signed = _parse(token)
-    header = signed.headers()
-    alg = header.get("alg")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise InvalidToken(TokenFailure.TOO_LARGE)
+    if not token.isascii():
+        raise InvalidToken(TokenFailure.MALFORMED)
+    # RFC 7515 7.1: BASE64URL(UTF8(JWS Protected Header)) || '.' || BASE64URL(JWS Payload) || '.'
+    # || BASE64URL(JWS Signature)
+    segments = token.encode("ascii").split(b".")
+    if len(segments) != 3:
+        raise InvalidToken(TokenFailure.MALFORMED)
+    header_segment, payload_segment, signature_segment = segments
+    header = _checked_header(header_segment)
+    try:
+        payload = urlsafe_b64decode(payload_segment)
+    except ValueError as error:
+        raise InvalidToken(TokenFailure.MALFORMED) from error
+    return ParsedToken(
+        header=header.fields,
+        kid=header.kid,
+        claims=_claims_of(payload),
+        signing_input=header_segment + b"." + payload_segment,
+        signature_segment=signature_segment,
+    )
+
+
+@lru_cache(maxsize=_HEADERS_REMEMBERED)
+def _checked_header(segment: bytes) -> _Header:
+    """The header segment decoded and checked; a refusal raises and is not remembered."""
+    try:
+        header = json.loads(urlsafe_b64decode(segment))
+        named = "alg" in header
+    # Not base64url, not UTF-8 JSON, nested past the recursion limit, or JSON that is no
+    # container (`"alg" in 5`).
+    except (TypeError, ValueError, RecursionError) as error:
+        raise InvalidToken(TokenFailure.MALFORMED) from error
+    if not named:
+        raise InvalidToken(TokenFailure.ALGORITHM)
+    if not isinstance(header, dict):
+        raise InvalidToken(TokenFailure.MALFORMED)
+    alg = header["alg"]
     if not isinstance(alg, str) or alg not in _ALGORITHMS:
         raise InvalidToken(TokenFailure.ALGORITHM)
     kid = header.get("kid")
     if not isinstance(kid, str | None):
         raise InvalidToken(TokenFailure.MALFORMED)
     # RFC 7515 4.1.11: a JWS whose `crit` lists an extension the recipient does not understand is
-    # invalid; idgate understands none (RFC 7797's unencoded payload has no place in a JWT).
-    if "crit" in header:
+    # invalid; idgate understands none. RFC 7797's unencoded payload (`b64`, critical or not) has
+    # no place in a JWT: refused rather than read either way.
+    if "crit" in header or "b64" in header:
         raise InvalidToken(TokenFailure.MALFORMED)
-    return ParsedToken(signed=signed, header=header, kid=kid, claims=_claims_of(signed.payload))
+    return _Header(MappingProxyType(header), kid)
 
 
 async def decode_provider_jwt(
@@ -130,32 +173,14 @@ async def decode_provider_jwt(
     algorithm = _allowed_algorithm(parsed.header.get("alg"), oidc)
     if check_header is not None:
         check_header(parsed.header)
-    signature = _signature_of(parsed.signed)
+    signature = _signature_of(parsed)
     key = await keys.key_for(parsed.kid, algorithm.name)
-    _verify_signature(parsed.signed, signature, algorithm, key)
+    _verify_signature(parsed, signature, algorithm, key)
     claims = parsed.claims
     if check_kind is not None:
         check_kind(claims)
     _check_claims(claims, oidc=oidc, audiences=audiences, required=required)
     return claims
-
-
-def _parse(token: str) -> jws.CompactSignature:
-    if len(token) > MAX_TOKEN_CHARS:
-        raise InvalidToken(TokenFailure.TOO_LARGE)
-    if not token.isascii():
-        raise InvalidToken(TokenFailure.MALFORMED)
-    try:
-        signed = jws.extract_compact(token.encode("ascii"), registry=_BOUNDS)
-    except MissingAlgorithmError as error:
-        raise InvalidToken(TokenFailure.ALGORITHM) from error
-    # joserfc reports most malformed input as JoseError; a header that is JSON but not an object,
-    # or nested past the recursion limit, surfaces as TypeError or RecursionError.
-    except (JoseError, TypeError, ValueError, RecursionError) as error:
-        raise InvalidToken(TokenFailure.MALFORMED) from error
-    if not isinstance(signed.headers(), dict):
-        raise InvalidToken(TokenFailure.MALFORMED)
-    return signed
 
 
 def _allowed_algorithm(alg: Any, oidc: TokenRules) -> JWSAlgModel:
@@ -168,20 +193,19 @@ def _allowed_algorithm(alg: Any, oidc: TokenRules) -> JWSAlgModel:
     return algorithm
 
 
-def _signature_of(signed: jws.CompactSignature) -> bytes:
+def _signature_of(parsed: ParsedToken) -> bytes:
     try:
-        return urlsafe_b64decode(signed.segments["signature"])
+        return urlsafe_b64decode(parsed.signature_segment)
     except ValueError as error:
         raise InvalidToken(TokenFailure.MALFORMED) from error
 
 
 def _verify_signature(
-    signed: jws.CompactSignature, signature: bytes, algorithm: JWSAlgModel, key: Key
+    parsed: ParsedToken, signature: bytes, algorithm: JWSAlgModel, key: Key
 ) -> None:
-    signing_input = signed.segments["header"] + b"." + signed.segments["payload"]
     try:
         algorithm.check_key(key)
-        valid = algorithm.verify(signing_input, signature, key)
+        valid = algorithm.verify(parsed.signing_input, signature, key)
     # A key of another type or curve than the algorithm needs: it cannot verify this token.
     except JoseError as error:
         raise InvalidToken(TokenFailure.ALGORITHM) from error

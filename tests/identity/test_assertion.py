@@ -237,3 +237,20 @@ def test_the_assertion_names_the_issuer_and_differs_per_issuer() -> None:
 
     assert (browser["idgate_issuer"], partner["idgate_issuer"]) == ("oidc", "partner")
     assert "idgate_issuer" not in certificate
+
+
+def test_the_cache_is_bounded_and_keeps_identities_in_use() -> None:
+    """Past 10,000 identities the least recently used assertion goes: one in use all along is
+    still reused, the first of the others is signed anew."""
+    clock = Clock()
+    signer = AssertionSigner([SECRET], issuer=ISSUER, clock=clock)
+    hot = signer.sign(principal(), GRAFANA)
+    first_other = dataclasses.replace(principal(), user="user-0")
+    first = signer.sign(first_other, GRAFANA)
+    for number in range(1, 10_000):
+        signer.sign(dataclasses.replace(principal(), user=f"user-{number}"), GRAFANA)
+        if number % 1_000 == 0:
+            assert signer.sign(principal(), GRAFANA) == hot
+    clock.now = NOW + 1
+    assert signer.sign(principal(), GRAFANA) == hot
+    assert signer.sign(first_other, GRAFANA) != first
