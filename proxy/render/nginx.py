@@ -30,7 +30,7 @@ from proxy.forward.identity_headers import ASSERTION, EMAIL, GROUPS, ISSUER, USE
 from proxy.identity.client_cert import FORWARDED_CLIENT_CERT_HEADERS
 from proxy.render.cookie_maps import TOOL_COOKIE, cookie_maps
 from proxy.render.plan import Location, Server, Upstream, plan_servers, upstream_blocks
-from proxy.server.app import MAX_FIELD_BYTES
+from proxy.server.header_limits import MAX_FIELD_BYTES
 from proxy.stages.header_names import FORWARDING_HEADERS, IDENTITY_HEADERS
 
 #: The cache zone's name, shared memory for its keys (1 MB holds about 8000).

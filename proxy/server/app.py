@@ -19,6 +19,7 @@ from proxy.observability.metrics import Metrics
 from proxy.runtime import RUNTIME_KEY, Runtime, RuntimeHolder, build_runtime, retire_runtime
 from proxy.server.connections import CONNECTION_GUARD_KEY, ConnectionGuard
 from proxy.server.dispatch import dispatch
+from proxy.server.header_limits import MAX_FIELD_BYTES
 from proxy.server.pipelining import stop_parsing_after_close
 from proxy.server.server_name import name_the_server
 from proxy.stages.accept import accept
@@ -34,8 +35,6 @@ PROVIDER_CLIENT_KEY = web.AppKey[ClientSession]("provider_client")
 #: Polls every certificate file idgate uses (the listener's, the upstreams') for rotation.
 CERTIFICATE_WATCHER_KEY = web.AppKey[CertificateWatcher]("certificate_watcher")
 
-#: The longest header idgate reads, a browser's one Cookie header included.
-MAX_FIELD_BYTES: Final = 32768
 #: Bounds on what a client may send before any token parsing (SPEC: "Request line, header and
 #: cookie sizes are bounded"). aiohttp answers a breach with 400 before a handler runs; the
 #: field bound sits above the token bound (16 KiB) so an oversize token normally gets idgate's

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from proxy.config.model import Secret
-from proxy.server.app import MAX_FIELD_BYTES
+from proxy.server.header_limits import MAX_FIELD_BYTES
 from proxy.sessions.cookie_store import MAX_CHUNKS, CookieStore
 from proxy.sessions.model import SessionRecord
 from proxy.sessions.store import CookieChange, InvalidSession, SessionStore, SessionTooLarge
