@@ -3,7 +3,7 @@
 An aiohttp client with a cookie jar takes the browser's part (tests/e2e/http_sign_in.py), so a
 test can stop right before the callback, keep or alter any cookie, and replay what it kept.
 Every cookie idgate refuses gets a 401 and a Set-Cookie that clears it, so a broken cookie never
-lingers.
+lingers. A session too large for the cookie store is refused at sign-in and never written.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import aiohttp
@@ -32,6 +32,11 @@ from tests.e2e.idgate_process import IdgateProcess
 from tests.e2e.redis_fixture import RedisServer
 from tests.sessions.records import record
 from tests.support.upstream import EchoUpstream
+
+#: A test user (accounts.mjs) in MANY_GROUPS long-named groups, which the provider gives at
+#: userinfo only: too large a session for the cookie store.
+MANY_GROUPS_USER: Final = "many-groups"
+MANY_GROUPS: Final = 1500
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,3 +224,55 @@ async def test_session_cookie_copied_before_sign_out_is_refused_with_redis(
         assert resp.cookies[SESSION_COOKIE]["max-age"] == "0"
 
     assert_refused_session(await get(gate.url + PROTECTED_PATH, {SESSION_COOKIE: copy}))
+
+
+async def test_session_too_large_for_cookies_is_refused_naming_redis_and_nothing_is_kept(
+    gate: IdgateProcess, http: aiohttp.ClientSession, upstream: EchoUpstream
+) -> None:
+    """A user in 1,500 groups makes a session too large for the cookie store's 8 cookies: the
+    callback answers a 500 page naming the fix, with no credential in it or in the log, writes
+    no session cookie (only the spent state's deletion), and idgate goes on serving others."""
+    authorization = await authorize(http, gate, MANY_GROUPS_USER)
+    code = dict(parse_qsl(urlsplit(authorization.callback_url).query))["code"]
+
+    async with http.get(
+        authorization.callback_url, headers={"Accept": "text/html"}, allow_redirects=False
+    ) as resp:
+        page = await resp.text()
+        assert resp.status == 500
+        assert "Location" not in resp.headers
+        assert list(resp.cookies) == [authorization.state_cookie.key]
+        assert resp.cookies[authorization.state_cookie.key]["max-age"] == "0"
+    assert "more than the cookie store&#x27;s 8: use session.store: redis." in page
+    decision = await gate.wait_for_decision(CALLBACK_PATH)
+    assert decision["status"] == 500
+    for text in (page, gate.output()):
+        assert "Traceback" not in text
+        assert "eyJ" not in text, "a JWT (the ID token)"
+        assert code not in text
+        assert authorization.state_cookie.value not in text
+        assert "sg-contoso-app-" not in text, "a group claim"
+    assert [cookie.key for cookie in http.cookie_jar if cookie.key.startswith(SESSION_COOKIE)] == []
+    assert upstream.calls == 0
+
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as other_browser:
+        alice = await sign_in(other_browser, gate, "alice")
+    answer = await get(gate.url + PROTECTED_PATH, {SESSION_COOKIE: alice})
+    assert answer.status == 200
+    assert answer.body["headers"]["x-authenticated-user"] == "alice"
+
+
+@pytest.mark.parametrize("store", ["redis"], indirect=True)
+async def test_session_too_large_for_cookies_signs_in_with_redis(
+    gate: IdgateProcess, http: aiohttp.ClientSession
+) -> None:
+    """The same user signs in with the Redis store: the cookie holds only a ticket, and the
+    session it opens has all 1,500 groups."""
+    ticket = await sign_in(http, gate, MANY_GROUPS_USER)
+
+    answer = await get(f"{gate.url}/oauth2/userinfo", {SESSION_COOKIE: ticket})
+
+    assert answer.status == 200
+    assert answer.body["user"] == MANY_GROUPS_USER
+    assert answer.body["source"] == "session"
+    assert len(answer.body["groups"]) == MANY_GROUPS

@@ -7,12 +7,29 @@ export const ACR_PASSWORD = 'urn:idgate:test:password';
 export const ACR_MFA = 'urn:idgate:test:mfa';
 export const USER_GRANT = 'urn:idgate:test:user';
 const API_SCOPE = 'api:read api:write';
+/** As an Entra ID / AD user in many groups would be: 1,500 long-named groups. */
+const MANY_GROUPS = Array.from(
+  { length: 1500 },
+  (_, index) => `sg-contoso-app-${String(index).padStart(4, '0')}-readers`,
+);
 
 export const USERS = new Map([
   ['alice', { email: 'alice@example.com', groups: ['engineering', 'admins'], username: 'alice.l' }],
   ['bob', { email: 'bob@example.com', groups: ['engineering'], username: 'bob.b' }],
   // carol has no groups: her tokens carry no `groups` claim at all, as with most real providers.
   ['carol', { email: 'carol@example.org', groups: [], username: 'carol.c' }],
+  // many-groups's groups are served at userinfo only, as providers that keep groups out of tokens
+  // do (an ID token carrying them would be past idgate's 16 KiB token bound): they make a session
+  // too large for the cookie store's 8 cookies.
+  [
+    'many-groups',
+    {
+      email: 'many-groups@example.com',
+      groups: MANY_GROUPS,
+      username: 'many-groups.m',
+      groupsAtUserinfoOnly: true,
+    },
+  ],
 ]);
 
 /** client_credentials clients; `claims` are added to every access token issued to them. */
@@ -24,9 +41,11 @@ export const SERVICES = new Map([
 /** The only client allowed the test-user grant, so no real client can mint user tokens. */
 export const MINTER = { client_id: 'e2e-minter', client_secret: 'e2e-minter-secret' };
 
-export function userClaims(username) {
-  const { email, groups } = USERS.get(username);
-  return { email, email_verified: true, ...(groups.length > 0 && { groups }) };
+/** A user's claims for `use`: "userinfo", "id_token" (oidc-provider's names) or "access_token". */
+export function userClaims(username, use) {
+  const { email, groups, groupsAtUserinfoOnly } = USERS.get(username);
+  const withGroups = groups.length > 0 && (use === 'userinfo' || !groupsAtUserinfoOnly);
+  return { email, email_verified: true, ...(withGroups && { groups }) };
 }
 
 /**
@@ -37,11 +56,16 @@ export function userClaims(username) {
 export async function findAccount(_ctx, sub) {
   if (!USERS.has(sub)) return undefined;
   const preferred_username = USERS.get(sub).username;
-  return { accountId: sub, claims: async () => ({ sub, preferred_username, ...userClaims(sub) }) };
+  return {
+    accountId: sub,
+    claims: async (use) => ({ sub, preferred_username, ...userClaims(sub, use) }),
+  };
 }
 
 export async function extraTokenClaims(_ctx, token) {
-  if (token.accountId) return USERS.has(token.accountId) ? userClaims(token.accountId) : undefined;
+  if (token.accountId) {
+    return USERS.has(token.accountId) ? userClaims(token.accountId, 'access_token') : undefined;
+  }
   return SERVICES.get(token.clientId)?.claims;
 }
 
