@@ -24,6 +24,7 @@ from proxy.reasons import TokenFailure
 from proxy.runtime import Runtime
 from proxy.sessions.login_state import InvalidLoginState
 from proxy.sessions.model import SignInOrigin
+from proxy.sessions.store import SessionTooLarge
 from proxy.stages.context import RequestContext
 from proxy.stages.limits import CALLBACK, enforce
 from proxy.stages.pages import NO_STORE
@@ -76,11 +77,16 @@ async def callback(request: web.Request, ctx: RequestContext) -> web.StreamRespo
         client=ctx.client_ip,
         user_agent=request.headers.get("User-Agent"),
     )
-    ctx.set_cookies.extend(
-        await runtime.sessions.create(
+    try:
+        cookies = await runtime.sessions.create(
             claims, tokens, request.cookies, sign_in=sign_in, origin=origin
         )
-    )
+    except SessionTooLarge as error:
+        # The user's page names the fix; so must the log, or the operator sees only a 500.
+        metrics.logins.labels(result="session_too_large").inc()
+        _log.warning("sign-in refused: %s", error)
+        raise
+    ctx.set_cookies.extend(cookies)
     metrics.logins.labels(result="success").inc()
     # Named in the decision line: who signed in (create has refused a sign-in naming no one).
     ctx.principal = principal_from_claims(

@@ -230,8 +230,9 @@ async def test_session_too_large_for_cookies_is_refused_naming_redis_and_nothing
     gate: IdgateProcess, http: aiohttp.ClientSession, upstream: EchoUpstream
 ) -> None:
     """A user in 1,500 groups makes a session too large for the cookie store's 8 cookies: the
-    callback answers a 500 page naming the fix, with no credential in it or in the log, writes
-    no session cookie (only the spent state's deletion), and idgate goes on serving others."""
+    callback answers a 500 page naming the fix, logs and counts it for the operator, with no
+    credential in the page or the log, writes no session cookie (only the spent state's
+    deletion), and idgate goes on serving others."""
     authorization = await authorize(http, gate, MANY_GROUPS_USER)
     code = dict(parse_qsl(urlsplit(authorization.callback_url).query))["code"]
 
@@ -246,6 +247,9 @@ async def test_session_too_large_for_cookies_is_refused_naming_redis_and_nothing
     assert "more than the cookie store&#x27;s 8: use session.store: redis." in page
     decision = await gate.wait_for_decision(CALLBACK_PATH)
     assert decision["status"] == 500
+    assert "sign-in refused: " in gate.output()
+    assert "use session.store: redis" in gate.output()
+    assert await gate.metric("idgate_logins_total", result="session_too_large") == 1
     for text in (page, gate.output()):
         assert "Traceback" not in text
         assert "eyJ" not in text, "a JWT (the ID token)"
