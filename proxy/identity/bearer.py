@@ -125,7 +125,7 @@ class BearerVerifier:
             raise
         if parsed is not None:
             # An opaque token's answer is cached by its issuer, no longer than it may be reused.
-            self._cache.put(cache_key, principal)
+            principal = self._cache.put(cache_key, principal)
         self._count("valid", "ok", issuer.name)
         return principal
 
