@@ -31,7 +31,7 @@ def principal(
 
 def parsed_claims(subject: str) -> dict[str, Any]:
     """Claims as each token's JSON parse makes them: equal strings, each its own object."""
-    return json.loads(
+    parsed: dict[str, Any] = json.loads(
         json.dumps(
             {
                 "iss": "https://login.example.com",
@@ -42,6 +42,7 @@ def parsed_claims(subject: str) -> dict[str, Any]:
             }
         )
     )
+    return parsed
 
 
 def test_an_identity_is_served_until_it_expires_and_then_dropped() -> None:
