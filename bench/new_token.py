@@ -1,11 +1,11 @@
 """In-process cost of a bearer token idgate has never seen against one it has cached.
 
 `python -m bench.new_token [--tokens N] [--rounds R] [--stages]`: builds idgate's runtime from
-the benchmark's config (its JWKS served by an aiohttp app on 127.0.0.1 port 0), mints N distinct
-tokens, then times what a request with a token costs before forwarding: identify (verify or
-cache), the policy, and the identity headers with the signed assertion. Once over N new tokens,
-once over one token N times; prints CPU µs per request (process time, so other
-programs on the machine do not count) for both and the difference, the best of R rounds.
+the benchmark's config (`bench/in_process.py`), mints N distinct tokens, then times what a
+request with a token costs before forwarding: identify (verify or cache), the policy, and the
+identity headers with the signed assertion. Once over N new tokens, once over one token N times;
+prints CPU µs per request (process time, so other programs on the machine do not count) for both
+and the difference, the best of R rounds.
 Everything runs with the real verifier, signer and policy code; no sockets on the timed path.
 
 `--stages` also prints each stage's share, new against cached (wall time per stage, so run it
@@ -18,68 +18,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from itertools import pairwise
+from dataclasses import dataclass
 from typing import Final
 
-from aiohttp import ClientSession, web
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from prometheus_client import CollectorRegistry
 
-from bench import idgate
+from bench.in_process import STAGES, StageClock, benchmark_runtime, request
 from bench.tokens import Issuer
-from proxy.config.load import parse_settings
-from proxy.forward.identity_headers import identity_headers
-from proxy.observability.metrics import Metrics
-from proxy.policy.decision import Outcome
-from proxy.policy.evaluate import evaluate
-from proxy.runtime import Runtime, build_runtime
+from proxy.runtime import Runtime
 
-STAGES: Final = ("route match", "identify", "policy", "identity headers")
 _OPERATIONS: Final = 2_000
 
 
-@dataclass(slots=True)
-class _StageClock:
-    """Wall nanoseconds spent in each stage, summed over requests."""
-
-    spent: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAGES, 0))
-    requests: int = 0
-
-    def per_request_us(self) -> dict[str, float]:
-        return {stage: ns / self.requests / 1e3 for stage, ns in self.spent.items()}
-
-
-async def _request(runtime: Runtime, token: str, clock: _StageClock | None = None) -> None:
-    """What idgate does for a bearer request to the benchmark route before forwarding it;
-    with `clock`, each stage's wall time added to it."""
-    now = time.perf_counter_ns
-    started = now()
-    route = runtime.routes.match(host="127.0.0.1", path="/bench/x", method="GET")
-    assert route is not None
-    matched = now()
-    principal = await runtime.verifier.verify(token, accepted=route.issuers)
-    identified = now()
-    if evaluate(route, principal).outcome is not Outcome.ALLOW:
-        raise SystemExit("the benchmark token was refused: the numbers would mean nothing")
-    decided = now()
-    identity_headers(principal, route, runtime.signer)
-    if clock is not None:
-        marks = (started, matched, identified, decided, now())
-        for stage, (start, end) in zip(STAGES, pairwise(marks), strict=True):
-            clock.spent[stage] += end - start
-        clock.requests += 1
-
-
-async def _timed(runtime: Runtime, tokens: Sequence[str], clock: _StageClock) -> float:
+async def _timed(runtime: Runtime, tokens: Sequence[str], clock: StageClock) -> float:
     started = time.process_time()
     for token in tokens:
-        await _request(runtime, token, clock)
+        await request(runtime, token, clock)
     return (time.process_time() - started) / len(tokens) * 1e6
 
 
@@ -96,46 +54,17 @@ class Costs:
 
 async def measure(count: int, rounds: int) -> Costs:
     """New against cached tokens, `rounds` rounds of `count` requests each."""
-    # The issuer's URL holds the port, so the JWKS is filled in once the app listens.
-    jwks: dict[str, object] = {}
-
-    async def serve_jwks(_: web.Request) -> web.Response:
-        return web.json_response(jwks)
-
-    issuer_app = web.Application()
-    issuer_app.router.add_get("/jwks.json", serve_jwks)
-    runner = web.AppRunner(issuer_app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    issuer = Issuer(issuer=f"http://127.0.0.1:{port}", audience="https://api.bench.test")
-    jwks |= issuer.jwks()
-    document = idgate.document(
-        port=0,
-        metrics_port=0,
-        issuer=issuer.issuer,
-        audience=issuer.audience,
-        upstream="http://127.0.0.1:9",
-        route_count=10,
-    )
-    settings = parse_settings(document, {idgate.SECRET_VARIABLE: secrets.token_urlsafe(32)})
-    tokens = issuer.mint_many(count * rounds, prefix="new", processes=2)
-    same = [issuer.token("cached-user")] * count
     new_costs: list[float] = []
     cached_costs: list[float] = []
-    new_clock, cached_clock = _StageClock(), _StageClock()
-    try:
-        async with ClientSession() as http:
-            metrics = Metrics(CollectorRegistry())
-            runtime = await build_runtime(settings, http=http, metrics=metrics)
-            await _request(runtime, same[0])
-            for index in range(rounds):
-                batch = tokens[index * count : (index + 1) * count]
-                new_costs.append(await _timed(runtime, batch, new_clock))
-                cached_costs.append(await _timed(runtime, same, cached_clock))
-    finally:
-        await runner.cleanup()
+    new_clock, cached_clock = StageClock(), StageClock()
+    async with benchmark_runtime() as (runtime, issuer):
+        tokens = issuer.mint_many(count * rounds, prefix="new", processes=2)
+        same = [issuer.token("cached-user")] * count
+        await request(runtime, same[0])
+        for index in range(rounds):
+            batch = tokens[index * count : (index + 1) * count]
+            new_costs.append(await _timed(runtime, batch, new_clock))
+            cached_costs.append(await _timed(runtime, same, cached_clock))
     return Costs(
         new=min(new_costs),
         cached=min(cached_costs),

@@ -33,7 +33,6 @@ from proxy.sessions.cookie_store import CookieStore
 from proxy.sessions.cookies import CookieJar
 from proxy.sessions.login_state import LoginStates
 from proxy.sessions.manager import SessionManager
-from proxy.sessions.redis_store import RedisStore
 from proxy.sessions.revocation_list import RevocationList, start_revocation_list
 from proxy.sessions.store import SessionStore, StoreUnavailable
 
@@ -214,6 +213,9 @@ def build_store(
     session = settings.session
     if session.store is SessionStoreKind.REDIS:
         assert session.redis is not None  # the config loader requires it with store: redis
+        # redis-py only when the config names a Redis (proxy/sessions/redis_client.py says why).
+        from proxy.sessions.redis_store import RedisStore  # noqa: PLC0415
+
         return RedisStore(session.redis, cookie_name=cookies.session_name, revocations=revocations)
     return CookieStore(
         session.secrets,

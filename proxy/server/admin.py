@@ -21,7 +21,7 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -29,12 +29,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from proxy.config.model import Secret
 from proxy.keyderive import derive_key
 from proxy.observability.decision_log import log_decision
+from proxy.sessions.cookie_store import CookieStore
 from proxy.sessions.model import is_handle
-from proxy.sessions.redis_store import RedisStore
 from proxy.sessions.revocation_list import RevocationList
 from proxy.sessions.revocations import MAX_VALUE_CHARS, Revocation, RevocationKind
-from proxy.sessions.session_index import IndexedSession, SessionIndex
 from proxy.sessions.store import SessionStore, StoreUnavailable
+
+if TYPE_CHECKING:
+    from proxy.sessions.session_index import IndexedSession, SessionIndex
 
 PATH: Final = "/admin/revocations"
 SESSIONS_PATH: Final = "/admin/sessions"
@@ -56,6 +58,11 @@ def admin_token(secret: Secret) -> str:
 
 def session_index_of(store: SessionStore) -> SessionIndex | None:
     """The index a store keeps of its sessions: the Redis store's; the cookie store has none."""
+    if isinstance(store, CookieStore):
+        return None
+    # redis-py only when the config names a Redis (proxy/sessions/redis_client.py says why).
+    from proxy.sessions.redis_store import RedisStore  # noqa: PLC0415
+
     return store.index if isinstance(store, RedisStore) else None
 
 

@@ -17,12 +17,15 @@ from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proxy.config.load import ConfigError, load_settings
-from proxy.config.model import Secret, Settings
+from proxy.config.model import Secret, SessionStoreKind, Settings
 from proxy.sessions.revocation_list import RevocationList, start_revocation_list
-from proxy.sessions.session_index import SessionIndex, session_index_for
 from proxy.sessions.store import StoreUnavailable
+
+if TYPE_CHECKING:
+    from proxy.sessions.session_index import SessionIndex
 
 _log = logging.getLogger("idgate.config")
 
@@ -49,7 +52,12 @@ async def open_admin_state(settings: Settings, previous: AdminState | None = Non
             settings, None if previous is None else previous.revocations
         )
         building.push_async_callback(revocations.close)
-        index = await building.enter_async_context(session_index_for(settings.session))
+        index = None
+        if settings.session.store is SessionStoreKind.REDIS:
+            # redis-py only when the config names a Redis (proxy/sessions/redis_client.py says why).
+            from proxy.sessions.session_index import session_index_for  # noqa: PLC0415
+
+            index = await building.enter_async_context(session_index_for(settings.session))
         resources = building.pop_all()
     return AdminState(settings=settings, revocations=revocations, index=index, resources=resources)
 

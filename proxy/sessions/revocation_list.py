@@ -24,7 +24,6 @@ from typing import Final, Protocol
 from proxy.config.model import Settings
 from proxy.sessions.model import SessionRecord
 from proxy.sessions.revocation_log import ENV, RevocationFileLog
-from proxy.sessions.revocation_redis import RevocationRedisLog
 from proxy.sessions.revocations import Revocation, RevocationKind, Revocations
 from proxy.sessions.store import StoreUnavailable
 
@@ -175,6 +174,9 @@ def build_revocation_list(
     hold = max(settings.session.lifetime_seconds, MIN_HOLD_SECONDS)
     redis = settings.session.redis
     if redis is not None:
+        # redis-py only when the config names a Redis (proxy/sessions/redis_client.py says why).
+        from proxy.sessions.revocation_redis import RevocationRedisLog  # noqa: PLC0415
+
         return RevocationList(RevocationRedisLog(redis), hold_seconds=hold, source=redis)
     if environ.get(ENV):
         path = Path(environ[ENV])

@@ -713,6 +713,26 @@ async def test_a_cached_token_is_not_verified_again_until_it_expires(world: Make
     )
 
 
+async def test_the_identities_of_cached_tokens_share_their_equal_values(
+    world: MakeWorld,
+) -> None:
+    """Two users' tokens, verified against the issuer's served keys, become identities whose
+    equal claim strings and groups are one object, each still with its own claims; a cache hit
+    returns the very identity the first use returned."""
+    w = await world()
+    alice_token, bob_token = (KEY.sign(claims(sub=user)) for user in ("alice", "bob"))
+
+    alice = await w.verifier.verify(alice_token)
+    bob = await w.verifier.verify(bob_token)
+
+    assert (alice.user, bob.user) == ("alice", "bob")
+    assert bob.groups == frozenset({"eng", "ops"})
+    assert bob.groups is alice.groups
+    assert bob.claims["iss"] is alice.claims["iss"]
+    assert bob.claims["groups"] == ["eng", "ops"]
+    assert await w.verifier.verify(bob_token) is bob
+
+
 async def test_failures_are_not_cached(world: MakeWorld) -> None:
     """A refused token is checked again in full every time it is presented."""
     w = await world()
