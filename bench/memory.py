@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from bench.in_process import benchmark_runtime, identify, request
+from bench.procfs import parse_rss_bytes
 
 _MIB: Final = 1024 * 1024
 #: Packages a worker may load only for some configs.
@@ -35,15 +36,9 @@ print(*[name for name in {_OPTIONAL!r} if name in sys.modules])
 """
 
 
-def _rss_bytes(status: str) -> int:
-    """VmRSS of a /proc/<pid>/status text (proc(5): in kB)."""
-    line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
-    return int(line.split()[1]) * 1024
-
-
 def _own_rss() -> int:
     gc.collect()
-    return _rss_bytes(Path("/proc/self/status").read_text())
+    return parse_rss_bytes(Path("/proc/self/status").read_text())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,7 +61,7 @@ def worker_imports() -> tuple[int, tuple[str, ...]]:
         timeout=60,
     )
     status, _, loaded = result.stdout.rpartition("\n\n")
-    return _rss_bytes(status), tuple(loaded.split())
+    return parse_rss_bytes(status), tuple(loaded.split())
 
 
 async def measure(count: int) -> Footprint:
